@@ -1,0 +1,57 @@
+//! Errors a channel reports, split so the router knows whether to retry, fall back or give up.
+
+/// How the router should treat a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The channel may work later (network down, 5xx, timeout): fall back or queue in the outbox.
+    Transient,
+    /// Retrying will not help (bad credentials, rejected input, missing config): report it.
+    Permanent,
+    /// Credentials were refused: permanent, reported with its own exit code.
+    Auth,
+}
+
+/// A channel failure with a message that names the problem and, where possible, the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ChannelError {
+    /// Whether it is worth retrying.
+    pub kind: ErrorKind,
+    /// Human-readable description, never containing a secret.
+    pub message: String,
+}
+
+impl ChannelError {
+    /// A failure that may go away by itself.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Transient, message: message.into() }
+    }
+    /// A failure that retrying will not fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Permanent, message: message.into() }
+    }
+    /// Credentials refused.
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Auth, message: message.into() }
+    }
+    /// True when the router should try again later (or fall back to another channel).
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+    /// Prefixes the message with context, keeping the kind.
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        Self { kind: self.kind, message: format!("{what}: {}", self.message) }
+    }
+}
+
+impl From<std::io::Error> for ChannelError {
+    fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused | K::ConnectionReset | K::ConnectionAborted | K::TimedOut | K::Interrupted
+            | K::BrokenPipe | K::NotConnected | K::WouldBlock => Self::transient(e.to_string()),
+            _ => Self::permanent(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The channels `handoff` moves work through, behind one [`Channel`] trait.
+//!
+//! A channel is a config struct, a constructor and an implementation of [`Channel`], with a plain
+//! [`Capability`] value describing what it can carry (modelled on opendal's services). Each channel other
+//! than the bus lives behind a cargo feature; adding a channel is one new module plus its config.
+
+pub mod bus;
+pub mod error;
+pub mod local_files;
+pub mod names;
+pub mod parcel;
+pub mod pointer;
+
+pub use error::{ChannelError, ErrorKind};
+pub use parcel::{Parcel, ParcelKind, Receipt};
+pub use pointer::{Pointer, PointerItem};
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// How quickly a channel usually delivers, used by the router and shown by `doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyClass {
+    /// Delivered within seconds (bus, SMS).
+    Seconds,
+    /// Tens of seconds (git push and pull).
+    TensOfSeconds,
+    /// Bound by the payload size and the link (drive, droplet).
+    SizeBound,
+}
+
+/// What a channel can do: flags and limits, no behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capability {
+    /// Largest single item the channel accepts, in bytes (`None` = no limit of its own).
+    pub max_size: Option<u64>,
+    /// Usual delivery latency.
+    pub latency: LatencyClass,
+    /// Whether a machine can read from the channel at session start (bus, git) or only fetch pointed-to items.
+    pub can_receive: bool,
+    /// Accepts short inline text messages.
+    pub text: bool,
+    /// Accepts long-form documents.
+    pub documents: bool,
+    /// Accepts files (binary payloads).
+    pub files: bool,
+    /// Accepts one-line pages to a human.
+    pub pages: bool,
+    /// Holds items lastingly (drive, git) rather than for a while (droplet is pruned).
+    pub lasting: bool,
+}
+
+impl Capability {
+    /// Whether this channel takes a parcel of the given kind and size.
+    pub fn accepts(&self, kind: ParcelKind, size: u64) -> bool {
+        let kind_ok = match kind {
+            ParcelKind::Text => self.text,
+            ParcelKind::Document => self.documents,
+            ParcelKind::File => self.files,
+            ParcelKind::Page => self.pages,
+        };
+        kind_ok && self.max_size.is_none_or(|max| size <= max)
+    }
+}
+
+/// Result of a channel's health check: one line for `handoff doctor`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// What was checked, e.g. `bus reachable at https://bus.example.com`.
+    pub check: String,
+    /// Extra detail when the check passed (counts, versions).
+    pub detail: Option<String>,
+}
+
+/// A place `handoff` can deliver parcels to (and, for some, fetch them back from).
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// Short stable name used in config, `--via` and pointers: `bus`, `git`, `drive`, `droplet`, `sms`, `local`.
+    fn name(&self) -> &'static str;
+
+    /// What this channel can carry.
+    fn capability(&self) -> Capability;
+
+    /// Delivers one parcel. Must be idempotent for the same `parcel.key`: a retry after a lost response
+    /// must not create a second copy.
+    async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError>;
+
+    /// Downloads the item at `uri` (as written in a pointer by this channel) into `dest`, streaming.
+    async fn fetch(&self, uri: &str, dest: &std::path::Path) -> Result<u64, ChannelError> {
+        let _ = dest;
+        Err(ChannelError::permanent(format!("the {} channel cannot fetch {uri}", self.name())))
+    }
+
+    /// Checks that the channel is reachable and usable, without sending anything visible.
+    async fn health(&self) -> Result<Health, ChannelError>;
+}

@@ -1,0 +1,131 @@
+//! The embedded default's payload folder: files (and, until a git repo is configured, documents) copied
+//! into a local directory. Used when no drive or droplet is configured, and by tests.
+
+use crate::names::{safe_file_name, stays_inside};
+use crate::{Capability, Channel, ChannelError, Health, LatencyClass, Parcel, ParcelKind, Receipt};
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A local directory holding payloads.
+pub struct LocalFiles {
+    root: PathBuf,
+}
+
+impl LocalFiles {
+    /// Uses (and creates when needed) `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// The relative path a parcel is stored under: dated folder, key prefix, safe name. Unique per key.
+    pub fn relative_path(parcel: &Parcel) -> String {
+        let name = match (&parcel.file, parcel.kind) {
+            (Some(f), _) => safe_file_name(&f.name),
+            (None, _) => format!("{}.md", safe_file_name(parcel.title.as_deref().unwrap_or("document"))),
+        };
+        let day = &crate::bus::store::now_ts()[..10];
+        let key: String = parcel.key.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        format!("{day}/{key}-{name}")
+    }
+
+    fn resolve(&self, uri: &str) -> Result<PathBuf, ChannelError> {
+        let rel = uri.strip_prefix("local:").unwrap_or(uri);
+        if !stays_inside(rel) {
+            return Err(ChannelError::permanent(format!("refusing {uri:?}: it points outside the payload folder")));
+        }
+        Ok(self.root.join(rel))
+    }
+}
+
+/// Streams `src` into `dest` through a temporary name and an fsync, returning (bytes, sha256 hex).
+pub async fn copy_hashed(src: &Path, dest: &Path) -> Result<(u64, String), ChannelError> {
+    let dir = dest.parent().ok_or_else(|| ChannelError::permanent("destination has no parent"))?;
+    tokio::fs::create_dir_all(dir).await?;
+    let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
+    let result = async {
+        let mut input = tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
+        let mut out = tokio::fs::File::create(&tmp).await?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = input.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).await?;
+            total += n as u64;
+        }
+        out.sync_all().await?;
+        Ok::<_, ChannelError>((total, hex::encode(hasher.finalize())))
+    }
+    .await;
+    match result {
+        Ok(v) => {
+            tokio::fs::rename(&tmp, dest).await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e)
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for LocalFiles {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+    fn capability(&self) -> Capability {
+        Capability {
+            max_size: None,
+            latency: LatencyClass::SizeBound,
+            can_receive: false,
+            text: false,
+            documents: true,
+            files: true,
+            pages: false,
+            lasting: true,
+        }
+    }
+    async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+        let rel = Self::relative_path(parcel);
+        let dest = self.root.join(&rel);
+        match (parcel.kind, &parcel.file) {
+            (ParcelKind::File, Some(f)) => {
+                let (size, sha) = copy_hashed(&f.path, &dest).await?;
+                if sha != f.sha256 || size != f.size {
+                    let _ = tokio::fs::remove_file(&dest).await;
+                    return Err(ChannelError::permanent(format!("{} changed while it was being sent", f.path.display())));
+                }
+            }
+            (ParcelKind::Document, _) => {
+                tokio::fs::create_dir_all(dest.parent().expect("dated dir")).await?;
+                let tmp = dest.with_extension("md.part");
+                tokio::fs::write(&tmp, parcel.body.as_bytes()).await?;
+                tokio::fs::File::open(&tmp).await?.sync_all().await?;
+                tokio::fs::rename(&tmp, &dest).await?;
+            }
+            (kind, _) => return Err(ChannelError::permanent(format!("the local folder does not take {kind:?}"))),
+        }
+        Ok(Receipt { channel: "local".into(), uri: Some(format!("local:{rel}")), message_id: None, detail: None })
+    }
+    async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
+        let src = self.resolve(uri)?;
+        if !src.exists() {
+            return Err(ChannelError::permanent(format!("{uri} is not in the local payload folder {}", self.root.display())));
+        }
+        Ok(copy_hashed(&src, dest).await?.0)
+    }
+    async fn health(&self) -> Result<Health, ChannelError> {
+        tokio::fs::create_dir_all(&self.root).await?;
+        let probe = self.root.join(format!(".probe-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&probe, b"ok").await?;
+        tokio::fs::remove_file(&probe).await?;
+        Ok(Health { check: format!("payload folder {} writable", self.root.display()), detail: None })
+    }
+}

