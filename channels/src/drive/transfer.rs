@@ -1,0 +1,192 @@
+//! Streaming transfers through opendal: upload with sha256 computed on the way, download into a file.
+//! Memory stays flat: the file is read in fixed chunks and the writer holds at most `CONCURRENT` parts.
+
+use super::services::OpendalPlan;
+use crate::{ChannelError, ProgressBar};
+use futures::StreamExt;
+use opendal::Operator;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Size of the parts handed to the writer (S3's multipart minimum is 5 MiB).
+const PART: usize = 8 << 20;
+/// Parts in flight at once.
+const CONCURRENT: usize = 4;
+/// Read size from the local file.
+const READ: usize = 1 << 20;
+
+/// Builds the operator for a plan.
+pub fn operator(plan: &OpendalPlan) -> Result<Operator, ChannelError> {
+    opendal::init_default_registry();
+    let op = Operator::via_iter(plan.scheme, plan.options.0.iter().cloned()).map_err(|e| {
+        ChannelError::permanent(format!(
+            "cannot set up opendal's {} service: {}",
+            plan.scheme,
+            e.message()
+        ))
+    })?;
+    Ok(op
+        .layer(
+            opendal::layers::RetryLayer::new()
+                .with_max_times(4)
+                .with_jitter(),
+        )
+        .layer(
+            opendal::layers::TimeoutLayer::new()
+                .with_timeout(Duration::from_secs(120))
+                .with_io_timeout(Duration::from_secs(120)),
+        ))
+}
+
+/// Maps an opendal error to a channel error (never includes config values).
+pub fn map_err(what: &str, e: opendal::Error) -> ChannelError {
+    use opendal::ErrorKind as K;
+    let msg = format!("{what}: {} ({})", e.kind(), e.message());
+    match e.kind() {
+        K::PermissionDenied => ChannelError::auth(msg),
+        K::RateLimited => ChannelError::transient(msg),
+        _ if e.is_temporary() => ChannelError::transient(msg),
+        K::Unexpected if looks_like_network(&e) => ChannelError::transient(msg),
+        _ => ChannelError::permanent(msg),
+    }
+}
+
+fn looks_like_network(e: &opendal::Error) -> bool {
+    let s = format!("{e:?}").to_ascii_lowercase();
+    [
+        "connection refused",
+        "connection reset",
+        "timed out",
+        "dns error",
+        "error sending request",
+        "broken pipe",
+        "connect",
+    ]
+    .iter()
+    .any(|n| s.contains(n))
+}
+
+/// Size of `path`, or `None` when it does not exist.
+pub async fn stat(op: &Operator, path: &str) -> Result<Option<u64>, ChannelError> {
+    match op.stat(path).await {
+        Ok(m) => Ok(Some(m.content_length())),
+        Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(map_err(&format!("checking {path}"), e)),
+    }
+}
+
+/// Streams `src` to `path`, hashing it. When the content does not match `expected` (size, sha256) the
+/// write is aborted, so nothing is committed. When `via_temp` is set the object is written under a temporary
+/// name in the same folder and renamed at the end (for stores where a write is visible while in progress).
+pub async fn upload(
+    op: &Operator,
+    src: &Path,
+    path: &str,
+    expected: (u64, &str),
+    via_temp: bool,
+    bar: &dyn ProgressBar,
+) -> Result<u64, ChannelError> {
+    let write_path = if via_temp {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let tmp = format!(".{name}.{}.part", uuid::Uuid::new_v4().simple());
+        if dir.is_empty() {
+            tmp
+        } else {
+            format!("{dir}/{tmp}")
+        }
+    } else {
+        path.to_string()
+    };
+    if let Some((dir, _)) = path.rsplit_once('/')
+        && op.info().full_capability().create_dir
+    {
+        op.create_dir(&format!("{dir}/"))
+            .await
+            .map_err(|e| map_err(&format!("creating {dir}"), e))?;
+    }
+    let mut writer = op
+        .writer_with(&write_path)
+        .chunk(PART)
+        .concurrent(CONCURRENT)
+        .await
+        .map_err(|e| map_err(&format!("starting the upload of {path}"), e))?;
+    let mut input = tokio::fs::File::open(src)
+        .await
+        .map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let result: Result<(), ChannelError> = async {
+        loop {
+            let mut buf = vec![0u8; READ];
+            let n = input.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            hasher.update(&buf);
+            total += n as u64;
+            writer
+                .write(buf)
+                .await
+                .map_err(|e| map_err(&format!("uploading {path}"), e))?;
+            bar.advance(n as u64);
+        }
+        Ok(())
+    }
+    .await;
+    let sha = hex::encode(hasher.finalize());
+    if let Err(e) = result {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    if total != expected.0 || sha != expected.1 {
+        let _ = writer.abort().await;
+        if via_temp {
+            let _ = op.delete(&write_path).await;
+        }
+        return Err(ChannelError::permanent(format!(
+            "{} changed while it was being sent; send it again",
+            src.display()
+        )));
+    }
+    writer
+        .close()
+        .await
+        .map_err(|e| map_err(&format!("finishing the upload of {path}"), e))?;
+    if via_temp && let Err(e) = op.rename(&write_path, path).await {
+        let _ = op.delete(&write_path).await;
+        return Err(map_err(&format!("renaming the upload to {path}"), e));
+    }
+    Ok(total)
+}
+
+/// Streams `path` into `dest` (a file this function creates). Returns bytes written.
+pub async fn download(
+    op: &Operator,
+    path: &str,
+    dest: &Path,
+    bar: &dyn ProgressBar,
+) -> Result<u64, ChannelError> {
+    let reader = op
+        .reader_with(path)
+        .chunk(PART)
+        .concurrent(CONCURRENT)
+        .await
+        .map_err(|e| map_err(&format!("opening {path}"), e))?;
+    let mut stream = reader
+        .into_bytes_stream(..)
+        .await
+        .map_err(|e| map_err(&format!("reading {path}"), e))?;
+    let mut out = tokio::fs::File::create(dest).await?;
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ChannelError::transient(format!("reading {path}: {e}")))?;
+        out.write_all(&chunk).await?;
+        total += chunk.len() as u64;
+        bar.advance(chunk.len() as u64);
+    }
+    out.sync_all().await?;
+    Ok(total)
+}
