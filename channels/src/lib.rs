@@ -5,12 +5,22 @@
 //! than the bus lives behind a cargo feature; adding a channel is one new module plus its config.
 
 pub mod bus;
+pub mod context;
+#[cfg(feature = "drive")]
+pub mod drive;
+#[cfg(feature = "droplet")]
+pub mod droplet;
 pub mod error;
+#[cfg(feature = "git")]
+pub mod git;
+#[cfg(feature = "sms")]
+pub mod sms;
 pub mod local_files;
 pub mod names;
 pub mod parcel;
 pub mod pointer;
 
+pub use context::{Context, Incoming, NoProgress, ProgressBar, ProgressSink, SyncReport};
 pub use error::{ChannelError, ErrorKind};
 pub use parcel::{Parcel, ParcelKind, Receipt};
 pub use pointer::{Pointer, PointerItem};
@@ -90,6 +100,13 @@ pub trait Channel: Send + Sync {
     async fn fetch(&self, uri: &str, dest: &std::path::Path) -> Result<u64, ChannelError> {
         let _ = dest;
         Err(ChannelError::permanent(format!("the {} channel cannot fetch {uri}", self.name())))
+    }
+
+    /// For channels read at session start (git): what is new since `cursor` (a string this channel chose
+    /// last time), and the cursor to store for next time. Others report nothing.
+    async fn sync(&self, cursor: Option<&str>) -> Result<SyncReport, ChannelError> {
+        let _ = cursor;
+        Ok(SyncReport::default())
     }
 
     /// Checks that the channel is reachable and usable, without sending anything visible.

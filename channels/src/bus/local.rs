@@ -38,7 +38,7 @@ impl LocalBus {
 /// Maps a store error to a channel error: database trouble (locked, I/O) is transient.
 pub fn store_error(e: StoreError) -> ChannelError {
     match e {
-        StoreError::Db(_) => ChannelError::transient(e.to_string()),
+        StoreError::Db(_) | StoreError::Unavailable(_) => ChannelError::transient(e.to_string()),
         other => ChannelError::permanent(other.to_string()),
     }
 }

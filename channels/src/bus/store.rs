@@ -33,6 +33,9 @@ pub enum StoreError {
     /// The database failed (500/503).
     #[error("bus store: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The storage backend is unreachable or stopped (503).
+    #[error("bus store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The bus store on one SQLite connection.

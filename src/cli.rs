@@ -1,0 +1,162 @@
+//! The command line (clap definitions). Every command's `--help` carries an example.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Hand work between AI coding-agent sessions on different machines.
+#[derive(Debug, Parser)]
+#[command(name = "handoff", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Config file (default: the platform config dir's handoff/config.toml).
+    #[arg(long, global = true, env = "HANDOFF_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// This machine's name (default: `machine` from the config, else the short hostname).
+    #[arg(long, global = true, env = "HANDOFF_MACHINE", value_name = "NAME")]
+    pub machine: Option<String>,
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log to stderr (-v info, -vv debug); RUST_LOG works too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Exit codes, shown in `--help`.
+pub const EXIT_CODES: &str = "Exit codes: 0 ok · 1 failure · 2 usage · 65 input refused · 69 channel refused · 75 queued in the outbox (delivered by the next run or `handoff flush`) · 77 credentials refused · 78 config error";
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a message, a document or files (end of a session).
+    #[command(after_help = "Examples:\n  handoff send --to mac-studio \"tests pass; PR ready for review\"\n  handoff send --doc notes.md --title \"Session recap\"\n  handoff send --file screenshot.png --file trace.json \"the crash, see trace\"\n  git diff | handoff send - --to any --tag diff\n  handoff send --urgent \"prod deploy is stuck\"\n  handoff send --dry-run --file big.iso")]
+    Send(SendArgs),
+    /// Pick up what other sessions left for this machine (start of a session).
+    #[command(after_help = "Examples:\n  handoff sync\n  handoff sync --fetch --format json\n  handoff sync --format claude-hook   # in a Claude Code SessionStart hook")]
+    Sync(SyncArgs),
+    /// Download what a pointer message points to and verify its sha256.
+    #[command(after_help = "Examples:\n  handoff fetch 42\n  handoff fetch 42 --out ~/Downloads --force")]
+    Fetch(FetchArgs),
+    /// Deliver what the outbox holds.
+    #[command(after_help = "Example:\n  handoff flush")]
+    Flush,
+    /// Check this machine's setup, one line per check.
+    #[command(after_help = "Example:\n  handoff doctor")]
+    Doctor(DoctorArgs),
+    /// Run or manage the bus server.
+    #[command(subcommand)]
+    Bus(BusCommand),
+}
+
+/// `handoff send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The message text, `-` to read stdin; with --doc, a markdown file (or `-`).
+    pub text: Option<String>,
+    /// Recipient machine, or `any` for every machine.
+    #[arg(long, default_value = "any", value_name = "NAME")]
+    pub to: String,
+    /// A file to send (repeatable).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Send the text as a long-form document (git).
+    #[arg(long)]
+    pub doc: bool,
+    /// Title of the document or summary of the handoff.
+    #[arg(long, value_name = "T")]
+    pub title: Option<String>,
+    /// Page a human by SMS after the bus message.
+    #[arg(long)]
+    pub urgent: bool,
+    /// Files need a lasting copy (drive) rather than the droplet.
+    #[arg(long)]
+    pub keep: bool,
+    /// A tag for the bus message (repeatable).
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// Force one channel: bus, git, drive, droplet, local.
+    #[arg(long, value_name = "CHANNEL")]
+    pub via: Option<String>,
+    /// Print the plan without sending anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Output format of `sync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncFormat {
+    /// For people.
+    Text,
+    /// Machine-readable.
+    Json,
+    /// The JSON a Claude Code SessionStart hook injects as context.
+    ClaudeHook,
+}
+
+/// `handoff sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Also download what new pointers point to.
+    #[arg(long)]
+    pub fetch: bool,
+    /// Output format (`--json` is the same as `--format json`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: SyncFormat,
+    /// Where `--fetch` puts downloads (default: the data dir's inbox).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `handoff fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// A bus message id, or a pointer body (the `handoff-pointer/v1 {...}` line).
+    pub target: String,
+    /// Directory to write into (default: current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `handoff doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+/// `handoff bus ...`.
+#[derive(Debug, Subcommand)]
+pub enum BusCommand {
+    /// Run the bus server (a drop-in for the original Flask bus). The password comes from BUS_PASS or the env file.
+    #[command(after_help = "Examples:\n  BUS_PASS=... handoff bus serve --listen 127.0.0.1:8765\n  handoff bus serve --env-file ~/.secrets/claude-bus.env --data /var/lib/handoff-bus")]
+    Serve(ServeArgs),
+    /// Load the original bus's JSON-lines data file into the embedded store.
+    #[command(after_help = "Example:\n  handoff bus import /opt/claude-bus/bus.jsonl --data /var/lib/handoff-bus")]
+    Import(ImportArgs),
+}
+
+/// `handoff bus serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
+    pub listen: String,
+    /// Data directory (default: the platform data dir's `bus/`).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Env file with BUS_USER / BUS_PASS (default: ~/.secrets/claude-bus.env when present).
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+}
+
+/// `handoff bus import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The original bus's data file (one JSON message per line).
+    pub file: PathBuf,
+    /// Data directory of the server to import into (default as for `bus serve`).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}

@@ -1,0 +1,65 @@
+//! One module per command; shared set-up in [`Session`].
+
+pub mod bus;
+pub mod doctor;
+pub mod fetch;
+pub mod flush;
+pub mod send;
+pub mod sync;
+
+use crate::config::Settings;
+use crate::executor::JobReport;
+use crate::outbox::Outbox;
+use crate::registry::Registry;
+use handoff_channels::Context;
+
+/// What a command that talks to channels needs.
+pub struct Session {
+    /// Resolved settings.
+    pub settings: Settings,
+    /// The channels.
+    pub reg: Registry,
+    /// The outbox.
+    pub outbox: Outbox,
+}
+
+impl Session {
+    /// Builds the channels for `settings`.
+    pub fn open(settings: Settings) -> anyhow::Result<Self> {
+        let ctx = Context { machine: settings.machine.clone(), data_dir: settings.dirs.data.clone(), progress: crate::progress::sink() };
+        let reg = Registry::build(&settings, ctx)?;
+        let outbox = Outbox::new(&settings.dirs.data);
+        Ok(Self { settings, reg, outbox })
+    }
+
+    /// Delivers what earlier runs left in the outbox (every network command starts with this).
+    pub async fn flush_outbox(&self) -> anyhow::Result<Vec<JobReport>> {
+        crate::executor::flush(&self.reg, &self.outbox).await
+    }
+}
+
+/// One line per job report, for people.
+pub fn describe_report(r: &JobReport) -> String {
+    let mut out = String::new();
+    for s in &r.steps {
+        let where_ = s
+            .receipt
+            .as_ref()
+            .map(|rc| {
+                let mut w = rc.channel.clone();
+                if let Some(id) = &rc.message_id {
+                    w.push_str(&format!(" msg {id}"));
+                }
+                if let Some(u) = &rc.uri {
+                    w.push_str(&format!(" {u}"));
+                }
+                w
+            })
+            .unwrap_or_default();
+        match s.status {
+            "delivered" => out.push_str(&format!("  ✓ {} {}: {}\n", s.step, s.what, where_)),
+            st => out.push_str(&format!("  ✗ {} {}: {st}: {}\n", s.step, s.what, s.error.as_deref().unwrap_or(""))),
+        }
+    }
+    out
+}

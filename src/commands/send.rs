@@ -1,0 +1,128 @@
+//! `handoff send`: plan, write the job to the outbox, deliver it, report.
+
+use super::{Session, describe_report};
+use crate::cli::SendArgs;
+use crate::config::Settings;
+use crate::executor::{job_for, run_job};
+use crate::exit;
+use crate::router::{FileInfo, RouteContext, SendRequest, plan};
+use anyhow::Context as _;
+use std::io::Read;
+use std::path::Path;
+
+/// Largest text read from stdin or a --doc file (documents are for prose, not payloads).
+const MAX_TEXT: u64 = 16 * 1024 * 1024;
+
+/// Builds the request from the command line (reads stdin / the document file, measures files).
+pub fn request_from_args(a: &SendArgs) -> anyhow::Result<SendRequest> {
+    let text = match a.text.as_deref() {
+        None => None,
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin().take(MAX_TEXT + 1).read_to_string(&mut s).context("reading the message from stdin (it must be UTF-8 text)")?;
+            if s.len() as u64 > MAX_TEXT {
+                return Err(exit::with_code(exit::DATA, anyhow::anyhow!("stdin holds more than 16 MiB of text; send it as --file instead")));
+            }
+            Some(s)
+        }
+        Some(t) if a.doc && Path::new(t).is_file() => {
+            let len = std::fs::metadata(t)?.len();
+            if len > MAX_TEXT {
+                return Err(exit::with_code(exit::DATA, anyhow::anyhow!("{t} is {len} bytes; documents are at most 16 MiB — send it as --file")));
+            }
+            Some(std::fs::read_to_string(t).map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("{t}: {e} (a document must be UTF-8 text)")))?)
+        }
+        Some(t) if a.doc && !t.contains(char::is_whitespace) && (t.ends_with(".md") || t.ends_with(".txt") || t.contains('/')) => {
+            return Err(exit::with_code(exit::DATA, anyhow::anyhow!("--doc {t}: no such file")));
+        }
+        Some(t) => Some(t.to_string()),
+    };
+    let text = text.filter(|t| !t.is_empty());
+    let mut files = Vec::new();
+    for p in &a.files {
+        let meta = std::fs::metadata(p).map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("--file {}: {e}", p.display())))?;
+        if !meta.is_file() {
+            return Err(exit::with_code(exit::DATA, anyhow::anyhow!("--file {}: not a regular file (send a directory as an archive)", p.display())));
+        }
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
+        files.push(FileInfo { path: std::path::absolute(p)?, name, size: meta.len() });
+    }
+    let title = a.title.clone().or_else(|| {
+        if a.doc {
+            text.as_deref().and_then(|t| t.lines().find(|l| l.starts_with("# "))).map(|l| l[2..].trim().to_string())
+        } else {
+            None
+        }
+    });
+    Ok(SendRequest {
+        to: a.to.clone(),
+        text,
+        doc: a.doc,
+        title,
+        files,
+        urgent: a.urgent,
+        keep: a.keep,
+        tags: a.tags.clone(),
+        via: a.via.clone(),
+    })
+}
+
+/// Runs `handoff send`.
+pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<i32> {
+    if a.to != handoff_channels::bus::BROADCAST {
+        crate::config::validate_machine(&a.to).map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("--to: {e}")))?;
+    }
+    let req = request_from_args(&a)?;
+    let session = Session::open(settings)?;
+    let route = RouteContext {
+        inline_max: session.settings.file.route.inline_max.as_u64(),
+        droplet_max: session.settings.file.route.droplet_max.as_u64(),
+        channels: session.reg.capabilities(),
+    };
+    let plan = plan(&req, &route).map_err(|e| exit::with_code(exit::CONFIG, e))?;
+    if a.dry_run {
+        if json {
+            println!("{}", serde_json::json!({ "ok": true, "dry_run": true, "plan": plan }));
+        } else {
+            print!("{}", plan.describe(&req));
+        }
+        return Ok(exit::OK);
+    }
+    // earlier work first, so order is kept
+    let earlier = session.flush_outbox().await?;
+    let mut hashes = Vec::new();
+    for f in &req.files {
+        let (sha, size) = crate::hash::sha256_file(&f.path).map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("{}: {e}", f.path.display())))?;
+        if size != f.size {
+            return Err(exit::with_code(exit::DATA, anyhow::anyhow!("{} changed size while being read; try again", f.path.display())));
+        }
+        hashes.push(sha);
+    }
+    let job = job_for(&req, &plan, &session.settings.machine, &hashes);
+    let locked = session.outbox.create(job).context("writing the send to the outbox")?;
+    let report = run_job(&session.reg, &session.outbox, locked).await?;
+    let code = if report.failed > 0 {
+        match report.worst {
+            Some(handoff_channels::ErrorKind::Auth) => exit::AUTH,
+            _ => exit::UNAVAILABLE,
+        }
+    } else if report.queued > 0 {
+        exit::QUEUED
+    } else {
+        exit::OK
+    };
+    if json {
+        println!("{}", serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "receipt": report, "flushed_earlier": earlier }));
+    } else {
+        match code {
+            exit::OK => println!("sent{}:", report.bus_message_id().map(|i| format!(" (bus msg {i})")).unwrap_or_default()),
+            exit::QUEUED => println!("queued: not everything could be delivered now; it is in the outbox and the next `handoff` run (or `handoff flush`) delivers it"),
+            _ => println!("failed:"),
+        }
+        print!("{}", describe_report(&report));
+    }
+    if code == exit::QUEUED {
+        eprintln!("handoff: queued in the outbox ({} step(s) waiting)", report.queued);
+    }
+    Ok(code)
+}

@@ -1,0 +1,233 @@
+//! `handoff sync`: at session start, flush the outbox, read channels that have news (git), fetch unread
+//! bus messages for this machine, store them locally *before* acking, then show each once.
+
+use super::Session;
+use crate::cli::{SyncArgs, SyncFormat};
+use crate::config::Settings;
+use crate::exit;
+use crate::state::State;
+use handoff_channels::bus::{Message, MessageQuery};
+use handoff_channels::{Incoming, Pointer};
+use serde::Serialize;
+
+/// Claude Code's limit on a SessionStart hook's additional context.
+pub const HOOK_LIMIT: usize = 10_000;
+/// Most bus pages read per sync (500 messages each).
+const MAX_PAGES: usize = 20;
+
+/// One message in the digest.
+#[derive(Debug, Serialize)]
+pub struct DigestMessage {
+    /// Bus id.
+    pub id: String,
+    /// Bus timestamp.
+    pub ts: String,
+    /// Sender.
+    pub from: String,
+    /// Recipient (`any` = broadcast).
+    pub to: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Body.
+    pub body: String,
+    /// Parsed pointer, when the message is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<Pointer>,
+    /// Command that downloads the pointed-to payloads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_command: Option<String>,
+}
+
+/// Everything `sync` found.
+#[derive(Debug, Serialize)]
+pub struct Digest {
+    /// This machine.
+    pub machine: String,
+    /// Where the bus is.
+    pub bus: String,
+    /// Jobs delivered from the outbox first.
+    pub flushed: usize,
+    /// New bus messages, oldest first.
+    pub messages: Vec<DigestMessage>,
+    /// New documents and other items from channels read at session start.
+    pub documents: Vec<Incoming>,
+    /// Problems and remarks.
+    pub notes: Vec<String>,
+    /// Payloads downloaded by `--fetch`.
+    pub fetched: Vec<super::fetch::Fetched>,
+}
+
+/// Reads every unread message for `machine`, storing each before acking it. Returns how many were new.
+async fn pull_bus(s: &Session, state: &State) -> anyhow::Result<usize> {
+    let me = &s.settings.machine;
+    let bus = s.reg.bus.location();
+    let mut new = 0;
+    for _ in 0..MAX_PAGES {
+        let q = MessageQuery { to: Some(me.clone()), unread_by: Some(me.clone()), limit: Some(500), ..Default::default() };
+        let page: Vec<Message> = s.reg.bus.messages(&q).await?;
+        for m in &page {
+            if &m.from != me && state.store(me, &bus, m)? {
+                new += 1;
+            }
+        }
+        // stored durably above; only now acknowledge (own broadcasts are acked so they stop showing up)
+        for m in &page {
+            if let Err(e) = s.reg.bus.ack(&m.id, me).await {
+                if e.is_transient() {
+                    return Err(e.into());
+                }
+                tracing::warn!(id = %m.id, error = %e, "ack refused");
+            }
+        }
+        if page.len() < 500 {
+            break;
+        }
+    }
+    Ok(new)
+}
+
+/// Runs `handoff sync`.
+pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<i32> {
+    let format = if json { SyncFormat::Json } else { a.format };
+    let s = Session::open(settings)?;
+    let me = s.settings.machine.clone();
+    let state = State::open(&s.settings.dirs.data)?;
+    let mut notes = Vec::new();
+    let mut code = exit::OK;
+    let flushed = match s.flush_outbox().await {
+        Ok(r) => r.len(),
+        Err(e) => {
+            notes.push(format!("outbox: {e:#}"));
+            0
+        }
+    };
+    if s.outbox.len() > 0 {
+        notes.push(format!("{} job(s) still waiting in the outbox (`handoff flush` retries)", s.outbox.len()));
+    }
+    let mut documents = Vec::new();
+    for (name, ch) in &s.reg.channels {
+        if name == "bus" || !ch.capability().can_receive {
+            continue;
+        }
+        let cursor = state.cursor(&me, name)?;
+        match ch.sync(cursor.as_deref()).await {
+            Ok(rep) => {
+                documents.extend(rep.items);
+                notes.extend(rep.notes);
+                if let Some(c) = rep.cursor {
+                    state.set_cursor(&me, name, &c)?;
+                }
+            }
+            Err(e) => {
+                notes.push(format!("{name}: {e}"));
+                code = code.max(if e.is_transient() { exit::QUEUED } else { exit::UNAVAILABLE });
+            }
+        }
+    }
+    if let Err(e) = pull_bus(&s, &state).await {
+        notes.push(format!("bus: {e:#}"));
+        code = exit::code_of(&e).max(code);
+    }
+    let bus = s.reg.bus.location();
+    let unshown = state.unshown(&me, &bus)?;
+    let messages: Vec<DigestMessage> = unshown
+        .iter()
+        .map(|r| {
+            let m = &r.message;
+            let pointer = Pointer::from_body(&m.body);
+            DigestMessage {
+                id: m.id.0.clone(),
+                ts: m.ts.clone(),
+                from: m.from.clone(),
+                to: m.to.clone(),
+                tags: m.tags.clone(),
+                body: m.body.clone(),
+                fetch_command: pointer.as_ref().map(|_| format!("handoff fetch {}", m.id)),
+                pointer,
+            }
+        })
+        .collect();
+    let mut fetched = Vec::new();
+    if a.fetch {
+        let base = a.out.clone().unwrap_or_else(|| s.settings.dirs.data.join("inbox"));
+        for m in messages.iter().filter(|m| m.pointer.is_some()) {
+            let dir = base.join(handoff_channels::names::safe_file_name(&m.id));
+            match super::fetch::fetch_pointer(&s, m.pointer.as_ref().expect("filtered"), &dir, false).await {
+                Ok(f) => fetched.extend(f),
+                Err(e) => notes.push(format!("fetch {}: {e:#}", m.id)),
+            }
+        }
+    }
+    let digest = Digest { machine: me.clone(), bus: bus.clone(), flushed, messages, documents, notes, fetched };
+    match format {
+        SyncFormat::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "sync": digest }))?),
+        SyncFormat::Text => print!("{}", render_text(&digest)),
+        SyncFormat::ClaudeHook => println!("{}", serde_json::to_string(&hook_output(&digest, &s.settings.dirs.data)?)?),
+    }
+    let ids: Vec<_> = unshown.iter().map(|r| r.message.id.clone()).collect();
+    state.mark_shown(&me, &bus, &ids)?;
+    Ok(code)
+}
+
+/// The digest for people (also the hook's context).
+pub fn render_text(d: &Digest) -> String {
+    let mut out = String::new();
+    if d.messages.is_empty() && d.documents.is_empty() {
+        out.push_str(&format!("handoff: nothing new for {}\n", d.machine));
+    } else {
+        out.push_str(&format!("handoff: {} new message(s), {} new document(s) for {}\n", d.messages.len(), d.documents.len(), d.machine));
+    }
+    for m in &d.messages {
+        let to = if m.to == handoff_channels::bus::BROADCAST { "everyone".to_string() } else { m.to.clone() };
+        let tags = if m.tags.is_empty() { String::new() } else { format!(" [{}]", m.tags.join(", ")) };
+        out.push_str(&format!("\n── msg {} from {} to {} at {}{}\n", m.id, m.from, to, m.ts, tags));
+        let shown = match &m.pointer {
+            Some(_) => m.body.lines().filter(|l| !l.starts_with(handoff_channels::pointer::POINTER_PREFIX) && !l.starts_with("fetch with:")).collect::<Vec<_>>().join("\n"),
+            None => m.body.clone(),
+        };
+        for l in shown.lines() {
+            out.push_str(&format!("  {l}\n"));
+        }
+        if let Some(c) = &m.fetch_command {
+            out.push_str(&format!("  → fetch: {c}\n"));
+        }
+    }
+    for doc in &d.documents {
+        out.push_str(&format!(
+            "\n── document \"{}\"{}{} ({})\n",
+            doc.title,
+            doc.from.as_deref().map(|f| format!(" from {f}")).unwrap_or_default(),
+            doc.ts.as_deref().map(|t| format!(" at {t}")).unwrap_or_default(),
+            doc.location
+        ));
+        if let Some(c) = &doc.content {
+            for l in c.lines() {
+                out.push_str(&format!("  {l}\n"));
+            }
+        }
+    }
+    for f in &d.fetched {
+        out.push_str(&format!("fetched {} -> {}\n", f.name, f.path.display()));
+    }
+    for n in &d.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+/// The SessionStart hook JSON, within the hook's size limit; the full digest goes to a file it names.
+pub fn hook_output(d: &Digest, data_dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let full = render_text(d);
+    let context = if full.chars().count() <= HOOK_LIMIT {
+        full
+    } else {
+        let path = data_dir.join("sync").join(format!("{}-last-sync.md", d.machine));
+        crate::outbox::write_atomic(&path, full.as_bytes())?;
+        let tail = format!("\n… (truncated; the full digest is in {} — read it)\n", path.display());
+        let keep = HOOK_LIMIT - tail.chars().count();
+        let mut s: String = full.chars().take(keep).collect();
+        s.push_str(&tail);
+        s
+    };
+    Ok(serde_json::json!({ "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": context } }))
+}

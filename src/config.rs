@@ -1,0 +1,395 @@
+//! Configuration: handoff's TOML file (SPEC §6), the bus env file, environment variables, and the
+//! resolution of all three into what the commands use.
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[cfg(feature = "drive")]
+use handoff_channels::drive::DriveConfig;
+#[cfg(feature = "droplet")]
+use handoff_channels::droplet::DropletConfig;
+#[cfg(feature = "git")]
+use handoff_channels::git::GitConfig;
+#[cfg(feature = "sms")]
+use handoff_channels::sms::SmsConfig;
+
+#[cfg(not(feature = "git"))]
+type GitConfig = toml::Value;
+#[cfg(not(feature = "drive"))]
+type DriveConfig = toml::Value;
+#[cfg(not(feature = "droplet"))]
+type DropletConfig = toml::Value;
+#[cfg(not(feature = "sms"))]
+type SmsConfig = toml::Value;
+
+/// The conventional env file of the original bus, relative to `$HOME`.
+pub const DEFAULT_ENV_FILE: &str = ".secrets/claude-bus.env";
+
+/// A configuration problem, with the file and the fix in its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn config_err(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(ConfigError(msg.into()))
+}
+
+/// The config file as written (SPEC §6). Every section is optional; an absent section = not configured.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// This machine's name (default: the short hostname).
+    pub machine: Option<String>,
+    /// The bus.
+    pub bus: Option<BusSection>,
+    /// The git repo of documents.
+    pub git: Option<GitConfig>,
+    /// The rclone remote for payloads.
+    pub drive: Option<DriveConfig>,
+    /// The SSH droplet.
+    pub droplet: Option<DropletConfig>,
+    /// Twilio pages.
+    pub sms: Option<SmsConfig>,
+    /// Router thresholds.
+    #[serde(default)]
+    pub route: RouteConfig,
+}
+
+/// `[bus]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSection {
+    /// Bus URL (default: `BUS_URL` from the environment or the env file).
+    pub url: Option<String>,
+    /// The env file holding `BUS_USER` / `BUS_PASS` / `BUS_URL` (default `~/.secrets/claude-bus.env`).
+    pub env_file: Option<PathBuf>,
+    /// Per-request timeout, e.g. `"20s"`.
+    #[serde(default, with = "humantime_serde_opt")]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `[route]`: thresholds of the router.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Text longer than this becomes a document (at most 64 KiB, the bus's own limit).
+    #[serde(default = "default_inline_max")]
+    pub inline_max: ByteSize,
+    /// Files larger than this go to drive instead of the droplet.
+    #[serde(default = "default_droplet_max")]
+    pub droplet_max: ByteSize,
+}
+
+fn default_inline_max() -> ByteSize {
+    ByteSize::kib(48)
+}
+fn default_droplet_max() -> ByteSize {
+    ByteSize::mib(256)
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self { inline_max: default_inline_max(), droplet_max: default_droplet_max() }
+    }
+}
+
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{e} (write it like \"20s\")"))))
+            .transpose()
+    }
+}
+
+/// Where handoff keeps its files.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// Config file location used when `--config` is not given.
+    pub config_file: PathBuf,
+    /// Data directory (embedded stores, outbox, local state).
+    pub data: PathBuf,
+    /// `$HOME`.
+    pub home: PathBuf,
+}
+
+impl Dirs {
+    /// The platform's directories (XDG on Linux).
+    pub fn platform() -> anyhow::Result<Self> {
+        let pd = directories::ProjectDirs::from("", "", "handoff")
+            .ok_or_else(|| config_err("cannot find a home directory: set HOME"))?;
+        let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()).unwrap_or_else(|| PathBuf::from("."));
+        let data = std::env::var_os("HANDOFF_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| pd.data_dir().to_path_buf());
+        Ok(Self { config_file: pd.config_dir().join("config.toml"), data, home })
+    }
+}
+
+/// Expands a leading `~/`.
+pub fn expand_home(p: &Path, home: &Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => home.join(rest),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+/// Loads the config file. `explicit` = from `--config`/`HANDOFF_CONFIG` (must exist). Returns the parsed
+/// file (default when absent) and its path when one was read.
+pub fn load_file(explicit: Option<&Path>, dirs: &Dirs) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
+    let (path, must_exist) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => (dirs.config_file.clone(), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok((FileConfig::default(), None)),
+        Err(e) => return Err(config_err(format!("cannot read the config file {}: {e}", path.display()))),
+    };
+    let cfg = parse(&text).map_err(|e| config_err(format!("{}: {e}", path.display())))?;
+    Ok((cfg, Some(path)))
+}
+
+/// Parses config text; errors name the key and line.
+pub fn parse(text: &str) -> Result<FileConfig, String> {
+    let cfg: FileConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let msg = e.message().trim().to_string();
+        match line {
+            Some(l) => format!("line {l}: {msg}"),
+            None => msg,
+        }
+    })?;
+    #[cfg(not(feature = "git"))]
+    if cfg.git.is_some() {
+        return Err("[git] is configured but this build of handoff has no git support (rebuild with --features git)".into());
+    }
+    #[cfg(not(feature = "drive"))]
+    if cfg.drive.is_some() {
+        return Err("[drive] is configured but this build of handoff has no drive support (rebuild with --features drive)".into());
+    }
+    #[cfg(not(feature = "droplet"))]
+    if cfg.droplet.is_some() {
+        return Err("[droplet] is configured but this build of handoff has no droplet support (rebuild with --features droplet)".into());
+    }
+    #[cfg(not(feature = "sms"))]
+    if cfg.sms.is_some() {
+        return Err("[sms] is configured but this build of handoff has no sms support (rebuild with --features sms)".into());
+    }
+    if cfg.route.inline_max.as_u64() > handoff_channels::bus::MAX_BODY as u64 {
+        return Err(format!("[route] inline_max = {} is larger than the bus's 64 KiB limit", cfg.route.inline_max));
+    }
+    Ok(cfg)
+}
+
+/// Reads an env file (`KEY=VALUE` lines, `export` prefixes, quotes and comments allowed). Refuses a file
+/// that group or others can read, as ssh does with keys.
+pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let meta = std::fs::metadata(path).map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(config_err(format!(
+                "the env file {} holds secrets but is readable by others (mode {mode:o}); fix it with: chmod 600 {}",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    let _ = meta;
+    let text = std::fs::read_to_string(path).map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
+    let mut out = BTreeMap::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(config_err(format!("{} line {}: expected KEY=VALUE", path.display(), n + 1)));
+        };
+        let v = v.trim();
+        let v = if (v.starts_with('"') && v.ends_with('"') && v.len() >= 2) || (v.starts_with('\'') && v.ends_with('\'') && v.len() >= 2) {
+            &v[1..v.len() - 1]
+        } else {
+            v
+        };
+        out.insert(k.trim().to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// How to reach the bus after resolving config, env file and environment.
+#[derive(Clone)]
+pub enum BusTarget {
+    /// An HTTP bus.
+    Http {
+        /// Base URL.
+        url: String,
+        /// Basic-auth user.
+        user: String,
+        /// Basic-auth password (never printed).
+        password: String,
+        /// Per-request timeout.
+        timeout: std::time::Duration,
+    },
+    /// The embedded default: a local SQLite store.
+    Local {
+        /// Path of the store.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for BusTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BusTarget::Http { url, user, .. } => write!(f, "Http {{ url: {url}, user: {user} }}"),
+            BusTarget::Local { path } => write!(f, "Local {{ {} }}", path.display()),
+        }
+    }
+}
+
+/// Everything a command needs, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    /// This machine's name.
+    pub machine: String,
+    /// The parsed config file.
+    pub file: FileConfig,
+    /// Which file it came from.
+    pub file_path: Option<PathBuf>,
+    /// Directories.
+    pub dirs: Dirs,
+    /// The bus.
+    pub bus: BusTarget,
+    /// Secret values loaded (bus password, ...), for the secret scanner and redaction.
+    pub secrets: Vec<String>,
+}
+
+/// Options from the command line that affect settings.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--machine`.
+    pub machine: Option<String>,
+}
+
+impl Settings {
+    /// Resolves settings from the command line, the config file, the env file and the environment.
+    pub fn load(o: &Overrides) -> anyhow::Result<Self> {
+        let dirs = Dirs::platform()?;
+        let (file, file_path) = load_file(o.config.as_deref(), &dirs)?;
+        let machine = o
+            .machine
+            .clone()
+            .or_else(|| file.machine.clone())
+            .unwrap_or_else(short_hostname);
+        validate_machine(&machine)?;
+        let section = file.bus.clone().unwrap_or_default();
+        let env_file_path = expand_home(section.env_file.as_deref().unwrap_or(Path::new(&format!("~/{DEFAULT_ENV_FILE}"))), &dirs.home);
+        let env_file = if env_file_path.exists() {
+            read_env_file(&env_file_path)?
+        } else if section.env_file.is_some() {
+            return Err(config_err(format!(
+                "[bus] env_file {} does not exist; create it with BUS_USER, BUS_PASS and BUS_URL lines (mode 600)",
+                env_file_path.display()
+            )));
+        } else {
+            BTreeMap::new()
+        };
+        let lookup = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| env_file.get(k).cloned());
+        let url = section.url.clone().or_else(|| lookup("BUS_URL"));
+        let mut secrets = Vec::new();
+        let bus = match url {
+            Some(url) => {
+                let password = lookup("BUS_PASS").ok_or_else(|| {
+                    config_err(format!(
+                        "the bus {url} is configured but no password was found: set BUS_PASS or put it in {}",
+                        env_file_path.display()
+                    ))
+                })?;
+                secrets.push(password.clone());
+                BusTarget::Http {
+                    url,
+                    user: lookup("BUS_USER").unwrap_or_else(|| "claude".into()),
+                    password,
+                    timeout: section.timeout.unwrap_or(std::time::Duration::from_secs(20)),
+                }
+            }
+            None => BusTarget::Local { path: dirs.data.join("bus.sqlite") },
+        };
+        Ok(Self { machine, file, file_path, dirs, bus, secrets })
+    }
+
+    /// True when running on the embedded default (no remote bus).
+    pub fn embedded(&self) -> bool {
+        matches!(self.bus, BusTarget::Local { .. })
+    }
+}
+
+/// Checks a machine name: it travels in bus fields and file names.
+pub fn validate_machine(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name != handoff_channels::bus::BROADCAST
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(config_err(format!(
+            "machine name {name:?} is not usable: use 1-64 letters, digits, '-', '_' or '.', and not \"any\" (set --machine, HANDOFF_MACHINE or `machine` in the config)"
+        )))
+    }
+}
+
+/// The short hostname (up to the first dot), or `localhost`.
+pub fn short_hostname() -> String {
+    let h = gethostname::gethostname().to_string_lossy().into_owned();
+    let short: String = h.split('.').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect();
+    if short.is_empty() { "localhost".into() } else { short }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_line() {
+        let e = parse("machine = \"a\"\n[route]\ninline_max = \"48KiB\"\ndroplet_mux = \"1MiB\"\n").unwrap_err();
+        assert!(e.contains("line 4") && e.contains("droplet_mux"), "{e}");
+        let e = parse("[route]\ninline_max = \"lots\"\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        let e = parse("[route]\ninline_max = \"1MiB\"\n").unwrap_err();
+        assert!(e.contains("64 KiB"), "{e}");
+        let c = parse("[route]\ninline_max = \"10KiB\"\ndroplet_max = \"1GiB\"\n").unwrap();
+        assert_eq!(c.route.inline_max.as_u64(), 10 * 1024);
+        assert_eq!(c.route.droplet_max.as_u64(), 1 << 30);
+    }
+
+    #[test]
+    fn env_file_reads_the_original_format_and_refuses_loose_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bus.env");
+        std::fs::write(&p, "# bus\nexport BUS_USER=claude\nBUS_PASS=\"p w\"\nBUS_URL='https://x'\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let m = read_env_file(&p).unwrap();
+        assert_eq!(m["BUS_USER"], "claude");
+        assert_eq!(m["BUS_PASS"], "p w");
+        assert_eq!(m["BUS_URL"], "https://x");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_env_file(&p).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn machine_names_are_checked() {
+        assert!(validate_machine("mac-studio").is_ok());
+        assert!(validate_machine("any").is_err());
+        assert!(validate_machine("a b").is_err());
+        assert!(validate_machine("").is_err());
+    }
+}

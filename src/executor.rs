@@ -1,0 +1,272 @@
+//! Turns a plan into an outbox job and runs jobs: each step tries its channels in order, falls back on
+//! transient failures, records receipts as it goes, and leaves what could not be delivered in the outbox.
+
+use crate::outbox::{Job, LockedJob, Outbox, Role, Step};
+use crate::registry::Registry;
+use crate::router::{BusPart, Plan, SendRequest};
+use handoff_channels::parcel::FileRef;
+use handoff_channels::pointer::{POINTER_TAG, Pointer, PointerItem};
+use handoff_channels::{ChannelError, Parcel, ParcelKind, Receipt};
+use serde::Serialize;
+
+/// Builds the job for a planned send. Files must already be hashed (`hashes[i]` for `req.files[i]`).
+pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) -> Job {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let mut steps = Vec::new();
+    let parcel = |i: usize, kind, title: Option<String>, body: String, file: Option<FileRef>| Parcel {
+        key: format!("{id}-{i}"),
+        from: from.to_string(),
+        to: req.to.clone(),
+        kind,
+        title,
+        body,
+        tags: req.tags.clone(),
+        file,
+    };
+    let mut file_iter = req.files.iter().zip(hashes);
+    for item in &plan.payloads {
+        let i = steps.len();
+        let p = match item.kind {
+            ParcelKind::Document => parcel(i, ParcelKind::Document, Some(item.name.clone()), req.text.clone().unwrap_or_default(), None),
+            _ => {
+                let (f, sha) = file_iter.next().expect("one planned item per file");
+                let fr = FileRef { path: f.path.clone(), name: f.name.clone(), size: f.size, sha256: sha.clone() };
+                parcel(i, ParcelKind::File, None, String::new(), Some(fr))
+            }
+        };
+        steps.push(Step { role: Role::Payload, parcel: p, channels: item.channels.clone(), receipt: None, attempts: 0, last_error: None, failed: false });
+    }
+    let i = steps.len();
+    match plan.bus {
+        BusPart::Inline { .. } => steps.push(Step {
+            role: Role::Inline,
+            parcel: parcel(i, ParcelKind::Text, None, req.text.clone().unwrap_or_default(), None),
+            channels: vec!["bus".into()],
+            receipt: None,
+            attempts: 0,
+            last_error: None,
+            failed: false,
+        }),
+        BusPart::Pointer { with_note } => {
+            let mut p = parcel(i, ParcelKind::Text, req.title.clone(), String::new(), None);
+            if !p.tags.iter().any(|t| t == POINTER_TAG) {
+                p.tags.push(POINTER_TAG.into());
+            }
+            steps.push(Step {
+                role: Role::Pointer { note: if with_note { req.text.clone() } else { None }, title: req.title.clone() },
+                parcel: p,
+                channels: vec!["bus".into()],
+                receipt: None,
+                attempts: 0,
+                last_error: None,
+                failed: false,
+            });
+        }
+    }
+    if plan.page {
+        let i = steps.len();
+        let summary = summary_of(req);
+        steps.push(Step {
+            role: Role::Page { summary: summary.clone() },
+            parcel: parcel(i, ParcelKind::Page, None, summary, None),
+            channels: vec!["sms".into()],
+            receipt: None,
+            attempts: 0,
+            last_error: None,
+            failed: false,
+        });
+    }
+    Job { id, created: handoff_channels::bus::store::now_ts(), from: from.into(), to: req.to.clone(), steps }
+}
+
+/// A one-line summary of a send: the title, else the first line of the text, else the file names.
+pub fn summary_of(req: &SendRequest) -> String {
+    let s = req
+        .title
+        .clone()
+        .or_else(|| req.text.as_deref().and_then(|t| t.lines().find(|l| !l.trim().is_empty())).map(|l| l.trim().trim_start_matches('#').trim().to_string()))
+        .unwrap_or_else(|| req.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "));
+    truncate_chars(&s, 100)
+}
+
+/// Cuts a string to `n` characters, adding `…` when cut.
+pub fn truncate_chars(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
+
+/// What happened to one step, for receipts.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// Step role name.
+    pub step: String,
+    /// What it carried.
+    pub what: String,
+    /// `delivered`, `queued` or `failed`.
+    pub status: &'static str,
+    /// The receipt when delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// The error otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The result of running a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// Job id.
+    pub job: String,
+    /// Per-step outcome.
+    pub steps: Vec<StepReport>,
+    /// Steps left in the outbox.
+    pub queued: usize,
+    /// Steps that failed permanently.
+    pub failed: usize,
+    /// Worst error kind seen among failed steps (for the exit code).
+    #[serde(skip)]
+    pub worst: Option<handoff_channels::ErrorKind>,
+}
+
+impl JobReport {
+    /// The bus message id of the job (inline message or pointer), if posted.
+    pub fn bus_message_id(&self) -> Option<&str> {
+        self.steps.iter().filter(|s| s.step == "inline" || s.step == "pointer").find_map(|s| s.receipt.as_ref()?.message_id.as_deref())
+    }
+}
+
+/// Runs every pending step of a locked job, saving after each, and files the job away when done.
+pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> anyhow::Result<JobReport> {
+    let n = locked.job.steps.len();
+    let mut worst = None;
+    for i in 0..n {
+        if locked.job.steps[i].receipt.is_some() || locked.job.steps[i].failed {
+            continue;
+        }
+        if let Err(reason) = prepare(&mut locked.job, i) {
+            locked.job.steps[i].last_error = Some(reason);
+            continue;
+        }
+        let step = locked.job.steps[i].clone();
+        let mut last: Option<ChannelError> = None;
+        for name in &step.channels {
+            let Some(ch) = reg.channels.get(name) else {
+                last = Some(ChannelError::permanent(format!("the {name} channel is not configured on this machine any more")));
+                continue;
+            };
+            tracing::info!(step = i, channel = %name, "delivering");
+            match ch.deliver(&step.parcel).await {
+                Ok(r) => {
+                    last = None;
+                    locked.job.steps[i].receipt = Some(r);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %name, error = %e, "delivery failed");
+                    let transient = e.is_transient();
+                    last = Some(e.context(format!("{name}")));
+                    if !transient {
+                        // a permanent refusal on one channel still lets the next acceptable one try
+                        continue;
+                    }
+                }
+            }
+        }
+        let s = &mut locked.job.steps[i];
+        s.attempts += 1;
+        if let Some(e) = last {
+            if !e.is_transient() {
+                s.failed = true;
+            }
+            worst = Some(match (worst, e.kind) {
+                (Some(handoff_channels::ErrorKind::Auth), _) | (_, handoff_channels::ErrorKind::Auth) => handoff_channels::ErrorKind::Auth,
+                (Some(handoff_channels::ErrorKind::Permanent), _) | (_, handoff_channels::ErrorKind::Permanent) => handoff_channels::ErrorKind::Permanent,
+                _ => handoff_channels::ErrorKind::Transient,
+            });
+            s.last_error = Some(e.message);
+        } else {
+            s.last_error = None;
+        }
+        locked.save()?;
+    }
+    let report = report_of(&locked.job, worst);
+    let finished = locked.job.steps.iter().all(|s| s.receipt.is_some() || s.failed);
+    if finished {
+        outbox.finish(locked)?;
+    } else {
+        locked.snapshot_files()?;
+    }
+    Ok(report)
+}
+
+/// Fills in a step whose content depends on earlier steps (pointer, page). `Err` = not ready yet.
+fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
+    let role = job.steps[i].role.clone();
+    match role {
+        Role::Pointer { note, title } => {
+            let mut items = Vec::new();
+            for s in job.steps.iter().filter(|s| s.role == Role::Payload) {
+                let Some(r) = &s.receipt else {
+                    return Err(if s.failed { "a payload failed; no pointer posted".into() } else { "waiting for the payloads".into() });
+                };
+                let (size, sha256, name) = match &s.parcel.file {
+                    Some(f) => (f.size, f.sha256.clone(), f.name.clone()),
+                    None => (s.parcel.body.len() as u64, crate::hash::sha256_hex(s.parcel.body.as_bytes()), s.parcel.title.clone().unwrap_or_default()),
+                };
+                items.push(PointerItem { channel: r.channel.clone(), name, size, sha256, uri: r.uri.clone().unwrap_or_default() });
+            }
+            job.steps[i].parcel.body = Pointer { title, note, items }.to_body();
+            Ok(())
+        }
+        Role::Page { summary } => {
+            let from = job.from.clone();
+            let bus_id = job.steps.iter().filter(|s| matches!(s.role, Role::Inline | Role::Pointer { .. })).find_map(|s| s.receipt.as_ref()?.message_id.clone());
+            job.steps[i].parcel.body = match bus_id {
+                Some(id) => format!("{from}: {summary} (bus msg {id})"),
+                None => format!("{from}: {summary}"),
+            };
+            Ok(())
+        }
+        Role::Payload | Role::Inline => Ok(()),
+    }
+}
+
+fn report_of(job: &Job, worst: Option<handoff_channels::ErrorKind>) -> JobReport {
+    let steps = job
+        .steps
+        .iter()
+        .map(|s| StepReport {
+            step: match &s.role {
+                Role::Payload => "payload",
+                Role::Inline => "inline",
+                Role::Pointer { .. } => "pointer",
+                Role::Page { .. } => "page",
+            }
+            .to_string(),
+            what: match (&s.parcel.file, &s.parcel.title, s.parcel.kind) {
+                (Some(f), _, _) => f.name.clone(),
+                (None, Some(t), ParcelKind::Document) => t.clone(),
+                _ => format!("{:?}", s.parcel.kind).to_lowercase(),
+            },
+            status: if s.receipt.is_some() {
+                "delivered"
+            } else if s.failed {
+                "failed"
+            } else {
+                "queued"
+            },
+            receipt: s.receipt.clone(),
+            error: s.last_error.clone(),
+        })
+        .collect();
+    JobReport { job: job.id.clone(), steps, queued: job.pending(), failed: job.steps.iter().filter(|s| s.failed).count(), worst }
+}
+
+/// Delivers every job waiting in the outbox that no other process holds. Returns one report per job tried.
+pub async fn flush(reg: &Registry, outbox: &Outbox) -> anyhow::Result<Vec<JobReport>> {
+    let mut out = Vec::new();
+    for id in outbox.ids()? {
+        let Some(locked) = outbox.try_lock(&id)? else { continue };
+        out.push(run_job(reg, outbox, locked).await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,17 @@
+//! handoff: hand work between AI coding-agent sessions on different machines.
+//!
+//! The library holds everything; `main.rs` only calls [`app::main`].
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod executor;
+pub mod exit;
+pub mod hash;
+pub mod outbox;
+pub mod progress;
+pub mod registry;
+pub mod router;
+pub mod server;
+pub mod state;

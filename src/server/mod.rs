@@ -1,0 +1,67 @@
+//! `handoff bus serve`: a drop-in replacement for the original Flask bus (SPEC §5) — same routes, JSON
+//! shapes and status codes — with durable group-committed storage, bounded inputs, idempotency keys and
+//! long-polling as extras old clients never need to know about.
+
+pub mod import;
+mod routes;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use store::BusStore;
+
+/// Everything the server needs besides its store and listener.
+#[derive(Clone)]
+pub struct ServeSettings {
+    /// Basic-auth user (the original uses `claude`).
+    pub user: String,
+    /// Basic-auth password (from `BUS_PASS` or the env file, never argv).
+    pub password: String,
+    /// Longest long-poll wait a client may ask for (`wait=` on `/messages`).
+    pub max_wait: Duration,
+    /// Longest time one request may take.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ServeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeSettings").field("user", &self.user).field("password", &"<redacted>").finish()
+    }
+}
+
+/// Largest request body accepted (a 64 KiB `body` plus JSON overhead and escaping).
+pub const MAX_REQUEST: usize = 512 * 1024;
+
+/// Serves the bus on `listener` until `shutdown` completes, then finishes in-flight requests and returns.
+/// Tests bind port 0 and pass their own shutdown future (as atuin's server does).
+pub async fn launch_with_tcp_listener(
+    settings: ServeSettings,
+    store: Arc<dyn BusStore>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = routes::router(settings, store);
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,162 @@
+//! The bus server's storage, as a trait with the embedded SQLite implementation here. Posts and acks go
+//! through one writer thread that commits them in groups (one fsync per group), so a 200 always means
+//! "on disk" without paying one fsync per request.
+
+use async_trait::async_trait;
+use handoff_channels::bus::store::{SqliteStore, StoreError};
+use handoff_channels::bus::{Message, MessageQuery, NewMessage};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, oneshot};
+
+/// What the bus server needs from its storage. Implementations must make a post durable before
+/// returning it, make acks idempotent, and honour idempotency keys.
+#[async_trait]
+pub trait BusStore: Send + Sync {
+    /// Stores a message (or returns the one stored earlier under the same idempotency key).
+    async fn post(&self, msg: NewMessage, key: Option<String>) -> Result<Message, StoreError>;
+    /// Lists messages, oldest first.
+    async fn messages(&self, q: MessageQuery) -> Result<Vec<Message>, StoreError>;
+    /// Marks a message read by a reader.
+    async fn ack(&self, id: String, reader: String) -> Result<(), StoreError>;
+    /// Number of stored messages.
+    async fn count(&self) -> Result<u64, StoreError>;
+    /// A short description for `/health` and logs (`sqlite:/path`).
+    fn describe(&self) -> String;
+    /// Notified whenever a new message is stored (for long-polling readers).
+    fn new_messages(&self) -> Arc<Notify>;
+}
+
+enum WriteOp {
+    Post(NewMessage, Option<String>, oneshot::Sender<Result<Message, StoreError>>),
+    Ack(String, String, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The embedded store: SQLite in WAL mode, one group-committing writer thread, a pool of readers.
+pub struct SqliteBusStore {
+    path: PathBuf,
+    writer: std::sync::mpsc::Sender<WriteOp>,
+    readers: Arc<Mutex<Vec<SqliteStore>>>,
+    notify: Arc<Notify>,
+}
+
+/// Most operations committed in one transaction.
+const MAX_GROUP: usize = 512;
+
+impl SqliteBusStore {
+    /// Opens the store at `data_dir/bus.sqlite` and starts its writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join("bus.sqlite");
+        let mut writer_store = SqliteStore::open(&path)?;
+        let (tx, rx) = std::sync::mpsc::channel::<WriteOp>();
+        let notify = Arc::new(Notify::new());
+        let n2 = notify.clone();
+        std::thread::Builder::new()
+            .name("bus-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut ops = vec![first];
+                    while ops.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(op) => ops.push(op),
+                            Err(_) => break,
+                        }
+                    }
+                    commit_group(&mut writer_store, ops);
+                    n2.notify_waiters();
+                }
+            })
+            .map_err(|e| StoreError::BadRequest(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { path, writer: tx, readers: Arc::new(Mutex::new(Vec::new())), notify })
+    }
+
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => SqliteStore::open(&path)?,
+            };
+            let r = f(&conn);
+            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            r
+        })
+        .await
+        .map_err(|e| StoreError::BadRequest(format!("reader task failed: {e}")))?
+    }
+}
+
+/// Applies a group of writes in one transaction; each op gets its own result. If the commit itself
+/// fails, every op in the group gets the error (nothing was acknowledged as stored).
+fn commit_group(store: &mut SqliteStore, ops: Vec<WriteOp>) {
+    let mut posts = Vec::new();
+    let mut post_tx = Vec::new();
+    let mut acks = Vec::new();
+    let mut ack_tx = Vec::new();
+    for op in ops {
+        match op {
+            WriteOp::Post(m, k, tx) => {
+                posts.push((m, k));
+                post_tx.push(tx);
+            }
+            WriteOp::Ack(id, r, tx) => {
+                acks.push((id, r));
+                ack_tx.push(tx);
+            }
+        }
+    }
+    if !posts.is_empty() {
+        match store.post_batch(&posts) {
+            Ok(results) => results.into_iter().zip(post_tx).for_each(|(r, tx)| {
+                let _ = tx.send(r);
+            }),
+            Err(e) => {
+                let msg = e.to_string();
+                post_tx.into_iter().for_each(|tx| {
+                    let _ = tx.send(Err(StoreError::Unavailable(msg.clone())));
+                })
+            }
+        }
+    }
+    if !acks.is_empty() {
+        match store.ack_batch(&acks) {
+            Ok(results) => results.into_iter().zip(ack_tx).for_each(|(r, tx)| {
+                let _ = tx.send(r);
+            }),
+            Err(e) => {
+                let msg = e.to_string();
+                ack_tx.into_iter().for_each(|tx| {
+                    let _ = tx.send(Err(StoreError::Unavailable(msg.clone())));
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BusStore for SqliteBusStore {
+    async fn post(&self, msg: NewMessage, key: Option<String>) -> Result<Message, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(WriteOp::Post(msg, key, tx)).map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
+    }
+    async fn messages(&self, q: MessageQuery) -> Result<Vec<Message>, StoreError> {
+        self.read(move |s| s.messages(&q)).await
+    }
+    async fn ack(&self, id: String, reader: String) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(WriteOp::Ack(id, reader, tx)).map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
+    }
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.read(|s| s.count()).await
+    }
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+    fn new_messages(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+}

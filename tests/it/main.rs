@@ -1,0 +1,8 @@
+//! The one integration-test binary: drives the real `handoff` executable and the real servers it talks to
+//! (bus serve, sshd, git, rclone, Prism), all started on loopback by `support`.
+
+mod support;
+
+mod bus;
+#[cfg(feature = "sms")]
+mod sms;

@@ -1,0 +1,127 @@
+//! The real `handoff bus serve` binary, started on a free loopback port with its own data dir.
+
+use super::{Env, handoff_bin};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The password every test bus uses (never passed on a command line).
+pub const PASSWORD: &str = "s3cret-test-pass";
+/// The user of the original bus.
+pub const USER: &str = "claude";
+
+/// A running bus server.
+pub struct BusServer {
+    /// Its process.
+    pub child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Data directory (survives restarts).
+    pub data: PathBuf,
+    /// Port it listens on (reused on restart).
+    pub port: u16,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl BusServer {
+    /// Starts a bus with a fresh data dir.
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("bus-data");
+        let mut s = Self::start_at(&data, 0);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a bus on `data`, on `port` (0 = any free port).
+    pub fn start_at(data: &Path, port: u16) -> Self {
+        let mut child = Command::new(handoff_bin())
+            .args(["bus", "serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(data)
+            .env("BUS_PASS", PASSWORD)
+            .env("BUS_USER", USER)
+            .env_remove("BUS_URL")
+            .env("HOME", data.parent().unwrap_or(data))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bus serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("bus serve did not announce its address: {line:?}"))
+            .to_string();
+        let port = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+        let s = BusServer { child: Some(child), url, data: data.to_path_buf(), port, _tmp: None };
+        s.wait_healthy();
+        s
+    }
+
+    /// Blocks until `/health` answers 200.
+    pub fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::blocking::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/health", self.url)).basic_auth(USER, Some(PASSWORD)).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("bus at {} never became healthy", self.url);
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        c.wait().ok().and_then(|s| s.code())
+    }
+
+    /// Starts again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut again = Self::start_at(&self.data, self.port);
+        self.child = again.child.take();
+        self.url = again.url.clone();
+    }
+
+    /// Writes the env file users keep (`BUS_USER`, `BUS_PASS`, `BUS_URL`) into `env` at its conventional
+    /// place (`~/.secrets/claude-bus.env`, mode 0600) and returns its path.
+    pub fn write_env_file(&self, env: &Env) -> PathBuf {
+        env.write_secret_file(
+            "home/.secrets/claude-bus.env",
+            &format!("BUS_USER={USER}\nBUS_PASS={PASSWORD}\nBUS_URL={}\n", self.url),
+        )
+    }
+
+    /// A blocking HTTP client call with the right credentials: GET.
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        reqwest::blocking::Client::new().get(format!("{}{path}", self.url)).basic_auth(USER, Some(PASSWORD)).send().unwrap()
+    }
+
+    /// POST JSON with the right credentials.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
+        reqwest::blocking::Client::new().post(format!("{}{path}", self.url)).basic_auth(USER, Some(PASSWORD)).json(body).send().unwrap()
+    }
+}
+
+impl Drop for BusServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
