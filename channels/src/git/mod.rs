@@ -1,0 +1,277 @@
+//! The git channel: long-form handoff documents committed to a shared repository (issue 3).
+//!
+//! A document is written as `latest.md` (the current briefing) and as an archived copy at a unique dated
+//! path naming the sender (`handoffs/2026/11/2026-11-24T05-30-12Z-<machine>-<slug>-<key>.md`), committed
+//! with the machine as author and a `Handoff-Key` trailer (the idempotency key), then pushed.
+//!
+//! * Commits are built from trees, never by staging the user's working tree, and the working tree is then
+//!   moved forward the way `git merge --ff-only` would: a change the user made that the update would
+//!   overwrite stops the operation with an error naming the files; nothing is ever discarded.
+//! * A push the server rejects (reported through libgit2's push-update-reference callback, not as an
+//!   error) is answered by fetching, replaying handoff's own unpushed commits on top, and pushing again, a
+//!   bounded number of times. Archive paths never collide; `latest.md` resolves to the newer document.
+//!   Nothing is force-pushed.
+//! * For a local remote (a path or `file://` URL) handoff writes the objects itself and moves the branch
+//!   with a compare-and-swap, because libgit2's local transport overwrites the ref unconditionally (two
+//!   concurrent pushes could lose a commit). Server-side hooks only run for remotes reached over ssh or
+//!   https, as with any local git remote that is not a server.
+//! * Credentials: ssh-agent, then `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`; for https the git credential
+//!   helper. Host keys are checked against `~/.ssh/known_hosts` by libgit2 (never disabled). libgit2 does
+//!   not read `~/.ssh/config`, so the remote must name the real host, port and user
+//!   (`ssh://user@host:2222/path/repo.git`).
+
+mod clone;
+mod doc;
+mod publish;
+mod remote;
+mod sync;
+
+use crate::{
+    Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt,
+    SyncReport,
+};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `[git]` in handoff's config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    /// The shared repository (ssh, https or file URL).
+    pub remote: String,
+    /// Where the local clone lives (`~` expanded).
+    pub checkout: PathBuf,
+    /// Branch to commit to.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+
+/// The file that always holds the newest document.
+pub const LATEST: &str = "latest.md";
+/// The folder archived documents live under.
+pub const ARCHIVE_DIR: &str = "handoffs";
+
+/// Everything the blocking git code needs; shared by the async wrappers.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// Remote URL or path, as configured (may hold credentials: show it through [`remote::redact`]).
+    pub remote: String,
+    /// The local clone.
+    pub checkout: PathBuf,
+    /// Branch name (without `refs/heads/`).
+    pub branch: String,
+    /// This machine's name (commit author, filter for sync).
+    pub machine: String,
+    /// Lock file serialising handoff processes that use the same clone.
+    pub lock_path: PathBuf,
+    /// For the embedded default: the bare repository to create on first use.
+    pub embedded_bare: Option<PathBuf>,
+}
+
+impl Settings {
+    /// `refs/heads/<branch>`.
+    pub fn branch_ref(&self) -> String {
+        format!("refs/heads/{}", self.branch)
+    }
+    /// `refs/remotes/origin/<branch>`.
+    pub fn tracking_ref(&self) -> String {
+        format!("refs/remotes/origin/{}", self.branch)
+    }
+    /// The remote as safe to show.
+    pub fn remote_shown(&self) -> String {
+        remote::redact(&self.remote)
+    }
+    /// Takes the clone's lock (blocking until other handoff processes are done with it).
+    pub fn lock(&self) -> Result<std::fs::File, ChannelError> {
+        if let Some(dir) = self.lock_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)?;
+        f.lock().map_err(|e| {
+            ChannelError::permanent(format!("cannot lock {}: {e}", self.lock_path.display()))
+        })?;
+        Ok(f)
+    }
+}
+
+/// The git channel. Cheap to clone; all git work runs on tokio's blocking pool.
+#[derive(Clone)]
+pub struct GitChannel {
+    s: Arc<Settings>,
+}
+
+impl GitChannel {
+    /// A channel for the configured `[git]` section. `~` in `checkout` (and in a path remote) is expanded.
+    pub fn new(config: &GitConfig, ctx: &Context) -> Result<Self, ChannelError> {
+        if config.remote.trim().is_empty() {
+            return Err(ChannelError::permanent(
+                "[git] remote is empty: set it to the shared repository's URL",
+            ));
+        }
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{}", config.branch)) {
+            return Err(ChannelError::permanent(format!(
+                "[git] branch = {:?} is not a valid branch name: use a name like \"main\"",
+                config.branch
+            )));
+        }
+        let checkout = expand_home(&config.checkout);
+        let remote = match config.remote.strip_prefix("~/") {
+            Some(rest) => expand_home(Path::new("~").join(rest).as_path())
+                .display()
+                .to_string(),
+            None => config.remote.clone(),
+        };
+        Ok(Self::from_parts(
+            remote,
+            checkout,
+            config.branch.clone(),
+            ctx,
+            None,
+        ))
+    }
+
+    /// The embedded default (no `[git]` configured): a bare repository `<data_dir>/handoffs.git` acts as
+    /// the remote, and each machine name gets its own clone `<data_dir>/handoffs-<machine>`, so two
+    /// `--machine` names on one computer hand documents to each other as two computers would.
+    pub fn embedded(ctx: &Context) -> Self {
+        let bare = ctx.data_dir.join("handoffs.git");
+        let checkout = ctx.data_dir.join(format!(
+            "handoffs-{}",
+            crate::names::safe_file_name(&ctx.machine)
+        ));
+        Self::from_parts(
+            bare.display().to_string(),
+            checkout,
+            default_branch(),
+            ctx,
+            Some(bare),
+        )
+    }
+
+    fn from_parts(
+        remote: String,
+        checkout: PathBuf,
+        branch: String,
+        ctx: &Context,
+        embedded_bare: Option<PathBuf>,
+    ) -> Self {
+        use sha2::{Digest, Sha256};
+        let id = hex::encode(&Sha256::digest(checkout.display().to_string().as_bytes())[..8]);
+        let lock_path = ctx.data_dir.join("locks").join(format!("git-{id}.lock"));
+        Self {
+            s: Arc::new(Settings {
+                remote,
+                checkout,
+                branch,
+                machine: ctx.machine.clone(),
+                lock_path,
+                embedded_bare,
+            }),
+        }
+    }
+
+    /// The local clone's directory.
+    pub fn checkout(&self) -> &Path {
+        &self.s.checkout
+    }
+
+    /// The remote, with any password or token in it masked.
+    pub fn remote_shown(&self) -> String {
+        self.s.remote_shown()
+    }
+
+    /// The branch documents are committed to.
+    pub fn branch(&self) -> &str {
+        &self.s.branch
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Settings) -> Result<T, ChannelError> + Send + 'static,
+    ) -> Result<T, ChannelError> {
+        let s = self.s.clone();
+        tokio::task::spawn_blocking(move || f(&s))
+            .await
+            .map_err(|e| ChannelError::permanent(format!("git worker stopped: {e}")))?
+    }
+}
+
+/// `~/x` → `$HOME/x`; anything else unchanged.
+fn expand_home(p: &Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Parses `git:<path>@<commit>` into its parts.
+pub fn parse_uri(uri: &str) -> Option<(&str, &str)> {
+    let rest = uri.strip_prefix("git:")?;
+    let (path, commit) = rest.rsplit_once('@')?;
+    (crate::names::stays_inside(path)
+        && commit.len() >= 7
+        && commit.chars().all(|c| c.is_ascii_hexdigit()))
+    .then_some((path, commit))
+}
+
+#[async_trait]
+impl Channel for GitChannel {
+    fn name(&self) -> &'static str {
+        "git"
+    }
+
+    fn capability(&self) -> Capability {
+        Capability {
+            max_size: Some(64 * 1024 * 1024),
+            latency: LatencyClass::TensOfSeconds,
+            can_receive: true,
+            text: false,
+            documents: true,
+            files: false,
+            pages: false,
+            lasting: true,
+        }
+    }
+
+    async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+        if parcel.kind != ParcelKind::Document {
+            return Err(ChannelError::permanent(format!(
+                "the git channel takes documents, not {:?}",
+                parcel.kind
+            )));
+        }
+        let parcel = parcel.clone();
+        self.blocking(move |s| publish::deliver(s, &parcel)).await
+    }
+
+    async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
+        let (path, commit) = parse_uri(uri).ok_or_else(|| {
+            ChannelError::permanent(format!(
+                "{uri:?} is not a git document address (expected git:<path>@<commit>)"
+            ))
+        })?;
+        let (path, commit, dest) = (path.to_string(), commit.to_string(), dest.to_path_buf());
+        self.blocking(move |s| sync::fetch(s, &path, &commit, &dest))
+            .await
+    }
+
+    async fn sync(&self, cursor: Option<&str>) -> Result<SyncReport, ChannelError> {
+        let cursor = cursor.map(str::to_string);
+        self.blocking(move |s| sync::sync(s, cursor.as_deref()))
+            .await
+    }
+
+    async fn health(&self) -> Result<Health, ChannelError> {
+        self.blocking(sync::health).await
+    }
+}

@@ -1,0 +1,221 @@
+//! Sending a document: fetch, bring the local branch up to date, commit (once per key), push with
+//! bounded fetch-replay-push retries.
+
+use super::doc::{self, DocMeta};
+use super::remote::{self, Push};
+use super::{Settings, clone};
+use crate::{ChannelError, Parcel, Receipt};
+use git2::{Oid, Repository};
+use std::time::{Duration, SystemTime};
+
+/// Push attempts (each after a fetch and replay) before the document is left queued.
+const MAX_PUSH_TRIES: u32 = 12;
+
+fn perm(what: &str, e: git2::Error) -> ChannelError {
+    ChannelError::permanent(format!("{what}: {}", e.message()))
+}
+
+fn short(id: Oid) -> String {
+    id.to_string()[..7].to_string()
+}
+
+/// Brings the local branch up to date with the remote-tracking branch: fast-forward when behind; when
+/// both moved, replays handoff's own unpushed commits on top. A local commit handoff did not make is
+/// never rewritten or pushed: that is an error naming it. Returns the new local tip.
+pub(crate) fn integrate(repo: &Repository, s: &Settings) -> Result<Option<Oid>, ChannelError> {
+    let (local, upstream) = (clone::local_tip(repo, s), clone::remote_tip(repo, s));
+    let (l, r) = match (local, upstream) {
+        (None, None) => return Ok(None),
+        (None, Some(r)) => {
+            clone::advance(repo, s, None, r)?;
+            return Ok(Some(r));
+        }
+        (Some(l), r) => (l, r),
+    };
+    if Some(l) == r {
+        return Ok(Some(l));
+    }
+    if let Some(r) = r {
+        if repo
+            .graph_descendant_of(r, l)
+            .map_err(|e| perm("integrate", e))?
+        {
+            clone::advance(repo, s, Some(l), r)?;
+            return Ok(Some(r));
+        }
+    }
+    // Local commits the remote does not have, oldest first: all must be handoff's.
+    let mut walk = repo.revwalk().map_err(|e| perm("integrate", e))?;
+    walk.push(l).map_err(|e| perm("integrate", e))?;
+    if let Some(r) = r {
+        walk.hide(r).map_err(|e| perm("integrate", e))?;
+    }
+    let mut mine: Vec<Oid> = walk
+        .collect::<Result<_, _>>()
+        .map_err(|e| perm("integrate", e))?;
+    mine.reverse();
+    for id in &mine {
+        let c = repo.find_commit(*id).map_err(|e| perm("integrate", e))?;
+        if c.parent_count() > 1 || DocMeta::parse(c.message().unwrap_or("")).is_none() {
+            let dir = s.checkout.display();
+            return Err(ChannelError::permanent(format!(
+                "the clone {dir} has a local commit handoff did not make ({} {:?}) that is not on the remote; handoff \
+                 never pushes or rewrites your commits: push them yourself (`git -C {dir} pull --rebase && git -C {dir} push`) \
+                 or move them to another branch, then retry",
+                short(*id),
+                c.summary().ok().flatten().unwrap_or("")
+            )));
+        }
+    }
+    let Some(r) = r else { return Ok(Some(l)) };
+    let mut base = repo.find_commit(r).map_err(|e| perm("integrate", e))?;
+    for id in mine {
+        let c = repo.find_commit(id).map_err(|e| perm("integrate", e))?;
+        let next = doc::replay(repo, &c, &base).map_err(|e| perm("replay", e))?;
+        base = repo.find_commit(next).map_err(|e| perm("replay", e))?;
+    }
+    clone::advance(repo, s, Some(l), base.id())?;
+    Ok(Some(base.id()))
+}
+
+/// Fetches; a transient failure is returned as `Err` for the caller to decide (commit offline or not).
+fn fetch_and_integrate(
+    repo: &Repository,
+    s: &Settings,
+) -> Result<Result<Option<Oid>, ChannelError>, ChannelError> {
+    match remote::fetch(repo, s) {
+        Ok(_) => Ok(Ok(integrate(repo, s)?)),
+        Err(e) if e.is_transient() => Ok(Err(e)),
+        Err(e) => Err(e),
+    }
+}
+
+fn receipt(s: &Settings, meta: &DocMeta, id: Oid, note: &str) -> Receipt {
+    Receipt {
+        channel: "git".into(),
+        uri: Some(format!("git:{}@{id}", meta.path)),
+        message_id: None,
+        detail: Some(format!(
+            "commit {} on {} of {} ({note})",
+            short(id),
+            s.branch,
+            s.remote_shown()
+        )),
+    }
+}
+
+/// Delivers one document (see the module docs of `git` for the whole story).
+pub(crate) fn deliver(s: &Settings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+    let _lock = s.lock()?;
+    let repo = clone::open(s)?;
+    let offline = match fetch_and_integrate(&repo, s)? {
+        Ok(_) => None,
+        Err(e) => Some(e),
+    };
+    let tip = clone::local_tip(&repo, s);
+    let existing = doc::find_by_key(&repo, tip, &parcel.key)
+        .map_err(|e| perm("look for an earlier copy", e))?;
+    let (id, meta) = match existing {
+        Some(found) => found,
+        None => {
+            let base = tip
+                .map(|t| repo.find_commit(t))
+                .transpose()
+                .map_err(|e| perm("commit", e))?;
+            let base_tree = base
+                .as_ref()
+                .map(|b| b.tree())
+                .transpose()
+                .map_err(|e| perm("commit", e))?;
+            let taken = |p: &str| {
+                base_tree
+                    .as_ref()
+                    .is_some_and(|t| t.get_path(std::path::Path::new(p)).is_ok())
+            };
+            let meta = DocMeta::new(parcel, SystemTime::now(), taken);
+            let blob = repo
+                .blob(parcel.body.as_bytes())
+                .map_err(|e| perm("store the document", e))?;
+            let author = meta.author().map_err(|e| perm("author", e))?;
+            let id = doc::build(&repo, base.as_ref(), &meta, blob, &author)
+                .map_err(|e| perm("commit", e))?;
+            clone::advance(&repo, s, tip, id)?;
+            (id, meta)
+        }
+    };
+    if let Some(e) = offline {
+        return Err(ChannelError::transient(format!(
+            "committed {} locally in {}, but {}; it will be pushed on the next run",
+            short(id),
+            s.checkout.display(),
+            e.message
+        )));
+    }
+    push_with_retries(&repo, s, &meta)
+}
+
+fn jitter(attempt: u32) -> Duration {
+    let r = uuid::Uuid::new_v4().as_u128() as u64;
+    let cap = 40 + 60 * u64::from(attempt.min(8));
+    Duration::from_millis(10 + r % cap)
+}
+
+/// Pushes the local branch; on a stale push fetches, replays and tries again, up to [`MAX_PUSH_TRIES`].
+fn push_with_retries(
+    repo: &Repository,
+    s: &Settings,
+    meta: &DocMeta,
+) -> Result<Receipt, ChannelError> {
+    let mut last = String::new();
+    for attempt in 1..=MAX_PUSH_TRIES {
+        let local =
+            clone::local_tip(repo, s).ok_or_else(|| ChannelError::permanent("nothing to push"))?;
+        let upstream = clone::remote_tip(repo, s);
+        let outcome = if upstream == Some(local) {
+            Push::Pushed
+        } else {
+            remote::push(repo, s, local, upstream)?
+        };
+        match outcome {
+            Push::Pushed => {
+                clone::set_remote_tip(repo, s, local)?;
+                let (id, meta) = doc::find_by_key(repo, Some(local), &meta.key)
+                    .map_err(|e| perm("find the pushed commit", e))?
+                    .ok_or_else(|| {
+                        ChannelError::permanent(
+                            "the pushed branch lost the document (please report this)",
+                        )
+                    })?;
+                let note = if attempt == 1 {
+                    "pushed".to_string()
+                } else {
+                    format!("pushed after {attempt} tries")
+                };
+                return Ok(receipt(s, &meta, id, &note));
+            }
+            Push::Refused(why) => {
+                return Err(ChannelError::transient(format!(
+                    "the server {} refused the push of {}: {why}; the commit stays in {} and stays queued",
+                    s.remote_shown(),
+                    short(local),
+                    s.checkout.display()
+                )));
+            }
+            Push::Stale(why) => {
+                last = why;
+                std::thread::sleep(jitter(attempt));
+                if let Err(e) = fetch_and_integrate(repo, s)? {
+                    return Err(e.context(format!(
+                        "committed {} locally; the push will be retried",
+                        short(local)
+                    )));
+                }
+            }
+        }
+    }
+    Err(ChannelError::transient(format!(
+        "the branch {} on {} kept moving: gave up after {MAX_PUSH_TRIES} push attempts ({last}); the commit stays queued",
+        s.branch,
+        s.remote_shown()
+    )))
+}

@@ -1,0 +1,460 @@
+//! Talking to the remote: fetch, push (with rejection detection), ls-remote, credentials, error kinds.
+
+use super::Settings;
+use crate::ChannelError;
+use git2::{Cred, CredentialType, ErrorClass, ErrorCode, Oid, Repository};
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+/// How many times the credential callback answers before giving up (libgit2 calls it again after every
+/// refused credential, forever if we let it).
+const MAX_CREDENTIAL_ATTEMPTS: u32 = 6;
+
+/// The outcome of one push attempt that reached the server.
+#[derive(Debug)]
+pub(crate) enum Push {
+    /// The branch now points at our commit.
+    Pushed,
+    /// The branch moved on the server since our fetch: fetch, replay, try again.
+    Stale(String),
+    /// The server refused the update for another reason (a hook, a protected branch): the reason.
+    Refused(String),
+}
+
+/// Masks a password or token in a URL (`https://u:secret@host` → `https://u:***@host`).
+pub(crate) fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        if let Some(at) = authority.rfind('@') {
+            if let Some((user, _password)) = authority[..at].split_once(':') {
+                return format!("{scheme}://{user}:***{}", &rest[at..]);
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// The filesystem path of a local remote (`/srv/h.git`, `./h.git`, `file:///srv/h.git`), `None` for
+/// network remotes (`ssh://`, `https://`, `user@host:path`).
+pub(crate) fn local_path(url: &str) -> Option<PathBuf> {
+    if let Some(p) = url.strip_prefix("file://") {
+        return Some(PathBuf::from(p));
+    }
+    if url.contains("://") {
+        return None;
+    }
+    let scp_like = match url.split_once(':') {
+        Some((host, _)) => !host.contains('/') && host.len() > 1,
+        None => false,
+    };
+    (!scp_like).then(|| PathBuf::from(url))
+}
+
+/// Credentials handed to libgit2, one method per call, bounded.
+#[derive(Default)]
+struct Credentials {
+    attempts: u32,
+    agent_tried: bool,
+    next_key: usize,
+    helper_tried: bool,
+    tried: Vec<String>,
+}
+
+impl Credentials {
+    fn keys() -> Vec<PathBuf> {
+        let Some(home) = std::env::var_os("HOME") else {
+            return Vec::new();
+        };
+        let dir = PathBuf::from(home).join(".ssh");
+        ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|k| dir.join(k))
+            .filter(|p| p.is_file())
+            .collect()
+    }
+
+    fn next(
+        &mut self,
+        url: &str,
+        user: Option<&str>,
+        allowed: CredentialType,
+    ) -> Result<Cred, git2::Error> {
+        self.attempts += 1;
+        let give_up = |why: &str| git2::Error::new(ErrorCode::Auth, ErrorClass::Ssh, why);
+        if self.attempts > MAX_CREDENTIAL_ATTEMPTS {
+            return Err(give_up("gave up after too many refused credentials"));
+        }
+        let local_user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "git".into());
+        let user = user.unwrap_or(&local_user);
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(user);
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            if !self.agent_tried {
+                self.agent_tried = true;
+                if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                    self.tried.push("ssh-agent".into());
+                    return Cred::ssh_key_from_agent(user);
+                }
+            }
+            let keys = Self::keys();
+            if let Some(key) = keys.get(self.next_key) {
+                self.next_key += 1;
+                self.tried.push(format!(
+                    "~/.ssh/{}",
+                    key.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                let public = key.with_extension("pub");
+                return Cred::ssh_key(
+                    user,
+                    public.is_file().then_some(public.as_path()),
+                    key,
+                    None,
+                );
+            }
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && !self.helper_tried {
+            self.helper_tried = true;
+            self.tried.push("git credential helper".into());
+            let config = git2::Config::open_default()?;
+            return Cred::credential_helper(&config, url, Some(user).filter(|u| *u != local_user));
+        }
+        Err(give_up("no more credentials to try"))
+    }
+
+    fn methods(&self) -> String {
+        if self.tried.is_empty() {
+            "none available (no ssh-agent, no key in ~/.ssh, no credential helper answer)".into()
+        } else {
+            self.tried.join(", ")
+        }
+    }
+}
+
+/// Turns a libgit2 failure talking to the remote into a channel error with the right kind and a fix.
+fn classify(e: git2::Error, what: &str, s: &Settings, creds: &Credentials) -> ChannelError {
+    let remote = s.remote_shown();
+    let msg = e.message().replace(&s.remote, &remote);
+    let auth_like = e.code() == ErrorCode::Auth
+        || (!creds.tried.is_empty()
+            && (msg.contains("authentication") || msg.contains("Username/PublicKey")));
+    if auth_like {
+        return ChannelError::auth(format!(
+            "{what}: authentication to {remote} failed (tried: {}): {msg}. Fix: load your key into ssh-agent \
+             (ssh-add), put it at ~/.ssh/id_ed25519, or configure a git credential helper for https",
+            creds.methods()
+        ));
+    }
+    if e.code() == ErrorCode::Certificate || msg.contains("hostkey") {
+        return ChannelError::permanent(format!(
+            "{what}: the server's host key for {remote} is not in ~/.ssh/known_hosts or does not match it ({msg}). \
+             Fix: check the key and add it, e.g. by connecting once with ssh"
+        ));
+    }
+    match e.class() {
+        ErrorClass::Net
+        | ErrorClass::Os
+        | ErrorClass::Ssh
+        | ErrorClass::Http
+        | ErrorClass::Ssl
+        | ErrorClass::Callback => {
+            ChannelError::transient(format!("{what}: {remote} is not reachable: {msg}"))
+        }
+        _ => ChannelError::permanent(format!("{what} ({remote}): {msg}")),
+    }
+}
+
+fn callbacks<'a>(creds: &'a RefCell<Credentials>) -> git2::RemoteCallbacks<'a> {
+    let mut cb = git2::RemoteCallbacks::new();
+    cb.credentials(move |url, user, allowed| creds.borrow_mut().next(url, user, allowed));
+    cb
+}
+
+/// For a local remote: the bare repository, or a transient error when it is not there (an unmounted disk).
+fn open_local(s: &Settings, path: &std::path::Path) -> Result<Repository, ChannelError> {
+    if !path.exists() {
+        return Err(ChannelError::transient(format!(
+            "the remote {} is not reachable: {} does not exist",
+            s.remote_shown(),
+            path.display()
+        )));
+    }
+    Repository::open_bare(path).map_err(|e| {
+        ChannelError::permanent(format!(
+            "the remote {} is not a bare git repository: {}",
+            s.remote_shown(),
+            e.message()
+        ))
+    })
+}
+
+/// Fetches the branch into `refs/remotes/origin/<branch>`; returns its new value (`None` while the
+/// remote has no such branch).
+pub(crate) fn fetch(repo: &Repository, s: &Settings) -> Result<Option<Oid>, ChannelError> {
+    if let Some(path) = local_path(&s.remote) {
+        open_local(s, &path)?;
+    }
+    let creds = RefCell::new(Credentials::default());
+    let mut remote = repo
+        .find_remote("origin")
+        .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
+    let mut opts = git2::FetchOptions::new();
+    opts.remote_callbacks(callbacks(&creds))
+        .download_tags(git2::AutotagOption::None);
+    let spec = format!("+{}:{}", s.branch_ref(), s.tracking_ref());
+    remote
+        .fetch(&[spec], Some(&mut opts), Some("handoff: fetch"))
+        .map_err(|e| classify(e, "fetch", s, &creds.borrow()))?;
+    drop(opts);
+    Ok(repo.refname_to_id(&s.tracking_ref()).ok())
+}
+
+/// Pushes `tip` to the remote branch, which we last saw at `expected`. Never forces.
+pub(crate) fn push(
+    repo: &Repository,
+    s: &Settings,
+    tip: Oid,
+    expected: Option<Oid>,
+) -> Result<Push, ChannelError> {
+    match local_path(&s.remote) {
+        Some(path) => push_local(repo, s, &path, tip, expected),
+        None => push_network(repo, s),
+    }
+}
+
+fn push_network(repo: &Repository, s: &Settings) -> Result<Push, ChannelError> {
+    let creds = RefCell::new(Credentials::default());
+    let rejected: RefCell<Option<String>> = RefCell::new(None);
+    let remote_says = RefCell::new(String::new());
+    let mut remote = repo
+        .find_remote("origin")
+        .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
+    let result = {
+        let mut cb = callbacks(&creds);
+        // A refused ref is NOT an error from push(): libgit2 reports it only here.
+        cb.push_update_reference(|_refname, status| {
+            if let Some(reason) = status {
+                *rejected.borrow_mut() = Some(reason.to_string());
+            }
+            Ok(())
+        });
+        cb.sideband_progress(|data| {
+            let mut said = remote_says.borrow_mut();
+            if said.len() < 4000 {
+                said.push_str(&String::from_utf8_lossy(data));
+            }
+            true
+        });
+        let mut opts = git2::PushOptions::new();
+        opts.remote_callbacks(cb);
+        let spec = format!("{}:{}", s.branch_ref(), s.branch_ref());
+        remote.push(&[spec], Some(&mut opts))
+    };
+    if let Err(e) = result {
+        if e.code() == ErrorCode::NotFastForward {
+            return Ok(Push::Stale(e.message().to_string()));
+        }
+        return Err(classify(e, "push", s, &creds.borrow()));
+    }
+    let Some(reason) = rejected.into_inner() else {
+        return Ok(Push::Pushed);
+    };
+    let stale = [
+        "non-fast-forward",
+        "fetch first",
+        "stale info",
+        "failed to update ref",
+        "failed to lock",
+        "cannot lock",
+    ]
+    .iter()
+    .any(|m| reason.contains(m));
+    if stale {
+        return Ok(Push::Stale(reason));
+    }
+    let said: Vec<String> = remote_says
+        .into_inner()
+        .lines()
+        .flat_map(|l| l.split('\r'))
+        .map(|l| {
+            l.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut why = reason;
+    if !said.is_empty() {
+        why.push_str(&format!(" (remote said: {})", said.join(" / ")));
+    }
+    Ok(Push::Refused(why))
+}
+
+/// Local remotes: copy the missing objects ourselves, then move the branch with a compare-and-swap.
+fn push_local(
+    repo: &Repository,
+    s: &Settings,
+    path: &std::path::Path,
+    tip: Oid,
+    expected: Option<Oid>,
+) -> Result<Push, ChannelError> {
+    let remote = open_local(s, path)?;
+    let perm = |e: git2::Error| {
+        ChannelError::permanent(format!("push to {}: {}", s.remote_shown(), e.message()))
+    };
+    copy_objects(repo, &remote, tip, expected).map_err(perm)?;
+    let name = s.branch_ref();
+    let msg = "push: handoff";
+    let result = match expected {
+        Some(old) => remote.reference_matching(&name, tip, true, old, msg),
+        None => remote.reference(&name, tip, false, msg),
+    };
+    match result {
+        Ok(_) => Ok(Push::Pushed),
+        Err(e)
+            if matches!(
+                e.code(),
+                ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked | ErrorCode::NotFound
+            ) =>
+        {
+            Ok(Push::Stale(e.message().to_string()))
+        }
+        Err(e) => Err(perm(e)),
+    }
+}
+
+fn copy_objects(
+    src: &Repository,
+    dst: &Repository,
+    tip: Oid,
+    hide: Option<Oid>,
+) -> Result<(), git2::Error> {
+    let (from, to) = (src.odb()?, dst.odb()?);
+    let mut walk = src.revwalk()?;
+    walk.push(tip)?;
+    if let Some(h) = hide {
+        walk.hide(h)?;
+    }
+    let mut commits: Vec<Oid> = walk.collect::<Result<_, _>>()?;
+    commits.reverse();
+    for id in commits {
+        let commit = src.find_commit(id)?;
+        copy_tree(src, &from, &to, commit.tree_id())?;
+        copy_one(&from, &to, id)?;
+    }
+    Ok(())
+}
+
+fn copy_tree(
+    src: &Repository,
+    from: &git2::Odb,
+    to: &git2::Odb,
+    id: Oid,
+) -> Result<(), git2::Error> {
+    if to.exists(id) {
+        return Ok(());
+    }
+    let tree = src.find_tree(id)?;
+    for entry in tree.iter() {
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => copy_tree(src, from, to, entry.id())?,
+            Some(git2::ObjectType::Blob) => copy_one(from, to, entry.id())?,
+            _ => {}
+        }
+    }
+    copy_one(from, to, id)
+}
+
+fn copy_one(from: &git2::Odb, to: &git2::Odb, id: Oid) -> Result<(), git2::Error> {
+    if !to.exists(id) {
+        let obj = from.read(id)?;
+        to.write(obj.kind(), obj.data())?;
+    }
+    Ok(())
+}
+
+/// What `health` learns from the remote.
+pub(crate) struct RemoteState {
+    /// The branch's commit on the remote, if the branch exists.
+    pub tip: Option<Oid>,
+    /// Whether a push connection was accepted (or the local remote is writable).
+    pub writable: bool,
+}
+
+/// ls-remote: connects, lists the branch, and checks that a push connection is accepted.
+pub(crate) fn probe(s: &Settings) -> Result<RemoteState, ChannelError> {
+    let branch = s.branch_ref();
+    if let Some(path) = local_path(&s.remote) {
+        let repo = open_local(s, &path)?;
+        let tip = repo.refname_to_id(&branch).ok();
+        let probe = repo
+            .path()
+            .join(format!("handoff-probe-{}", uuid::Uuid::new_v4().simple()));
+        let writable = std::fs::write(&probe, b"ok").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        return Ok(RemoteState { tip, writable });
+    }
+    let scratch = tempfile_dir()?;
+    let repo = Repository::init_bare(&scratch)
+        .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
+    let mut remote = repo
+        .remote_anonymous(&s.remote)
+        .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
+    let creds = RefCell::new(Credentials::default());
+    let tip = {
+        let conn = remote
+            .connect_auth(git2::Direction::Fetch, Some(callbacks(&creds)), None)
+            .map_err(|e| classify(e, "connect", s, &creds.borrow()))?;
+        let heads = conn
+            .list()
+            .map_err(|e| classify(e, "list", s, &creds.borrow()))?;
+        heads.iter().find(|h| h.name() == branch).map(|h| h.oid())
+    };
+    let creds = RefCell::new(Credentials::default());
+    let writable = remote
+        .connect_auth(git2::Direction::Push, Some(callbacks(&creds)), None)
+        .is_ok();
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(RemoteState { tip, writable })
+}
+
+fn tempfile_dir() -> Result<PathBuf, ChannelError> {
+    let dir = std::env::temp_dir().join(format!("handoff-probe-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_urls_are_masked() {
+        assert_eq!(
+            redact("https://u:tok3n@github.com/a/b.git"),
+            "https://u:***@github.com/a/b.git"
+        );
+        assert_eq!(
+            redact("https://github.com/a/b.git"),
+            "https://github.com/a/b.git"
+        );
+        assert_eq!(redact("ssh://git@host:22/x.git"), "ssh://git@host:22/x.git");
+        assert_eq!(redact("git@github.com:a/b.git"), "git@github.com:a/b.git");
+    }
+
+    #[test]
+    fn local_remotes_are_told_apart_from_network_ones() {
+        assert_eq!(local_path("/srv/h.git"), Some(PathBuf::from("/srv/h.git")));
+        assert_eq!(
+            local_path("file:///srv/h.git"),
+            Some(PathBuf::from("/srv/h.git"))
+        );
+        assert_eq!(local_path("./h.git"), Some(PathBuf::from("./h.git")));
+        assert_eq!(local_path("ssh://git@h/x.git"), None);
+        assert_eq!(local_path("https://h/x.git"), None);
+        assert_eq!(local_path("git@github.com:you/x.git"), None);
+    }
+}
