@@ -1,0 +1,117 @@
+//! The operations the droplet channel needs from a remote directory, and the choice of implementation:
+//! the `openssh` crate on Unix, the system `sftp` binary elsewhere (or on Unix with
+//! `HANDOFF_DROPLET_TRANSPORT=sftp`).
+
+use super::RemoteEntry;
+use super::cli::CliRemote;
+#[cfg(unix)]
+use super::native::NativeRemote;
+use crate::{ChannelError, ProgressBar};
+use std::path::Path;
+
+/// Environment variable choosing the transport (`native` or `sftp`).
+pub const TRANSPORT_ENV: &str = "HANDOFF_DROPLET_TRANSPORT";
+
+/// What the channel does on the server. Paths are remote paths (already joined with the directory).
+pub(crate) trait Remote {
+    /// Size of the file at `path`, `None` when it does not exist.
+    async fn size_of(&self, path: &str) -> Result<Option<u64>, ChannelError>;
+    /// Makes sure `dir` exists (creating missing components) and is a directory.
+    async fn ensure_dir(&self, dir: &str) -> Result<(), ChannelError>;
+    /// Streams the local file `src` to `dest` (created or truncated); returns bytes sent and their sha256.
+    async fn upload(
+        &self,
+        src: &Path,
+        dest: &str,
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError>;
+    /// Renames `from` to `to`, replacing `to`.
+    async fn rename(&self, from: &str, to: &str) -> Result<(), ChannelError>;
+    /// Removes a file; a missing file is not an error.
+    async fn remove(&self, path: &str) -> Result<(), ChannelError>;
+    /// Streams `src` into the local file `dest`; returns bytes received and their sha256.
+    async fn download(
+        &self,
+        src: &str,
+        dest: &Path,
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError>;
+    /// Lists `dir`.
+    async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError>;
+    /// Ends the session.
+    async fn close(self);
+}
+
+/// The transport in use for one connection.
+pub(crate) enum Transport {
+    /// openssh + openssh-sftp-client.
+    #[cfg(unix)]
+    Native(NativeRemote),
+    /// The system `sftp` binary in batch mode.
+    Cli(CliRemote),
+}
+
+macro_rules! each {
+    ($self:ident, $r:ident => $e:expr) => {
+        match $self {
+            #[cfg(unix)]
+            Transport::Native($r) => $e,
+            Transport::Cli($r) => $e,
+        }
+    };
+}
+
+impl Transport {
+    /// Connects to `host` with the transport this platform (and `HANDOFF_DROPLET_TRANSPORT`) selects.
+    pub async fn connect(host: &str) -> Result<Self, ChannelError> {
+        let choice = std::env::var(TRANSPORT_ENV).unwrap_or_default();
+        match choice.as_str() {
+            "sftp" => Ok(Transport::Cli(CliRemote::connect(host).await?)),
+            #[cfg(unix)]
+            "" | "native" => Ok(Transport::Native(NativeRemote::connect(host).await?)),
+            #[cfg(not(unix))]
+            "" => Ok(Transport::Cli(CliRemote::connect(host).await?)),
+            other => Err(ChannelError::permanent(format!(
+                "{TRANSPORT_ENV}={other:?} is not a droplet transport here; use `sftp`{}",
+                if cfg!(unix) { " or `native`" } else { "" }
+            ))),
+        }
+    }
+}
+
+impl Remote for Transport {
+    async fn size_of(&self, path: &str) -> Result<Option<u64>, ChannelError> {
+        each!(self, r => r.size_of(path).await)
+    }
+    async fn ensure_dir(&self, dir: &str) -> Result<(), ChannelError> {
+        each!(self, r => r.ensure_dir(dir).await)
+    }
+    async fn upload(
+        &self,
+        src: &Path,
+        dest: &str,
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError> {
+        each!(self, r => r.upload(src, dest, bar).await)
+    }
+    async fn rename(&self, from: &str, to: &str) -> Result<(), ChannelError> {
+        each!(self, r => r.rename(from, to).await)
+    }
+    async fn remove(&self, path: &str) -> Result<(), ChannelError> {
+        each!(self, r => r.remove(path).await)
+    }
+    async fn download(
+        &self,
+        src: &str,
+        dest: &Path,
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError> {
+        each!(self, r => r.download(src, dest, bar).await)
+    }
+    async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError> {
+        each!(self, r => r.list(dir).await)
+    }
+    async fn close(self) {
+        each!(self, r => r.close().await)
+    }
+}
