@@ -298,6 +298,7 @@ impl Channel for DriveChannel {
                     &plan.path,
                     (f.size, &f.sha256),
                     via_temp,
+                    plan.one_shot,
                     bar.as_ref(),
                 )
                 .await;

@@ -20,6 +20,8 @@ const READ: usize = 1 << 20;
 /// Builds the operator for a plan.
 pub fn operator(plan: &OpendalPlan) -> Result<Operator, ChannelError> {
     opendal::init_default_registry();
+    // opendal's reqwest is built without a TLS provider; use ring, as handoff's own HTTP client does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let op = Operator::via_iter(plan.scheme, plan.options.0.iter().cloned()).map_err(|e| {
         ChannelError::permanent(format!(
             "cannot set up opendal's {} service: {}",
@@ -80,12 +82,15 @@ pub async fn stat(op: &Operator, path: &str) -> Result<Option<u64>, ChannelError
 /// Streams `src` to `path`, hashing it. When the content does not match `expected` (size, sha256) the
 /// write is aborted, so nothing is committed. When `via_temp` is set the object is written under a temporary
 /// name in the same folder and renamed at the end (for stores where a write is visible while in progress).
+/// When `one_shot` is set (services that upload in one request) the file is gathered into one buffer first:
+/// the caller only sends files up to `single_request_max` this way.
 pub async fn upload(
     op: &Operator,
     src: &Path,
     path: &str,
     expected: (u64, &str),
     via_temp: bool,
+    one_shot: bool,
     bar: &dyn ProgressBar,
 ) -> Result<u64, ChannelError> {
     let write_path = if via_temp {
@@ -99,24 +104,22 @@ pub async fn upload(
     } else {
         path.to_string()
     };
-    if let Some((dir, _)) = path.rsplit_once('/')
-        && op.info().full_capability().create_dir
-    {
-        op.create_dir(&format!("{dir}/"))
+    // Parent folders are created by the services themselves (fs, sftp, webdav) or do not exist (object stores).
+    let writer = if one_shot {
+        op.writer_with(&write_path).await
+    } else {
+        op.writer_with(&write_path)
+            .chunk(PART)
+            .concurrent(CONCURRENT)
             .await
-            .map_err(|e| map_err(&format!("creating {dir}"), e))?;
-    }
-    let mut writer = op
-        .writer_with(&write_path)
-        .chunk(PART)
-        .concurrent(CONCURRENT)
-        .await
-        .map_err(|e| map_err(&format!("starting the upload of {path}"), e))?;
+    };
+    let mut writer = writer.map_err(|e| map_err(&format!("starting the upload of {path}"), e))?;
     let mut input = tokio::fs::File::open(src)
         .await
         .map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
+    let mut gathered: Vec<u8> = Vec::with_capacity(if one_shot { expected.0 as usize } else { 0 });
     let result: Result<(), ChannelError> = async {
         loop {
             let mut buf = vec![0u8; READ];
@@ -127,11 +130,21 @@ pub async fn upload(
             buf.truncate(n);
             hasher.update(&buf);
             total += n as u64;
+            if one_shot {
+                gathered.extend_from_slice(&buf);
+            } else {
+                writer
+                    .write(buf)
+                    .await
+                    .map_err(|e| map_err(&format!("uploading {path}"), e))?;
+            }
+            bar.advance(n as u64);
+        }
+        if one_shot {
             writer
-                .write(buf)
+                .write(std::mem::take(&mut gathered))
                 .await
                 .map_err(|e| map_err(&format!("uploading {path}"), e))?;
-            bar.advance(n as u64);
         }
         Ok(())
     }
