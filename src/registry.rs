@@ -60,5 +60,10 @@ impl Registry {
 #[allow(unused_variables)]
 fn add_configured(settings: &Settings, ctx: &Context, channels: &mut BTreeMap<String, Arc<dyn Channel>>) -> anyhow::Result<()> {
     // Each channel module adds its arm here when it lands (git, drive, droplet, sms).
+    #[cfg(feature = "drive")]
+    if let Some(cfg) = &settings.file.drive {
+        use handoff_channels::drive::DriveChannel;
+        channels.insert("drive".into(), Arc::new(DriveChannel::new(cfg.clone(), ctx.clone())));
+    }
     Ok(())
 }
