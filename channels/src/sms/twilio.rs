@@ -1,0 +1,297 @@
+//! A small client for the two Twilio API v2010 calls handoff makes: create a Message, fetch the Account.
+//! Retries 429 (and Twilio code 20429) and 5xx with backoff; other 4xx are final; 401/403 are auth errors.
+
+use super::creds::Credentials;
+use super::validate::{mask, mask_sid};
+use crate::ChannelError;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Timeouts and retry policy.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Attempts for a retryable failure (1 = no retry).
+    pub attempts: u32,
+    /// First backoff delay; doubled after each attempt.
+    pub backoff: Duration,
+    /// Longest single wait, also the cap on a server's `Retry-After`.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(20),
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            max_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Twilio's error body: `{"code": 21211, "message": "...", "more_info": "https://...", "status": 400}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TwilioError {
+    /// Twilio error code (e.g. 21211 invalid To, 20003 authentication, 20429 too many requests).
+    #[serde(default)]
+    pub code: Option<u64>,
+    /// Human-readable message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Link to Twilio's page about the error.
+    #[serde(default)]
+    pub more_info: Option<String>,
+}
+
+impl TwilioError {
+    fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(c) = self.code {
+            s.push_str(&format!("Twilio error {c}"));
+        }
+        if let Some(m) = &self.message {
+            s.push_str(if s.is_empty() { "" } else { ": " });
+            s.push_str(m);
+        }
+        if let Some(u) = &self.more_info {
+            s.push_str(&format!(" (see {u})"));
+        }
+        s
+    }
+}
+
+/// The fields of a created Message that handoff uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentMessage {
+    /// Message SID (`SM…`).
+    pub sid: String,
+    /// Twilio's status (`queued`, `accepted`, ...).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// The fields of an Account that `doctor` shows (never its `auth_token`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountInfo {
+    /// `active`, `suspended` or `closed`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// `Trial` or `Full`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// Who sends: a number or a Messaging Service.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    /// A Twilio number (E.164) as `From`.
+    Number(String),
+    /// A Messaging Service SID (`MG…`) as `MessagingServiceSid`.
+    Service(String),
+}
+
+/// The HTTP side of the SMS channel.
+pub struct TwilioClient {
+    base: String,
+    creds: Credentials,
+    policy: RetryPolicy,
+    http: reqwest::Client,
+}
+
+impl TwilioClient {
+    /// A client for `base` (already checked by [`super::validate::base_url`]).
+    pub fn new(
+        base: String,
+        creds: Credentials,
+        policy: RetryPolicy,
+    ) -> Result<Self, ChannelError> {
+        let http = reqwest::Client::builder()
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("handoff/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ChannelError::permanent(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            base,
+            creds,
+            policy,
+            http,
+        })
+    }
+
+    /// The API base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The secret in use (for the outgoing-content scanner only; never print it).
+    pub fn secret(&self) -> &str {
+        self.creds.secret()
+    }
+
+    /// The account acted on.
+    pub fn account_sid(&self) -> &str {
+        &self.creds.account_sid
+    }
+
+    /// `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` with `To`, `From`/`MessagingServiceSid`, `Body`.
+    pub async fn send(
+        &self,
+        sender: &Sender,
+        to: &str,
+        body: &str,
+    ) -> Result<SentMessage, ChannelError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.base, self.creds.account_sid
+        );
+        let sender_field = match sender {
+            Sender::Number(n) => ("From", n.as_str()),
+            Sender::Service(s) => ("MessagingServiceSid", s.as_str()),
+        };
+        let form = [("To", to), sender_field, ("Body", body)];
+        let what = format!("SMS to {}", mask(to));
+        let resp = self
+            .request(&what, || self.http.post(&url).form(&form))
+            .await?;
+        parse(&what, resp).await
+    }
+
+    /// `GET /2010-04-01/Accounts/{Sid}.json`: checks the credentials without sending anything.
+    pub async fn account(&self) -> Result<AccountInfo, ChannelError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}.json",
+            self.base, self.creds.account_sid
+        );
+        let what = format!("Twilio account {}", mask_sid(&self.creds.account_sid));
+        let resp = self.request(&what, || self.http.get(&url)).await?;
+        parse(&what, resp).await
+    }
+
+    /// One call with retries; `build` makes a fresh request for each attempt.
+    async fn request<F>(&self, what: &str, build: F) -> Result<reqwest::Response, ChannelError>
+    where
+        F: Fn() -> reqwest::RequestBuilder,
+    {
+        let attempts = self.policy.attempts.max(1);
+        let mut delay = self.policy.backoff;
+        let mut last = None;
+        for attempt in 1..=attempts {
+            let result = build()
+                .basic_auth(&self.creds.username, Some(self.creds.secret()))
+                .send()
+                .await;
+            let (err, retry_after) = match result {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let e = self.status_error(what, resp).await;
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    (e, retry_after)
+                }
+                Err(e) => (
+                    ChannelError::transient(format!(
+                        "{what}: cannot reach Twilio at {}: {}",
+                        self.base,
+                        describe(&e)
+                    )),
+                    None,
+                ),
+            };
+            tracing::debug!(attempt, error = %err, "Twilio request failed");
+            last = Some(err);
+            if attempt < attempts {
+                tokio::time::sleep(retry_after.unwrap_or(delay).min(self.policy.max_wait)).await;
+                delay = (delay * 2).min(self.policy.max_wait);
+            }
+        }
+        let e = last.expect("at least one attempt");
+        Err(e.context(format!("gave up after {attempts} attempts")))
+    }
+
+    /// Turns a failure status into an error of the right kind, with Twilio's code, message and link.
+    async fn status_error(&self, what: &str, resp: reqwest::Response) -> ChannelError {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let twilio: TwilioError = serde_json::from_str(&text).unwrap_or_default();
+        let mut detail = twilio.describe();
+        if detail.is_empty() {
+            let t = text.trim();
+            if !t.is_empty() && t.len() <= 200 && !t.contains(self.creds.secret()) {
+                detail = t.to_string();
+            }
+        }
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        };
+        let head = format!("{what}: Twilio answered {}{detail}", status_text(status));
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ChannelError::auth(format!(
+                "{head}; check TWILIO_SID / TWILIO_TOKEN (user {})",
+                mask_sid(&self.creds.username)
+            )),
+            s if s == StatusCode::TOO_MANY_REQUESTS
+                || twilio.code == Some(20429)
+                || s.is_server_error() =>
+            {
+                ChannelError::transient(head)
+            }
+            _ => ChannelError::permanent(head),
+        }
+    }
+}
+
+fn status_text(s: StatusCode) -> String {
+    match s.canonical_reason() {
+        Some(r) => format!("{} {r}", s.as_u16()),
+        None => s.as_u16().to_string(),
+    }
+}
+
+async fn parse<T: serde::de::DeserializeOwned>(
+    what: &str,
+    resp: reqwest::Response,
+) -> Result<T, ChannelError> {
+    let bytes = resp.bytes().await.map_err(|e| {
+        ChannelError::transient(format!("{what}: reading Twilio's answer: {}", describe(&e)))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ChannelError::permanent(format!(
+            "{what}: Twilio's answer is not what its API documents ({e}); is [sms] base_url right?"
+        ))
+    })
+}
+
+/// A reqwest error, short, without the URL.
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    let mut s = if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        match e.url() {
+            Some(u) => e.to_string().replace(u.as_str(), ""),
+            None => e.to_string(),
+        }
+    };
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s
+}
