@@ -80,10 +80,17 @@ pub struct RouteConfig {
     /// Files larger than this go to drive instead of the droplet.
     #[serde(default = "default_droplet_max")]
     pub droplet_max: ByteSize,
+    /// `sync --fetch` downloads a pointer's payloads only when they add up to at most this; larger ones are
+    /// listed with the `handoff fetch` command that gets them.
+    #[serde(default = "default_fetch_max")]
+    pub fetch_max: ByteSize,
 }
 
 fn default_inline_max() -> ByteSize {
     ByteSize::kib(48)
+}
+fn default_fetch_max() -> ByteSize {
+    ByteSize::mib(256)
 }
 fn default_droplet_max() -> ByteSize {
     ByteSize::mib(256)
@@ -91,7 +98,7 @@ fn default_droplet_max() -> ByteSize {
 
 impl Default for RouteConfig {
     fn default() -> Self {
-        Self { inline_max: default_inline_max(), droplet_max: default_droplet_max() }
+        Self { inline_max: default_inline_max(), droplet_max: default_droplet_max(), fetch_max: default_fetch_max() }
     }
 }
 
@@ -391,5 +398,17 @@ mod tests {
         assert!(validate_machine("any").is_err());
         assert!(validate_machine("a b").is_err());
         assert!(validate_machine("").is_err());
+    }
+}
+
+#[cfg(all(test, feature = "git", feature = "drive", feature = "droplet", feature = "sms"))]
+mod example_tests {
+    #[test]
+    fn the_annotated_example_config_parses_with_every_section() {
+        let text = include_str!("../config/handoff.example.toml");
+        let c = super::parse(text).unwrap_or_else(|e| panic!("config/handoff.example.toml: {e}"));
+        assert_eq!(c.machine.as_deref(), Some("mac-studio"));
+        assert!(c.bus.is_some() && c.git.is_some() && c.drive.is_some() && c.droplet.is_some() && c.sms.is_some());
+        assert_eq!(c.route.droplet_max.as_u64(), 256 << 20);
     }
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the tests talk to (Debian packages, PyPI, npm), then runs the whole test suite.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+bash scripts/install-test-deps.sh
+export PATH="$here/.test-tools/venv/bin:$PATH"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --no-fail-fast
+  cargo test --workspace --all-features --doc
+else
+  cargo test --workspace --all-features --no-fail-fast
+fi
