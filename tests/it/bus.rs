@@ -298,3 +298,47 @@ fn the_servers_password_never_comes_from_the_command_line() {
     c.args(["bus", "serve", "--password", "x"]);
     assert_eq!(run(c).code(), 2, "there is no --password flag");
 }
+
+#[test]
+fn bus_import_loads_the_originals_data_file_with_its_ids_and_old_scripts_see_it() {
+    let env = Env::new();
+    let data = env.path().join("bus-data");
+    let file = env.path().join("bus.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"id": "a1b2c3", "ts": "2026-01-01T00:00:00", "from": "mac", "to": "linux", "body": "hex id", "tags": ["x"], "read_by": ["linux"]}"#,
+            "\n",
+            r#"{"id": 7, "ts": "2026-01-02T00:00:00", "from": "mac", "to": "any", "body": "numeric id", "tags": [], "priority": "high"}"#,
+            "\n",
+            "{broken\n",
+            "\n",
+        ),
+    )
+    .unwrap();
+    let mut c = env.handoff("x");
+    c.args(["bus", "import", "--json"]).arg(&file).arg("--data").arg(&data);
+    let o = run(c);
+    assert_eq!(o.code(), 65, "a bad line is reported: {}", o.err());
+    let r = o.json();
+    assert_eq!((r["imported"].as_u64(), r["acks"].as_u64()), (Some(2), Some(1)));
+    assert!(r["bad_lines"][0].as_str().unwrap().starts_with("line 3"));
+    // importing again adds nothing
+    let mut c = env.handoff("x");
+    c.args(["bus", "import", "--json"]).arg(&file).arg("--data").arg(&data);
+    assert_eq!(run(c).json()["skipped"], 2);
+    let bus = BusServer::start_at(&data, 0);
+    let all = bus.get("/messages").json::<Value>().unwrap();
+    let ms = all["messages"].as_array().unwrap();
+    assert_eq!(ms[0]["id"], "a1b2c3");
+    assert_eq!(ms[0]["ts"], "2026-01-01T00:00:00");
+    assert_eq!(ms[1]["id"], 7);
+    assert_eq!(ms[1]["priority"], "high", "unknown fields are kept");
+    // read state came along: linux has read the hex one, so only the broadcast is unread
+    let unread = bus.get("/messages?to=linux&unread_by=linux").json::<Value>().unwrap();
+    assert_eq!(unread["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(bus.get("/messages?since=a1b2c3").json::<Value>().unwrap()["messages"][0]["id"], 7);
+    // new posts continue after the imported ids
+    let m = bus.post_json("/post", &json!({"from": "a", "body": "new"})).json::<Value>().unwrap();
+    assert_eq!(m["id"], 8);
+}

@@ -163,28 +163,44 @@ impl SqliteStore {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
-    /// Inserts a message exactly as given (id, ts and unknown fields preserved), for `bus import`.
-    /// Returns false when a message with that id already exists (import is re-runnable).
-    pub fn import(&mut self, msg: &Message) -> Result<bool, StoreError> {
+    /// Inserts messages exactly as given (id, ts and unknown fields preserved), for `bus import`, in one
+    /// transaction. Returns how many were new; a message whose id exists is skipped (import is re-runnable).
+    pub fn import(&mut self, msgs: &[Message]) -> Result<u64, StoreError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let exists: bool = tx.query_row("SELECT 1 FROM messages WHERE id = ?1", [msg.id.as_str()], |_| Ok(true)).optional()?.unwrap_or(false);
-        if exists {
-            return Ok(false);
+        let mut max: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| r.get(0))?;
+        let mut added = 0;
+        {
+            let mut exists = tx.prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages(seq, id, ts, sender, recipient, body, tags, extra) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?;
+            for msg in msgs {
+                if exists.exists([msg.id.as_str()])? {
+                    continue;
+                }
+                // keep numeric ids as their own sequence number when they keep the order; otherwise append
+                let seq = match msg.id.as_number() {
+                    Some(n) if n > max => n,
+                    _ => max + 1,
+                };
+                max = seq;
+                let extra = if msg.extra.is_empty() { None } else { Some(serde_json::to_string(&msg.extra).expect("json")) };
+                insert.execute(params![
+                    seq,
+                    msg.id.as_str(),
+                    msg.ts,
+                    msg.from,
+                    msg.to,
+                    msg.body,
+                    serde_json::to_string(&msg.tags).expect("json"),
+                    extra
+                ])?;
+                added += 1;
+            }
         }
-        let max: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| r.get(0))?;
-        // keep numeric ids as their own sequence number when they keep the order; otherwise append
-        let seq = match msg.id.as_number() {
-            Some(n) if n > max => n,
-            _ => max + 1,
-        };
-        let extra = if msg.extra.is_empty() { None } else { Some(serde_json::to_string(&msg.extra).expect("json")) };
-        tx.execute(
-            "INSERT INTO messages(seq, id, ts, sender, recipient, body, tags, extra) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-            params![seq, msg.id.as_str(), msg.ts, msg.from, msg.to, msg.body, serde_json::to_string(&msg.tags).expect("json"), extra],
-        )?;
         tx.execute("DELETE FROM reader_floor", [])?;
         tx.commit()?;
-        Ok(true)
+        Ok(added)
     }
 
     /// Records that `reader` had read the message `id` (from an imported data file), if it exists.
