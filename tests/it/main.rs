@@ -4,5 +4,12 @@
 mod support;
 
 mod bus;
+mod cli;
+#[cfg(feature = "git")]
+mod git;
+#[cfg(feature = "drive")]
+mod drive;
+#[cfg(feature = "droplet")]
+mod droplet;
 #[cfg(feature = "sms")]
 mod sms;

@@ -210,9 +210,11 @@ impl DriveChannel {
     }
 }
 
-/// The UTC date (`yyyy-mm-dd`) inside a UUIDv7 key.
+/// The UTC date (`yyyy-mm-dd`) inside a key that starts with a UUIDv7 (hyphenated or simple, with any
+/// suffix such as handoff's `-<item>`).
 fn key_date(key: &str) -> Option<String> {
-    let u = uuid::Uuid::parse_str(key).ok()?;
+    let hex: String = key.chars().filter(|c| *c != '-').take(32).collect();
+    let u = uuid::Uuid::try_parse(&hex).ok()?;
     if u.get_version_num() != 7 {
         return None;
     }
@@ -464,6 +466,13 @@ mod tests {
             p,
             ch.object_path(&parcel(&key, "../../a b;$(x).png")).unwrap(),
             "a retry maps to the same place"
+        );
+        // handoff's own keys: a simple UUIDv7 and the item number.
+        let simple = format!("{}-0", uuid::Uuid::new_v7(ts).simple());
+        assert!(
+            ch.object_path(&parcel(&simple, "a"))
+                .unwrap()
+                .starts_with("claude-handoffs/2026-11-24/")
         );
         let other = ch.object_path(&parcel("k2", "a b;$(x).png")).unwrap();
         assert_ne!(p, other);

@@ -1,0 +1,381 @@
+//! The drive channel end to end: the real `handoff` binary storing payloads on real servers made by
+//! `rclone serve webdav|sftp|s3` (and a `local` remote), configured in an rclone.conf in the test HOME, with
+//! the rclone CLI as the independent client that checks what was stored.
+
+use crate::support::rclone::{self, Kind, Server};
+use crate::support::{Env, OutputExt, run};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Deterministic pseudo-random bytes (xorshift), so payloads do not compress or repeat.
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// An env with `[drive]` pointing at `remote`, and `conf_text` as its rclone.conf (at rclone's default place).
+fn drive_env(remote: &str, folder: &str, conf_text: &str) -> (Env, PathBuf) {
+    let mut env = Env::new();
+    env.write_config(&format!(
+        "[drive]\nremote = \"{remote}\"\nfolder = \"{folder}\"\n"
+    ));
+    let conf = rclone::write_conf(&env, conf_text);
+    rclone::isolate_ssh(&mut env);
+    rclone::put_rclone_on_path(&mut env);
+    (env, conf)
+}
+
+fn write_file(env: &Env, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = env.path().join("outgoing").join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// `handoff send --file PATH --to b --json` as machine a; returns the JSON.
+fn send(env: &Env, file: &Path, extra: &[&str]) -> (std::process::Output, Value) {
+    let mut c = env.handoff("a");
+    c.args(["--json", "send", "--to", "b", "--file"])
+        .arg(file)
+        .args(extra);
+    let out = run(c);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out, json)
+}
+
+/// The drive receipt of a send's JSON: (uri, detail).
+fn drive_receipt(json: &Value) -> (String, String) {
+    let steps = json["receipt"]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps in {json}"));
+    let r = steps
+        .iter()
+        .find_map(|s| s["receipt"].as_object().filter(|r| r["channel"] == "drive"))
+        .unwrap_or_else(|| panic!("no drive receipt in {json:#}"));
+    (
+        r["uri"].as_str().unwrap().to_string(),
+        r["detail"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// `drive:<remote>:<path>` → rclone's `remote:path`.
+fn rclone_target(uri: &str) -> String {
+    uri.strip_prefix("drive:").unwrap().to_string()
+}
+
+/// b's sync: the first pointer message's id.
+fn pointer_id(env: &Env) -> String {
+    let mut c = env.handoff("b");
+    c.args(["sync", "--json"]);
+    let out = run(c);
+    out.ok();
+    let j = out.json();
+    let m = j["sync"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "pointer"))
+        })
+        .unwrap_or_else(|| panic!("b's sync shows no pointer: {j:#}"))
+        .clone();
+    assert!(
+        m["fetch_command"]
+            .as_str()
+            .unwrap()
+            .starts_with("handoff fetch "),
+        "{m}"
+    );
+    m["id"].as_str().unwrap().to_string()
+}
+
+fn fetch(env: &Env, id: &str, out: &Path, force: bool) -> std::process::Output {
+    let mut c = env.handoff("b");
+    c.args(["fetch", id, "--out"]).arg(out);
+    if force {
+        c.arg("--force");
+    }
+    run(c)
+}
+
+/// Sends a payload through `remote`, checks it with the rclone CLI, then machine b syncs and fetches it.
+fn round_trip(conf_text: &str, remote: &str, folder: &str, expect_detail: &str) {
+    let (env, conf) = drive_env(remote, folder, conf_text);
+    let bytes = payload(3 * 1024 * 1024 + 17, remote.len() as u64);
+    let file = write_file(&env, "build log $(x); v2.bin", &bytes);
+    let (out, json) = send(&env, &file, &[]);
+    out.ok();
+    let (uri, detail) = drive_receipt(&json);
+    assert!(
+        detail.contains(expect_detail),
+        "receipt detail {detail:?} should say {expect_detail:?}"
+    );
+    assert!(uri.starts_with(&format!("drive:{remote}:")), "{uri}");
+    assert!(
+        uri.ends_with("/build_log___x___v2.bin"),
+        "stored under a safe name: {uri}"
+    );
+
+    // rclone, as an independent client with the same config, sees the same bytes and size.
+    let target = rclone_target(&uri);
+    let cat = rclone::cat(&conf, &target, None);
+    assert!(cat.status.success(), "rclone cat {target}: {}", cat.err());
+    assert_eq!(cat.stdout.len(), bytes.len());
+    assert!(cat.stdout == bytes, "rclone cat returns different bytes");
+    assert_eq!(
+        rclone::stat(&conf, &target, None)["Size"],
+        bytes.len() as u64
+    );
+
+    // machine b: the pointer shows in sync, fetch verifies and writes it, and will not overwrite it.
+    let id = pointer_id(&env);
+    let dir = env.path().join("inbox");
+    let got = fetch(&env, &id, &dir, false);
+    got.ok();
+    assert!(got.out().contains("sha256 verified"), "{}", got.out());
+    let fetched = std::fs::read(dir.join("build_log___x___v2.bin")).unwrap();
+    assert_eq!(sha256_hex(&fetched), sha256_hex(&bytes));
+    let again = fetch(&env, &id, &dir, false);
+    assert_ne!(
+        again.code(),
+        0,
+        "fetching over an existing file must be refused"
+    );
+    assert!(again.err().contains("--force"), "{}", again.err());
+    fetch(&env, &id, &dir, true).ok();
+}
+
+#[test]
+fn drive_webdav_send_is_read_back_by_rclone_and_fetched_by_b() {
+    let server = Server::start(Kind::Webdav);
+    round_trip(
+        &server.section("dav", false),
+        "dav",
+        "claude-handoffs",
+        "via opendal",
+    );
+}
+
+#[test]
+fn drive_s3_send_is_read_back_by_rclone_and_fetched_by_b() {
+    let server = Server::start(Kind::S3);
+    round_trip(
+        &server.section("objects", false),
+        "objects",
+        "bucket/claude-handoffs",
+        "via opendal",
+    );
+}
+
+#[test]
+fn drive_sftp_with_a_key_goes_through_opendal() {
+    let server = Server::start(Kind::Sftp);
+    round_trip(
+        &server.section("box", true),
+        "box",
+        "claude-handoffs",
+        "via opendal",
+    );
+}
+
+#[test]
+fn drive_sftp_with_a_password_goes_through_rclone_and_says_so() {
+    let server = Server::start(Kind::Sftp);
+    round_trip(
+        &server.section("boxpw", false),
+        "boxpw",
+        "claude-handoffs",
+        "via rclone: the sftp remote logs in with a password",
+    );
+}
+
+#[test]
+fn drive_local_remote_round_trip() {
+    let store = tempfile::tempdir().unwrap();
+    let folder = store.path().join("payloads");
+    round_trip(
+        "[here]\ntype = local\n",
+        "here",
+        folder.to_str().unwrap(),
+        "via opendal",
+    );
+}
+
+#[test]
+fn drive_never_overwrites_an_earlier_payload_with_the_same_name() {
+    let server = Server::start(Kind::S3);
+    let (env, conf) = drive_env("objects", "bucket/h", &server.section("objects", false));
+    let first = payload(1000, 1);
+    let second = payload(2000, 2);
+    let f = write_file(&env, "same.bin", &first);
+    let (o1, j1) = send(&env, &f, &[]);
+    o1.ok();
+    std::fs::write(&f, &second).unwrap();
+    let (o2, j2) = send(&env, &f, &[]);
+    o2.ok();
+    let (u1, u2) = (drive_receipt(&j1).0, drive_receipt(&j2).0);
+    assert_ne!(u1, u2);
+    assert!(
+        rclone::cat(&conf, &rclone_target(&u1), None).stdout == first,
+        "the first payload is intact"
+    );
+    assert!(rclone::cat(&conf, &rclone_target(&u2), None).stdout == second);
+}
+
+#[test]
+fn drive_fetch_of_a_corrupted_payload_fails_loudly_and_leaves_nothing() {
+    let server = Server::start(Kind::S3);
+    let (env, _conf) = drive_env("objects", "bucket/h", &server.section("objects", false));
+    let bytes = payload(200_000, 3);
+    let f = write_file(&env, "report.pdf", &bytes);
+    let (out, json) = send(&env, &f, &[]);
+    out.ok();
+    let (uri, _) = drive_receipt(&json);
+    // Flip bytes in the stored object, on the server's disk, keeping its size.
+    let on_disk = server
+        .root
+        .join(rclone_target(&uri).split_once(':').unwrap().1);
+    let mut stored = std::fs::read(&on_disk).unwrap();
+    stored[1000] ^= 0xff;
+    std::fs::write(&on_disk, &stored).unwrap();
+
+    let id = pointer_id(&env);
+    let dir = env.path().join("inbox");
+    let got = fetch(&env, &id, &dir, false);
+    assert_ne!(
+        got.code(),
+        0,
+        "a corrupted payload must fail: {}",
+        got.out()
+    );
+    assert!(got.err().contains("sha256 mismatch"), "{}", got.err());
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing may be left behind: {left:?}");
+}
+
+#[test]
+fn drive_encrypted_rclone_conf_works_with_its_password_and_fails_clearly_otherwise() {
+    let server = Server::start(Kind::Webdav);
+    let (mut env, conf) = drive_env("dav", "h", &server.section("dav", false));
+    rclone::encrypt_conf(&conf, "correct-horse");
+    let f = write_file(&env, "a.txt", b"encrypted config works");
+
+    let (out, _) = send(&env, &f, &["--via", "drive"]);
+    assert_ne!(out.code(), 0, "no password: must fail");
+    assert!(
+        out.err().contains("RCLONE_CONFIG_PASS") || out.out().contains("RCLONE_CONFIG_PASS"),
+        "{}{}",
+        out.out(),
+        out.err()
+    );
+
+    env.var("RCLONE_CONFIG_PASS", "wrong-horse");
+    let (out, _) = send(&env, &f, &["--via", "drive"]);
+    assert_ne!(out.code(), 0, "wrong password: must fail");
+    let text = format!("{}{}", out.out(), out.err());
+    assert!(text.contains("wrong password"), "{text}");
+    assert!(
+        !text.contains("wrong-horse"),
+        "the password must not be echoed: {text}"
+    );
+
+    env.vars.retain(|(k, _)| k != "RCLONE_CONFIG_PASS");
+    env.var("RCLONE_CONFIG_PASS", "correct-horse");
+    let (out, json) = send(&env, &f, &[]);
+    out.ok();
+    let (uri, _) = drive_receipt(&json);
+    let cat = rclone::cat(&conf, &rclone_target(&uri), Some("correct-horse"));
+    assert_eq!(cat.stdout, b"encrypted config works");
+}
+
+#[test]
+fn drive_missing_remote_lists_the_remotes_found() {
+    let server = Server::start(Kind::Webdav);
+    let (env, _) = drive_env(
+        "gdrive",
+        "h",
+        &format!("{}[here]\ntype = local\n", server.section("dav", false)),
+    );
+    let f = write_file(&env, "a.txt", b"x");
+    let (out, _) = send(&env, &f, &["--via", "drive"]);
+    assert_ne!(out.code(), 0);
+    let text = format!("{}{}", out.out(), out.err());
+    assert!(text.contains("\"gdrive\" is not configured"), "{text}");
+    assert!(
+        text.contains("dav (webdav)") && text.contains("here (local)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn drive_without_rclone_installed_says_what_to_install() {
+    let server = Server::start(Kind::Sftp);
+    let (mut env, _) = drive_env("boxpw", "h", &server.section("boxpw", false));
+    env.vars.retain(|(k, _)| k != "PATH");
+    env.var("PATH", rclone::path_without_rclone());
+    let f = write_file(&env, "a.txt", b"x");
+    let (out, _) = send(&env, &f, &["--via", "drive"]);
+    assert_ne!(out.code(), 0);
+    let text = format!("{}{}", out.out(), out.err());
+    assert!(
+        text.contains("rclone is not on PATH") && text.contains("install it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("password"),
+        "the reason rclone is needed is given: {text}"
+    );
+}
+
+#[test]
+fn drive_sync_fetch_downloads_pointers_under_the_size_cap_only() {
+    let store = tempfile::tempdir().unwrap();
+    let folder = store.path().join("p");
+    let (env, _) = drive_env("here", folder.to_str().unwrap(), "[here]\ntype = local\n");
+    let cfg = std::fs::read_to_string(env.path().join("config/handoff/config.toml")).unwrap();
+    env.write_config(&format!("{cfg}\n[route]\nfetch_max = \"10KiB\"\n"));
+    let small = payload(1000, 5);
+    let large = payload(20_000, 6);
+    send(&env, &write_file(&env, "small.bin", &small), &[])
+        .0
+        .ok();
+    send(&env, &write_file(&env, "large.bin", &large), &[])
+        .0
+        .ok();
+    let out_dir = env.path().join("auto");
+    let mut c = env.handoff("b");
+    c.args(["sync", "--fetch", "--json", "--out"]).arg(&out_dir);
+    let out = run(c);
+    out.ok();
+    let j = out.json();
+    let fetched: Vec<&str> = j["sync"]["fetched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(fetched, ["small.bin"], "{j:#}");
+    let notes = j["sync"]["notes"].to_string();
+    assert!(
+        notes.contains("not fetched") && notes.contains("fetch_max"),
+        "{notes}"
+    );
+    let small_path = j["sync"]["fetched"][0]["path"].as_str().unwrap();
+    assert_eq!(std::fs::read(small_path).unwrap(), small);
+}
