@@ -4,12 +4,7 @@
 mod support;
 
 mod bus;
-mod cli;
-#[cfg(feature = "git")]
-mod git;
 #[cfg(feature = "drive")]
 mod drive;
-#[cfg(feature = "droplet")]
-mod droplet;
 #[cfg(feature = "sms")]
 mod sms;
