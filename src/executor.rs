@@ -218,12 +218,7 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
             Ok(())
         }
         Role::Page { summary } => {
-            let from = job.from.clone();
-            let bus_id = job.steps.iter().filter(|s| matches!(s.role, Role::Inline | Role::Pointer { .. })).find_map(|s| s.receipt.as_ref()?.message_id.clone());
-            job.steps[i].parcel.body = match bus_id {
-                Some(id) => format!("{from}: {summary} (bus msg {id})"),
-                None => format!("{from}: {summary}"),
-            };
+            job.steps[i].parcel.body = crate::urgent::page_body(job, &summary);
             Ok(())
         }
         Role::Payload | Role::Inline => Ok(()),

@@ -15,3 +15,4 @@ pub mod registry;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod urgent;

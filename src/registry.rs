@@ -65,5 +65,11 @@ fn add_configured(settings: &Settings, ctx: &Context, channels: &mut BTreeMap<St
         use handoff_channels::drive::DriveChannel;
         channels.insert("drive".into(), Arc::new(DriveChannel::new(cfg.clone(), ctx.clone())));
     }
+    #[cfg(feature = "sms")]
+    if let Some(cfg) = &settings.file.sms {
+        use handoff_channels::sms::SmsChannel;
+        let ch = SmsChannel::from_config(cfg, ctx).map_err(|e| crate::config::ConfigError(e.message))?;
+        channels.insert("sms".into(), Arc::new(ch));
+    }
     Ok(())
 }

@@ -1,0 +1,153 @@
+//! The urgent flow's page (issue 6, SPEC §3.3): the message goes to the bus first, then an SMS names the
+//! sender, a summary and the bus message id. When the bus message is not there (bus down, or refused),
+//! the page carries the text itself and says so. The SMS channel enforces the page budget and sends each
+//! page at most once per number, however often the outbox retries it.
+
+use crate::outbox::{Job, Role};
+
+/// What became of the job's bus message, as the page should tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusOutcome {
+    /// Posted, with this id.
+    Posted(String),
+    /// Not posted yet (bus unreachable, or waiting for payloads): it stays in the outbox.
+    Queued,
+    /// Refused for good.
+    Failed,
+}
+
+/// The state of the job's bus step (inline message or pointer).
+pub fn bus_outcome(job: &Job) -> BusOutcome {
+    let bus = job
+        .steps
+        .iter()
+        .find(|s| matches!(s.role, Role::Inline | Role::Pointer { .. }));
+    match bus {
+        Some(s) => match s.receipt.as_ref().and_then(|r| r.message_id.clone()) {
+            Some(id) => BusOutcome::Posted(id),
+            None if s.failed => BusOutcome::Failed,
+            None => BusOutcome::Queued,
+        },
+        None => BusOutcome::Queued,
+    }
+}
+
+/// The text of the job's page: `<machine>: <summary> (bus msg <id>)`, or — with no bus message to point
+/// at — the message text itself (the inline text when there is one, else the summary), cut to stay short.
+pub fn page_body(job: &Job, summary: &str) -> String {
+    let outcome = bus_outcome(job);
+    let standalone = || {
+        job.steps
+            .iter()
+            .find(|s| s.role == Role::Inline)
+            .map(|s| s.parcel.body.clone())
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| summary.to_string())
+    };
+    #[cfg(feature = "sms")]
+    {
+        use handoff_channels::sms::{BusRef, page_text};
+        match &outcome {
+            BusOutcome::Posted(id) => page_text(&job.from, summary, BusRef::Posted(id)),
+            BusOutcome::Queued => page_text(&job.from, &standalone(), BusRef::Queued),
+            BusOutcome::Failed => page_text(&job.from, &standalone(), BusRef::Failed),
+        }
+    }
+    #[cfg(not(feature = "sms"))]
+    {
+        // Without the sms feature no page step is ever planned; keep a plain form for completeness.
+        match outcome {
+            BusOutcome::Posted(id) => format!("{}: {summary} (bus msg {id})", job.from),
+            _ => format!("{}: {}", job.from, standalone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Step;
+    use handoff_channels::{Parcel, ParcelKind, Receipt};
+
+    fn step(role: Role, kind: ParcelKind, body: &str) -> Step {
+        Step {
+            role,
+            parcel: Parcel {
+                key: "k".into(),
+                from: "mac".into(),
+                to: "any".into(),
+                kind,
+                title: None,
+                body: body.into(),
+                tags: vec![],
+                file: None,
+            },
+            channels: vec![],
+            receipt: None,
+            attempts: 0,
+            last_error: None,
+            failed: false,
+        }
+    }
+
+    fn job(bus: Step) -> Job {
+        Job {
+            id: "j".into(),
+            created: "t".into(),
+            from: "mac".into(),
+            to: "any".into(),
+            steps: vec![
+                bus,
+                step(
+                    Role::Page {
+                        summary: "prod down".into(),
+                    },
+                    ParcelKind::Page,
+                    "",
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_page_names_the_bus_message_or_carries_the_text() {
+        let text = "prod down\nthe deploy of 1.4 stalled at migration 17; rolled back\n";
+        let mut posted = step(Role::Inline, ParcelKind::Text, text);
+        posted.receipt = Some(Receipt {
+            channel: "bus".into(),
+            uri: None,
+            message_id: Some("42".into()),
+            detail: None,
+        });
+        assert_eq!(
+            page_body(&job(posted), "prod down"),
+            "mac: prod down (bus msg 42)"
+        );
+
+        let queued = job(step(Role::Inline, ParcelKind::Text, text));
+        assert_eq!(bus_outcome(&queued), BusOutcome::Queued);
+        let body = page_body(&queued, "prod down");
+        assert!(
+            body.starts_with("mac: prod down the deploy of 1.4 stalled"),
+            "{body}"
+        );
+        assert!(!body.contains('\n'));
+
+        let mut refused = step(Role::Inline, ParcelKind::Text, text);
+        refused.failed = true;
+        assert_eq!(bus_outcome(&job(refused)), BusOutcome::Failed);
+
+        let pointer = step(
+            Role::Pointer {
+                note: None,
+                title: Some("logs".into()),
+            },
+            ParcelKind::Text,
+            "",
+        );
+        assert_eq!(
+            page_body(&job(pointer), "logs").split(" (").next(),
+            Some("mac: logs")
+        );
+    }
+}
