@@ -60,6 +60,20 @@ impl Registry {
 #[allow(unused_variables)]
 fn add_configured(settings: &Settings, ctx: &Context, channels: &mut BTreeMap<String, Arc<dyn Channel>>) -> anyhow::Result<()> {
     // Each channel module adds its arm here when it lands (git, drive, droplet, sms).
+    #[cfg(feature = "git")]
+    {
+        use handoff_channels::git::GitChannel;
+        match &settings.file.git {
+            Some(cfg) => {
+                channels.insert("git".into(), Arc::new(GitChannel::new(cfg, ctx).map_err(|e| crate::config::ConfigError(e.message))?));
+            }
+            // SPEC §4: with nothing configured, a local git repo under the data dir serves documents.
+            None if settings.embedded() => {
+                channels.insert("git".into(), Arc::new(GitChannel::embedded(ctx)));
+            }
+            None => {}
+        }
+    }
     #[cfg(feature = "drive")]
     if let Some(cfg) = &settings.file.drive {
         use handoff_channels::drive::DriveChannel;

@@ -4,6 +4,8 @@
 mod support;
 
 mod bus;
+#[cfg(feature = "git")]
+mod git;
 #[cfg(feature = "drive")]
 mod drive;
 #[cfg(feature = "sms")]

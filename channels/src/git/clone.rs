@@ -101,7 +101,7 @@ fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
         }
     }
     if repo.state() != RepositoryState::Clean {
-        return Err(ChannelError::permanent(format!(
+        return Err(ChannelError::transient(format!(
             "a {:?} is in progress in {dir}: finish or abort it (git status shows how), then retry",
             repo.state()
         )));
@@ -115,7 +115,7 @@ fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
                 .target()
                 .map(|o| o.to_string()[..7].to_string())
                 .unwrap_or_default();
-            Err(ChannelError::permanent(format!(
+            Err(ChannelError::transient(format!(
                 "HEAD is detached (at {at}) in {dir}; handoff commits to branch {b}. Fix: `git -C {dir} switch {b}` \
                  (first `git -C {dir} switch -c <name>` if you made commits there you want to keep)",
                 b = s.branch
@@ -131,7 +131,7 @@ fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
                     .map_err(|e| perm("cannot set HEAD", e))?;
                 return Ok(());
             }
-            Err(ChannelError::permanent(format!(
+            Err(ChannelError::transient(format!(
                 "the clone {dir} is on branch {}, but handoff uses {b}: `git -C {dir} switch {b}`, or set [git] branch",
                 t.trim_start_matches("refs/heads/"),
                 b = s.branch
@@ -188,7 +188,7 @@ pub(crate) fn advance(
         return Err(if conflicts.is_empty() {
             perm(&format!("cannot update the files in {dir}"), e)
         } else {
-            ChannelError::permanent(format!(
+            ChannelError::transient(format!(
                 "the clone {dir} has local changes that the update would overwrite ({}): nothing was changed; \
                  commit or stash them (`git -C {dir} stash`), then retry (`handoff flush`)",
                 conflicts.join(", ")

@@ -205,10 +205,10 @@ pub(crate) fn find_by_key(
         let id = id?;
         let commit = repo.find_commit(id)?;
         let msg = String::from_utf8_lossy(commit.message_bytes());
-        if msg.contains(&needle) {
-            if let Some(meta) = DocMeta::parse(&msg) {
-                return Ok(Some((id, meta)));
-            }
+        if msg.contains(&needle)
+            && let Some(meta) = DocMeta::parse(&msg)
+        {
+            return Ok(Some((id, meta)));
         }
     }
     Ok(None)

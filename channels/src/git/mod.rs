@@ -17,13 +17,14 @@
 //!   https, as with any local git remote that is not a server.
 //! * Credentials: ssh-agent, then `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`; for https the git credential
 //!   helper. Host keys are checked against `~/.ssh/known_hosts` by libgit2 (never disabled). libgit2 does
-//!   not read `~/.ssh/config`, so the remote must name the real host, port and user
-//!   (`ssh://user@host:2222/path/repo.git`).
+//!   not read `~/.ssh/config`, so handoff applies its `HostName`, `Port`, `User` and `IdentityFile` for the
+//!   remote's host itself (see `sshconfig`): `droplet:handoffs.git` works as it does for the git CLI.
 
 mod clone;
 mod doc;
 mod publish;
 mod remote;
+mod sshconfig;
 mod sync;
 
 use crate::{

@@ -35,14 +35,13 @@ pub(crate) fn integrate(repo: &Repository, s: &Settings) -> Result<Option<Oid>, 
     if Some(l) == r {
         return Ok(Some(l));
     }
-    if let Some(r) = r {
-        if repo
+    if let Some(r) = r
+        && repo
             .graph_descendant_of(r, l)
             .map_err(|e| perm("integrate", e))?
-        {
-            clone::advance(repo, s, Some(l), r)?;
-            return Ok(Some(r));
-        }
+    {
+        clone::advance(repo, s, Some(l), r)?;
+        return Ok(Some(r));
     }
     // Local commits the remote does not have, oldest first: all must be handoff's.
     let mut walk = repo.revwalk().map_err(|e| perm("integrate", e))?;
@@ -58,7 +57,7 @@ pub(crate) fn integrate(repo: &Repository, s: &Settings) -> Result<Option<Oid>, 
         let c = repo.find_commit(*id).map_err(|e| perm("integrate", e))?;
         if c.parent_count() > 1 || DocMeta::parse(c.message().unwrap_or("")).is_none() {
             let dir = s.checkout.display();
-            return Err(ChannelError::permanent(format!(
+            return Err(ChannelError::transient(format!(
                 "the clone {dir} has a local commit handoff did not make ({} {:?}) that is not on the remote; handoff \
                  never pushes or rewrites your commits: push them yourself (`git -C {dir} pull --rebase && git -C {dir} push`) \
                  or move them to another branch, then retry",
@@ -108,10 +107,7 @@ fn receipt(s: &Settings, meta: &DocMeta, id: Oid, note: &str) -> Receipt {
 pub(crate) fn deliver(s: &Settings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
-    let offline = match fetch_and_integrate(&repo, s)? {
-        Ok(_) => None,
-        Err(e) => Some(e),
-    };
+    let offline = fetch_and_integrate(&repo, s)?.err();
     let tip = clone::local_tip(&repo, s);
     let existing = doc::find_by_key(&repo, tip, &parcel.key)
         .map_err(|e| perm("look for an earlier copy", e))?;

@@ -1,6 +1,6 @@
 //! Talking to the remote: fetch, push (with rejection detection), ls-remote, credentials, error kinds.
 
-use super::Settings;
+use super::{Settings, sshconfig};
 use crate::ChannelError;
 use git2::{Cred, CredentialType, ErrorClass, ErrorCode, Oid, Repository};
 use std::cell::RefCell;
@@ -25,10 +25,10 @@ pub(crate) enum Push {
 pub(crate) fn redact(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
         let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-        if let Some(at) = authority.rfind('@') {
-            if let Some((user, _password)) = authority[..at].split_once(':') {
-                return format!("{scheme}://{user}:***{}", &rest[at..]);
-            }
+        if let Some(at) = authority.rfind('@')
+            && let Some((user, _password)) = authority[..at].split_once(':')
+        {
+            return format!("{scheme}://{user}:***{}", &rest[at..]);
         }
     }
     url.to_string()
@@ -53,6 +53,8 @@ pub(crate) fn local_path(url: &str) -> Option<PathBuf> {
 /// Credentials handed to libgit2, one method per call, bounded.
 #[derive(Default)]
 struct Credentials {
+    /// Keys named for this host by `IdentityFile` in `~/.ssh/config`, tried before the default ones.
+    config_keys: Vec<PathBuf>,
     attempts: u32,
     agent_tried: bool,
     next_key: usize,
@@ -61,16 +63,26 @@ struct Credentials {
 }
 
 impl Credentials {
-    fn keys() -> Vec<PathBuf> {
-        let Some(home) = std::env::var_os("HOME") else {
-            return Vec::new();
-        };
-        let dir = PathBuf::from(home).join(".ssh");
-        ["id_ed25519", "id_ecdsa", "id_rsa"]
-            .iter()
-            .map(|k| dir.join(k))
-            .filter(|p| p.is_file())
-            .collect()
+    fn for_target(target: &sshconfig::Resolved) -> Self {
+        Self {
+            config_keys: target.identity_files.clone(),
+            ..Self::default()
+        }
+    }
+
+    fn keys(&self) -> Vec<PathBuf> {
+        let defaults = home().map(|h| h.join(".ssh")).into_iter().flat_map(|dir| {
+            ["id_ed25519", "id_ecdsa", "id_rsa"]
+                .into_iter()
+                .map(move |k| dir.join(k))
+        });
+        let mut out: Vec<PathBuf> = Vec::new();
+        for k in self.config_keys.iter().cloned().chain(defaults) {
+            if k.is_file() && !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        out
     }
 
     fn next(
@@ -94,18 +106,21 @@ impl Credentials {
         if allowed.contains(CredentialType::SSH_KEY) {
             if !self.agent_tried {
                 self.agent_tried = true;
-                if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|v| !v.is_empty()) {
                     self.tried.push("ssh-agent".into());
                     return Cred::ssh_key_from_agent(user);
                 }
             }
-            let keys = Self::keys();
+            let keys = self.keys();
             if let Some(key) = keys.get(self.next_key) {
                 self.next_key += 1;
-                self.tried.push(format!(
-                    "~/.ssh/{}",
-                    key.file_name().unwrap_or_default().to_string_lossy()
-                ));
+                let shown = match home()
+                    .and_then(|h| key.strip_prefix(h).ok().map(|p| p.display().to_string()))
+                {
+                    Some(rel) => format!("~/{rel}"),
+                    None => key.display().to_string(),
+                };
+                self.tried.push(shown);
                 let public = key.with_extension("pub");
                 return Cred::ssh_key(
                     user,
@@ -131,6 +146,28 @@ impl Credentials {
             self.tried.join(", ")
         }
     }
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The network remote for `s`, with `~/.ssh/config` applied, and the credentials to offer it.
+fn network_remote<'r>(
+    repo: &'r Repository,
+    s: &Settings,
+) -> Result<(git2::Remote<'r>, RefCell<Credentials>), ChannelError> {
+    let target = sshconfig::resolve(&s.remote, home().as_deref());
+    let remote = repo.remote_anonymous(&target.url).map_err(|e| {
+        ChannelError::permanent(format!(
+            "[git] remote {} is not a usable git URL: {}",
+            s.remote_shown(),
+            e.message()
+        ))
+    })?;
+    Ok((remote, RefCell::new(Credentials::for_target(&target))))
 }
 
 /// Turns a libgit2 failure talking to the remote into a channel error with the right kind and a fix.
@@ -196,10 +233,14 @@ pub(crate) fn fetch(repo: &Repository, s: &Settings) -> Result<Option<Oid>, Chan
     if let Some(path) = local_path(&s.remote) {
         open_local(s, &path)?;
     }
-    let creds = RefCell::new(Credentials::default());
-    let mut remote = repo
-        .find_remote("origin")
-        .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
+    let (mut remote, creds) = match local_path(&s.remote) {
+        Some(_) => (
+            repo.find_remote("origin")
+                .map_err(|e| ChannelError::permanent(e.message().to_string()))?,
+            RefCell::new(Credentials::default()),
+        ),
+        None => network_remote(repo, s)?,
+    };
     let mut opts = git2::FetchOptions::new();
     opts.remote_callbacks(callbacks(&creds))
         .download_tags(git2::AutotagOption::None);
@@ -225,12 +266,9 @@ pub(crate) fn push(
 }
 
 fn push_network(repo: &Repository, s: &Settings) -> Result<Push, ChannelError> {
-    let creds = RefCell::new(Credentials::default());
+    let (mut remote, creds) = network_remote(repo, s)?;
     let rejected: RefCell<Option<String>> = RefCell::new(None);
     let remote_says = RefCell::new(String::new());
-    let mut remote = repo
-        .find_remote("origin")
-        .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
     let result = {
         let mut cb = callbacks(&creds);
         // A refused ref is NOT an error from push(): libgit2 reports it only here.
@@ -400,10 +438,7 @@ pub(crate) fn probe(s: &Settings) -> Result<RemoteState, ChannelError> {
     let scratch = tempfile_dir()?;
     let repo = Repository::init_bare(&scratch)
         .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
-    let mut remote = repo
-        .remote_anonymous(&s.remote)
-        .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
-    let creds = RefCell::new(Credentials::default());
+    let (mut remote, creds) = network_remote(&repo, s)?;
     let tip = {
         let conn = remote
             .connect_auth(git2::Direction::Fetch, Some(callbacks(&creds)), None)
@@ -413,7 +448,10 @@ pub(crate) fn probe(s: &Settings) -> Result<RemoteState, ChannelError> {
             .map_err(|e| classify(e, "list", s, &creds.borrow()))?;
         heads.iter().find(|h| h.name() == branch).map(|h| h.oid())
     };
-    let creds = RefCell::new(Credentials::default());
+    let creds = RefCell::new(Credentials {
+        config_keys: creds.into_inner().config_keys,
+        ..Credentials::default()
+    });
     let writable = remote
         .connect_auth(git2::Direction::Push, Some(callbacks(&creds)), None)
         .is_ok();

@@ -143,22 +143,30 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
             let blob = repo
                 .find_blob(blob_id)
                 .map_err(|e| perm("read latest.md", e))?;
-            let title = by
-                .as_ref()
-                .map(|m| m.title.clone())
-                .unwrap_or_else(|| LATEST.into());
+            let content = String::from_utf8_lossy(blob.content()).into_owned();
             report.notes.push(match &by {
                 Some(m) => format!("git: {LATEST} changed: {:?} from {}", m.title, m.from),
                 None => format!("git: {LATEST} changed"),
             });
-            report.items.push(Incoming {
-                channel: "git".into(),
-                title,
-                from: by.as_ref().map(|m| m.from.clone()),
-                ts: by.as_ref().map(|m| m.date.clone()),
-                location: s.checkout.join(LATEST).display().to_string(),
-                content: Some(String::from_utf8_lossy(blob.content()).into_owned()),
+            // Usually latest.md is one of the new documents: show its content there rather than twice.
+            let same = by.as_ref().and_then(|m| {
+                let archived = s.checkout.join(&m.path).display().to_string();
+                report.items.iter_mut().find(|i| i.location == archived)
             });
+            match same {
+                Some(item) => item.content = Some(content),
+                None => report.items.push(Incoming {
+                    channel: "git".into(),
+                    title: by
+                        .as_ref()
+                        .map(|m| m.title.clone())
+                        .unwrap_or_else(|| LATEST.into()),
+                    from: by.as_ref().map(|m| m.from.clone()),
+                    ts: by.as_ref().map(|m| m.date.clone()),
+                    location: s.checkout.join(LATEST).display().to_string(),
+                    content: Some(content),
+                }),
+            }
         }
     }
     report.cursor = Some(tip.to_string());
