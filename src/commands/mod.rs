@@ -53,6 +53,10 @@ pub fn describe_report(r: &JobReport) -> String {
                 if let Some(u) = &rc.uri {
                     w.push_str(&format!(" {u}"));
                 }
+                // a page's receipt names the message SIDs and the numbers reached
+                if let Some(d) = rc.detail.as_ref().filter(|_| s.step == "page") {
+                    w.push_str(&format!(" {d}"));
+                }
                 w
             })
             .unwrap_or_default();

@@ -446,7 +446,9 @@ fn bad_input_is_refused_before_anything_is_sent() {
 mod urgent {
     use super::{ALICE, FROM};
     use crate::support::bus::BusServer;
-    use crate::support::twilio_stub::{ACCOUNT_SID, AUTH_TOKEN, Reply, TwilioStub};
+    use crate::support::twilio_stub::{
+        ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, Reply, TwilioStub, basic,
+    };
     use crate::support::{Env, OutputExt, run};
     use serde_json::Value;
 
@@ -757,5 +759,60 @@ mod urgent {
         let mut c = bare.handoff("mac-studio");
         c.args(["send", "--to", "linux-box", "not urgent"]);
         run(c).ok();
+    }
+
+    #[test]
+    fn an_api_key_from_an_env_file_works_and_no_secret_reaches_the_logs() {
+        let bus = BusServer::start();
+        let twilio = TwilioStub::start();
+        let env = Env::new();
+        bus.write_env_file(&env);
+        let key_file = env.write_secret_file(
+            "home/.secrets/twilio.env",
+            &format!("TWILIO_SID={API_KEY_SID}\nTWILIO_TOKEN={API_KEY_SECRET}\n"),
+        );
+        env.write_config(&format!(
+            "[sms]\nfrom = \"{FROM}\"\nto = [\"{ALICE}\"]\nbase_url = \"{}\"\nenv_file = \"{}\"\naccount_sid = \"{ACCOUNT_SID}\"\n",
+            twilio.url,
+            key_file.display()
+        ));
+        let mut c = env.handoff("mac-studio");
+        c.args([
+            "-vv",
+            "send",
+            "--urgent",
+            "--to",
+            "linux-box",
+            "build box is on fire",
+        ])
+        .env("RUST_LOG", "trace");
+        let o = run(c);
+        assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+        assert!(
+            o.err().contains("page sent"),
+            "the log shows the page: {}",
+            o.err()
+        );
+        let sent = twilio.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].authorization.as_deref(),
+            Some(basic(API_KEY_SID, API_KEY_SECRET).as_str())
+        );
+        assert!(
+            sent[0].path.contains(ACCOUNT_SID),
+            "the URL names the account, not the key: {}",
+            sent[0].path
+        );
+        assert_no_token(&o);
+        // A world-readable env file is refused, naming the fix.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut c = env.handoff("mac-studio");
+        c.args(["send", "--urgent", "--to", "linux-box", "again"]);
+        let o = run(c);
+        assert_eq!(o.code(), 69, "{}\n{}", o.out(), o.err());
+        assert!(o.out().contains("chmod 600"), "{}", o.out());
+        assert_eq!(twilio.sent().len(), 1);
     }
 }

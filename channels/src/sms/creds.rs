@@ -43,7 +43,7 @@ impl Credentials {
         secret: &str,
         account_sid: Option<&str>,
     ) -> Result<Self, ChannelError> {
-        validate::sid("the Twilio SID (TWILIO_SID)", username, &["AC", "SK"])?;
+        validate::sid("the SID", username, &["AC", "SK"])?;
         if secret.trim().is_empty() {
             return Err(ChannelError::permanent(
                 "the Twilio token (TWILIO_TOKEN) is empty",

@@ -335,7 +335,7 @@ impl SmsChannel {
         let used = self.ledger.used(&self.machine).unwrap_or(0);
         Ok(Health {
             check: format!(
-                "sms: Twilio account {} reachable at {}",
+                "Twilio account {} reachable at {}",
                 validate::mask_sid(client.account_sid()),
                 client.base()
             ),

@@ -32,7 +32,7 @@ pub fn sid(what: &str, value: &str, prefixes: &[&str]) -> Result<(), ChannelErro
         Ok(())
     } else {
         Err(ChannelError::permanent(format!(
-            "{what} is not a Twilio SID (expected {} followed by 32 hex digits; it is {} characters long)",
+            "{what} does not look like a Twilio SID: expected {} followed by 32 hex digits, got {} characters",
             prefixes.join(" or "),
             value.chars().count()
         )))

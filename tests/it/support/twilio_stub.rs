@@ -14,6 +14,10 @@ use std::time::Duration;
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 /// Its auth token.
 pub const AUTH_TOKEN: &str = "tw-test-token-5e1f";
+/// An API key of the account (`SK` + 32 hex digits), accepted instead of the Account SID.
+pub const API_KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
+/// The API key's secret.
+pub const API_KEY_SECRET: &str = "tw-test-key-secret-77a0";
 
 /// One canned answer.
 #[derive(Debug, Clone)]
@@ -165,13 +169,19 @@ impl Drop for TwilioStub {
     }
 }
 
-fn basic_auth_ok(header: Option<&str>) -> bool {
+/// The `Authorization` header value for `user:secret`.
+pub fn basic(user: &str, secret: &str) -> String {
     use base64::Engine;
-    let expected =
-        base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"));
-    header
-        .and_then(|h| h.strip_prefix("Basic "))
-        .is_some_and(|v| v.trim() == expected)
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
+    )
+}
+
+fn basic_auth_ok(header: Option<&str>) -> bool {
+    let header = header.map(str::trim);
+    header == Some(basic(ACCOUNT_SID, AUTH_TOKEN).as_str())
+        || header == Some(basic(API_KEY_SID, API_KEY_SECRET).as_str())
 }
 
 fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
