@@ -3,7 +3,7 @@
 
 use crate::support::prism::Prism;
 use crate::support::twilio_stub::{ACCOUNT_SID, AUTH_TOKEN, Reply, TwilioStub};
-use handoff_channels::sms::{Credentials, RetryPolicy, SmsChannel, SmsConfig};
+use handoff_channels::sms::{Credentials, RetryPolicy, SmsChannel, SmsConfig, TwilioClient};
 use handoff_channels::{Channel, ChannelError, Context, ErrorKind, Parcel, ParcelKind, Receipt};
 use std::time::Duration;
 
@@ -130,12 +130,23 @@ fn prism_accepts_every_request_our_client_sends() {
         "{h:?}"
     );
 
+    // The look-up a retry makes after a lost answer (GET Messages.json?To=...&PageSize=20).
+    let creds = Credentials::new(ACCOUNT_SID, AUTH_TOKEN, None).unwrap();
+    let client = TwilioClient::new(prism.url.clone(), creds, RetryPolicy::default()).unwrap();
+    let found =
+        block_on(client.find_sent(ALICE, "a page never sent")).expect("Prism accepts the look-up");
+    assert!(
+        found.is_none(),
+        "Prism's example message is not ours: {found:?}"
+    );
+
     assert_eq!(
         prism.requests_received(),
-        4,
-        "2 + 1 messages and 1 account lookup:\n{}",
+        5,
+        "2 + 1 messages, 1 account lookup, 1 message look-up:\n{}",
         prism.log()
     );
+    assert_eq!(prism.rejected(), 0, "{}", prism.log());
     assert!(
         prism.violations().is_empty(),
         "Prism found spec violations: {:#?}",
@@ -175,6 +186,11 @@ fn prism_rejects_a_malformed_request_so_validation_is_live() {
             .status()
             .as_u16(),
         422
+    );
+    assert_eq!(
+        prism.rejected(),
+        2,
+        "the control request passed, the two malformed ones did not"
     );
     let v = prism.violations();
     assert!(
@@ -345,6 +361,55 @@ fn a_retried_page_reaches_each_number_exactly_once() {
         sms.ledger().used("test-machine").unwrap(),
         1,
         "one page, one unit of budget"
+    );
+}
+
+#[test]
+fn a_lost_answer_is_looked_up_instead_of_sending_the_page_twice() {
+    let stub = TwilioStub::start();
+    let data = tempfile::tempdir().unwrap();
+    let sms = channel(
+        &config(&stub.url, &[ALICE], serde_json::json!({})),
+        AUTH_TOKEN,
+        data.path(),
+        quick(),
+    );
+    // Twilio creates the message but the answer never arrives: the retry finds it instead of resending.
+    stub.lose_answers(1);
+    let r = block_on(sms.deliver(&page("k1", "disk full"))).expect("found on retry");
+    assert_eq!(stub.sent().len(), 1, "one text, not two");
+    assert_eq!(sids(&r), [format!("SM{:032x}", 1)]);
+    let methods: Vec<String> = stub.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["POST", "GET"], "the retry looked the message up");
+    // The answer is lost on every in-process attempt (one attempt only here): a later run of the same
+    // page looks it up first and does not text again.
+    let once = RetryPolicy {
+        attempts: 1,
+        ..quick()
+    };
+    let sms1 = channel(
+        &config(&stub.url, &[BOB], serde_json::json!({})),
+        AUTH_TOKEN,
+        data.path(),
+        once,
+    );
+    stub.lose_answers(1);
+    let e = block_on(sms1.deliver(&page("k2", "disk full"))).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    block_on(sms1.deliver(&page("k2", "disk full"))).expect("the later run finds it");
+    let to_bob = stub
+        .sent()
+        .iter()
+        .filter(|r| r.field("To") == Some(BOB))
+        .count();
+    assert_eq!(to_bob, 1, "Bob got one text");
+    // Without a lost answer there is nothing to look up: a fresh page is a single request.
+    let before = stub.requests().len();
+    block_on(sms1.deliver(&page("k3", "other page"))).unwrap();
+    assert_eq!(
+        stub.requests().len(),
+        before + 1,
+        "a fresh page is one POST"
     );
 }
 

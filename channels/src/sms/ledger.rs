@@ -85,6 +85,8 @@ impl Ledger {
             "CREATE TABLE IF NOT EXISTS pages (machine TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL,
                  PRIMARY KEY (machine, key));
              CREATE TABLE IF NOT EXISTS sent (key TEXT NOT NULL, recipient TEXT NOT NULL, sid TEXT NOT NULL,
+                 ts INTEGER NOT NULL, PRIMARY KEY (key, recipient));
+             CREATE TABLE IF NOT EXISTS attempts (key TEXT NOT NULL, recipient TEXT NOT NULL,
                  ts INTEGER NOT NULL, PRIMARY KEY (key, recipient));",
         )
         .map_err(db_error)?;
@@ -158,6 +160,11 @@ impl Ledger {
             params![now - 30 * 24 * 3600],
         )
         .map_err(db_error)?;
+        tx.execute(
+            "DELETE FROM attempts WHERE ts < ?1",
+            params![now - 30 * 24 * 3600],
+        )
+        .map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         Ok(Reservation::New)
     }
@@ -183,6 +190,19 @@ impl Ledger {
         )
         .optional()
         .map_err(db_error)
+    }
+
+    /// Notes that page `key` is about to be sent to `recipient`; true when an earlier attempt was noted
+    /// (its outcome unknown unless [`Self::sent`] has it).
+    pub fn attempt(&self, key: &str, recipient: &str) -> Result<bool, ChannelError> {
+        let conn = self.open()?;
+        let added = conn
+            .execute(
+                "INSERT OR IGNORE INTO attempts (key, recipient, ts) VALUES (?1, ?2, ?3)",
+                params![key, recipient, now()],
+            )
+            .map_err(db_error)?;
+        Ok(added == 0)
     }
 
     /// Records that page `key` reached `recipient` as message `sid`.
@@ -261,5 +281,11 @@ mod tests {
         assert_eq!(l.sent("k", "+15552223333").unwrap().as_deref(), Some("SM1"));
         assert_eq!(l.sent("k", "+15554445555").unwrap(), None);
         assert_eq!(l.sent("k2", "+15552223333").unwrap(), None);
+        assert!(!l.attempt("k", "+15552223333").unwrap(), "first attempt");
+        assert!(
+            l.attempt("k", "+15552223333").unwrap(),
+            "second attempt knows of the first"
+        );
+        assert!(!l.attempt("k", "+15554445555").unwrap());
     }
 }

@@ -290,7 +290,9 @@ impl SmsChannel {
                 });
                 continue;
             }
-            match client.send(&self.sender, to, body).await {
+            // An attempt recorded by an earlier run without its result may have gone out: look first.
+            let tried_before = self.ledger.attempt(key, to).map_err(PageError::Failed)?;
+            match client.send(&self.sender, to, body, tried_before).await {
                 Ok(m) => {
                     tracing::info!(to = %validate::mask(to), sid = %m.sid, status = ?m.status, "page sent");
                     // Not recording would only risk a second text on a retry; the page itself went out.

@@ -71,6 +71,24 @@ pub struct SentMessage {
     /// Twilio's status (`queued`, `accepted`, ...).
     #[serde(default)]
     pub status: Option<String>,
+    /// The text as Twilio stored it.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// A page of `GET .../Messages.json`.
+#[derive(Debug, Deserialize)]
+struct MessageList {
+    #[serde(default)]
+    messages: Vec<SentMessage>,
+}
+
+/// A failed attempt: the error, the server's `Retry-After`, and whether the request may have been
+/// carried out anyway (its answer lost).
+struct Failure {
+    error: ChannelError,
+    retry_after: Option<Duration>,
+    ambiguous: bool,
 }
 
 /// The fields of an Account that `doctor` shows (never its `auth_token`).
@@ -138,11 +156,16 @@ impl TwilioClient {
     }
 
     /// `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` with `To`, `From`/`MessagingServiceSid`, `Body`.
+    ///
+    /// Twilio has no idempotency key for Messages, so a retry after an attempt whose answer was lost (a
+    /// timeout, a dropped connection) first looks the message up ([`Self::find_sent`]) instead of sending
+    /// it again. `check_first` does that before the first attempt too (an earlier run's attempt was lost).
     pub async fn send(
         &self,
         sender: &Sender,
         to: &str,
         body: &str,
+        check_first: bool,
     ) -> Result<SentMessage, ChannelError> {
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
@@ -154,10 +177,69 @@ impl TwilioClient {
         };
         let form = [("To", to), sender_field, ("Body", body)];
         let what = format!("SMS to {}", mask(to));
+        let attempts = self.policy.attempts.max(1);
+        let mut delay = self.policy.backoff;
+        let mut check = check_first;
+        let mut last = None;
+        for attempt in 1..=attempts {
+            if check {
+                let found = self.find_sent(to, body).await.map_err(|e| {
+                    e.context(format!(
+                        "{what}: an earlier attempt may have gone out, and looking it up failed (not sending twice)"
+                    ))
+                })?;
+                if let Some(m) = found {
+                    tracing::info!(sid = %m.sid, "an earlier attempt had gone out; not sending again");
+                    return Ok(m);
+                }
+            }
+            match self.attempt(&what, self.http.post(&url).form(&form)).await {
+                Ok(resp) => return parse(&what, resp).await,
+                Err(f) => {
+                    if !f.error.is_transient() {
+                        return Err(f.error);
+                    }
+                    tracing::debug!(attempt, error = %f.error, ambiguous = f.ambiguous, "Twilio request failed");
+                    check = f.ambiguous;
+                    last = Some(f.error);
+                    if attempt < attempts {
+                        tokio::time::sleep(
+                            f.retry_after.unwrap_or(delay).min(self.policy.max_wait),
+                        )
+                        .await;
+                        delay = (delay * 2).min(self.policy.max_wait);
+                    }
+                }
+            }
+        }
+        let e = last.expect("at least one attempt");
+        Err(e.context(format!("gave up after {attempts} attempts")))
+    }
+
+    /// Looks for a message with exactly this body among the latest sent to `to` (not failed or
+    /// undelivered): `GET /2010-04-01/Accounts/{AccountSid}/Messages.json?To=...&PageSize=20`.
+    pub async fn find_sent(
+        &self,
+        to: &str,
+        body: &str,
+    ) -> Result<Option<SentMessage>, ChannelError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.base, self.creds.account_sid
+        );
+        let what = format!("looking up recent SMS to {}", mask(to));
+        let query = [("To", to), ("PageSize", "20")];
         let resp = self
-            .request(&what, || self.http.post(&url).form(&form))
+            .request(&what, || self.http.get(&url).query(&query))
             .await?;
-        parse(&what, resp).await
+        let list: MessageList = parse(&what, resp).await?;
+        Ok(list.messages.into_iter().find(|m| {
+            m.body.as_deref() == Some(body)
+                && !matches!(
+                    m.status.as_deref(),
+                    Some("failed" | "undelivered" | "canceled")
+                )
+        }))
     }
 
     /// `GET /2010-04-01/Accounts/{Sid}.json`: checks the credentials without sending anything.
@@ -171,7 +253,7 @@ impl TwilioClient {
         parse(&what, resp).await
     }
 
-    /// One call with retries; `build` makes a fresh request for each attempt.
+    /// One call with retries (for reads: repeating them is harmless); `build` makes each attempt's request.
     async fn request<F>(&self, what: &str, build: F) -> Result<reqwest::Response, ChannelError>
     where
         F: Fn() -> reqwest::RequestBuilder,
@@ -180,43 +262,63 @@ impl TwilioClient {
         let mut delay = self.policy.backoff;
         let mut last = None;
         for attempt in 1..=attempts {
-            let result = build()
-                .basic_auth(&self.creds.username, Some(self.creds.secret()))
-                .send()
-                .await;
-            let (err, retry_after) = match result {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
-                Ok(resp) => {
-                    let retry_after = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let e = self.status_error(what, resp).await;
-                    if !e.is_transient() {
-                        return Err(e);
+            match self.attempt(what, build()).await {
+                Ok(resp) => return Ok(resp),
+                Err(f) if !f.error.is_transient() => return Err(f.error),
+                Err(f) => {
+                    tracing::debug!(attempt, error = %f.error, "Twilio request failed");
+                    last = Some(f.error);
+                    if attempt < attempts {
+                        tokio::time::sleep(
+                            f.retry_after.unwrap_or(delay).min(self.policy.max_wait),
+                        )
+                        .await;
+                        delay = (delay * 2).min(self.policy.max_wait);
                     }
-                    (e, retry_after)
                 }
-                Err(e) => (
-                    ChannelError::transient(format!(
-                        "{what}: cannot reach Twilio at {}: {}",
-                        self.base,
-                        describe(&e)
-                    )),
-                    None,
-                ),
-            };
-            tracing::debug!(attempt, error = %err, "Twilio request failed");
-            last = Some(err);
-            if attempt < attempts {
-                tokio::time::sleep(retry_after.unwrap_or(delay).min(self.policy.max_wait)).await;
-                delay = (delay * 2).min(self.policy.max_wait);
             }
         }
         let e = last.expect("at least one attempt");
         Err(e.context(format!("gave up after {attempts} attempts")))
+    }
+
+    /// One authenticated request, its failure classified.
+    async fn attempt(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        match req
+            .basic_auth(&self.creds.username, Some(self.creds.secret()))
+            .send()
+            .await
+        {
+            Ok(resp) if resp.status().is_success() => Ok(resp),
+            Ok(resp) => {
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let error = self.status_error(what, resp).await;
+                Err(Failure {
+                    error,
+                    retry_after,
+                    ambiguous: false,
+                })
+            }
+            Err(e) => Err(Failure {
+                error: ChannelError::transient(format!(
+                    "{what}: cannot reach Twilio at {}: {}",
+                    self.base,
+                    describe(&e)
+                )),
+                retry_after: None,
+                // a refused connection sent nothing; a timeout or a cut-off answer may have
+                ambiguous: !e.is_connect() && !e.is_builder(),
+            }),
+        }
     }
 
     /// Turns a failure status into an error of the right kind, with Twilio's code, message and link.

@@ -87,6 +87,10 @@ struct State {
     per_number: Vec<(String, Reply)>,
     requests: Vec<Request>,
     next_sid: u64,
+    /// Messages created, as Twilio would list them.
+    created: Vec<serde_json::Value>,
+    /// How many more created messages get no answer (the connection is cut, as if the answer was lost).
+    lose: u32,
 }
 
 /// The running stub; stops when dropped.
@@ -143,6 +147,11 @@ impl TwilioStub {
         if let Some(r) = reply {
             s.per_number.push((to.to_string(), r));
         }
+    }
+
+    /// The next `n` messages are created but their answers lost (connection closed without a reply).
+    pub fn lose_answers(&self, n: u32) {
+        self.state.lock().unwrap().lose = n;
     }
 
     /// Every request received so far.
@@ -230,8 +239,20 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         {
             r.clone()
         } else {
-            normal(&mut s, &method, &path, authorization.as_deref(), &form)
+            let (route, query) = path.split_once('?').unwrap_or((&path, ""));
+            normal(
+                &mut s,
+                &method,
+                route,
+                &form_urlencoded(query),
+                authorization.as_deref(),
+                &form,
+            )
         };
+        let lost = method == "POST" && reply.status == 201 && s.lose > 0;
+        if lost {
+            s.lose -= 1;
+        }
         s.requests.push(Request {
             method,
             path,
@@ -240,6 +261,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             form,
             status: reply.status,
         });
+        if lost {
+            return Ok(()); // dropping the stream closes the connection unanswered
+        }
         reply
     };
     let mut out = stream;
@@ -258,11 +282,13 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
 }
 
 /// What Twilio does for a well-formed request: 401 without the right credentials, 404 for another
-/// account, 400 (code 21211/21604/21602) for a bad To or missing Body, else 201 with a Message.
+/// account, 400 (code 21211/21604/21602) for a bad To or missing Body, else 201 with a Message; lists
+/// the created Messages (newest first, filtered by `To`) and answers the Account.
 fn normal(
     s: &mut State,
     method: &str,
     path: &str,
+    query: &[(String, String)],
     auth: Option<&str>,
     form: &[(String, String)],
 ) -> Reply {
@@ -296,8 +322,27 @@ fn normal(
                 "status": "queued", "num_segments": "1", "direction": "outbound-api",
                 "api_version": "2010-04-01", "error_code": null, "error_message": null,
             });
+            s.created.push(body.clone());
             Reply {
                 status: 201,
+                body: body.to_string(),
+                headers: Vec::new(),
+            }
+        }
+        ("GET", p) if p == messages => {
+            let to = query
+                .iter()
+                .find(|(k, _)| k == "To")
+                .map(|(_, v)| v.as_str());
+            let list: Vec<&serde_json::Value> = s
+                .created
+                .iter()
+                .rev()
+                .filter(|m| to.is_none_or(|t| m["to"] == t))
+                .collect();
+            let body = serde_json::json!({"messages": list, "page": 0, "page_size": 20, "start": 0, "end": list.len()});
+            Reply {
+                status: 200,
                 body: body.to_string(),
                 headers: Vec::new(),
             }
