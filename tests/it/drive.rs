@@ -379,3 +379,80 @@ fn drive_sync_fetch_downloads_pointers_under_the_size_cap_only() {
     let small_path = j["sync"]["fetched"][0]["path"].as_str().unwrap();
     assert_eq!(std::fs::read(small_path).unwrap(), small);
 }
+
+/// Runs a command, sampling its peak RSS (`VmHWM`, which only grows) from /proc until it exits.
+fn run_measuring_peak_rss(mut c: std::process::Command) -> (std::process::Output, u64) {
+    c.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(s) = std::fs::read_to_string(&status_path)
+                    && let Some(kb) = s
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+                {
+                    peak.fetch_max(kb * 1024, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.join().unwrap();
+    (out, peak.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+#[test]
+fn drive_two_gib_through_s3_streams_with_flat_memory() {
+    const SIZE: u64 = 2 << 30;
+    const LIMIT: u64 = 100 << 20;
+    let server = Server::start(Kind::S3);
+    let (env, conf) = drive_env("objects", "bucket/big", &server.section("objects", false));
+    // A sparse 2 GiB file: reading it costs no disk, and the server really stores 2 GiB.
+    let big = env.path().join("outgoing/big.iso");
+    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+    std::fs::File::create(&big).unwrap().set_len(SIZE).unwrap();
+
+    let mut c = env.handoff("a");
+    c.args(["--json", "send", "--to", "b", "--file"]).arg(&big);
+    let (out, send_peak) = run_measuring_peak_rss(c);
+    out.ok();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (uri, detail) = drive_receipt(&json);
+    assert!(detail.contains("via opendal"), "{detail}");
+    assert_eq!(
+        rclone::stat(&conf, &rclone_target(&uri), None)["Size"],
+        SIZE,
+        "rclone sees the whole 2 GiB object"
+    );
+    eprintln!("send of 2 GiB: peak RSS {} MiB", send_peak >> 20);
+    assert!(
+        send_peak > 0 && send_peak < LIMIT,
+        "send peak RSS {} MiB is not under 100 MiB",
+        send_peak >> 20
+    );
+    std::fs::remove_file(&big).unwrap();
+
+    let id = pointer_id(&env);
+    let dir = env.path().join("inbox");
+    let mut c = env.handoff("b");
+    c.args(["fetch", &id, "--out"]).arg(&dir);
+    let (out, fetch_peak) = run_measuring_peak_rss(c);
+    out.ok();
+    eprintln!("fetch of 2 GiB: peak RSS {} MiB", fetch_peak >> 20);
+    assert_eq!(std::fs::metadata(dir.join("big.iso")).unwrap().len(), SIZE);
+    assert!(
+        fetch_peak > 0 && fetch_peak < LIMIT,
+        "fetch peak RSS {} MiB is not under 100 MiB",
+        fetch_peak >> 20
+    );
+}

@@ -1,5 +1,5 @@
 //! Streaming transfers through opendal: upload with sha256 computed on the way, download into a file.
-//! Memory stays flat: the file is read in fixed chunks and the writer holds at most `CONCURRENT` parts.
+//! Memory stays flat: the file is read in fixed chunks, the writer holds one part, the reader `CONCURRENT`.
 
 use super::services::OpendalPlan;
 use crate::{ChannelError, ProgressBar};
@@ -12,8 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Size of the parts handed to the writer (S3's multipart minimum is 5 MiB).
 const PART: usize = 8 << 20;
-/// Parts in flight at once.
+/// Ranges read at once when downloading, and their size (4 × 4 MiB in flight keeps a fetch well under
+/// 100 MiB of memory while hiding the per-request latency).
 const CONCURRENT: usize = 4;
+const READ_PART: usize = 4 << 20;
 /// Read size from the local file.
 const READ: usize = 1 << 20;
 
@@ -108,10 +110,9 @@ pub async fn upload(
     let writer = if one_shot {
         op.writer_with(&write_path).await
     } else {
-        op.writer_with(&write_path)
-            .chunk(PART)
-            .concurrent(CONCURRENT)
-            .await
+        // One part in flight: opendal 0.57's concurrent writers keep up to 8192 finished parts (and their
+        // buffers) until close, so `.concurrent(n)` makes memory grow with the file. Reads are not affected.
+        op.writer_with(&write_path).chunk(PART).await
     };
     let mut writer = writer.map_err(|e| map_err(&format!("starting the upload of {path}"), e))?;
     let mut input = tokio::fs::File::open(src)
@@ -184,7 +185,7 @@ pub async fn download(
 ) -> Result<u64, ChannelError> {
     let reader = op
         .reader_with(path)
-        .chunk(PART)
+        .chunk(READ_PART)
         .concurrent(CONCURRENT)
         .await
         .map_err(|e| map_err(&format!("opening {path}"), e))?;
