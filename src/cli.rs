@@ -132,9 +132,31 @@ pub enum BusCommand {
     /// Run the bus server (a drop-in for the original Flask bus). The password comes from BUS_PASS or the env file.
     #[command(after_help = "Examples:\n  BUS_PASS=... handoff bus serve --listen 127.0.0.1:8765\n  handoff bus serve --env-file ~/.secrets/claude-bus.env --data /var/lib/handoff-bus")]
     Serve(ServeArgs),
-    /// Load the original bus's JSON-lines data file into the embedded store.
-    #[command(after_help = "Example:\n  handoff bus import /opt/claude-bus/bus.jsonl --data /var/lib/handoff-bus")]
+    /// Load the original bus's JSON-lines data file into the embedded store or PostgreSQL.
+    #[command(
+        after_help = "Examples:\n  handoff bus import /opt/claude-bus/bus.jsonl --data /var/lib/handoff-bus\n  PGPASSWORD=... handoff bus import bus.jsonl --store postgres://bus@db.internal:5432/bus"
+    )]
     Import(ImportArgs),
+    /// Copy a whole bus from one store to another (embedded <-> PostgreSQL), keeping ids, order,
+    /// timestamps and read state. Re-runnable: messages already in the target are skipped.
+    #[command(
+        after_help = "Stores: sqlite:DIR (the embedded store's data directory) or postgres://USER@HOST:PORT/DB\n(the password comes from PGPASSWORD, in the environment or the env file; never in the URL).\n\nExamples:\n  handoff bus migrate --from sqlite:/var/lib/handoff-bus --to postgres://bus@db.internal:5432/bus\n  handoff bus migrate --from postgres://bus@db.internal/bus --to sqlite:/var/lib/handoff-bus-copy"
+    )]
+    Migrate(MigrateArgs),
+}
+
+/// `handoff bus migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Store to copy from: sqlite:DIR or postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "STORE")]
+    pub from: String,
+    /// Store to copy into: sqlite:DIR or postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "STORE")]
+    pub to: String,
+    /// Env file that may hold PGPASSWORD (default: ~/.secrets/claude-bus.env when present).
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
 }
 
 /// `handoff bus serve`.
@@ -149,6 +171,10 @@ pub struct ServeArgs {
     /// Env file with BUS_USER / BUS_PASS (default: ~/.secrets/claude-bus.env when present).
     #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
+    /// Where messages live: sqlite:DIR (the default, embedded) or postgres://USER@HOST:PORT/DB for
+    /// several replicas on one database (password from PGPASSWORD, never in the URL).
+    #[arg(long, value_name = "STORE", env = "HANDOFF_BUS_STORE", conflicts_with = "data")]
+    pub store: Option<String>,
 }
 
 /// `handoff bus import`.
@@ -159,4 +185,10 @@ pub struct ImportArgs {
     /// Data directory of the server to import into (default as for `bus serve`).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Store to import into instead: sqlite:DIR or postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "STORE", conflicts_with = "data")]
+    pub store: Option<String>,
+    /// Env file that may hold PGPASSWORD (default: ~/.secrets/claude-bus.env when present).
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
 }

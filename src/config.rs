@@ -160,8 +160,15 @@ pub fn load_file(explicit: Option<&Path>, dirs: &Dirs) -> anyhow::Result<(FileCo
 /// Parses config text; errors name the key and line.
 pub fn parse(text: &str) -> Result<FileConfig, String> {
     let cfg: FileConfig = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-        let msg = e.message().trim().to_string();
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let mut msg = e.message().trim().to_string();
+        // value errors point at the value: name the key of that line too
+        if let Some(l) = line {
+            let key = text.lines().nth(l - 1).and_then(|t| t.split_once('=')).map(|(k, _)| k.trim().trim_matches('"'));
+            if let Some(k) = key.filter(|k| !k.is_empty() && !msg.contains(*k)) {
+                msg = format!("`{k}`: {msg}");
+            }
+        }
         match line {
             Some(l) => format!("line {l}: {msg}"),
             None => msg,

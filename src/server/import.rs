@@ -1,8 +1,8 @@
-//! `handoff bus import`: loads the original bus's JSON-lines data file into the embedded store,
-//! preserving ids, timestamps and unknown fields. Re-running it skips messages already there.
+//! `handoff bus import`: loads the original bus's JSON-lines data file into either store (embedded or
+//! PostgreSQL), preserving ids, timestamps and unknown fields. Re-running it skips messages already there.
 
+use super::bulk::{BulkAck, BulkRow, BulkStore};
 use handoff_channels::bus::{Message, NewMessage};
-use handoff_channels::bus::store::SqliteStore;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -19,24 +19,15 @@ pub struct ImportReport {
     pub bad_lines: Vec<String>,
 }
 
-/// Imports `file` into the store under `data_dir`.
-pub fn import_jsonl(file: &Path, data_dir: &Path) -> anyhow::Result<ImportReport> {
+/// Messages per transaction.
+const BATCH: usize = 10_000;
+
+/// Imports `file` into `store`.
+pub async fn import_jsonl(file: &Path, store: &dyn BulkStore) -> anyhow::Result<ImportReport> {
     let f = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?;
-    let mut store = SqliteStore::open(&data_dir.join("bus.sqlite"))?;
     let mut report = ImportReport::default();
-    let mut batch: Vec<Message> = Vec::new();
-    let mut reads: Vec<(String, String)> = Vec::new();
-    let flush = |store: &mut SqliteStore, batch: &mut Vec<Message>, reads: &mut Vec<(String, String)>, report: &mut ImportReport| -> anyhow::Result<()> {
-        let added = store.import(batch)?;
-        report.imported += added;
-        report.skipped += batch.len() as u64 - added;
-        for (id, reader) in reads.drain(..) {
-            store.import_ack(&id, &reader)?;
-            report.acks += 1;
-        }
-        batch.clear();
-        Ok(())
-    };
+    let mut batch: Vec<BulkRow> = Vec::new();
+    let mut reads: Vec<BulkAck> = Vec::new();
     for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = match line {
             Ok(l) => l,
@@ -55,20 +46,35 @@ pub fn import_jsonl(file: &Path, data_dir: &Path) -> anyhow::Result<ImportReport
                 continue;
             }
         };
-        if let Err(e) = handoff_channels::bus::store::validate(&NewMessage { from: msg.from.clone(), to: msg.to.clone(), body: String::new(), tags: msg.tags.clone() }) {
+        if let Err(e) = handoff_channels::bus::store::validate(&NewMessage {
+            from: msg.from.clone(),
+            to: msg.to.clone(),
+            body: String::new(),
+            tags: msg.tags.clone(),
+        }) {
             report.bad_lines.push(format!("line {}: {e}", n + 1));
             continue;
         }
         for key in ["read_by", "acked_by", "acks"] {
             if let Some(serde_json::Value::Array(a)) = msg.extra.remove(key) {
-                reads.extend(a.into_iter().filter_map(|v| v.as_str().map(|r| (msg.id.0.clone(), r.to_string()))));
+                reads.extend(a.into_iter().filter_map(|v| v.as_str().map(|r| BulkAck { id: msg.id.0.clone(), reader: r.to_string(), ts: None })));
             }
         }
-        batch.push(msg);
-        if batch.len() >= 10_000 {
-            flush(&mut store, &mut batch, &mut reads, &mut report)?;
+        batch.push(BulkRow { seq: None, msg, idem_key: None });
+        if batch.len() >= BATCH {
+            flush(store, &mut batch, &mut reads, &mut report).await?;
         }
     }
-    flush(&mut store, &mut batch, &mut reads, &mut report)?;
+    flush(store, &mut batch, &mut reads, &mut report).await?;
     Ok(report)
+}
+
+async fn flush(store: &dyn BulkStore, batch: &mut Vec<BulkRow>, reads: &mut Vec<BulkAck>, report: &mut ImportReport) -> anyhow::Result<()> {
+    let n = batch.len() as u64;
+    let added = store.import_messages(std::mem::take(batch)).await?;
+    report.imported += added;
+    report.skipped += n - added;
+    report.acks += reads.len() as u64;
+    store.import_acks(std::mem::take(reads)).await?;
+    Ok(())
 }

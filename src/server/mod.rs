@@ -2,7 +2,10 @@
 //! shapes and status codes — with durable group-committed storage, bounded inputs, idempotency keys and
 //! long-polling as extras old clients never need to know about.
 
+pub mod bulk;
+mod bulk_sqlite;
 pub mod import;
+pub mod postgres;
 mod routes;
 pub mod store;
 

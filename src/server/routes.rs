@@ -87,10 +87,24 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such route; the bus has /health, /post, /messages, /ack/<id>")
 }
 
+/// `{ok, count, now}` as the original, plus which store serves and whether it is reachable; 503 with
+/// `ok: false` while the store is unreachable (load balancers take the replica out meanwhile).
 async fn health(State(st): State<AppState>) -> Response {
     match st.store.count().await {
-        Ok(count) => Json(json!({ "ok": true, "count": count, "now": now_ts(), "store": st.store.describe() })).into_response(),
-        Err(e) => store_error(e),
+        Ok(count) => {
+            Json(json!({ "ok": true, "count": count, "now": now_ts(), "store": st.store.describe(), "store_reachable": true })).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "health: store unreachable");
+            let body = json!({
+                "ok": false,
+                "now": now_ts(),
+                "store": st.store.describe(),
+                "store_reachable": false,
+                "error": "the bus store is unavailable; retry shortly",
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
     }
 }
 

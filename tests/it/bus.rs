@@ -1,7 +1,7 @@
 //! The bus end to end: the real `handoff bus serve` binary, the real `handoff` client, curl + jq and
 //! Python `requests` scripts as users have them.
 
-use crate::support::bus::{BusServer, PASSWORD, USER};
+use crate::support::bus::{BusServer, PASSWORD, StoreKind, USER};
 use crate::support::{Env, OutputExt, run, tool};
 use serde_json::{Value, json};
 use std::process::Command;
@@ -17,9 +17,32 @@ fn bodies(sync_json: &Value) -> Vec<String> {
     sync_json["sync"]["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_string()).collect()
 }
 
-#[test]
-fn direct_and_broadcast_messages_reach_the_right_machines_once() {
-    let bus = BusServer::start();
+/// Runs each listed test on both stores: `bus::sqlite::NAME` and `bus::pg::NAME`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(crate::support::bus::StoreKind::Sqlite) } )*
+        }
+        mod pg {
+            $( #[test] fn $name() { super::$name(crate::support::bus::StoreKind::Postgres) } )*
+        }
+    };
+}
+
+on_both_stores!(
+    direct_and_broadcast_messages_reach_the_right_machines_once,
+    curl_and_jq_scripts_users_already_have_work_unchanged,
+    a_python_requests_client_works_unchanged,
+    bad_requests_get_clear_statuses_and_the_server_keeps_serving,
+    a_retried_post_with_the_same_key_is_stored_once,
+    bus_down_send_is_queued_with_exit_75_and_flush_delivers_it_once,
+    sigkill_during_concurrent_posts_loses_no_acknowledged_post,
+    sigterm_stops_the_server_cleanly,
+    bus_import_loads_the_originals_data_file_with_its_ids_and_old_scripts_see_it,
+);
+
+fn direct_and_broadcast_messages_reach_the_right_machines_once(kind: StoreKind) {
+    let bus = BusServer::start_on(kind);
     let env = env_for(&bus);
     run({
         let mut c = env.handoff("a");
@@ -53,9 +76,8 @@ fn direct_and_broadcast_messages_reach_the_right_machines_once() {
     assert_eq!(unread("d"), 1);
 }
 
-#[test]
-fn curl_and_jq_scripts_users_already_have_work_unchanged() {
-    let bus = BusServer::start();
+fn curl_and_jq_scripts_users_already_have_work_unchanged(kind: StoreKind) {
+    let bus = BusServer::start_on(kind);
     let env = env_for(&bus);
     let (curl, jq) = (tool("curl"), tool("jq"));
     let script = format!(
@@ -84,9 +106,8 @@ $CURL -sf -u "$BUS_USER:$BUS_PASS" "$BUS_URL/health" | $JQ -r '"ok=\(.ok) count=
     assert_eq!(o.out(), "build is green\nafter ack: 0\nok=true count=1\n");
 }
 
-#[test]
-fn a_python_requests_client_works_unchanged() {
-    let bus = BusServer::start();
+fn a_python_requests_client_works_unchanged(kind: StoreKind) {
+    let bus = BusServer::start_on(kind);
     let env = env_for(&bus);
     let py = tool("python3");
     let venv_py = crate::support::repo_root().join(".test-tools/venv/bin/python");
@@ -115,9 +136,8 @@ print(len(left), h["ok"], h["count"], m["from"], m["to"], "ts" in m)
     assert_eq!(o.out().trim(), "0 True 1 win mac True");
 }
 
-#[test]
-fn bad_requests_get_clear_statuses_and_the_server_keeps_serving() {
-    let bus = BusServer::start();
+fn bad_requests_get_clear_statuses_and_the_server_keeps_serving(kind: StoreKind) {
+    let bus = BusServer::start_on(kind);
     let client = reqwest::blocking::Client::new();
     let routes: [(&str, &str); 4] = [("GET", "/health"), ("POST", "/post"), ("GET", "/messages"), ("POST", "/ack/1")];
     for (method, path) in routes {
@@ -169,9 +189,8 @@ fn bad_requests_get_clear_statuses_and_the_server_keeps_serving() {
     assert_eq!(h["count"], 521);
 }
 
-#[test]
-fn a_retried_post_with_the_same_key_is_stored_once() {
-    let bus = BusServer::start();
+fn a_retried_post_with_the_same_key_is_stored_once(kind: StoreKind) {
+    let bus = BusServer::start_on(kind);
     let client = reqwest::blocking::Client::new();
     let post = || {
         client
@@ -192,9 +211,8 @@ fn a_retried_post_with_the_same_key_is_stored_once() {
     assert!(first["id"].is_number());
 }
 
-#[test]
-fn bus_down_send_is_queued_with_exit_75_and_flush_delivers_it_once() {
-    let mut bus = BusServer::start();
+fn bus_down_send_is_queued_with_exit_75_and_flush_delivers_it_once(kind: StoreKind) {
+    let mut bus = BusServer::start_on(kind);
     let env = env_for(&bus);
     bus.kill();
     let mut c = env.handoff("a");
@@ -222,9 +240,8 @@ fn bus_down_send_is_queued_with_exit_75_and_flush_delivers_it_once() {
     assert_eq!(bodies, ["while the bus was down"], "delivered exactly once");
 }
 
-#[test]
-fn sigkill_during_concurrent_posts_loses_no_acknowledged_post() {
-    let mut bus = BusServer::start();
+fn sigkill_during_concurrent_posts_loses_no_acknowledged_post(kind: StoreKind) {
+    let mut bus = BusServer::start_on(kind);
     let url = bus.url.clone();
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -249,6 +266,7 @@ fn sigkill_during_concurrent_posts_loses_no_acknowledged_post() {
         }));
     }
     while acked.lock().unwrap().len() < 300 {
+        assert!(!threads.iter().all(|t| t.is_finished()), "every poster stopped before 300 posts got a 200");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     bus.kill();
@@ -277,9 +295,8 @@ fn sigkill_during_concurrent_posts_loses_no_acknowledged_post() {
     assert!(acked.len() >= 300);
 }
 
-#[test]
-fn sigterm_stops_the_server_cleanly() {
-    let mut bus = BusServer::start();
+fn sigterm_stops_the_server_cleanly(kind: StoreKind) {
+    let mut bus = BusServer::start_on(kind);
     assert_eq!(bus.post_json("/post", &json!({"from": "a", "body": "x"})).status(), 200);
     assert_eq!(bus.terminate(), Some(0));
 }
@@ -299,10 +316,18 @@ fn the_servers_password_never_comes_from_the_command_line() {
     assert_eq!(run(c).code(), 2, "there is no --password flag");
 }
 
-#[test]
-fn bus_import_loads_the_originals_data_file_with_its_ids_and_old_scripts_see_it() {
-    let env = Env::new();
+fn bus_import_loads_the_originals_data_file_with_its_ids_and_old_scripts_see_it(kind: StoreKind) {
+    let mut env = Env::new();
     let data = env.path().join("bus-data");
+    // the target: the embedded store in `data`, or a PostgreSQL database (password in PGPASSWORD)
+    let pg = (kind == StoreKind::Postgres).then(|| std::sync::Arc::new(crate::support::postgres::PgServer::start()));
+    let target: Vec<std::ffi::OsString> = match &pg {
+        Some(pg) => {
+            env.var("PGPASSWORD", crate::support::postgres::PG_PASSWORD);
+            vec!["--store".into(), pg.url().into()]
+        }
+        None => vec!["--data".into(), data.clone().into()],
+    };
     let file = env.path().join("bus.jsonl");
     std::fs::write(
         &file,
@@ -317,7 +342,7 @@ fn bus_import_loads_the_originals_data_file_with_its_ids_and_old_scripts_see_it(
     )
     .unwrap();
     let mut c = env.handoff("x");
-    c.args(["bus", "import", "--json"]).arg(&file).arg("--data").arg(&data);
+    c.args(["bus", "import", "--json"]).arg(&file).args(&target);
     let o = run(c);
     assert_eq!(o.code(), 65, "a bad line is reported: {}", o.err());
     let r = o.json();
@@ -325,9 +350,12 @@ fn bus_import_loads_the_originals_data_file_with_its_ids_and_old_scripts_see_it(
     assert!(r["bad_lines"][0].as_str().unwrap().starts_with("line 3"));
     // importing again adds nothing
     let mut c = env.handoff("x");
-    c.args(["bus", "import", "--json"]).arg(&file).arg("--data").arg(&data);
+    c.args(["bus", "import", "--json"]).arg(&file).args(&target);
     assert_eq!(run(c).json()["skipped"], 2);
-    let bus = BusServer::start_at(&data, 0);
+    let bus = match &pg {
+        Some(pg) => BusServer::start_replica(pg),
+        None => BusServer::start_at(&data, 0),
+    };
     let all = bus.get("/messages").json::<Value>().unwrap();
     let ms = all["messages"].as_array().unwrap();
     assert_eq!(ms[0]["id"], "a1b2c3");

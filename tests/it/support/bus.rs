@@ -1,10 +1,21 @@
 //! The real `handoff bus serve` binary, started on a free loopback port with its own data dir.
 
+use super::postgres::{PG_PASSWORD, PgServer};
 use super::{Env, handoff_bin};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Which store a test bus keeps its messages in: the same behaviour suite runs on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded SQLite store in a data dir.
+    Sqlite,
+    /// A PostgreSQL database on a server the harness starts.
+    Postgres,
+}
 
 /// The password every test bus uses (never passed on a command line).
 pub const PASSWORD: &str = "s3cret-test-pass";
@@ -21,6 +32,8 @@ pub struct BusServer {
     pub data: PathBuf,
     /// Port it listens on (reused on restart).
     pub port: u16,
+    /// The PostgreSQL server holding its messages (None: the embedded store in `data`).
+    pub pg: Option<Arc<PgServer>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -34,11 +47,43 @@ impl BusServer {
         s
     }
 
+    /// Starts a bus on a fresh store of the given kind (for PostgreSQL: a fresh server and database).
+    pub fn start_on(kind: StoreKind) -> Self {
+        match kind {
+            StoreKind::Sqlite => Self::start(),
+            StoreKind::Postgres => Self::start_replica(&Arc::new(PgServer::start())),
+        }
+    }
+
+    /// Starts one more `bus serve` replica on the database of `pg`.
+    pub fn start_replica(pg: &Arc<PgServer>) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("bus-data");
+        let mut s = Self::spawn(&data, 0, Some(pg.clone()));
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The kind of store this bus runs on.
+    pub fn kind(&self) -> StoreKind {
+        if self.pg.is_some() { StoreKind::Postgres } else { StoreKind::Sqlite }
+    }
+
     /// Starts a bus on `data`, on `port` (0 = any free port).
     pub fn start_at(data: &Path, port: u16) -> Self {
-        let mut child = Command::new(handoff_bin())
-            .args(["bus", "serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(data)
+        Self::spawn(data, port, None)
+    }
+
+    fn spawn(data: &Path, port: u16, pg: Option<Arc<PgServer>>) -> Self {
+        let mut cmd = Command::new(handoff_bin());
+        cmd.args(["bus", "serve", "--listen", &format!("127.0.0.1:{port}")]);
+        match &pg {
+            Some(pg) => cmd.args(["--store", &pg.url()]).env("PGPASSWORD", PG_PASSWORD),
+            None => cmd.arg("--data").arg(data).env_remove("PGPASSWORD"),
+        };
+        std::fs::create_dir_all(data.parent().unwrap_or(data)).unwrap();
+        let mut child = cmd
+            .env_remove("HANDOFF_BUS_STORE")
             .env("BUS_PASS", PASSWORD)
             .env("BUS_USER", USER)
             .env_remove("BUS_URL")
@@ -57,7 +102,7 @@ impl BusServer {
             .unwrap_or_else(|| panic!("bus serve did not announce its address: {line:?}"))
             .to_string();
         let port = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
-        let s = BusServer { child: Some(child), url, data: data.to_path_buf(), port, _tmp: None };
+        let s = BusServer { child: Some(child), url, data: data.to_path_buf(), port, pg, _tmp: None };
         s.wait_healthy();
         s
     }
@@ -95,7 +140,7 @@ impl BusServer {
     /// Starts again on the same port and data.
     pub fn restart(&mut self) {
         self.kill();
-        let mut again = Self::start_at(&self.data, self.port);
+        let mut again = Self::spawn(&self.data, self.port, self.pg.clone());
         self.child = again.child.take();
         self.url = again.url.clone();
     }

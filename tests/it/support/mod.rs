@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bus;
+pub mod postgres;
 pub mod prism;
 #[cfg(feature = "drive")]
 pub mod rclone;
