@@ -4,6 +4,8 @@
 mod support;
 
 mod bus;
+mod cli;
+mod original_bus;
 #[cfg(feature = "git")]
 mod git;
 #[cfg(feature = "drive")]
