@@ -143,48 +143,53 @@ pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> 
             continue;
         }
         if let Err(reason) = prepare(&mut locked.job, i) {
+            let payload_failed = locked.job.steps.iter().any(|s| s.role == Role::Payload && s.failed);
             locked.job.steps[i].last_error = Some(reason);
+            // a pointer to a payload that can never be stored is never posted
+            locked.job.steps[i].failed = payload_failed && matches!(locked.job.steps[i].role, Role::Pointer { .. });
             continue;
         }
         let step = locked.job.steps[i].clone();
-        let mut last: Option<ChannelError> = None;
+        let mut errors: Vec<ChannelError> = Vec::new();
         for name in &step.channels {
             let Some(ch) = reg.channels.get(name) else {
-                last = Some(ChannelError::permanent(format!("the {name} channel is not configured on this machine any more")));
+                errors.push(ChannelError::permanent(format!("the {name} channel is not configured on this machine any more")));
                 continue;
             };
             tracing::info!(step = i, channel = %name, "delivering");
             match ch.deliver(&step.parcel).await {
                 Ok(r) => {
-                    last = None;
+                    errors.clear();
                     locked.job.steps[i].receipt = Some(r);
                     break;
                 }
+                // fall back to the next acceptable channel, whatever the failure
                 Err(e) => {
                     tracing::warn!(channel = %name, error = %e, "delivery failed");
-                    let transient = e.is_transient();
-                    last = Some(e.context(format!("{name}")));
-                    if !transient {
-                        // a permanent refusal on one channel still lets the next acceptable one try
-                        continue;
-                    }
+                    errors.push(e.context(name));
                 }
             }
         }
         let s = &mut locked.job.steps[i];
         s.attempts += 1;
-        if let Some(e) = last {
-            if !e.is_transient() {
-                s.failed = true;
-            }
-            worst = Some(match (worst, e.kind) {
+        if errors.is_empty() {
+            s.last_error = None;
+        } else {
+            // queued while any channel may work later; failed only when every channel refused for good
+            let kind = if errors.iter().any(|e| e.is_transient()) {
+                handoff_channels::ErrorKind::Transient
+            } else if errors.iter().any(|e| e.kind == handoff_channels::ErrorKind::Auth) {
+                handoff_channels::ErrorKind::Auth
+            } else {
+                handoff_channels::ErrorKind::Permanent
+            };
+            s.failed = kind != handoff_channels::ErrorKind::Transient;
+            worst = Some(match (worst, kind) {
                 (Some(handoff_channels::ErrorKind::Auth), _) | (_, handoff_channels::ErrorKind::Auth) => handoff_channels::ErrorKind::Auth,
                 (Some(handoff_channels::ErrorKind::Permanent), _) | (_, handoff_channels::ErrorKind::Permanent) => handoff_channels::ErrorKind::Permanent,
                 _ => handoff_channels::ErrorKind::Transient,
             });
-            s.last_error = Some(e.message);
-        } else {
-            s.last_error = None;
+            s.last_error = Some(errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "));
         }
         locked.save()?;
     }
@@ -264,4 +269,95 @@ pub async fn flush(reg: &Registry, outbox: &Outbox) -> anyhow::Result<Vec<JobRep
         out.push(run_job(reg, outbox, locked).await?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::FileInfo;
+    use async_trait::async_trait;
+    use handoff_channels::bus::local::LocalBus;
+    use handoff_channels::bus::{BusApi, BusChannel};
+    use handoff_channels::{Capability, Channel, Context, Health, LatencyClass};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A file channel that fails with a fixed kind (or succeeds when `None`), counting calls.
+    struct Scripted {
+        name: &'static str,
+        fail: Option<handoff_channels::ErrorKind>,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Channel for Scripted {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn capability(&self) -> Capability {
+            Capability { max_size: None, latency: LatencyClass::SizeBound, can_receive: false, text: false, documents: false, files: true, pages: false, lasting: true }
+        }
+        async fn deliver(&self, p: &Parcel) -> Result<Receipt, ChannelError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.fail {
+                None => Ok(Receipt { channel: self.name.into(), uri: Some(format!("{}:{}", self.name, p.key)), message_id: None, detail: None }),
+                Some(kind) => Err(ChannelError { kind, message: format!("{} says no", self.name) }),
+            }
+        }
+        async fn health(&self) -> Result<Health, ChannelError> {
+            Ok(Health { check: self.name.into(), detail: None })
+        }
+    }
+
+    fn setup(first: Option<handoff_channels::ErrorKind>, second: Option<handoff_channels::ErrorKind>) -> (tempfile::TempDir, Registry, Outbox, Job) {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn BusApi> = Arc::new(LocalBus::open(dir.path().join("bus.sqlite")).unwrap());
+        let mut channels: std::collections::BTreeMap<String, Arc<dyn Channel>> = Default::default();
+        channels.insert("bus".into(), Arc::new(BusChannel::new(bus.clone())));
+        channels.insert("droplet".into(), Arc::new(Scripted { name: "droplet", fail: first, calls: AtomicUsize::new(0) }));
+        channels.insert("drive".into(), Arc::new(Scripted { name: "drive", fail: second, calls: AtomicUsize::new(0) }));
+        let reg = Registry { bus, channels, ctx: Context::quiet("a", dir.path().to_path_buf()) };
+        let f = dir.path().join("x.bin");
+        std::fs::write(&f, b"abc").unwrap();
+        let req = SendRequest { to: "b".into(), files: vec![FileInfo { path: f, name: "x.bin".into(), size: 3 }], ..Default::default() };
+        let plan = Plan {
+            payloads: vec![crate::router::PlannedItem { kind: ParcelKind::File, name: "x.bin".into(), size: 3, channels: vec!["droplet".into(), "drive".into()], reason: String::new() }],
+            bus: BusPart::Pointer { with_note: false },
+            page: false,
+        };
+        let job = job_for(&req, &plan, "a", &["00".repeat(32)]);
+        let outbox = Outbox::new(dir.path());
+        (dir, reg, outbox, job)
+    }
+
+    #[tokio::test]
+    async fn a_failing_channel_falls_back_to_the_next_and_the_pointer_names_it() {
+        use handoff_channels::ErrorKind::*;
+        for first in [Transient, Permanent, Auth] {
+            let (_d, reg, outbox, job) = setup(Some(first), None);
+            let r = run_job(&reg, &outbox, outbox.create(job).unwrap()).await.unwrap();
+            assert_eq!((r.queued, r.failed), (0, 0), "{first:?}");
+            assert_eq!(r.steps[0].receipt.as_ref().unwrap().channel, "drive");
+            let ptr = reg.bus.messages(&Default::default()).await.unwrap();
+            assert!(ptr[0].body.contains("via drive"), "{}", ptr[0].body);
+            assert!(outbox.ids().unwrap().is_empty(), "a delivered job leaves the outbox");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_step_is_queued_while_any_channel_may_recover_and_failed_when_none_can() {
+        use handoff_channels::ErrorKind::*;
+        let (_d, reg, outbox, job) = setup(Some(Transient), Some(Permanent));
+        let r = run_job(&reg, &outbox, outbox.create(job).unwrap()).await.unwrap();
+        assert_eq!((r.queued, r.failed), (2, 0), "payload and pointer wait in the outbox");
+        assert_eq!(outbox.ids().unwrap().len(), 1);
+        assert!(r.steps[0].error.as_deref().unwrap().contains("droplet: droplet says no; drive: drive says no"));
+        let (_d, reg, outbox, job) = setup(Some(Permanent), Some(Auth));
+        let r = run_job(&reg, &outbox, outbox.create(job).unwrap()).await.unwrap();
+        assert_eq!(r.failed, 2, "the payload and its pointer");
+        assert_eq!(r.worst, Some(Auth));
+        assert!(reg.bus.messages(&Default::default()).await.unwrap().is_empty(), "no pointer to a payload that failed");
+        assert!(outbox.ids().unwrap().is_empty(), "a job that can never complete does not stay in the outbox");
+        assert_eq!(outbox.history().unwrap()[0].steps[1].last_error.as_deref(), Some("a payload failed; no pointer posted"));
+    }
 }
