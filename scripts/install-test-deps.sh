@@ -14,6 +14,7 @@ command -v /usr/sbin/sshd >/dev/null 2>&1 || need_apt+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 # nss_wrapper: lets tests give ssh a home directory of their own (ssh reads ~ from passwd, not $HOME).
 ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so >/dev/null 2>&1 || need_apt+=(libnss-wrapper)
+[ -x /usr/bin/time ] || need_apt+=(time)   # GNU time: peak RSS in the droplet memory test
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)

@@ -1,7 +1,7 @@
 //! Process entry: parse the command line, set up logging and the runtime, run the command, map errors to
 //! exit codes.
 
-use crate::cli::{BusCommand, Cli, Command};
+use crate::cli::{BusCommand, Cli, Command, DropletCommand};
 use crate::config::{Overrides, Settings};
 use crate::exit;
 use clap::Parser;
@@ -63,5 +63,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Fetch(a) => crate::commands::fetch::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Flush => crate::commands::flush::run(Settings::load(&overrides)?, cli.json).await,
         Command::Doctor(a) => crate::commands::doctor::run(&overrides, a, cli.json).await,
+        Command::Droplet(DropletCommand::Prune(a)) => {
+            crate::commands::droplet::prune(Settings::load(&overrides)?, a, cli.json).await
+        }
     }
 }

@@ -48,6 +48,32 @@ pub enum Command {
     /// Run or manage the bus server.
     #[command(subcommand)]
     Bus(BusCommand),
+    /// Housekeeping on the SSH droplet.
+    #[command(subcommand)]
+    Droplet(DropletCommand),
+}
+
+/// `handoff droplet ...`.
+#[derive(Debug, Subcommand)]
+pub enum DropletCommand {
+    /// Remove payloads handoff put on the droplet that are older than a given age (nothing else is touched).
+    #[command(after_help = "Examples:\n  handoff droplet prune --older-than 7d\n  handoff droplet prune --older-than 36h --dry-run --json")]
+    Prune(PruneArgs),
+}
+
+/// `handoff droplet prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Age above which handoff's payloads are removed: `7d`, `36h`, `90min`.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: std::time::Duration,
+    /// List what would be removed without removing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}: write an age such as 7d, 36h or 90min"))
 }
 
 /// `handoff send`.

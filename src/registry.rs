@@ -79,6 +79,12 @@ fn add_configured(settings: &Settings, ctx: &Context, channels: &mut BTreeMap<St
         use handoff_channels::drive::DriveChannel;
         channels.insert("drive".into(), Arc::new(DriveChannel::new(cfg.clone(), ctx.clone())));
     }
+    #[cfg(feature = "droplet")]
+    if let Some(cfg) = &settings.file.droplet {
+        use handoff_channels::droplet::DropletChannel;
+        let ch = DropletChannel::new(cfg, ctx.clone()).map_err(|e| crate::config::ConfigError(e.message))?;
+        channels.insert("droplet".into(), Arc::new(ch));
+    }
     #[cfg(feature = "sms")]
     if let Some(cfg) = &settings.file.sms {
         use handoff_channels::sms::SmsChannel;

@@ -2,6 +2,7 @@
 
 pub mod bus;
 pub mod doctor;
+pub mod droplet;
 pub mod fetch;
 pub mod flush;
 pub mod send;

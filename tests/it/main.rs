@@ -10,5 +10,7 @@ mod original_bus;
 mod git;
 #[cfg(feature = "drive")]
 mod drive;
+#[cfg(feature = "droplet")]
+mod droplet;
 #[cfg(feature = "sms")]
 mod sms;

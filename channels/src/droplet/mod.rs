@@ -14,6 +14,7 @@
 mod cli;
 #[cfg(unix)]
 mod native;
+mod reader;
 pub mod ssh_errors;
 mod transport;
 
@@ -209,8 +210,12 @@ impl DropletChannel {
     }
 
     /// Removes handoff's payloads (and leftover partial uploads) older than `older_than`; leaves everything
-    /// else in the directory alone.
-    pub async fn prune(&self, older_than: Duration) -> Result<PruneReport, ChannelError> {
+    /// else in the directory alone. With `dry_run`, only reports what it would remove.
+    pub async fn prune(
+        &self,
+        older_than: Duration,
+        dry_run: bool,
+    ) -> Result<PruneReport, ChannelError> {
         let remote = self.connect().await?;
         let result = async {
             let cutoff = SystemTime::now()
@@ -227,7 +232,9 @@ impl DropletChannel {
                 }
                 match e.modified {
                     Some(t) if t < cutoff => {
-                        remote.remove(&self.remote_path(&e.name)).await?;
+                        if !dry_run {
+                            remote.remove(&self.remote_path(&e.name)).await?;
+                        }
                         report.bytes_freed += e.size;
                         report.removed.push(e.name);
                     }

@@ -2,16 +2,18 @@
 //! and known_hosts apply exactly as for `ssh` itself), and SFTP over it. No remote shell command is ever
 //! run: every operation is an SFTP request carrying the path as data.
 
+use super::reader::HashingReader;
 use super::ssh_errors;
 use super::{Remote, RemoteEntry};
 use crate::{ChannelError, ProgressBar};
-use openssh::{ControlPersist, KnownHosts, SessionBuilder};
+use openssh::{Child, ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use openssh_sftp_client::error::{Error as SftpError, SftpErrorKind};
 use openssh_sftp_client::file::TokioCompatFile;
 use openssh_sftp_client::{Sftp, SftpOptions};
 use sha2::{Digest, Sha256};
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -22,6 +24,10 @@ const CHUNK: usize = 256 * 1024;
 pub struct NativeRemote {
     host: String,
     sftp: Sftp,
+    /// The remote `sftp` subsystem process (reaped on close).
+    child: std::sync::Mutex<Option<Child<Arc<Session>>>>,
+    /// The multiplexed ssh master; dropping the last reference shuts it down.
+    session: Arc<Session>,
 }
 
 /// Maps an openssh error from connecting to `host`.
@@ -82,16 +88,32 @@ impl NativeRemote {
             .control_persist(ControlPersist::IdleFor(
                 NonZeroUsize::new(60).expect("non-zero"),
             ));
-        let session = b
-            .connect_mux(host)
+        let session = Arc::new(
+            b.connect_mux(host)
+                .await
+                .map_err(|e| from_openssh(host, e))?,
+        );
+        // The session stays ours rather than the SFTP client's, so closing never depends on the client's
+        // background tasks having let go of it.
+        let mut child = Session::to_subsystem(session.clone(), "sftp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
             .await
             .map_err(|e| from_openssh(host, e))?;
-        let sftp = Sftp::from_session(session, SftpOptions::new())
+        let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
+            return Err(ChannelError::permanent(format!(
+                "droplet host {host}: the SFTP subsystem gave no pipes"
+            )));
+        };
+        let sftp = Sftp::new(stdin, stdout, SftpOptions::new())
             .await
             .map_err(|e| from_sftp(host, "starting", "sftp", e))?;
         Ok(Self {
             host: host.to_string(),
             sftp,
+            child: std::sync::Mutex::new(Some(child)),
+            session,
         })
     }
 
@@ -147,8 +169,7 @@ impl Remote for NativeRemote {
         dest: &str,
         bar: &dyn ProgressBar,
     ) -> Result<(u64, String), ChannelError> {
-        let mut input = tokio::fs::File::open(src)
-            .await
+        let mut input = HashingReader::open(src, CHUNK)
             .map_err(|e| ChannelError::permanent(format!("cannot read {}: {e}", src.display())))?;
         let file = self
             .sftp
@@ -160,23 +181,14 @@ impl Remote for NativeRemote {
             .await
             .map_err(self.err("creating", dest))?;
         let mut out = Box::pin(TokioCompatFile::new(file));
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        loop {
-            let n = input
-                .read(&mut buf)
-                .await
+        while let Some(chunk) = input.next().await {
+            let chunk = chunk
                 .map_err(|e| ChannelError::permanent(format!("reading {}: {e}", src.display())))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
+            out.write_all(&chunk)
                 .await
                 .map_err(|e| self.io_err("writing", dest, e))?;
-            total += n as u64;
-            bar.advance(n as u64);
+            bar.advance(chunk.len() as u64);
+            input.give_back(chunk);
         }
         out.flush()
             .await
@@ -190,7 +202,10 @@ impl Remote for NativeRemote {
         }
         // The handle closes when the last reference goes (TokioCompatFile cannot be unpinned to close it).
         drop(out);
-        Ok((total, hex::encode(hasher.finalize())))
+        input
+            .finish()
+            .await
+            .map_err(|e| ChannelError::permanent(format!("reading {}: {e}", src.display())))
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), ChannelError> {
@@ -265,7 +280,18 @@ impl Remote for NativeRemote {
     }
 
     async fn close(self) {
-        let _ = self.sftp.close().await;
+        let Self {
+            sftp,
+            child,
+            session,
+            ..
+        } = self;
+        let _ = sftp.close().await;
+        let child = child.into_inner().ok().flatten();
+        if let Some(child) = child {
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+        drop(session);
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) trait Remote {
 pub(crate) enum Transport {
     /// openssh + openssh-sftp-client.
     #[cfg(unix)]
-    Native(NativeRemote),
+    Native(Box<NativeRemote>),
     /// The system `sftp` binary in batch mode.
     Cli(CliRemote),
 }
@@ -68,7 +68,9 @@ impl Transport {
         match choice.as_str() {
             "sftp" => Ok(Transport::Cli(CliRemote::connect(host).await?)),
             #[cfg(unix)]
-            "" | "native" => Ok(Transport::Native(NativeRemote::connect(host).await?)),
+            "" | "native" => Ok(Transport::Native(Box::new(
+                NativeRemote::connect(host).await?,
+            ))),
             #[cfg(not(unix))]
             "" => Ok(Transport::Cli(CliRemote::connect(host).await?)),
             other => Err(ChannelError::permanent(format!(

@@ -101,6 +101,23 @@ impl Sshd {
         self.tmp.path()
     }
 
+    /// Every session on this server has `HANDOFF_CANARY` set to this prefix (sshd's `SetEnv`): hostile names
+    /// that try `$(touch ${HANDOFF_CANARY}x)` would create `<prefix>x`, so a test can prove nothing ran.
+    pub fn canary_prefix(&self) -> String {
+        format!("{}/canary-", self.path().display())
+    }
+
+    /// Whether sshd's log shows any session that ran a command or a shell (as opposed to the SFTP
+    /// subsystem): `Some(line)` with the first such line.
+    pub fn command_session_logged(&self) -> Option<String> {
+        self.log_text()
+            .lines()
+            .find(|l| {
+                l.contains("Starting session: command") || l.contains("Starting session: shell")
+            })
+            .map(str::to_string)
+    }
+
     /// A fresh directory on the "server" (inside the temp dir), created.
     pub fn server_dir(&self, name: &str) -> PathBuf {
         let d = self.path().join("srv").join(name);
@@ -115,12 +132,13 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
              StrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              UsePAM no\nPermitRootLogin prohibit-password\nAllowUsers {user}\nSubsystem sftp internal-sftp\n\
-             LogLevel VERBOSE\nMaxStartups 200\nMaxSessions 200\nUseDNS no\n",
+             LogLevel VERBOSE\nMaxStartups 200\nMaxSessions 200\nUseDNS no\nSetEnv HANDOFF_CANARY={canary}\n",
             port = self.port,
             hk = self.host_key.display(),
             pid = root.join("sshd.pid").display(),
             ak = root.join("authorized_keys").display(),
             user = self.user,
+            canary = self.canary_prefix(),
         );
         std::fs::write(&cfg, text).unwrap();
         cfg

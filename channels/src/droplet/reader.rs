@@ -1,0 +1,92 @@
+//! Reading a local file for upload on one blocking thread, hashing as it goes, handing chunks over a
+//! small bounded channel with buffers recycled: memory stays at a few chunks however large the file, and
+//! reading overlaps with sending.
+
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::Path;
+
+/// Chunks handed over but not yet consumed, at most.
+const IN_FLIGHT: usize = 3;
+
+/// A file being read ahead on a blocking thread.
+pub(crate) struct HashingReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
+    task: tokio::task::JoinHandle<(u64, String)>,
+}
+
+impl HashingReader {
+    /// Opens `path` and starts reading it in chunks of `chunk` bytes.
+    pub fn open(path: &Path, chunk: usize) -> std::io::Result<Self> {
+        let mut file = std::fs::File::open(path)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
+        let (recycle, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
+            let mut total = 0u64;
+            loop {
+                let mut buf = returned.try_recv().unwrap_or_default();
+                buf.resize(chunk, 0);
+                match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        hasher.update(&buf);
+                        total += n as u64;
+                        if tx.blocking_send(Ok(buf)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        break;
+                    }
+                }
+            }
+            (total, hex::encode(hasher.finalize()))
+        });
+        Ok(Self { rx, recycle, task })
+    }
+
+    /// The next chunk; `None` at the end of the file.
+    pub async fn next(&mut self) -> Option<std::io::Result<Vec<u8>>> {
+        self.rx.recv().await
+    }
+
+    /// Returns a consumed chunk's buffer for reuse.
+    pub fn give_back(&self, buf: Vec<u8>) {
+        let _ = self.recycle.try_send(buf);
+    }
+
+    /// Bytes read and their sha256 (hex), once [`HashingReader::next`] returned `None`.
+    pub async fn finish(self) -> std::io::Result<(u64, String)> {
+        drop(self.rx);
+        self.task.await.map_err(std::io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_every_byte_in_order_and_hashes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let mut r = HashingReader::open(&p, 4096).unwrap();
+        let mut got = Vec::new();
+        while let Some(chunk) = r.next().await {
+            let chunk = chunk.unwrap();
+            got.extend_from_slice(&chunk);
+            r.give_back(chunk);
+        }
+        let (n, sha) = r.finish().await.unwrap();
+        assert_eq!(got, data);
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(sha, hex::encode(Sha256::digest(&data)));
+    }
+}

@@ -1,0 +1,43 @@
+//! `handoff droplet prune`: removes old payloads handoff stored on the SSH droplet, and nothing else.
+
+use crate::cli::PruneArgs;
+use crate::config::{ConfigError, Settings};
+use crate::exit;
+use handoff_channels::Context;
+use handoff_channels::droplet::DropletChannel;
+use handoff_channels::pointer::human_size;
+
+/// Runs `handoff droplet prune`.
+pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Result<i32> {
+    let cfg = settings.file.droplet.as_ref().ok_or_else(|| {
+        ConfigError("no [droplet] section in the config: add host = \"user@host\" and dir = \"/path\" under [droplet]".into())
+    })?;
+    let ctx = Context {
+        machine: settings.machine.clone(),
+        data_dir: settings.dirs.data.clone(),
+        progress: crate::progress::sink(),
+    };
+    let ch = DropletChannel::new(cfg, ctx).map_err(|e| ConfigError(e.message))?;
+    let report = ch.prune(a.older_than, a.dry_run).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": true, "host": ch.host(), "dir": ch.dir(), "dry_run": a.dry_run, "report": report })
+        );
+    } else {
+        let verb = if a.dry_run { "would remove" } else { "removed" };
+        for name in &report.removed {
+            println!("{verb} {}/{name}", ch.dir());
+        }
+        println!(
+            "{verb} {} payload(s), {} on {}:{}; kept {} younger; left {} other entr(ies) alone",
+            report.removed.len(),
+            human_size(report.bytes_freed),
+            ch.host(),
+            ch.dir(),
+            report.kept,
+            report.foreign
+        );
+    }
+    Ok(exit::OK)
+}
