@@ -119,3 +119,39 @@ fn sync_as_a_claude_hook_stays_within_the_limit_and_names_the_overflow_file() {
     let full = std::fs::read_to_string(file).unwrap();
     assert!(full.contains("message 29:"), "the overflow file holds everything");
 }
+
+#[test]
+fn two_processes_sharing_the_embedded_store_lose_nothing() {
+    let env = Env::new();
+    let senders: Vec<_> = ["a", "c"]
+        .into_iter()
+        .map(|m| {
+            let mut cmd = Command::new("bash");
+            let script = format!("for i in $(seq 1 15); do \"$HANDOFF\" --machine {m} send --to b \"{m} $i\" >/dev/null || exit 1; done");
+            cmd.args(["-c", &script]);
+            env.apply(&mut cmd);
+            cmd.env("HANDOFF", handoff_bin());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    // b syncs while they send
+    let mut seen = Vec::new();
+    let mut collect = |seen: &mut Vec<String>| {
+        let mut c = env.handoff("b");
+        c.args(["sync", "--json"]);
+        let o = run(c);
+        o.ok();
+        for m in o.json()["sync"]["messages"].as_array().unwrap() {
+            seen.push(m["body"].as_str().unwrap().to_string());
+        }
+    };
+    collect(&mut seen);
+    for mut s in senders {
+        assert!(s.wait().unwrap().success());
+    }
+    collect(&mut seen);
+    let mut want: Vec<String> = ["a", "c"].iter().flat_map(|m| (1..=15).map(move |i| format!("{m} {i}"))).collect();
+    want.sort();
+    seen.sort();
+    assert_eq!(seen, want, "every message exactly once");
+}
