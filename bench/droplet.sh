@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Droplet channel benchmark: a 1 GiB upload through `handoff send --via droplet` (openssh mux + SFTP)
+# side by side with `scp` to the same sshd in the same run, with peak RSS. The sshd is a real one on
+# loopback with its own host key, as in the tests. Writes its results into BENCHMARKS.md between the
+# droplet markers.
+#
+#   bash bench/droplet.sh            # 1 GiB
+#   SIZE_MIB=256 RUNS=3 bash bench/droplet.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+SIZE_MIB=${SIZE_MIB:-1024}
+RUNS=${RUNS:-3}
+[ -x /usr/sbin/sshd ] || { echo "sshd missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+nss=$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null | head -1 || true)
+[ -n "$nss" ] || { echo "libnss_wrapper.so missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+cargo build --release --bin handoff -q
+handoff="$CARGO_TARGET_DIR/release/handoff"
+
+work=$(mktemp -d)
+sshd_pid=""
+cleanup() { [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- the server: own host key, authorized client key, everything in $work
+mkdir -p "$work"/{home/.ssh,drop,scp-drop}
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key" >/dev/null
+ssh-keygen -q -t ed25519 -N '' -f "$work/home/.ssh/id_bench" >/dev/null
+cp "$work/home/.ssh/id_bench.pub" "$work/authorized_keys"
+port=$(free_port)
+[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
+cat > "$work/sshd_config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+PidFile $work/sshd.pid
+AuthorizedKeysFile $work/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin prohibit-password
+AllowUsers $(id -un)
+Subsystem sftp internal-sftp
+EOF
+/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+sshd_pid=$!
+for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+
+# --- the client, set up as a user would: ~/.ssh/config alias + known_hosts; ssh finds ~ via passwd, so
+# nss_wrapper gives it this HOME
+export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_DATA_HOME=$work/home/.local/share XDG_STATE_HOME=$work/home/.local/state HANDOFF_MACHINE=bench
+unset HANDOFF_CONFIG BUS_URL BUS_USER BUS_PASS
+echo "$(id -un):x:$(id -u):$(id -g):bench:$HOME:/bin/sh" > "$work/passwd"
+echo "$(id -gn):x:$(id -g):" > "$work/group"
+export LD_PRELOAD=$nss NSS_WRAPPER_PASSWD=$work/passwd NSS_WRAPPER_GROUP=$work/group SSH_AUTH_SOCK=
+printf 'Host bench-droplet\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  IdentityFile ~/.ssh/id_bench\n  IdentitiesOnly yes\n' "$port" "$(id -un)" > "$HOME/.ssh/config"
+echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/host_key.pub")" > "$HOME/.ssh/known_hosts"
+chmod 600 "$HOME/.ssh/config" "$HOME/.ssh/id_bench"
+mkdir -p "$XDG_CONFIG_HOME/handoff"
+printf '[droplet]\nhost = "bench-droplet"\ndir = "%s"\n\n[route]\ndroplet_max = "4GiB"\n' "$work/drop" > "$XDG_CONFIG_HOME/handoff/config.toml"
+
+payload="$work/payload.bin"
+head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$payload"
+
+best_scp=""; best_handoff=""; rss_handoff=0; rss_scp=0
+secs() { python3 -c "import sys; print(f'{float(sys.argv[1]):.2f}')" "$1"; }
+for run in $(seq "$RUNS"); do
+  rm -f "$work"/scp-drop/* "$work"/drop/*
+  /usr/bin/time -f '%e %M' -o "$work/t.scp" scp -q -o BatchMode=yes "$payload" "bench-droplet:$work/scp-drop/payload.bin"
+  read -r t_scp m_scp < "$work/t.scp"
+  # each handoff run sends a new job (new idempotency key), so nothing is skipped as already there
+  /usr/bin/time -f '%e %M' -o "$work/t.h" "$handoff" send --to any --via droplet --file "$payload" "bench $run" > /dev/null
+  read -r t_h m_h < "$work/t.h"
+  cmp -s "$payload" "$work/drop/"handoff-*-payload.bin || { echo "uploaded bytes differ" >&2; exit 1; }
+  echo "run $run: scp ${t_scp}s (${m_scp} KiB), handoff ${t_h}s (${m_h} KiB)"
+  if [ -z "$best_scp" ] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$t_scp" "$best_scp"; then best_scp=$t_scp; fi
+  if [ -z "$best_handoff" ] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$t_h" "$best_handoff"; then best_handoff=$t_h; fi
+  [ "$m_h" -gt "$rss_handoff" ] && rss_handoff=$m_h
+  [ "$m_scp" -gt "$rss_scp" ] && rss_scp=$m_scp
+done
+
+read -r thr_scp thr_h ratio < <(python3 -c "
+import sys
+size=float(sys.argv[1]); s=float(sys.argv[2]); h=float(sys.argv[3])
+print(f'{size/s:.0f} {size/h:.0f} {s/h:.2f}')" "$SIZE_MIB" "$best_scp" "$best_handoff")
+machine="$(uname -srm), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+section=$(cat <<EOF
+<!-- droplet:begin -->
+## droplet (SSH server directory over SFTP)
+
+\`bash bench/droplet.sh\` — ${SIZE_MIB} MiB of random bytes uploaded to a real sshd on loopback (own host key,
+\`internal-sftp\`), best of ${RUNS} runs each, same server and same run. handoff includes its own sha256 pass
+over the file, the outbox entry and the temp-name-then-rename on the server; \`scp\` only copies.
+
+| tool | best time | throughput | peak RSS |
+|---|---|---|---|
+| \`scp\` | $(secs "$best_scp") s | ${thr_scp} MiB/s | $((rss_scp / 1024)) MiB |
+| \`handoff send --via droplet\` | $(secs "$best_handoff") s | ${thr_h} MiB/s | $((rss_handoff / 1024)) MiB |
+
+handoff / scp throughput: **${ratio}×** (target ≥ 0.8×). Machine: ${machine}; $(date -u +%Y-%m-%d).
+<!-- droplet:end -->
+EOF
+)
+bench_md="$here/BENCHMARKS.md"
+[ -f "$bench_md" ] || printf '# Benchmarks\n\nEach section is written by its script under `bench/`.\n' > "$bench_md"
+python3 - "$bench_md" "$section" <<'PY'
+import re, sys
+path, section = sys.argv[1], sys.argv[2]
+text = open(path).read()
+pat = re.compile(r"<!-- droplet:begin -->.*?<!-- droplet:end -->", re.S)
+text = pat.sub(lambda _: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+PY
+echo "$section"
