@@ -31,11 +31,7 @@ fn git_ok(env: &Env, dir: &Path, args: &[&str]) -> String {
 /// A bare repository with `main` as its default branch.
 fn bare_repo(env: &Env, at: &Path) -> PathBuf {
     std::fs::create_dir_all(at.parent().unwrap()).unwrap();
-    git_ok(
-        env,
-        at.parent().unwrap(),
-        &["init", "-q", "--bare", "-b", "main", at.to_str().unwrap()],
-    );
+    git_ok(env, at.parent().unwrap(), &["init", "-q", "--bare", "-b", "main", at.to_str().unwrap()]);
     at.to_path_buf()
 }
 
@@ -64,12 +60,7 @@ fn send_doc(env: &Env, machine: &str, title: &str, body: &str) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -94,11 +85,7 @@ fn receipt_uri(sent: &Output) -> (String, String) {
         .as_array()
         .unwrap()
         .iter()
-        .find_map(|s| {
-            s["receipt"]["uri"]
-                .as_str()
-                .filter(|u| u.starts_with("git:"))
-        })
+        .find_map(|s| s["receipt"]["uri"].as_str().filter(|u| u.starts_with("git:")))
         .unwrap_or_else(|| panic!("no git receipt in {v}"))
         .to_string();
     let (path, commit) = uri.strip_prefix("git:").unwrap().rsplit_once('@').unwrap();
@@ -108,22 +95,14 @@ fn receipt_uri(sent: &Output) -> (String, String) {
 /// A fresh clone by the git CLI, to check what the server really holds.
 fn cli_clone(env: &Env, url: &str) -> PathBuf {
     let dir = env.path().join(format!("verify-{}", uuid_like()));
-    git_ok(
-        env,
-        env.path(),
-        &["clone", "-q", url, dir.to_str().unwrap()],
-    );
+    git_ok(env, env.path(), &["clone", "-q", url, dir.to_str().unwrap()]);
     dir
 }
 
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
 }
 
 /// Checks one sent document in a CLI clone: commit author, message, both copies byte for byte.
@@ -137,50 +116,27 @@ fn assert_document_committed(
     commit: &str,
 ) {
     assert!(
-        path.starts_with("handoffs/20")
-            && path.contains(&format!("-{machine}-"))
-            && path.ends_with(".md"),
+        path.starts_with("handoffs/20") && path.contains(&format!("-{machine}-")) && path.ends_with(".md"),
         "archive path {path}"
     );
-    let log = git_ok(
-        env,
-        clone,
-        &["log", "-1", "--format=%H%n%an%n%ae%n%s%n%b", commit],
-    );
+    let log = git_ok(env, clone, &["log", "-1", "--format=%H%n%an%n%ae%n%s%n%b", commit]);
     let mut lines = log.lines();
     assert_eq!(lines.next(), Some(commit));
     assert_eq!(lines.next(), Some(machine), "author is the machine");
-    assert_eq!(
-        lines.next(),
-        Some(format!("{machine}@handoff.invalid").as_str())
-    );
-    assert_eq!(
-        lines.next(),
-        Some(format!("handoff from {machine}: {title}").as_str())
-    );
+    assert_eq!(lines.next(), Some(format!("{machine}@handoff.invalid").as_str()));
+    assert_eq!(lines.next(), Some(format!("handoff from {machine}: {title}").as_str()));
     assert!(log.contains(&format!("Handoff-Path: {path}")), "{log}");
     assert!(log.contains("Handoff-Key: "), "{log}");
-    assert_eq!(
-        git_ok(env, clone, &["show", &format!("{commit}:{path}")]),
-        body,
-        "archived copy is exact"
-    );
-    assert_eq!(
-        git_ok(env, clone, &["show", &format!("{commit}:latest.md")]),
-        body,
-        "latest.md is exact"
-    );
+    assert_eq!(git_ok(env, clone, &["show", &format!("{commit}:{path}")]), body, "archived copy is exact");
+    assert_eq!(git_ok(env, clone, &["show", &format!("{commit}:latest.md")]), body, "latest.md is exact");
     let files = git_ok(env, clone, &["show", "--format=", "--name-only", commit]);
     let mut files: Vec<&str> = files.lines().collect();
     files.sort();
-    assert_eq!(
-        files,
-        [path, "latest.md"],
-        "the commit touches exactly the two copies"
-    );
+    assert_eq!(files, [path, "latest.md"], "the commit touches exactly the two copies");
 }
 
-const BODY: &str = "# Session recap\n\nDone: the parser. Next: \"quotes\", $(not run) and `ticks`.\nÜnïcödé ✓\n\ntrailing spaces   \n";
+const BODY: &str =
+    "# Session recap\n\nDone: the parser. Next: \"quotes\", $(not run) and `ticks`.\nÜnïcödé ✓\n\ntrailing spaces   \n";
 
 #[test]
 fn file_remote_document_is_committed_pushed_and_pointed_to() {
@@ -194,49 +150,22 @@ fn file_remote_document_is_committed_pushed_and_pointed_to() {
     sent.ok();
     let (path, commit) = receipt_uri(&sent);
     let clone = cli_clone(&env, &url);
-    assert_eq!(
-        git_ok(&env, &clone, &["rev-parse", "HEAD"]).trim(),
-        commit,
-        "the pushed commit is the branch tip"
-    );
-    assert_document_committed(
-        &env,
-        &clone,
-        "mac-studio",
-        "Session recap",
-        BODY,
-        &path,
-        &commit,
-    );
+    assert_eq!(git_ok(&env, &clone, &["rev-parse", "HEAD"]).trim(), commit, "the pushed commit is the branch tip");
+    assert_document_committed(&env, &clone, "mac-studio", "Session recap", BODY, &path, &commit);
     // the user's own clone is a normal git clone on main, clean, tracking origin/main
-    let status = git_ok(
-        &env,
-        &checkout(&env),
-        &["status", "--porcelain=v1", "--branch"],
-    );
+    let status = git_ok(&env, &checkout(&env), &["status", "--porcelain=v1", "--branch"]);
     assert_eq!(status.trim(), "## main...origin/main", "{status}");
-    assert_eq!(
-        std::fs::read_to_string(checkout(&env).join("latest.md")).unwrap(),
-        BODY
-    );
+    assert_eq!(std::fs::read_to_string(checkout(&env).join("latest.md")).unwrap(), BODY);
 
     // the pointer on the bus names the document; another machine fetches it byte for byte
     let other = sync_json(&env, "laptop");
     let msg = &other["sync"]["messages"][0];
     let item = &msg["pointer"]["items"][0];
     assert_eq!(item["channel"], "git");
-    assert_eq!(
-        item["uri"].as_str().unwrap(),
-        format!("git:{path}@{commit}")
-    );
+    assert_eq!(item["uri"].as_str().unwrap(), format!("git:{path}@{commit}"));
     let out = env.path().join("fetched");
     let mut c = env.handoff("laptop");
-    c.args([
-        "fetch",
-        msg["id"].as_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    c.args(["fetch", msg["id"].as_str().unwrap(), "--out", out.to_str().unwrap()]);
     run(c).ok();
     let got: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().collect();
     assert_eq!(got.len(), 1);
@@ -258,30 +187,17 @@ fn embedded_default_hands_documents_between_two_machine_names() {
     assert_eq!(docs.len(), 1, "{beta}");
     assert_eq!(docs[0]["title"], "Plan for beta");
     assert_eq!(docs[0]["from"], "alpha");
-    assert_eq!(
-        docs[0]["content"], BODY,
-        "latest.md changed, so its content is shown"
-    );
+    assert_eq!(docs[0]["content"], BODY, "latest.md changed, so its content is shown");
     let location = PathBuf::from(docs[0]["location"].as_str().unwrap());
-    assert_eq!(
-        std::fs::read_to_string(&location).unwrap(),
-        BODY,
-        "beta's own checkout has the file"
-    );
+    assert_eq!(std::fs::read_to_string(&location).unwrap(), BODY, "beta's own checkout has the file");
     assert_ne!(location, checkout(&env));
     assert_eq!(
-        sync_json(&env, "beta")["sync"]["documents"]
-            .as_array()
-            .unwrap()
-            .len(),
+        sync_json(&env, "beta")["sync"]["documents"].as_array().unwrap().len(),
         0,
         "nothing new the second time"
     );
     assert_eq!(
-        sync_json(&env, "alpha")["sync"]["documents"]
-            .as_array()
-            .unwrap()
-            .len(),
+        sync_json(&env, "alpha")["sync"]["documents"].as_array().unwrap().len(),
         0,
         "alpha does not get its own document"
     );
@@ -291,14 +207,8 @@ fn embedded_default_hands_documents_between_two_machine_names() {
     c.args(["sync", "--format", "claude-hook"]);
     let hook = run(c);
     hook.ok();
-    let ctx = hook.json()["hookSpecificOutput"]["additionalContext"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        ctx.contains("Plan for beta") && ctx.contains("Done: the parser."),
-        "{ctx}"
-    );
+    let ctx = hook.json()["hookSpecificOutput"]["additionalContext"].as_str().unwrap().to_string();
+    assert!(ctx.contains("Plan for beta") && ctx.contains("Done: the parser."), "{ctx}");
 }
 
 #[test]
@@ -307,10 +217,8 @@ fn two_machines_sending_twenty_documents_each_at_once_lose_nothing() {
     let bare = bare_repo(&env0, &env0.path().join("srv/handoffs.git"));
     let url = format!("file://{}", bare.display());
     let bus = BusServer::start();
-    let writers: Vec<(String, Env)> = ["mac", "linux"]
-        .iter()
-        .map(|m| (m.to_string(), env_with_git(&url, &bus)))
-        .collect();
+    let writers: Vec<(String, Env)> =
+        ["mac", "linux"].iter().map(|m| (m.to_string(), env_with_git(&url, &bus))).collect();
     let sent: BTreeMap<String, String> = std::thread::scope(|scope| {
         let handles: Vec<_> = writers
             .iter()
@@ -328,44 +236,19 @@ fn two_machines_sending_twenty_documents_each_at_once_lose_nothing() {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(sent.len(), 40);
 
     let clone = cli_clone(&env0, &url);
-    let files = git_ok(
-        &env0,
-        &clone,
-        &["ls-tree", "-r", "--name-only", "HEAD", "handoffs"],
-    );
+    let files = git_ok(&env0, &clone, &["ls-tree", "-r", "--name-only", "HEAD", "handoffs"]);
     let files: Vec<&str> = files.lines().collect();
-    assert_eq!(
-        files.len(),
-        40,
-        "every document is archived, none overwritten: {files:?}"
-    );
-    let contents: BTreeSet<String> = files
-        .iter()
-        .map(|f| git_ok(&env0, &clone, &["show", &format!("HEAD:{f}")]))
-        .collect();
-    assert_eq!(
-        contents,
-        sent.values().cloned().collect::<BTreeSet<_>>(),
-        "exact contents of all 40"
-    );
-    assert_eq!(
-        git_ok(&env0, &clone, &["rev-list", "--count", "HEAD"]).trim(),
-        "40",
-        "one commit per document"
-    );
-    assert_eq!(
-        git_ok(&env0, &clone, &["rev-list", "--merges", "HEAD"]).trim(),
-        "",
-        "history is linear"
-    );
+    assert_eq!(files.len(), 40, "every document is archived, none overwritten: {files:?}");
+    let contents: BTreeSet<String> =
+        files.iter().map(|f| git_ok(&env0, &clone, &["show", &format!("HEAD:{f}")])).collect();
+    assert_eq!(contents, sent.values().cloned().collect::<BTreeSet<_>>(), "exact contents of all 40");
+    assert_eq!(git_ok(&env0, &clone, &["rev-list", "--count", "HEAD"]).trim(), "40", "one commit per document");
+    assert_eq!(git_ok(&env0, &clone, &["rev-list", "--merges", "HEAD"]).trim(), "", "history is linear");
     git_ok(&env0, &clone, &["fsck", "--strict"]);
     // latest.md holds the newest document (by the date each commit records)
     let log = git_ok(
@@ -376,12 +259,7 @@ fn two_machines_sending_twenty_documents_each_at_once_lose_nothing() {
             "--format=%(trailers:key=Handoff-Date,valueonly,separator=)%x09%(trailers:key=Handoff-Path,valueonly,separator=)",
         ],
     );
-    let newest = log
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split_once('\t').unwrap())
-        .max()
-        .unwrap();
+    let newest = log.lines().filter(|l| !l.trim().is_empty()).map(|l| l.split_once('\t').unwrap()).max().unwrap();
     let newest_path = newest.1.trim();
     assert_eq!(
         git_ok(&env0, &clone, &["show", "HEAD:latest.md"]),
@@ -397,19 +275,9 @@ fn two_machines_sending_twenty_documents_each_at_once_lose_nothing() {
         .iter()
         .map(|d| d["title"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        first["sync"]["documents"].as_array().unwrap().len(),
-        40,
-        "{first}"
-    );
+    assert_eq!(first["sync"]["documents"].as_array().unwrap().len(), 40, "{first}");
     assert_eq!(titles, sent.keys().cloned().collect::<BTreeSet<_>>());
-    assert_eq!(
-        sync_json(&third, "desk")["sync"]["documents"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(sync_json(&third, "desk")["sync"]["documents"].as_array().unwrap().len(), 0);
 }
 
 #[test]
@@ -427,11 +295,7 @@ fn unreachable_remote_queues_with_exit_75_then_delivers_exactly_once() {
     assert_eq!(o.code(), 75, "queued: {}\n{}", o.out(), o.err());
     assert!(o.out().contains("not reachable"), "{}", o.out());
     let local = git_ok(&env, &checkout(&env), &["log", "-1", "--format=%s"]);
-    assert_eq!(
-        local.trim(),
-        "handoff from mac: written offline",
-        "committed locally while offline"
-    );
+    assert_eq!(local.trim(), "handoff from mac: written offline", "committed locally while offline");
     assert_eq!(flush(&env, "mac").code(), 75, "still offline: still queued");
 
     std::fs::rename(&away, &bare).unwrap();
@@ -441,10 +305,7 @@ fn unreachable_remote_queues_with_exit_75_then_delivers_exactly_once() {
     let subjects = git_ok(&env, &clone, &["log", "--format=%s"]);
     assert_eq!(
         subjects.lines().collect::<Vec<_>>(),
-        [
-            "handoff from mac: written offline",
-            "handoff from mac: first"
-        ],
+        ["handoff from mac: written offline", "handoff from mac: first"],
         "delivered once"
     );
     assert_eq!(git_ok(&env, &clone, &["show", "HEAD:latest.md"]), "two\n");
@@ -468,34 +329,13 @@ fn concurrent_offline_commits_replay_on_top_and_the_newer_latest_wins() {
     // a comes back: its commit is replayed on top of b's; latest.md stays b's (newer), a's is archived
     flush(&a, "a").ok();
     let clone = cli_clone(&env0, &url);
-    assert_eq!(
-        git_ok(&env0, &clone, &["show", "HEAD:latest.md"]),
-        "newer\n"
-    );
-    let archived = git_ok(
-        &env0,
-        &clone,
-        &["ls-tree", "-r", "--name-only", "HEAD", "handoffs"],
-    );
-    let contents: BTreeSet<String> = archived
-        .lines()
-        .map(|f| git_ok(&env0, &clone, &["show", &format!("HEAD:{f}")]))
-        .collect();
-    assert_eq!(
-        contents,
-        ["base\n", "newer\n", "older\n"]
-            .map(String::from)
-            .into_iter()
-            .collect()
-    );
-    assert_eq!(
-        git_ok(&env0, &clone, &["rev-list", "--merges", "HEAD"]).trim(),
-        ""
-    );
-    assert_eq!(
-        git_ok(&env0, &clone, &["log", "-1", "--format=%s"]).trim(),
-        "handoff from a: older, offline"
-    );
+    assert_eq!(git_ok(&env0, &clone, &["show", "HEAD:latest.md"]), "newer\n");
+    let archived = git_ok(&env0, &clone, &["ls-tree", "-r", "--name-only", "HEAD", "handoffs"]);
+    let contents: BTreeSet<String> =
+        archived.lines().map(|f| git_ok(&env0, &clone, &["show", &format!("HEAD:{f}")])).collect();
+    assert_eq!(contents, ["base\n", "newer\n", "older\n"].map(String::from).into_iter().collect());
+    assert_eq!(git_ok(&env0, &clone, &["rev-list", "--merges", "HEAD"]).trim(), "");
+    assert_eq!(git_ok(&env0, &clone, &["log", "-1", "--format=%s"]).trim(), "handoff from a: older, offline");
 }
 
 #[test]
@@ -514,67 +354,38 @@ fn a_clone_in_a_bad_state_gets_a_clear_error_and_keeps_the_users_changes() {
     let archived = archived.trim();
     std::fs::write(co.join(archived), "my local edit\n").unwrap();
     send_doc(&env, "mac", "second", "two\n").ok();
-    assert_eq!(
-        std::fs::read_to_string(co.join("notes.txt")).unwrap(),
-        "mine, untracked\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(co.join(archived)).unwrap(),
-        "my local edit\n"
-    );
+    assert_eq!(std::fs::read_to_string(co.join("notes.txt")).unwrap(), "mine, untracked\n");
+    assert_eq!(std::fs::read_to_string(co.join(archived)).unwrap(), "my local edit\n");
     git_ok(&env, &co, &["checkout", "--", archived]);
 
     // 2. uncommitted change to latest.md: refused, change kept, document stays queued
     std::fs::write(co.join("latest.md"), "my draft\n").unwrap();
     let o = send_doc(&env, "mac", "third", "three\n");
     assert_eq!(o.code(), 75, "{}\n{}", o.out(), o.err());
-    assert!(
-        o.out().contains("latest.md") && o.out().contains("stash"),
-        "{}",
-        o.out()
-    );
-    assert_eq!(
-        std::fs::read_to_string(co.join("latest.md")).unwrap(),
-        "my draft\n"
-    );
+    assert!(o.out().contains("latest.md") && o.out().contains("stash"), "{}", o.out());
+    assert_eq!(std::fs::read_to_string(co.join("latest.md")).unwrap(), "my draft\n");
     git_ok(&env, &co, &["stash", "-q"]);
     flush(&env, "mac").ok();
-    assert_eq!(
-        std::fs::read_to_string(co.join("latest.md")).unwrap(),
-        "three\n"
-    );
+    assert_eq!(std::fs::read_to_string(co.join("latest.md")).unwrap(), "three\n");
 
     // 3. detached HEAD: refused with the fix, HEAD untouched
     git_ok(&env, &co, &["checkout", "-q", "--detach", "HEAD~1"]);
     let detached_at = git_ok(&env, &co, &["rev-parse", "HEAD"]);
     let o = send_doc(&env, "mac", "fourth", "four\n");
     assert_ne!(o.code(), 0);
-    assert!(
-        o.out().contains("detached") && o.out().contains("git -C"),
-        "{}",
-        o.out()
-    );
+    assert!(o.out().contains("detached") && o.out().contains("git -C"), "{}", o.out());
     assert_eq!(git_ok(&env, &co, &["rev-parse", "HEAD"]), detached_at);
     git_ok(&env, &co, &["checkout", "-q", "main"]);
     flush(&env, "mac").ok();
 
     // 4. wrong remote: refused, naming both and the fix; nothing pushed anywhere
     let elsewhere = bare_repo(&env0, &env0.path().join("srv/other.git"));
-    git_ok(
-        &env,
-        &co,
-        &["remote", "set-url", "origin", elsewhere.to_str().unwrap()],
-    );
+    git_ok(&env, &co, &["remote", "set-url", "origin", elsewhere.to_str().unwrap()]);
     let o = send_doc(&env, "mac", "fifth", "five\n");
     assert_ne!(o.code(), 0);
     assert!(o.out().contains("remote set-url origin"), "{}", o.out());
     assert_eq!(
-        git(
-            &env,
-            &elsewhere,
-            &["rev-parse", "--verify", "-q", "refs/heads/main"]
-        )
-        .code(),
+        git(&env, &elsewhere, &["rev-parse", "--verify", "-q", "refs/heads/main"]).code(),
         1,
         "nothing pushed to the wrong remote"
     );
@@ -583,12 +394,7 @@ fn a_clone_in_a_bad_state_gets_a_clear_error_and_keeps_the_users_changes() {
     let subjects = git_ok(&env, &clone, &["log", "--format=%s"]);
     assert_eq!(
         subjects.lines().collect::<Vec<_>>(),
-        [
-            "handoff from mac: fourth",
-            "handoff from mac: third",
-            "handoff from mac: second",
-            "handoff from mac: first"
-        ]
+        ["handoff from mac: fourth", "handoff from mac: third", "handoff from mac: second", "handoff from mac: first"]
     );
 }
 
@@ -602,10 +408,7 @@ fn ssh_setup() -> (Sshd, BusServer, Env, PathBuf, String) {
     let bare = bare_repo(&env, &sshd.server_dir("repos").join("handoffs.git"));
     let url = format!("gitsrv:{}", bare.display());
     let checkout = env.home().join("claude-handoffs");
-    env.write_config(&format!(
-        "[git]\nremote = {url:?}\ncheckout = {:?}\n",
-        checkout.display().to_string()
-    ));
+    env.write_config(&format!("[git]\nremote = {url:?}\ncheckout = {:?}\n", checkout.display().to_string()));
     (sshd, bus, env, bare, url)
 }
 
@@ -616,15 +419,7 @@ fn ssh_remote_document_is_verified_by_the_git_cli_and_survives_an_outage() {
     sent.ok();
     let (path, commit) = receipt_uri(&sent);
     let clone = cli_clone(&env, &url);
-    assert_document_committed(
-        &env,
-        &clone,
-        "droplet-user",
-        "Over ssh",
-        BODY,
-        &path,
-        &commit,
-    );
+    assert_document_committed(&env, &clone, "droplet-user", "Over ssh", BODY, &path, &commit);
 
     sshd.stop();
     let o = send_doc(&env, "droplet-user", "while down", "down\n");
@@ -634,13 +429,8 @@ fn ssh_remote_document_is_verified_by_the_git_cli_and_survives_an_outage() {
     flush(&env, "droplet-user").ok();
     git_ok(&env, &clone, &["pull", "-q", "--ff-only"]);
     assert_eq!(
-        git_ok(&env, &clone, &["log", "--format=%s"])
-            .lines()
-            .collect::<Vec<_>>(),
-        [
-            "handoff from droplet-user: while down",
-            "handoff from droplet-user: Over ssh"
-        ]
+        git_ok(&env, &clone, &["log", "--format=%s"]).lines().collect::<Vec<_>>(),
+        ["handoff from droplet-user: while down", "handoff from droplet-user: Over ssh"]
     );
 
     // a changed host key is refused (never silently accepted), naming known_hosts
@@ -651,60 +441,33 @@ fn ssh_remote_document_is_verified_by_the_git_cli_and_survives_an_outage() {
     let mut c = env.handoff("droplet-user");
     c.args(["doctor"]);
     let doctor = run(c);
-    assert!(
-        doctor.out().contains("✗ git") && doctor.out().contains("known_hosts"),
-        "{}",
-        doctor.out()
-    );
+    assert!(doctor.out().contains("✗ git") && doctor.out().contains("known_hosts"), "{}", doctor.out());
 }
 
 #[test]
 fn a_push_refused_by_a_pre_receive_hook_is_a_failure_and_stays_queued() {
     let (_sshd, _bus, env, bare, url) = ssh_setup();
     let hook = bare.join("hooks/pre-receive");
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\necho 'policy: no handoffs on Fridays' >&2\nexit 1\n",
-    )
-    .unwrap();
+    std::fs::write(&hook, "#!/bin/sh\necho 'policy: no handoffs on Fridays' >&2\nexit 1\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let o = send_doc(&env, "mac", "refused", "nope\n");
-    assert_ne!(
-        o.code(),
-        0,
-        "a refused push is never a success: {}",
-        o.out()
-    );
+    assert_ne!(o.code(), 0, "a refused push is never a success: {}", o.out());
     assert_eq!(o.code(), 75, "the document stays queued");
     assert!(
-        o.out().contains("pre-receive hook declined")
-            && o.out().contains("policy: no handoffs on Fridays"),
+        o.out().contains("pre-receive hook declined") && o.out().contains("policy: no handoffs on Fridays"),
         "{}",
         o.out()
     );
     assert!(!o.json()["ok"].as_bool().unwrap());
-    assert_eq!(
-        git(
-            &env,
-            &bare,
-            &["rev-parse", "--verify", "-q", "refs/heads/main"]
-        )
-        .code(),
-        1,
-        "nothing landed"
-    );
+    assert_eq!(git(&env, &bare, &["rev-parse", "--verify", "-q", "refs/heads/main"]).code(), 1, "nothing landed");
     assert_eq!(flush(&env, "mac").code(), 75, "still refused, still queued");
 
     std::fs::remove_file(&hook).unwrap();
     flush(&env, "mac").ok();
     let clone = cli_clone(&env, &url);
-    assert_eq!(
-        git_ok(&env, &clone, &["log", "--format=%s"]).trim(),
-        "handoff from mac: refused",
-        "delivered once"
-    );
+    assert_eq!(git_ok(&env, &clone, &["log", "--format=%s"]).trim(), "handoff from mac: refused", "delivered once");
     assert_eq!(git_ok(&env, &clone, &["show", "HEAD:latest.md"]), "nope\n");
 }
 
@@ -714,19 +477,61 @@ fn an_ssh_key_the_server_refuses_is_an_auth_failure_naming_what_was_tried() {
     // replace the authorised key with an unrelated one
     let wrong = env.home().join(".ssh/id_handoff_test");
     std::fs::remove_file(&wrong).unwrap();
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&wrong)
-        .output()
-        .unwrap();
+    let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&wrong).output().unwrap();
     assert!(out.status.success());
     let o = send_doc(&env, "mac", "denied", "x\n");
     assert_eq!(o.code(), 77, "{}\n{}", o.out(), o.err());
     assert!(
-        o.out().contains("authentication")
-            && o.out().contains("~/.ssh/id_handoff_test")
-            && o.out().contains("gitsrv"),
+        o.out().contains("authentication") && o.out().contains("~/.ssh/id_handoff_test") && o.out().contains("gitsrv"),
         "{}",
         o.out()
     );
+}
+
+#[test]
+fn concurrent_pushes_over_ssh_that_the_server_rejects_are_replayed_until_all_land() {
+    let (sshd, bus, mut env_a, bare, url) = ssh_setup();
+    // a slow pre-receive hook widens the window in which both pushes are in flight, so the server itself
+    // refuses the loser's ref update (reported only through the push-update-reference callback)
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\ncat >/dev/null\nsleep 0.3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut env_b = Env::new();
+    bus.write_env_file(&env_b);
+    sshd.setup_client(&mut env_b, "gitsrv");
+    env_b.write_config(&format!("[git]\nremote = {url:?}\ncheckout = {:?}\n", checkout(&env_b).display().to_string()));
+
+    env_a.var("RUST_LOG", "handoff_channels::git=info");
+    env_b.var("RUST_LOG", "handoff_channels::git=info");
+    let details: Vec<(String, String)> = std::thread::scope(|scope| {
+        let hs: Vec<_> = [("a", &env_a), ("b", &env_b)]
+            .into_iter()
+            .map(|(m, env)| {
+                scope.spawn(move || {
+                    (0..6)
+                        .map(|i| {
+                            let o = send_doc(env, m, &format!("{m} {i}"), &format!("{m} body {i}\n"));
+                            assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+                            (
+                                o.json()["receipt"]["steps"][0]["receipt"]["detail"].as_str().unwrap().to_string(),
+                                o.err(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(details.iter().any(|(d, _)| d.contains("after")), "some push had to be retried: {details:?}");
+    assert!(
+        details.iter().any(|(_, log)| log.contains("the server rejected the push (push-update-reference)")),
+        "the server itself refused a ref update at least once: {details:?}"
+    );
+    let clone = cli_clone(&env_a, &url);
+    let files = git_ok(&env_a, &clone, &["ls-tree", "-r", "--name-only", "HEAD", "handoffs"]);
+    assert_eq!(files.lines().count(), 12, "{files}");
+    assert_eq!(git_ok(&env_a, &clone, &["rev-list", "--count", "HEAD"]).trim(), "12");
+    assert_eq!(git_ok(&env_a, &clone, &["rev-list", "--merges", "HEAD"]).trim(), "");
 }

@@ -17,8 +17,7 @@ fn ensure_bare(s: &Settings, bare: &Path) -> Result<(), ChannelError> {
     }
     let mut opts = git2::RepositoryInitOptions::new();
     opts.bare(true).initial_head(&s.branch).mkpath(true);
-    Repository::init_opts(bare, &opts)
-        .map_err(|e| perm(&format!("cannot create {}", bare.display()), e))?;
+    Repository::init_opts(bare, &opts).map_err(|e| perm(&format!("cannot create {}", bare.display()), e))?;
     Ok(())
 }
 
@@ -42,22 +41,16 @@ pub(crate) fn open(s: &Settings) -> Result<Repository, ChannelError> {
         ensure_bare(s, bare)?;
     }
     let dir = &s.checkout;
-    let empty = !dir.exists()
-        || std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
+    let empty = !dir.exists() || std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
     let repo = if empty {
         let mut opts = git2::RepositoryInitOptions::new();
         opts.initial_head(&s.branch).mkpath(true);
         let repo = Repository::init_opts(dir, &opts)
             .map_err(|e| perm(&format!("cannot create a clone in {}", dir.display()), e))?;
-        repo.remote("origin", &s.remote)
-            .map_err(|e| perm("cannot add the remote", e))?;
+        repo.remote("origin", &s.remote).map_err(|e| perm("cannot add the remote", e))?;
         let mut cfg = repo.config().map_err(|e| perm("config", e))?;
-        cfg.set_str(&format!("branch.{}.remote", s.branch), "origin")
-            .map_err(|e| perm("config", e))?;
-        cfg.set_str(&format!("branch.{}.merge", s.branch), &s.branch_ref())
-            .map_err(|e| perm("config", e))?;
+        cfg.set_str(&format!("branch.{}.remote", s.branch), "origin").map_err(|e| perm("config", e))?;
+        cfg.set_str(&format!("branch.{}.merge", s.branch), &s.branch_ref()).map_err(|e| perm("config", e))?;
         repo
     } else {
         match Repository::open(dir) {
@@ -96,8 +89,7 @@ fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
             }
         }
         Err(_) => {
-            repo.remote("origin", &s.remote)
-                .map_err(|e| perm("cannot add the remote origin", e))?;
+            repo.remote("origin", &s.remote).map_err(|e| perm("cannot add the remote origin", e))?;
         }
     }
     if repo.state() != RepositoryState::Clean {
@@ -106,15 +98,10 @@ fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
             repo.state()
         )));
     }
-    let head = repo
-        .find_reference("HEAD")
-        .map_err(|e| perm("cannot read HEAD", e))?;
+    let head = repo.find_reference("HEAD").map_err(|e| perm("cannot read HEAD", e))?;
     match head.symbolic_target().ok().flatten() {
         None => {
-            let at = head
-                .target()
-                .map(|o| o.to_string()[..7].to_string())
-                .unwrap_or_default();
+            let at = head.target().map(|o| o.to_string()[..7].to_string()).unwrap_or_default();
             Err(ChannelError::transient(format!(
                 "HEAD is detached (at {at}) in {dir}; handoff commits to branch {b}. Fix: `git -C {dir} switch {b}` \
                  (first `git -C {dir} switch -c <name>` if you made commits there you want to keep)",
@@ -127,8 +114,7 @@ fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
             let ours_born = repo.find_reference(&s.branch_ref()).is_ok();
             if !other_born && !ours_born {
                 // A fresh `git init` whose default branch has another name: nothing to lose.
-                repo.set_head(&s.branch_ref())
-                    .map_err(|e| perm("cannot set HEAD", e))?;
+                repo.set_head(&s.branch_ref()).map_err(|e| perm("cannot set HEAD", e))?;
                 return Ok(());
             }
             Err(ChannelError::transient(format!(
@@ -160,12 +146,7 @@ pub(crate) fn set_remote_tip(repo: &Repository, s: &Settings, id: Oid) -> Result
 /// Moves the branch (and the checked-out files) from `old` to `new`, like a fast-forward: files the
 /// user changed are kept, and if the update would overwrite one of them nothing moves and the error
 /// names the files.
-pub(crate) fn advance(
-    repo: &Repository,
-    s: &Settings,
-    old: Option<Oid>,
-    new: Oid,
-) -> Result<(), ChannelError> {
+pub(crate) fn advance(repo: &Repository, s: &Settings, old: Option<Oid>, new: Oid) -> Result<(), ChannelError> {
     if old == Some(new) {
         return Ok(());
     }
@@ -173,14 +154,12 @@ pub(crate) fn advance(
     let mut conflicts: Vec<String> = Vec::new();
     let result = {
         let mut co = git2::build::CheckoutBuilder::new();
-        co.safe()
-            .notify_on(git2::CheckoutNotificationType::CONFLICT)
-            .notify(|_, path, _, _, _| {
-                if let Some(p) = path {
-                    conflicts.push(p.display().to_string());
-                }
-                true
-            });
+        co.safe().notify_on(git2::CheckoutNotificationType::CONFLICT).notify(|_, path, _, _, _| {
+            if let Some(p) = path {
+                conflicts.push(p.display().to_string());
+            }
+            true
+        });
         repo.checkout_tree(target.as_object(), Some(&mut co))
     };
     if let Err(e) = result {

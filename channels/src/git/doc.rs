@@ -24,10 +24,7 @@ pub(crate) struct DocMeta {
 
 /// One line, no control characters, at most `max` characters.
 fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let words: Vec<&str> = flat.split_whitespace().collect();
     words.join(" ").chars().take(max).collect()
 }
@@ -46,11 +43,7 @@ pub(crate) fn slug(title: &str) -> String {
         }
     }
     let out = out.trim_matches('-').to_string();
-    if out.is_empty() {
-        "document".into()
-    } else {
-        out
-    }
+    if out.is_empty() { "document".into() } else { out }
 }
 
 /// RFC 3339 UTC with milliseconds.
@@ -67,34 +60,20 @@ impl DocMeta {
     pub fn new(parcel: &Parcel, now: SystemTime, taken: impl Fn(&str) -> bool) -> Self {
         let date = format_date(now);
         let title = one_line(parcel.title.as_deref().unwrap_or(""), 200);
-        let title = if title.is_empty() {
-            first_heading(&parcel.body).unwrap_or_else(|| "handoff".into())
-        } else {
-            title
-        };
+        let title =
+            if title.is_empty() { first_heading(&parcel.body).unwrap_or_else(|| "handoff".into()) } else { title };
         let machine = crate::names::safe_file_name(&parcel.from);
         let tag = &hex::encode(Sha256::digest(parcel.key.as_bytes()))[..6];
         // 2026-11-24T05:30:12.345Z → handoffs/2026/11/2026-11-24T05-30-12Z-<machine>-<slug>-<tag>.md
         let stamp = format!("{}Z", date[..19].replace(':', "-"));
-        let base = format!(
-            "{ARCHIVE_DIR}/{}/{}/{stamp}-{machine}-{}-{tag}",
-            &date[..4],
-            &date[5..7],
-            slug(&title)
-        );
+        let base = format!("{ARCHIVE_DIR}/{}/{}/{stamp}-{machine}-{}-{tag}", &date[..4], &date[5..7], slug(&title));
         let mut path = format!("{base}.md");
         let mut n = 2;
         while taken(&path) {
             path = format!("{base}-{n}.md");
             n += 1;
         }
-        Self {
-            key: parcel.key.clone(),
-            from: parcel.from.clone(),
-            title,
-            path,
-            date,
-        }
+        Self { key: parcel.key.clone(), from: parcel.from.clone(), title, path, date }
     }
 
     /// The commit message: a subject, then the trailers handoff reads back.
@@ -112,11 +91,10 @@ impl DocMeta {
     /// Reads the trailers back from a commit message; `None` for commits handoff did not make.
     pub fn parse(message: &str) -> Option<Self> {
         let get = |name: &str| {
-            message.lines().rev().find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|v| v.strip_prefix(": "))
-                    .map(str::to_string)
-            })
+            message
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": ")).map(str::to_string))
         };
         Some(Self {
             key: get("Handoff-Key")?,
@@ -129,17 +107,9 @@ impl DocMeta {
 
     /// The author line: the machine, at the document's time.
     pub fn author(&self) -> Result<Signature<'static>, git2::Error> {
-        let name: String = one_line(&self.from, 100)
-            .chars()
-            .filter(|c| !matches!(c, '<' | '>'))
-            .collect();
-        let email = format!(
-            "{}@handoff.invalid",
-            crate::names::safe_file_name(&self.from)
-        );
-        let secs = parse_date(&self.date)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .unwrap_or(Duration::ZERO);
+        let name: String = one_line(&self.from, 100).chars().filter(|c| !matches!(c, '<' | '>')).collect();
+        let email = format!("{}@handoff.invalid", crate::names::safe_file_name(&self.from));
+        let secs = parse_date(&self.date).and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or(Duration::ZERO);
         Signature::new(&name, &email, &Time::new(secs.as_secs() as i64, 0))
     }
 }
@@ -154,31 +124,21 @@ fn first_heading(body: &str) -> Option<String> {
 
 /// The date of the document currently in `latest.md` at `tip`: from the commit that last changed it
 /// (its `Handoff-Date`, else its commit time). `None` when there is no `latest.md`.
-pub(crate) fn latest_date(
-    repo: &Repository,
-    tip: &Commit,
-) -> Result<Option<(String, Option<DocMeta>)>, git2::Error> {
+pub(crate) fn latest_date(repo: &Repository, tip: &Commit) -> Result<Option<(String, Option<DocMeta>)>, git2::Error> {
     let Some(commit) = latest_commit(repo, tip)? else {
         return Ok(None);
     };
     let meta = DocMeta::parse(commit.message().unwrap_or(""));
     let date = match &meta {
         Some(m) => m.date.clone(),
-        None => {
-            format_date(UNIX_EPOCH + Duration::from_secs(commit.time().seconds().max(0) as u64))
-        }
+        None => format_date(UNIX_EPOCH + Duration::from_secs(commit.time().seconds().max(0) as u64)),
     };
     Ok(Some((date, meta)))
 }
 
 /// The commit (following first parents from `tip`) that gave `latest.md` its current content.
-pub(crate) fn latest_commit<'r>(
-    repo: &'r Repository,
-    tip: &Commit<'r>,
-) -> Result<Option<Commit<'r>>, git2::Error> {
-    let entry = |c: &Commit| -> Result<Option<Oid>, git2::Error> {
-        Ok(c.tree()?.get_name(LATEST).map(|e| e.id()))
-    };
+pub(crate) fn latest_commit<'r>(repo: &'r Repository, tip: &Commit<'r>) -> Result<Option<Commit<'r>>, git2::Error> {
+    let entry = |c: &Commit| -> Result<Option<Oid>, git2::Error> { Ok(c.tree()?.get_name(LATEST).map(|e| e.id())) };
     let Some(want) = entry(tip)? else {
         return Ok(None);
     };
@@ -215,12 +175,7 @@ pub(crate) fn find_by_key(
 }
 
 /// `base` with `blob` placed at `path` (creating folders).
-fn tree_with(
-    repo: &Repository,
-    base: Option<&Tree>,
-    path: &[&str],
-    blob: Oid,
-) -> Result<Oid, git2::Error> {
+fn tree_with(repo: &Repository, base: Option<&Tree>, path: &[&str], blob: Oid) -> Result<Oid, git2::Error> {
     let mut builder = repo.treebuilder(base)?;
     match path {
         [name] => {
@@ -228,9 +183,7 @@ fn tree_with(
         }
         [dir, rest @ ..] => {
             let sub = match base.and_then(|t| t.get_name(dir)) {
-                Some(e) if e.kind() == Some(git2::ObjectType::Tree) => {
-                    Some(repo.find_tree(e.id())?)
-                }
+                Some(e) if e.kind() == Some(git2::ObjectType::Tree) => Some(repo.find_tree(e.id())?),
                 _ => None,
             };
             let sub_id = tree_with(repo, sub.as_ref(), rest, blob)?;
@@ -258,29 +211,20 @@ pub(crate) fn build(
         Some(b) => latest_date(repo, b)?.is_some_and(|(date, _)| date > meta.date),
         None => false,
     };
-    let tree_id = if newer_there {
-        with_archive
-    } else {
-        tree_with(repo, Some(&tree), &[LATEST], blob)?
-    };
+    let tree_id = if newer_there { with_archive } else { tree_with(repo, Some(&tree), &[LATEST], blob)? };
     let tree = repo.find_tree(tree_id)?;
-    let committer = Signature::now(
-        author.name().unwrap_or("handoff"),
-        author.email().unwrap_or("handoff@handoff.invalid"),
-    )?;
+    let committer =
+        Signature::now(author.name().unwrap_or("handoff"), author.email().unwrap_or("handoff@handoff.invalid"))?;
     let parents: Vec<&Commit> = base.into_iter().collect();
     repo.commit(None, author, &committer, &meta.message(), &tree, &parents)
 }
 
 /// Rebuilds handoff commit `c` on top of `base` (a replay after the remote moved on).
 pub(crate) fn replay(repo: &Repository, c: &Commit, base: &Commit) -> Result<Oid, git2::Error> {
-    let meta = DocMeta::parse(c.message().unwrap_or(""))
-        .ok_or_else(|| git2::Error::from_str("not a handoff commit"))?;
+    let meta =
+        DocMeta::parse(c.message().unwrap_or("")).ok_or_else(|| git2::Error::from_str("not a handoff commit"))?;
     let blob = c.tree()?.get_path(std::path::Path::new(&meta.path))?.id();
-    let taken = base
-        .tree()?
-        .get_path(std::path::Path::new(&meta.path))
-        .is_ok();
+    let taken = base.tree()?.get_path(std::path::Path::new(&meta.path)).is_ok();
     if taken {
         // Same key, same path already there (another copy of our own commit): nothing to add.
         return Ok(base.id());
@@ -308,42 +252,27 @@ mod tests {
     #[test]
     fn archive_paths_are_dated_name_the_sender_and_never_collide() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_498_212_345);
-        let m = DocMeta::new(&parcel("k1", Some("Session recap: API!"), "x"), t, |_| {
-            false
-        });
+        let m = DocMeta::new(&parcel("k1", Some("Session recap: API!"), "x"), t, |_| false);
         assert_eq!(m.date, "2026-11-24T05:30:12.345Z");
         assert!(
-            m.path
-                .starts_with("handoffs/2026/11/2026-11-24T05-30-12Z-mac-studio-session-recap-api-"),
+            m.path.starts_with("handoffs/2026/11/2026-11-24T05-30-12Z-mac-studio-session-recap-api-"),
             "{}",
             m.path
         );
-        let other = DocMeta::new(&parcel("k2", Some("Session recap: API!"), "x"), t, |_| {
-            false
-        });
+        let other = DocMeta::new(&parcel("k2", Some("Session recap: API!"), "x"), t, |_| false);
         assert_ne!(m.path, other.path, "different keys, same second and title");
-        let bumped = DocMeta::new(&parcel("k1", Some("Session recap: API!"), "x"), t, |p| {
-            p == m.path
-        });
+        let bumped = DocMeta::new(&parcel("k1", Some("Session recap: API!"), "x"), t, |p| p == m.path);
         assert_ne!(bumped.path, m.path);
         assert!(bumped.path.ends_with("-2.md"));
     }
 
     #[test]
     fn trailers_round_trip_and_titles_cannot_inject_lines() {
-        let m = DocMeta::new(
-            &parcel("key-1", Some("evil\nHandoff-Key: other"), "b"),
-            SystemTime::now(),
-            |_| false,
-        );
+        let m = DocMeta::new(&parcel("key-1", Some("evil\nHandoff-Key: other"), "b"), SystemTime::now(), |_| false);
         assert_eq!(m.title, "evil Handoff-Key: other");
         assert_eq!(DocMeta::parse(&m.message()), Some(m.clone()));
         assert_eq!(DocMeta::parse("fix typo\n\nSigned-off-by: x"), None);
-        let untitled = DocMeta::new(
-            &parcel("k", None, "intro\n## The plan\n"),
-            SystemTime::now(),
-            |_| false,
-        );
+        let untitled = DocMeta::new(&parcel("k", None, "intro\n## The plan\n"), SystemTime::now(), |_| false);
         assert_eq!(untitled.title, "The plan");
     }
 }

@@ -28,8 +28,7 @@ mod sshconfig;
 mod sync;
 
 use crate::{
-    Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt,
-    SyncReport,
+    Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt, SyncReport,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -93,14 +92,8 @@ impl Settings {
         if let Some(dir) = self.lock_path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)?;
-        f.lock().map_err(|e| {
-            ChannelError::permanent(format!("cannot lock {}: {e}", self.lock_path.display()))
-        })?;
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&self.lock_path)?;
+        f.lock().map_err(|e| ChannelError::permanent(format!("cannot lock {}: {e}", self.lock_path.display())))?;
         Ok(f)
     }
 }
@@ -115,9 +108,7 @@ impl GitChannel {
     /// A channel for the configured `[git]` section. `~` in `checkout` (and in a path remote) is expanded.
     pub fn new(config: &GitConfig, ctx: &Context) -> Result<Self, ChannelError> {
         if config.remote.trim().is_empty() {
-            return Err(ChannelError::permanent(
-                "[git] remote is empty: set it to the shared repository's URL",
-            ));
+            return Err(ChannelError::permanent("[git] remote is empty: set it to the shared repository's URL"));
         }
         if !git2::Reference::is_valid_name(&format!("refs/heads/{}", config.branch)) {
             return Err(ChannelError::permanent(format!(
@@ -127,18 +118,10 @@ impl GitChannel {
         }
         let checkout = expand_home(&config.checkout);
         let remote = match config.remote.strip_prefix("~/") {
-            Some(rest) => expand_home(Path::new("~").join(rest).as_path())
-                .display()
-                .to_string(),
+            Some(rest) => expand_home(Path::new("~").join(rest).as_path()).display().to_string(),
             None => config.remote.clone(),
         };
-        Ok(Self::from_parts(
-            remote,
-            checkout,
-            config.branch.clone(),
-            ctx,
-            None,
-        ))
+        Ok(Self::from_parts(remote, checkout, config.branch.clone(), ctx, None))
     }
 
     /// The embedded default (no `[git]` configured): a bare repository `<data_dir>/handoffs.git` acts as
@@ -146,17 +129,21 @@ impl GitChannel {
     /// `--machine` names on one computer hand documents to each other as two computers would.
     pub fn embedded(ctx: &Context) -> Self {
         let bare = ctx.data_dir.join("handoffs.git");
-        let checkout = ctx.data_dir.join(format!(
-            "handoffs-{}",
-            crate::names::safe_file_name(&ctx.machine)
-        ));
-        Self::from_parts(
-            bare.display().to_string(),
-            checkout,
-            default_branch(),
-            ctx,
-            Some(bare),
-        )
+        let checkout = ctx.data_dir.join(format!("handoffs-{}", crate::names::safe_file_name(&ctx.machine)));
+        Self::from_parts(bare.display().to_string(), checkout, default_branch(), ctx, Some(bare))
+    }
+
+    /// Network timeouts for libgit2 (process-wide, set once): an unreachable server must make a send
+    /// queue in seconds, not hang on the operating system's TCP timeout.
+    fn set_timeouts() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: called once, before any git operation of this process runs.
+            unsafe {
+                let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
+                let _ = git2::opts::set_server_timeout_in_milliseconds(120_000);
+            }
+        });
     }
 
     fn from_parts(
@@ -167,17 +154,11 @@ impl GitChannel {
         embedded_bare: Option<PathBuf>,
     ) -> Self {
         use sha2::{Digest, Sha256};
+        Self::set_timeouts();
         let id = hex::encode(&Sha256::digest(checkout.display().to_string().as_bytes())[..8]);
         let lock_path = ctx.data_dir.join("locks").join(format!("git-{id}.lock"));
         Self {
-            s: Arc::new(Settings {
-                remote,
-                checkout,
-                branch,
-                machine: ctx.machine.clone(),
-                lock_path,
-                embedded_bare,
-            }),
+            s: Arc::new(Settings { remote, checkout, branch, machine: ctx.machine.clone(), lock_path, embedded_bare }),
         }
     }
 
@@ -219,10 +200,8 @@ fn expand_home(p: &Path) -> PathBuf {
 pub fn parse_uri(uri: &str) -> Option<(&str, &str)> {
     let rest = uri.strip_prefix("git:")?;
     let (path, commit) = rest.rsplit_once('@')?;
-    (crate::names::stays_inside(path)
-        && commit.len() >= 7
-        && commit.chars().all(|c| c.is_ascii_hexdigit()))
-    .then_some((path, commit))
+    (crate::names::stays_inside(path) && commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit()))
+        .then_some((path, commit))
 }
 
 #[async_trait]
@@ -246,10 +225,7 @@ impl Channel for GitChannel {
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         if parcel.kind != ParcelKind::Document {
-            return Err(ChannelError::permanent(format!(
-                "the git channel takes documents, not {:?}",
-                parcel.kind
-            )));
+            return Err(ChannelError::permanent(format!("the git channel takes documents, not {:?}", parcel.kind)));
         }
         let parcel = parcel.clone();
         self.blocking(move |s| publish::deliver(s, &parcel)).await
@@ -257,19 +233,15 @@ impl Channel for GitChannel {
 
     async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
         let (path, commit) = parse_uri(uri).ok_or_else(|| {
-            ChannelError::permanent(format!(
-                "{uri:?} is not a git document address (expected git:<path>@<commit>)"
-            ))
+            ChannelError::permanent(format!("{uri:?} is not a git document address (expected git:<path>@<commit>)"))
         })?;
         let (path, commit, dest) = (path.to_string(), commit.to_string(), dest.to_path_buf());
-        self.blocking(move |s| sync::fetch(s, &path, &commit, &dest))
-            .await
+        self.blocking(move |s| sync::fetch(s, &path, &commit, &dest)).await
     }
 
     async fn sync(&self, cursor: Option<&str>) -> Result<SyncReport, ChannelError> {
         let cursor = cursor.map(str::to_string);
-        self.blocking(move |s| sync::sync(s, cursor.as_deref()))
-            .await
+        self.blocking(move |s| sync::sync(s, cursor.as_deref())).await
     }
 
     async fn health(&self) -> Result<Health, ChannelError> {

@@ -36,9 +36,7 @@ pub(crate) fn integrate(repo: &Repository, s: &Settings) -> Result<Option<Oid>, 
         return Ok(Some(l));
     }
     if let Some(r) = r
-        && repo
-            .graph_descendant_of(r, l)
-            .map_err(|e| perm("integrate", e))?
+        && repo.graph_descendant_of(r, l).map_err(|e| perm("integrate", e))?
     {
         clone::advance(repo, s, Some(l), r)?;
         return Ok(Some(r));
@@ -49,9 +47,7 @@ pub(crate) fn integrate(repo: &Repository, s: &Settings) -> Result<Option<Oid>, 
     if let Some(r) = r {
         walk.hide(r).map_err(|e| perm("integrate", e))?;
     }
-    let mut mine: Vec<Oid> = walk
-        .collect::<Result<_, _>>()
-        .map_err(|e| perm("integrate", e))?;
+    let mut mine: Vec<Oid> = walk.collect::<Result<_, _>>().map_err(|e| perm("integrate", e))?;
     mine.reverse();
     for id in &mine {
         let c = repo.find_commit(*id).map_err(|e| perm("integrate", e))?;
@@ -78,10 +74,7 @@ pub(crate) fn integrate(repo: &Repository, s: &Settings) -> Result<Option<Oid>, 
 }
 
 /// Fetches; a transient failure is returned as `Err` for the caller to decide (commit offline or not).
-fn fetch_and_integrate(
-    repo: &Repository,
-    s: &Settings,
-) -> Result<Result<Option<Oid>, ChannelError>, ChannelError> {
+fn fetch_and_integrate(repo: &Repository, s: &Settings) -> Result<Result<Option<Oid>, ChannelError>, ChannelError> {
     match remote::fetch(repo, s) {
         Ok(_) => Ok(Ok(integrate(repo, s)?)),
         Err(e) if e.is_transient() => Ok(Err(e)),
@@ -94,60 +87,105 @@ fn receipt(s: &Settings, meta: &DocMeta, id: Oid, note: &str) -> Receipt {
         channel: "git".into(),
         uri: Some(format!("git:{}@{id}", meta.path)),
         message_id: None,
-        detail: Some(format!(
-            "commit {} on {} of {} ({note})",
-            short(id),
-            s.branch,
-            s.remote_shown()
-        )),
+        detail: Some(format!("commit {} on {} of {} ({note})", short(id), s.branch, s.remote_shown())),
     }
+}
+
+/// Builds and checks out the commit for `parcel` on top of the local tip `tip`.
+fn commit_document(
+    repo: &Repository,
+    s: &Settings,
+    parcel: &Parcel,
+    tip: Option<Oid>,
+) -> Result<(Oid, DocMeta), ChannelError> {
+    let base = tip.map(|t| repo.find_commit(t)).transpose().map_err(|e| perm("commit", e))?;
+    let base_tree = base.as_ref().map(|b| b.tree()).transpose().map_err(|e| perm("commit", e))?;
+    let taken = |p: &str| base_tree.as_ref().is_some_and(|t| t.get_path(std::path::Path::new(p)).is_ok());
+    let meta = DocMeta::new(parcel, SystemTime::now(), taken);
+    let blob = repo.blob(parcel.body.as_bytes()).map_err(|e| perm("store the document", e))?;
+    let author = meta.author().map_err(|e| perm("author", e))?;
+    let id = doc::build(repo, base.as_ref(), &meta, blob, &author).map_err(|e| perm("commit", e))?;
+    clone::advance(repo, s, tip, id)?;
+    Ok((id, meta))
+}
+
+fn queued_offline(s: &Settings, id: Oid, why: &ChannelError) -> ChannelError {
+    ChannelError::transient(format!(
+        "committed {} locally in {}, but {}; it will be pushed on the next run",
+        short(id),
+        s.checkout.display(),
+        why.message
+    ))
+}
+
+fn refused(s: &Settings, local: Oid, why: &str) -> ChannelError {
+    ChannelError::transient(format!(
+        "the server {} refused the push of {}: {why}; the commit stays in {} and stays queued",
+        s.remote_shown(),
+        short(local),
+        s.checkout.display()
+    ))
 }
 
 /// Delivers one document (see the module docs of `git` for the whole story).
 pub(crate) fn deliver(s: &Settings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
+    if remote::local_path(&s.remote).is_none()
+        && let Some(receipt) = deliver_on_one_connection(&repo, s, parcel)?
+    {
+        return Ok(receipt);
+    }
     let offline = fetch_and_integrate(&repo, s)?.err();
     let tip = clone::local_tip(&repo, s);
-    let existing = doc::find_by_key(&repo, tip, &parcel.key)
-        .map_err(|e| perm("look for an earlier copy", e))?;
+    let existing = doc::find_by_key(&repo, tip, &parcel.key).map_err(|e| perm("look for an earlier copy", e))?;
     let (id, meta) = match existing {
         Some(found) => found,
-        None => {
-            let base = tip
-                .map(|t| repo.find_commit(t))
-                .transpose()
-                .map_err(|e| perm("commit", e))?;
-            let base_tree = base
-                .as_ref()
-                .map(|b| b.tree())
-                .transpose()
-                .map_err(|e| perm("commit", e))?;
-            let taken = |p: &str| {
-                base_tree
-                    .as_ref()
-                    .is_some_and(|t| t.get_path(std::path::Path::new(p)).is_ok())
-            };
-            let meta = DocMeta::new(parcel, SystemTime::now(), taken);
-            let blob = repo
-                .blob(parcel.body.as_bytes())
-                .map_err(|e| perm("store the document", e))?;
-            let author = meta.author().map_err(|e| perm("author", e))?;
-            let id = doc::build(&repo, base.as_ref(), &meta, blob, &author)
-                .map_err(|e| perm("commit", e))?;
-            clone::advance(&repo, s, tip, id)?;
-            (id, meta)
-        }
+        None => commit_document(&repo, s, parcel, tip)?,
     };
     if let Some(e) = offline {
-        return Err(ChannelError::transient(format!(
-            "committed {} locally in {}, but {}; it will be pushed on the next run",
-            short(id),
-            s.checkout.display(),
-            e.message
-        )));
+        return Err(queued_offline(s, id, &e));
     }
     push_with_retries(&repo, s, &meta)
+}
+
+/// The common case over the network, as cheap as `git push`: the clone is in step with what was last
+/// fetched and the server still has exactly that, so commit and push on one connection, no fetch.
+/// `Ok(None)` = something moved (or this is a retry): take the full fetch-integrate-push path.
+fn deliver_on_one_connection(
+    repo: &Repository,
+    s: &Settings,
+    parcel: &Parcel,
+) -> Result<Option<Receipt>, ChannelError> {
+    let (local, upstream) = (clone::local_tip(repo, s), clone::remote_tip(repo, s));
+    if local != upstream
+        || doc::find_by_key(repo, local, &parcel.key).map_err(|e| perm("look for an earlier copy", e))?.is_some()
+    {
+        return Ok(None);
+    }
+    let mut made: Option<(Oid, DocMeta)> = None;
+    let outcome = remote::push_connected(repo, s, |head| {
+        if head != upstream {
+            return Ok(false);
+        }
+        made = Some(commit_document(repo, s, parcel, local)?);
+        Ok(true)
+    });
+    match (outcome, made) {
+        (Ok(Some(Push::Pushed)), Some((id, meta))) => {
+            clone::set_remote_tip(repo, s, id)?;
+            Ok(Some(receipt(s, &meta, id, "pushed")))
+        }
+        (Ok(Some(Push::Refused(why))), Some((id, _))) => Err(refused(s, id, &why)),
+        (Err(e), None) if e.is_transient() => {
+            // Offline: commit now, push later (one connection attempt, not two).
+            let (id, _) = commit_document(repo, s, parcel, local)?;
+            Err(queued_offline(s, id, &e))
+        }
+        (Err(e), Some((id, _))) if e.is_transient() => Err(queued_offline(s, id, &e)),
+        (Err(e), _) => Err(e),
+        _ => Ok(None),
+    }
 }
 
 fn jitter(attempt: u32) -> Duration {
@@ -157,54 +195,29 @@ fn jitter(attempt: u32) -> Duration {
 }
 
 /// Pushes the local branch; on a stale push fetches, replays and tries again, up to [`MAX_PUSH_TRIES`].
-fn push_with_retries(
-    repo: &Repository,
-    s: &Settings,
-    meta: &DocMeta,
-) -> Result<Receipt, ChannelError> {
+fn push_with_retries(repo: &Repository, s: &Settings, meta: &DocMeta) -> Result<Receipt, ChannelError> {
     let mut last = String::new();
     for attempt in 1..=MAX_PUSH_TRIES {
-        let local =
-            clone::local_tip(repo, s).ok_or_else(|| ChannelError::permanent("nothing to push"))?;
+        let local = clone::local_tip(repo, s).ok_or_else(|| ChannelError::permanent("nothing to push"))?;
         let upstream = clone::remote_tip(repo, s);
-        let outcome = if upstream == Some(local) {
-            Push::Pushed
-        } else {
-            remote::push(repo, s, local, upstream)?
-        };
+        let outcome = if upstream == Some(local) { Push::Pushed } else { remote::push(repo, s, local, upstream)? };
         match outcome {
             Push::Pushed => {
                 clone::set_remote_tip(repo, s, local)?;
                 let (id, meta) = doc::find_by_key(repo, Some(local), &meta.key)
                     .map_err(|e| perm("find the pushed commit", e))?
                     .ok_or_else(|| {
-                        ChannelError::permanent(
-                            "the pushed branch lost the document (please report this)",
-                        )
+                        ChannelError::permanent("the pushed branch lost the document (please report this)")
                     })?;
-                let note = if attempt == 1 {
-                    "pushed".to_string()
-                } else {
-                    format!("pushed after {attempt} tries")
-                };
+                let note = if attempt == 1 { "pushed".to_string() } else { format!("pushed after {attempt} tries") };
                 return Ok(receipt(s, &meta, id, &note));
             }
-            Push::Refused(why) => {
-                return Err(ChannelError::transient(format!(
-                    "the server {} refused the push of {}: {why}; the commit stays in {} and stays queued",
-                    s.remote_shown(),
-                    short(local),
-                    s.checkout.display()
-                )));
-            }
+            Push::Refused(why) => return Err(refused(s, local, &why)),
             Push::Stale(why) => {
                 last = why;
                 std::thread::sleep(jitter(attempt));
                 if let Err(e) = fetch_and_integrate(repo, s)? {
-                    return Err(e.context(format!(
-                        "committed {} locally; the push will be retried",
-                        short(local)
-                    )));
+                    return Err(e.context(format!("committed {} locally; the push will be retried", short(local))));
                 }
             }
         }

@@ -64,18 +64,14 @@ struct Credentials {
 
 impl Credentials {
     fn for_target(target: &sshconfig::Resolved) -> Self {
-        Self {
-            config_keys: target.identity_files.clone(),
-            ..Self::default()
-        }
+        Self { config_keys: target.identity_files.clone(), ..Self::default() }
     }
 
     fn keys(&self) -> Vec<PathBuf> {
-        let defaults = home().map(|h| h.join(".ssh")).into_iter().flat_map(|dir| {
-            ["id_ed25519", "id_ecdsa", "id_rsa"]
-                .into_iter()
-                .map(move |k| dir.join(k))
-        });
+        let defaults = home()
+            .map(|h| h.join(".ssh"))
+            .into_iter()
+            .flat_map(|dir| ["id_ed25519", "id_ecdsa", "id_rsa"].into_iter().map(move |k| dir.join(k)));
         let mut out: Vec<PathBuf> = Vec::new();
         for k in self.config_keys.iter().cloned().chain(defaults) {
             if k.is_file() && !out.contains(&k) {
@@ -85,20 +81,13 @@ impl Credentials {
         out
     }
 
-    fn next(
-        &mut self,
-        url: &str,
-        user: Option<&str>,
-        allowed: CredentialType,
-    ) -> Result<Cred, git2::Error> {
+    fn next(&mut self, url: &str, user: Option<&str>, allowed: CredentialType) -> Result<Cred, git2::Error> {
         self.attempts += 1;
         let give_up = |why: &str| git2::Error::new(ErrorCode::Auth, ErrorClass::Ssh, why);
         if self.attempts > MAX_CREDENTIAL_ATTEMPTS {
             return Err(give_up("gave up after too many refused credentials"));
         }
-        let local_user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "git".into());
+        let local_user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "git".into());
         let user = user.unwrap_or(&local_user);
         if allowed.contains(CredentialType::USERNAME) {
             return Cred::username(user);
@@ -114,20 +103,13 @@ impl Credentials {
             let keys = self.keys();
             if let Some(key) = keys.get(self.next_key) {
                 self.next_key += 1;
-                let shown = match home()
-                    .and_then(|h| key.strip_prefix(h).ok().map(|p| p.display().to_string()))
-                {
+                let shown = match home().and_then(|h| key.strip_prefix(h).ok().map(|p| p.display().to_string())) {
                     Some(rel) => format!("~/{rel}"),
                     None => key.display().to_string(),
                 };
                 self.tried.push(shown);
                 let public = key.with_extension("pub");
-                return Cred::ssh_key(
-                    user,
-                    public.is_file().then_some(public.as_path()),
-                    key,
-                    None,
-                );
+                return Cred::ssh_key(user, public.is_file().then_some(public.as_path()), key, None);
             }
         }
         if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && !self.helper_tried {
@@ -149,9 +131,7 @@ impl Credentials {
 }
 
 fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
 }
 
 /// The network remote for `s`, with `~/.ssh/config` applied, and the credentials to offer it.
@@ -161,11 +141,7 @@ fn network_remote<'r>(
 ) -> Result<(git2::Remote<'r>, RefCell<Credentials>), ChannelError> {
     let target = sshconfig::resolve(&s.remote, home().as_deref());
     let remote = repo.remote_anonymous(&target.url).map_err(|e| {
-        ChannelError::permanent(format!(
-            "[git] remote {} is not a usable git URL: {}",
-            s.remote_shown(),
-            e.message()
-        ))
+        ChannelError::permanent(format!("[git] remote {} is not a usable git URL: {}", s.remote_shown(), e.message()))
     })?;
     Ok((remote, RefCell::new(Credentials::for_target(&target))))
 }
@@ -175,8 +151,7 @@ fn classify(e: git2::Error, what: &str, s: &Settings, creds: &Credentials) -> Ch
     let remote = s.remote_shown();
     let msg = e.message().replace(&s.remote, &remote);
     let auth_like = e.code() == ErrorCode::Auth
-        || (!creds.tried.is_empty()
-            && (msg.contains("authentication") || msg.contains("Username/PublicKey")));
+        || (!creds.tried.is_empty() && (msg.contains("authentication") || msg.contains("Username/PublicKey")));
     if auth_like {
         return ChannelError::auth(format!(
             "{what}: authentication to {remote} failed (tried: {}): {msg}. Fix: load your key into ssh-agent \
@@ -196,9 +171,7 @@ fn classify(e: git2::Error, what: &str, s: &Settings, creds: &Credentials) -> Ch
         | ErrorClass::Ssh
         | ErrorClass::Http
         | ErrorClass::Ssl
-        | ErrorClass::Callback => {
-            ChannelError::transient(format!("{what}: {remote} is not reachable: {msg}"))
-        }
+        | ErrorClass::Callback => ChannelError::transient(format!("{what}: {remote} is not reachable: {msg}")),
         _ => ChannelError::permanent(format!("{what} ({remote}): {msg}")),
     }
 }
@@ -235,15 +208,13 @@ pub(crate) fn fetch(repo: &Repository, s: &Settings) -> Result<Option<Oid>, Chan
     }
     let (mut remote, creds) = match local_path(&s.remote) {
         Some(_) => (
-            repo.find_remote("origin")
-                .map_err(|e| ChannelError::permanent(e.message().to_string()))?,
+            repo.find_remote("origin").map_err(|e| ChannelError::permanent(e.message().to_string()))?,
             RefCell::new(Credentials::default()),
         ),
         None => network_remote(repo, s)?,
     };
     let mut opts = git2::FetchOptions::new();
-    opts.remote_callbacks(callbacks(&creds))
-        .download_tags(git2::AutotagOption::None);
+    opts.remote_callbacks(callbacks(&creds)).download_tags(git2::AutotagOption::None);
     let spec = format!("+{}:{}", s.branch_ref(), s.tracking_ref());
     remote
         .fetch(&[spec], Some(&mut opts), Some("handoff: fetch"))
@@ -253,12 +224,7 @@ pub(crate) fn fetch(repo: &Repository, s: &Settings) -> Result<Option<Oid>, Chan
 }
 
 /// Pushes `tip` to the remote branch, which we last saw at `expected`. Never forces.
-pub(crate) fn push(
-    repo: &Repository,
-    s: &Settings,
-    tip: Oid,
-    expected: Option<Oid>,
-) -> Result<Push, ChannelError> {
+pub(crate) fn push(repo: &Repository, s: &Settings, tip: Oid, expected: Option<Oid>) -> Result<Push, ChannelError> {
     match local_path(&s.remote) {
         Some(path) => push_local(repo, s, &path, tip, expected),
         None => push_network(repo, s),
@@ -266,9 +232,33 @@ pub(crate) fn push(
 }
 
 fn push_network(repo: &Repository, s: &Settings) -> Result<Push, ChannelError> {
+    Ok(push_connected(repo, s, |_| Ok(true))?.unwrap_or(Push::Stale("not pushed".into())))
+}
+
+/// Pushes over ONE connection: connects for push, reads the branch's commit as the server advertises it,
+/// lets `prepare` decide with it (it may build the commit to push; `false` = stop, nothing pushed, `None`
+/// returned), then pushes on the same connection. Saves the separate fetch when nothing moved.
+pub(crate) fn push_connected(
+    repo: &Repository,
+    s: &Settings,
+    prepare: impl FnOnce(Option<Oid>) -> Result<bool, ChannelError>,
+) -> Result<Option<Push>, ChannelError> {
     let (mut remote, creds) = network_remote(repo, s)?;
     let rejected: RefCell<Option<String>> = RefCell::new(None);
     let remote_says = RefCell::new(String::new());
+    let branch = s.branch_ref();
+    let mut conn = remote
+        .connect_auth(git2::Direction::Push, Some(callbacks(&creds)), None)
+        .map_err(|e| classify(e, "connect", s, &creds.borrow()))?;
+    let head = conn
+        .list()
+        .map_err(|e| classify(e, "list", s, &creds.borrow()))?
+        .iter()
+        .find(|h| h.name() == branch)
+        .map(|h| h.oid());
+    if !prepare(head)? {
+        return Ok(None);
+    }
     let result = {
         let mut cb = callbacks(&creds);
         // A refused ref is NOT an error from push(): libgit2 reports it only here.
@@ -287,41 +277,42 @@ fn push_network(repo: &Repository, s: &Settings) -> Result<Push, ChannelError> {
         });
         let mut opts = git2::PushOptions::new();
         opts.remote_callbacks(cb);
-        let spec = format!("{}:{}", s.branch_ref(), s.branch_ref());
-        remote.push(&[spec], Some(&mut opts))
+        let spec = format!("{branch}:{branch}");
+        conn.remote().push(&[spec], Some(&mut opts))
     };
+    drop(conn);
+    interpret_push(result, s, &creds.borrow(), rejected.into_inner(), remote_says.into_inner()).map(Some)
+}
+
+fn interpret_push(
+    result: Result<(), git2::Error>,
+    s: &Settings,
+    creds: &Credentials,
+    rejected: Option<String>,
+    remote_says: String,
+) -> Result<Push, ChannelError> {
     if let Err(e) = result {
         if e.code() == ErrorCode::NotFastForward {
+            tracing::info!("the remote branch moved since the fetch (push not fast-forward)");
             return Ok(Push::Stale(e.message().to_string()));
         }
-        return Err(classify(e, "push", s, &creds.borrow()));
+        return Err(classify(e, "push", s, creds));
     }
-    let Some(reason) = rejected.into_inner() else {
+    let Some(reason) = rejected else {
         return Ok(Push::Pushed);
     };
-    let stale = [
-        "non-fast-forward",
-        "fetch first",
-        "stale info",
-        "failed to update ref",
-        "failed to lock",
-        "cannot lock",
-    ]
-    .iter()
-    .any(|m| reason.contains(m));
+    let stale =
+        ["non-fast-forward", "fetch first", "stale info", "failed to update ref", "failed to lock", "cannot lock"]
+            .iter()
+            .any(|m| reason.contains(m));
+    tracing::info!(%reason, stale, "the server rejected the push (push-update-reference)");
     if stale {
         return Ok(Push::Stale(reason));
     }
     let said: Vec<String> = remote_says
-        .into_inner()
         .lines()
         .flat_map(|l| l.split('\r'))
-        .map(|l| {
-            l.trim()
-                .chars()
-                .filter(|c| !c.is_control())
-                .collect::<String>()
-        })
+        .map(|l| l.trim().chars().filter(|c| !c.is_control()).collect::<String>())
         .filter(|l| !l.is_empty())
         .collect();
     let mut why = reason;
@@ -340,9 +331,7 @@ fn push_local(
     expected: Option<Oid>,
 ) -> Result<Push, ChannelError> {
     let remote = open_local(s, path)?;
-    let perm = |e: git2::Error| {
-        ChannelError::permanent(format!("push to {}: {}", s.remote_shown(), e.message()))
-    };
+    let perm = |e: git2::Error| ChannelError::permanent(format!("push to {}: {}", s.remote_shown(), e.message()));
     copy_objects(repo, &remote, tip, expected).map_err(perm)?;
     let name = s.branch_ref();
     let msg = "push: handoff";
@@ -364,12 +353,7 @@ fn push_local(
     }
 }
 
-fn copy_objects(
-    src: &Repository,
-    dst: &Repository,
-    tip: Oid,
-    hide: Option<Oid>,
-) -> Result<(), git2::Error> {
+fn copy_objects(src: &Repository, dst: &Repository, tip: Oid, hide: Option<Oid>) -> Result<(), git2::Error> {
     let (from, to) = (src.odb()?, dst.odb()?);
     let mut walk = src.revwalk()?;
     walk.push(tip)?;
@@ -386,12 +370,7 @@ fn copy_objects(
     Ok(())
 }
 
-fn copy_tree(
-    src: &Repository,
-    from: &git2::Odb,
-    to: &git2::Odb,
-    id: Oid,
-) -> Result<(), git2::Error> {
+fn copy_tree(src: &Repository, from: &git2::Odb, to: &git2::Odb, id: Oid) -> Result<(), git2::Error> {
     if to.exists(id) {
         return Ok(());
     }
@@ -428,33 +407,23 @@ pub(crate) fn probe(s: &Settings) -> Result<RemoteState, ChannelError> {
     if let Some(path) = local_path(&s.remote) {
         let repo = open_local(s, &path)?;
         let tip = repo.refname_to_id(&branch).ok();
-        let probe = repo
-            .path()
-            .join(format!("handoff-probe-{}", uuid::Uuid::new_v4().simple()));
+        let probe = repo.path().join(format!("handoff-probe-{}", uuid::Uuid::new_v4().simple()));
         let writable = std::fs::write(&probe, b"ok").is_ok();
         let _ = std::fs::remove_file(&probe);
         return Ok(RemoteState { tip, writable });
     }
     let scratch = tempfile_dir()?;
-    let repo = Repository::init_bare(&scratch)
-        .map_err(|e| ChannelError::permanent(e.message().to_string()))?;
+    let repo = Repository::init_bare(&scratch).map_err(|e| ChannelError::permanent(e.message().to_string()))?;
     let (mut remote, creds) = network_remote(&repo, s)?;
     let tip = {
         let conn = remote
             .connect_auth(git2::Direction::Fetch, Some(callbacks(&creds)), None)
             .map_err(|e| classify(e, "connect", s, &creds.borrow()))?;
-        let heads = conn
-            .list()
-            .map_err(|e| classify(e, "list", s, &creds.borrow()))?;
+        let heads = conn.list().map_err(|e| classify(e, "list", s, &creds.borrow()))?;
         heads.iter().find(|h| h.name() == branch).map(|h| h.oid())
     };
-    let creds = RefCell::new(Credentials {
-        config_keys: creds.into_inner().config_keys,
-        ..Credentials::default()
-    });
-    let writable = remote
-        .connect_auth(git2::Direction::Push, Some(callbacks(&creds)), None)
-        .is_ok();
+    let creds = RefCell::new(Credentials { config_keys: creds.into_inner().config_keys, ..Credentials::default() });
+    let writable = remote.connect_auth(git2::Direction::Push, Some(callbacks(&creds)), None).is_ok();
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(RemoteState { tip, writable })
 }
@@ -471,14 +440,8 @@ mod tests {
 
     #[test]
     fn secrets_in_urls_are_masked() {
-        assert_eq!(
-            redact("https://u:tok3n@github.com/a/b.git"),
-            "https://u:***@github.com/a/b.git"
-        );
-        assert_eq!(
-            redact("https://github.com/a/b.git"),
-            "https://github.com/a/b.git"
-        );
+        assert_eq!(redact("https://u:tok3n@github.com/a/b.git"), "https://u:***@github.com/a/b.git");
+        assert_eq!(redact("https://github.com/a/b.git"), "https://github.com/a/b.git");
         assert_eq!(redact("ssh://git@host:22/x.git"), "ssh://git@host:22/x.git");
         assert_eq!(redact("git@github.com:a/b.git"), "git@github.com:a/b.git");
     }
@@ -486,10 +449,7 @@ mod tests {
     #[test]
     fn local_remotes_are_told_apart_from_network_ones() {
         assert_eq!(local_path("/srv/h.git"), Some(PathBuf::from("/srv/h.git")));
-        assert_eq!(
-            local_path("file:///srv/h.git"),
-            Some(PathBuf::from("/srv/h.git"))
-        );
+        assert_eq!(local_path("file:///srv/h.git"), Some(PathBuf::from("/srv/h.git")));
         assert_eq!(local_path("./h.git"), Some(PathBuf::from("./h.git")));
         assert_eq!(local_path("ssh://git@h/x.git"), None);
         assert_eq!(local_path("https://h/x.git"), None);

@@ -26,10 +26,7 @@ struct SshUrl {
 }
 
 fn parse(url: &str) -> Option<SshUrl> {
-    if let Some(rest) = url
-        .strip_prefix("ssh://")
-        .or_else(|| url.strip_prefix("git+ssh://"))
-    {
+    if let Some(rest) = url.strip_prefix("ssh://").or_else(|| url.strip_prefix("git+ssh://")) {
         let (authority, path) = rest.split_at(rest.find('/')?);
         let (user, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u.to_string()), h),
@@ -39,16 +36,8 @@ fn parse(url: &str) -> Option<SshUrl> {
             Some((h, p)) if !h.is_empty() => (h.to_string(), Some(p.parse().ok()?)),
             _ => (hostport.to_string(), None),
         };
-        let path = path
-            .strip_prefix("/~/")
-            .map(str::to_string)
-            .unwrap_or_else(|| path.to_string());
-        return Some(SshUrl {
-            user,
-            host,
-            port,
-            path,
-        });
+        let path = path.strip_prefix("/~/").map(str::to_string).unwrap_or_else(|| path.to_string());
+        return Some(SshUrl { user, host, port, path });
     }
     if url.contains("://") {
         return None;
@@ -61,12 +50,7 @@ fn parse(url: &str) -> Option<SshUrl> {
         Some((u, h)) => (Some(u.to_string()), h.to_string()),
         None => (None, authority.to_string()),
     };
-    Some(SshUrl {
-        user,
-        host,
-        port: None,
-        path: path.to_string(),
-    })
+    Some(SshUrl { user, host, port: None, path: path.to_string() })
 }
 
 /// `*` and `?` globbing, as in ssh's `Host` patterns.
@@ -85,15 +69,10 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 fn host_matches(patterns: &[&str], host: &str) -> bool {
-    if patterns
-        .iter()
-        .any(|p| p.strip_prefix('!').is_some_and(|n| glob(n, host)))
-    {
+    if patterns.iter().any(|p| p.strip_prefix('!').is_some_and(|n| glob(n, host))) {
         return false;
     }
-    patterns
-        .iter()
-        .any(|p| !p.starts_with('!') && glob(p, host))
+    patterns.iter().any(|p| !p.starts_with('!') && glob(p, host))
 }
 
 #[derive(Default)]
@@ -113,12 +92,7 @@ fn read_config(text: &str, host: &str) -> Block {
             continue;
         }
         let (key, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
-            Some(i) => (
-                &line[..i],
-                line[i..]
-                    .trim_start_matches(|c: char| c.is_whitespace() || c == '=')
-                    .trim(),
-            ),
+            Some(i) => (&line[..i], line[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '=').trim()),
             None => (line, ""),
         };
         let value = value.trim_matches('"');
@@ -137,11 +111,7 @@ fn read_config(text: &str, host: &str) -> Block {
 }
 
 fn expand(path: &str, home: &Path, host: &str, user: &str) -> PathBuf {
-    let p = path
-        .replace("%d", &home.display().to_string())
-        .replace("%h", host)
-        .replace("%r", user)
-        .replace("%%", "%");
+    let p = path.replace("%d", &home.display().to_string()).replace("%h", host).replace("%r", user).replace("%%", "%");
     match p.strip_prefix("~/") {
         Some(rest) => home.join(rest),
         None => PathBuf::from(p),
@@ -150,10 +120,7 @@ fn expand(path: &str, home: &Path, host: &str, user: &str) -> PathBuf {
 
 /// Applies `~/.ssh/config` (under `home`) to an ssh remote URL; other URLs come back unchanged.
 pub(crate) fn resolve(url: &str, home: Option<&Path>) -> Resolved {
-    let unchanged = Resolved {
-        url: url.to_string(),
-        identity_files: Vec::new(),
-    };
+    let unchanged = Resolved { url: url.to_string(), identity_files: Vec::new() };
     let (Some(parsed), Some(home)) = (parse(url), home) else {
         return unchanged;
     };
@@ -166,37 +133,20 @@ pub(crate) fn resolve(url: &str, home: Option<&Path>) -> Resolved {
     let identity_files = block
         .identity_files
         .iter()
-        .map(|f| {
-            expand(
-                f,
-                home,
-                &parsed.host,
-                user.as_deref().unwrap_or(&local_user),
-            )
-        })
+        .map(|f| expand(f, home, &parsed.host, user.as_deref().unwrap_or(&local_user)))
         .collect();
     if block.hostname.is_none() && block.port.is_none() && block.user.is_none() {
-        return Resolved {
-            url: url.to_string(),
-            identity_files,
-        };
+        return Resolved { url: url.to_string(), identity_files };
     }
     let host = block.hostname.unwrap_or(parsed.host);
     let port = parsed.port.or(block.port);
-    let path = if parsed.path.starts_with('/') {
-        parsed.path
-    } else {
-        format!("/~/{}", parsed.path)
-    };
+    let path = if parsed.path.starts_with('/') { parsed.path } else { format!("/~/{}", parsed.path) };
     let url = format!(
         "ssh://{}{host}{}{path}",
         user.map(|u| format!("{u}@")).unwrap_or_default(),
         port.map(|p| format!(":{p}")).unwrap_or_default()
     );
-    Resolved {
-        url,
-        identity_files,
-    }
+    Resolved { url, identity_files }
 }
 
 #[cfg(test)]
@@ -209,10 +159,7 @@ mod tests {
         std::fs::write(home.path().join(".ssh/config"), text).unwrap();
         let mut r = resolve(url, Some(home.path()));
         for f in &mut r.identity_files {
-            *f = f
-                .strip_prefix(home.path())
-                .map(|p| PathBuf::from("~").join(p))
-                .unwrap_or(f.clone());
+            *f = f.strip_prefix(home.path()).map(|p| PathBuf::from("~").join(p)).unwrap_or(f.clone());
         }
         r
     }
@@ -224,56 +171,22 @@ mod tests {
     fn aliases_resolve_to_host_port_user_and_keys() {
         let r = with_config(CONFIG, "droplet:handoffs.git");
         assert_eq!(r.url, "ssh://ops@127.0.0.1:2222/~/handoffs.git");
-        assert_eq!(
-            r.identity_files,
-            [
-                PathBuf::from("~/.ssh/id_droplet"),
-                PathBuf::from("~/.ssh/id_droplet")
-            ]
-        );
+        assert_eq!(r.identity_files, [PathBuf::from("~/.ssh/id_droplet"), PathBuf::from("~/.ssh/id_droplet")]);
         let r = with_config(CONFIG, "ssh://me@droplet/srv/h.git");
-        assert_eq!(
-            r.url, "ssh://me@127.0.0.1:2222/srv/h.git",
-            "the URL's user wins over the config's"
-        );
-        assert_eq!(
-            with_config(CONFIG, "git@x.corp:a/b.git").url,
-            "ssh://git@x.corp:22/~/a/b.git"
-        );
-        assert_eq!(
-            with_config(CONFIG, "bad.corp:a.git").url,
-            "ssh://bad.corp:22/~/a.git"
-        );
-        assert_eq!(
-            with_config(CONFIG, "https://h/x.git").url,
-            "https://h/x.git"
-        );
-        assert_eq!(
-            with_config("", "git@github.com:a/b.git").url,
-            "git@github.com:a/b.git"
-        );
+        assert_eq!(r.url, "ssh://me@127.0.0.1:2222/srv/h.git", "the URL's user wins over the config's");
+        assert_eq!(with_config(CONFIG, "git@x.corp:a/b.git").url, "ssh://git@x.corp:22/~/a/b.git");
+        assert_eq!(with_config(CONFIG, "bad.corp:a.git").url, "ssh://bad.corp:22/~/a.git");
+        assert_eq!(with_config(CONFIG, "https://h/x.git").url, "https://h/x.git");
+        assert_eq!(with_config("", "git@github.com:a/b.git").url, "git@github.com:a/b.git");
     }
 
     #[test]
     fn url_forms_parse() {
         assert_eq!(
             parse("ssh://git@h:2200/x.git"),
-            Some(SshUrl {
-                user: Some("git".into()),
-                host: "h".into(),
-                port: Some(2200),
-                path: "/x.git".into()
-            })
+            Some(SshUrl { user: Some("git".into()), host: "h".into(), port: Some(2200), path: "/x.git".into() })
         );
-        assert_eq!(
-            parse("hh:x.git"),
-            Some(SshUrl {
-                user: None,
-                host: "hh".into(),
-                port: None,
-                path: "x.git".into()
-            })
-        );
+        assert_eq!(parse("hh:x.git"), Some(SshUrl { user: None, host: "hh".into(), port: None, path: "x.git".into() }));
         assert_eq!(parse("/srv/x.git"), None);
         assert_eq!(parse("C:/x"), None);
     }

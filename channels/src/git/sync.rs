@@ -14,11 +14,7 @@ fn perm(what: &str, e: git2::Error) -> ChannelError {
 }
 
 /// Who wrote what: metadata of documents added by the commits in `tip` minus `since`.
-fn metadata(
-    repo: &Repository,
-    tip: Oid,
-    since: Option<Oid>,
-) -> Result<HashMap<String, DocMeta>, git2::Error> {
+fn metadata(repo: &Repository, tip: Oid, since: Option<Oid>) -> Result<HashMap<String, DocMeta>, git2::Error> {
     let mut out = HashMap::new();
     let mut walk = repo.revwalk()?;
     walk.push(tip)?;
@@ -36,9 +32,7 @@ fn metadata(
         let diff = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&c.tree()?), None)?;
         for d in diff.deltas().filter(|d| d.status() == Delta::Added) {
             if let Some(p) = d.new_file().path().and_then(|p| p.to_str()) {
-                let date = doc::format_date(
-                    UNIX_EPOCH + Duration::from_secs(c.time().seconds().max(0) as u64),
-                );
+                let date = doc::format_date(UNIX_EPOCH + Duration::from_secs(c.time().seconds().max(0) as u64));
                 out.entry(p.to_string()).or_insert_with(|| DocMeta {
                     key: String::new(),
                     from: c.author().name().unwrap_or("").to_string(),
@@ -53,10 +47,7 @@ fn metadata(
 }
 
 fn title_of(path: &str) -> String {
-    Path::new(path)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.to_string())
+    Path::new(path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_string())
 }
 
 /// Clone-or-fetch, fast-forward, and report the documents new since `cursor` (a commit id this function
@@ -67,44 +58,29 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
     let mut report = SyncReport::default();
     match remote::fetch(&repo, s) {
         Ok(_) => {}
-        Err(e) if e.is_transient() => report.notes.push(format!(
-            "git: {}; showing what the local clone has",
-            e.message
-        )),
+        Err(e) if e.is_transient() => {
+            report.notes.push(format!("git: {}; showing what the local clone has", e.message))
+        }
         Err(e) => return Err(e),
     }
     let Some(tip) = integrate(&repo, s)? else {
-        report.notes.push(format!(
-            "git: the repository {} has no documents yet",
-            s.remote_shown()
-        ));
+        report.notes.push(format!("git: the repository {} has no documents yet", s.remote_shown()));
         return Ok(report);
     };
     let tip_commit = repo.find_commit(tip).map_err(|e| perm("sync", e))?;
     let tip_tree = tip_commit.tree().map_err(|e| perm("sync", e))?;
-    let since = cursor
-        .and_then(|c| Oid::from_str(c).ok())
-        .and_then(|id| repo.find_commit(id).ok());
+    let since = cursor.and_then(|c| Oid::from_str(c).ok()).and_then(|id| repo.find_commit(id).ok());
     if cursor.is_some() && since.is_none() {
-        report.notes.push("git: the last sync's commit is not in this repository any more; listing every document".into());
+        report
+            .notes
+            .push("git: the last sync's commit is not in this repository any more; listing every document".into());
     }
-    let since_tree: Option<Tree> = since
-        .as_ref()
-        .map(|c| c.tree())
-        .transpose()
-        .map_err(|e| perm("sync", e))?;
-    let diff = repo
-        .diff_tree_to_tree(since_tree.as_ref(), Some(&tip_tree), None)
-        .map_err(|e| perm("sync", e))?;
+    let since_tree: Option<Tree> = since.as_ref().map(|c| c.tree()).transpose().map_err(|e| perm("sync", e))?;
+    let diff = repo.diff_tree_to_tree(since_tree.as_ref(), Some(&tip_tree), None).map_err(|e| perm("sync", e))?;
     let added: Vec<String> = diff
         .deltas()
         .filter(|d| d.status() == Delta::Added)
-        .filter_map(|d| {
-            d.new_file()
-                .path()
-                .and_then(|p| p.to_str())
-                .map(str::to_string)
-        })
+        .filter_map(|d| d.new_file().path().and_then(|p| p.to_str()).map(str::to_string))
         .filter(|p| p.starts_with(&format!("{ARCHIVE_DIR}/")) && p.ends_with(".md"))
         .collect();
     let meta = metadata(&repo, tip, since.as_ref().map(|c| c.id())).map_err(|e| perm("sync", e))?;
@@ -117,10 +93,7 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
             }
             Some(Incoming {
                 channel: "git".into(),
-                title: m
-                    .map(|m| m.title.clone())
-                    .filter(|t| !t.is_empty())
-                    .unwrap_or_else(|| title_of(&path)),
+                title: m.map(|m| m.title.clone()).filter(|t| !t.is_empty()).unwrap_or_else(|| title_of(&path)),
                 from: m.map(|m| m.from.clone()).filter(|f| !f.is_empty()),
                 ts: m.map(|m| m.date.clone()),
                 location: s.checkout.join(&path).display().to_string(),
@@ -132,17 +105,11 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
     report.items = items;
 
     let now_latest = tip_tree.get_name(LATEST).map(|e| e.id());
-    let then_latest = since_tree
-        .as_ref()
-        .and_then(|t| t.get_name(LATEST).map(|e| e.id()));
+    let then_latest = since_tree.as_ref().and_then(|t| t.get_name(LATEST).map(|e| e.id()));
     if let Some(blob_id) = now_latest.filter(|id| Some(*id) != then_latest) {
-        let by = doc::latest_date(&repo, &tip_commit)
-            .map_err(|e| perm("sync", e))?
-            .and_then(|(_, m)| m);
+        let by = doc::latest_date(&repo, &tip_commit).map_err(|e| perm("sync", e))?.and_then(|(_, m)| m);
         if by.as_ref().is_none_or(|m| m.from != s.machine) {
-            let blob = repo
-                .find_blob(blob_id)
-                .map_err(|e| perm("read latest.md", e))?;
+            let blob = repo.find_blob(blob_id).map_err(|e| perm("read latest.md", e))?;
             let content = String::from_utf8_lossy(blob.content()).into_owned();
             report.notes.push(match &by {
                 Some(m) => format!("git: {LATEST} changed: {:?} from {}", m.title, m.from),
@@ -157,10 +124,7 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
                 Some(item) => item.content = Some(content),
                 None => report.items.push(Incoming {
                     channel: "git".into(),
-                    title: by
-                        .as_ref()
-                        .map(|m| m.title.clone())
-                        .unwrap_or_else(|| LATEST.into()),
+                    title: by.as_ref().map(|m| m.title.clone()).unwrap_or_else(|| LATEST.into()),
                     from: by.as_ref().map(|m| m.from.clone()),
                     ts: by.as_ref().map(|m| m.date.clone()),
                     location: s.checkout.join(LATEST).display().to_string(),
@@ -174,48 +138,27 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
 }
 
 /// Writes the document at `path` as of `commit` to `dest` (fetching first when the commit is unknown).
-pub(crate) fn fetch(
-    s: &Settings,
-    path: &str,
-    commit: &str,
-    dest: &Path,
-) -> Result<u64, ChannelError> {
+pub(crate) fn fetch(s: &Settings, path: &str, commit: &str, dest: &Path) -> Result<u64, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
     fn find<'r>(repo: &'r Repository, commit: &str) -> Option<git2::Commit<'r>> {
-        repo.revparse_single(commit)
-            .and_then(|o| o.peel_to_commit())
-            .ok()
+        repo.revparse_single(commit).and_then(|o| o.peel_to_commit()).ok()
     }
     let c = match find(&repo, commit) {
         Some(c) => c,
         None => {
             remote::fetch(&repo, s)?;
             find(&repo, commit).ok_or_else(|| {
-                ChannelError::permanent(format!(
-                    "commit {commit} is not in {} (branch {})",
-                    s.remote_shown(),
-                    s.branch
-                ))
+                ChannelError::permanent(format!("commit {commit} is not in {} (branch {})", s.remote_shown(), s.branch))
             })?
         }
     };
     let entry = c
         .tree()
         .and_then(|t| t.get_path(Path::new(path)))
-        .map_err(|_| {
-            ChannelError::permanent(format!(
-                "{path} is not in commit {commit} of {}",
-                s.remote_shown()
-            ))
-        })?;
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|e| perm(&format!("read {path}"), e))?;
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .map_err(|_| ChannelError::permanent(format!("{path} is not in commit {commit} of {}", s.remote_shown())))?;
+    let blob = repo.find_blob(entry.id()).map_err(|e| perm(&format!("read {path}"), e))?;
+    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
     let write = || -> std::io::Result<()> {
@@ -241,11 +184,7 @@ pub(crate) fn health(s: &Settings) -> Result<Health, ChannelError> {
         let _lock = s.lock()?;
         clone::open(s)?;
     }
-    let write = if state.writable {
-        "push accepted"
-    } else {
-        "push NOT accepted (read-only?)"
-    };
+    let write = if state.writable { "push accepted" } else { "push NOT accepted (read-only?)" };
     Ok(Health {
         check: format!("git remote {} reachable, {at}", s.remote_shown()),
         detail: Some(format!("{write}; clone at {}", s.checkout.display())),

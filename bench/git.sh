@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Git channel benchmark: `handoff send --doc` (fetch + commit latest.md and the archived copy + push + the
+# pointer on the embedded bus) side by side with the shell recipe users have today, run by the git CLI in
+# its own clone of the SAME bare repository:
+#     write latest.md and an archived copy; git add -A && git commit && git push
+# over file:// and over ssh:// to a real sshd on loopback (own host key, a generated client key).
+# Median wall time of N runs each: N handoff sends in a row, then N CLI recipes in a row (each is the only
+# writer while it runs, as on a quiet repo; the CLI clone pulls once before its runs, untimed). Writes its
+# results into BENCHMARKS.md between the git-bench markers.
+#
+#   bash bench/git.sh          # N=30
+#   N=10 bash bench/git.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+N=${N:-30}
+[ -x /usr/sbin/sshd ] || { echo "sshd missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+nss=$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null | head -1 || true)
+[ -n "$nss" ] || { echo "libnss_wrapper.so missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+cargo build --release --bin handoff -q
+handoff="$CARGO_TARGET_DIR/release/handoff"
+
+work=$(mktemp -d)
+sshd_pid=
+cleanup() { [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# sshd as this user, everything in $work
+port=$(free_port)
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+mkdir -p "$work/home/.ssh" "$work/srv"
+ssh-keygen -q -t ed25519 -N '' -f "$work/home/.ssh/id_bench"
+cp "$work/home/.ssh/id_bench.pub" "$work/authorized_keys"
+cat > "$work/sshd_config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $work/host_key
+PidFile $work/sshd.pid
+AuthorizedKeysFile $work/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers $(id -un)
+MaxStartups 100
+UseDNS no
+EOF
+/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+sshd_pid=$!
+for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+
+# the user's side: ~/.ssh/config alias, known_hosts, nss_wrapper so ssh sees this HOME
+export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_DATA_HOME=$work/home/.local/share HANDOFF_MACHINE=bench
+unset HANDOFF_CONFIG BUS_URL BUS_USER BUS_PASS
+printf 'Host benchsrv\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  IdentityFile ~/.ssh/id_bench\n  IdentitiesOnly yes\n' "$port" "$(id -un)" > "$HOME/.ssh/config"
+echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/host_key.pub")" > "$HOME/.ssh/known_hosts"
+echo "$(id -un):x:$(id -u):$(id -g):bench:$HOME:/bin/sh" > "$work/passwd"
+echo "$(id -gn):x:$(id -g):" > "$work/group"
+export LD_PRELOAD=$nss NSS_WRAPPER_PASSWD=$work/passwd NSS_WRAPPER_GROUP=$work/group SSH_AUTH_SOCK=
+export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+mkdir -p "$XDG_CONFIG_HOME/handoff"
+
+# a ~6 KiB markdown document
+doc=$work/doc.md
+python3 - "$doc" <<'EOF'
+import sys
+lines = ["# Session recap", ""] + [f"- item {i}: the parser handles case {i} and the tests cover it" for i in range(90)]
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+EOF
+
+now() { python3 -c 'import time; print(time.perf_counter())'; }
+median() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
+
+rows=()
+for kind in file ssh; do
+  bare=$work/srv/$kind.git
+  git init -q --bare -b main "$bare"
+  case $kind in
+    file) url="file://$bare" ;;
+    ssh) url="benchsrv:$bare" ;;
+  esac
+  printf '[git]\nremote = "%s"\ncheckout = "%s"\n' "$url" "$work/handoff-$kind" > "$XDG_CONFIG_HOME/handoff/config.toml"
+  "$handoff" send --doc "$doc" --title warmup >/dev/null
+  h=(); g=()
+  for i in $(seq "$N"); do
+    t0=$(date +%s.%N)
+    "$handoff" send --doc "$doc" --title "bench $i" >/dev/null
+    t1=$(date +%s.%N)
+    h+=("$(python3 -c "print($t1-$t0)")")
+  done
+  git clone -q "$url" "$work/cli-$kind"
+  for i in $(seq "$N"); do
+    t0=$(date +%s.%N)
+    (
+      cd "$work/cli-$kind"
+      mkdir -p handoffs/2026/11
+      cp "$doc" latest.md
+      cp "$doc" "handoffs/2026/11/cli-bench-$i.md"
+      git add -A && git commit -q -m "handoff from cli: bench $i" && git push -q
+    )
+    t1=$(date +%s.%N)
+    g+=("$(python3 -c "print($t1-$t0)")")
+  done
+  count=$(git --git-dir="$bare" rev-list --count main)
+  [ "$count" = $((2 * N + 1)) ] || { echo "expected $((2 * N + 1)) commits in $bare, found $count" >&2; exit 1; }
+  hm=$(median "${h[@]}"); gm=$(median "${g[@]}")
+  ratio=$(python3 -c "print(f'{$hm/$gm:.2f}')")
+  rows+=("| $kind:// | $hm s | $gm s | ${ratio}× |")
+done
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+section=$(cat <<EOF
+<!-- git-bench:start -->
+## git: \`handoff send --doc\` vs \`git add && git commit && git push\`
+
+Run by \`bash bench/git.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), $(git --version), release build,
+N=$N runs each into the same bare repository (handoff's N in a row, then the CLI's N in a row), ~6 KiB
+document. handoff's time is the whole command: start-up, config, outbox, the clone check, commit of
+latest.md + archived copy, push (over ssh on the one push connection, with no fetch when nothing moved),
+and the pointer on the (embedded) bus. The CLI's time is only the recipe (writing both files, add, commit,
+push). ssh:// is a real sshd on loopback (libgit2's libssh2 for
+handoff, OpenSSH for git). Ratio = handoff median / CLI median (target ≤ 1.0×).
+
+| remote | handoff send --doc (median) | git add+commit+push (median) | ratio |
+|---|---|---|---|
+$(printf '%s\n' "${rows[@]}")
+<!-- git-bench:end -->
+EOF
+)
+cd "$here"
+touch BENCHMARKS.md
+python3 - "$section" <<'EOF'
+import re, sys
+section = sys.argv[1]
+text = open("BENCHMARKS.md").read()
+if "<!-- git-bench:start -->" in text:
+    text = re.sub(r"<!-- git-bench:start -->.*?<!-- git-bench:end -->", lambda _: section, text, flags=re.S)
+else:
+    text = (text.rstrip() + "\n\n" if text.strip() else "# Benchmarks\n\n") + section + "\n"
+open("BENCHMARKS.md", "w").write(text)
+EOF
+echo "$section"
