@@ -6,6 +6,7 @@ mod support;
 mod bus;
 mod cli;
 mod original_bus;
+mod pg;
 #[cfg(feature = "git")]
 mod git;
 #[cfg(feature = "drive")]

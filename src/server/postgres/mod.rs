@@ -47,11 +47,17 @@ impl Drop for PgBusStore {
 /// Connections per replica (readers; the writer task uses one at a time).
 const POOL_SIZE: usize = 16;
 
-pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+/// A PostgreSQL error as text a person can act on (tokio-postgres prints only "db error" for errors the
+/// server reported).
+pub(crate) fn pg_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
         None => e.to_string(),
-    })
+    }
+}
+
+pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(pg_text(&e))
 }
 
 impl PgBusStore {
@@ -60,10 +66,11 @@ impl PgBusStore {
     pub async fn open(target: PgTarget) -> anyhow::Result<Self> {
         let tls = connect::tls()?;
         let (mut client, conn) = target.config.connect(tls.clone()).await.map_err(|e| {
+            let text = pg_text(&e);
             anyhow::anyhow!(
-                "cannot connect to the bus database {}: {e}{}",
+                "cannot connect to the bus database {}: {text}{}",
                 target.display,
-                if e.to_string().contains("password") { " (the password comes from PGPASSWORD, in the environment or the env file)" } else { "" }
+                if text.contains("password") { " (the password comes from PGPASSWORD, in the environment or the env file)" } else { "" }
             )
         })?;
         let conn_task = tokio::spawn(async move {

@@ -43,13 +43,20 @@ CREATE TABLE bus_reader_floor (
 /// Applies every migration the database lacks. Refuses a database whose schema is newer than this
 /// binary knows (an older replica must not write into a newer schema).
 pub async fn migrate(client: &mut Client) -> anyhow::Result<u32> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(|e| anyhow::anyhow!(super::pg_text(&e)))?;
     let r = apply(client).await;
     let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
     r
 }
 
 async fn apply(client: &mut Client) -> anyhow::Result<u32> {
+    apply_inner(client).await.map_err(|e| match e.downcast::<tokio_postgres::Error>() {
+        Ok(pg) => anyhow::anyhow!("schema migration failed: {}", super::pg_text(&pg)),
+        Err(e) => e,
+    })
+}
+
+async fn apply_inner(client: &mut Client) -> anyhow::Result<u32> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS bus_schema_migrations (
@@ -69,7 +76,7 @@ async fn apply(client: &mut Client) -> anyhow::Result<u32> {
     let mut applied = 0;
     for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let tx = client.transaction().await?;
-        tx.batch_execute(sql).await.map_err(|e| anyhow::anyhow!("migration {version} ({description}) failed: {e}"))?;
+        tx.batch_execute(sql).await.map_err(|e| anyhow::anyhow!("migration {version} ({description}) failed: {}", super::pg_text(&e)))?;
         tx.execute("INSERT INTO bus_schema_migrations(version, description) VALUES ($1, $2)", &[version, description]).await?;
         tx.commit().await?;
         tracing::info!(version, description, "applied bus schema migration");
