@@ -108,6 +108,9 @@ pub struct SendArgs {
     /// Print the plan without sending anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Send even though the secret scanner found a private key, token, password or loaded secret in it.
+    #[arg(long)]
+    pub allow_secret: bool,
 }
 
 /// Output format of `sync`.

@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod progress;
 pub mod registry;
 pub mod router;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod urgent;

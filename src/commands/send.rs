@@ -6,6 +6,7 @@ use crate::config::Settings;
 use crate::executor::{job_for, run_job};
 use crate::exit;
 use crate::router::{FileInfo, RouteContext, SendRequest, plan};
+use crate::secrets::{FileScan, Scanner};
 use anyhow::Context as _;
 use std::io::Read;
 use std::path::Path;
@@ -73,6 +74,10 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         crate::config::validate_machine(&a.to).map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("--to: {e}")))?;
     }
     let req = request_from_args(&a)?;
+    // before anything is planned, queued or sent: nothing with a secret in it reaches the outbox
+    if !a.allow_secret && refuse_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)), json)? {
+        return Ok(exit::DATA);
+    }
     let session = Session::open(settings)?;
     let route = RouteContext {
         inline_max: session.settings.file.route.inline_max.as_u64(),
@@ -125,4 +130,37 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         eprintln!("handoff: queued in the outbox ({} step(s) waiting)", report.queued);
     }
     Ok(code)
+}
+
+/// Scans everything of `req` that leaves the machine as text; when a secret is found, says so (kind and
+/// line, never the value) and returns true: the send is refused with exit 65.
+fn refuse_secrets(req: &SendRequest, scanner: &Scanner, json: bool) -> anyhow::Result<bool> {
+    let mut findings = Vec::new();
+    if let Some(t) = &req.text {
+        findings.extend(scanner.scan_text(t, if req.doc { "the document" } else { "the message text" }));
+    }
+    if let Some(t) = &req.title {
+        findings.extend(scanner.scan_text(t, "--title"));
+    }
+    for t in &req.tags {
+        findings.extend(scanner.scan_text(t, "--tag"));
+    }
+    for f in &req.files {
+        let source = format!("--file {}", f.name);
+        match scanner.scan_file(&f.path, &source) {
+            Ok(FileScan::Text(found)) => findings.extend(found),
+            Ok(FileScan::Binary) => {}
+            Err(e) => return Err(exit::with_code(exit::DATA, anyhow::anyhow!("{}: {e}", f.path.display()))),
+        }
+    }
+    if findings.is_empty() {
+        return Ok(false);
+    }
+    let message = crate::secrets::refusal(&findings);
+    if json {
+        let v = serde_json::json!({ "ok": false, "exit_code": exit::DATA, "refused": "secret", "error": message, "findings": findings });
+        println!("{v}");
+    }
+    eprintln!("handoff: {message}");
+    Ok(true)
 }

@@ -7,6 +7,7 @@ mod bus;
 mod cli;
 mod original_bus;
 mod pg;
+mod trust;
 #[cfg(feature = "git")]
 mod git;
 #[cfg(feature = "drive")]

@@ -1,0 +1,3 @@
+//! Trust: the secret scanner on `handoff send`, the bus server under abuse, crash safety.
+
+mod secrets;
