@@ -84,12 +84,23 @@ for kind in file ssh; do
   esac
   printf '[git]\nremote = "%s"\ncheckout = "%s"\n' "$url" "$work/handoff-$kind" > "$XDG_CONFIG_HOME/handoff/config.toml"
   "$handoff" send --doc "$doc" --title warmup >/dev/null
-  h=(); g=()
+  h=(); g=(); c=()
   for i in $(seq "$N"); do
     t0=$(date +%s.%N)
-    "$handoff" send --doc "$doc" --title "bench $i" >/dev/null
+    RUST_LOG=handoff=info "$handoff" send --doc "$doc" --title "bench $i" >/dev/null 2>"$work/log"
     t1=$(date +%s.%N)
     h+=("$(python3 -c "print($t1-$t0)")")
+    # the git channel's own share: from "delivering ... channel=git" to the next step's start
+    c+=("$(python3 - "$work/log" <<'PY'
+import re, sys, datetime
+ts = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\S+Z).*delivering.*channel=(\w+)", line)
+    if m:
+        ts.setdefault(m.group(2), datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")))
+print((ts["bus"] - ts["git"]).total_seconds())
+PY
+)")
   done
   git clone -q "$url" "$work/cli-$kind"
   for i in $(seq "$N"); do
@@ -106,9 +117,10 @@ for kind in file ssh; do
   done
   count=$(git --git-dir="$bare" rev-list --count main)
   [ "$count" = $((2 * N + 1)) ] || { echo "expected $((2 * N + 1)) commits in $bare, found $count" >&2; exit 1; }
-  hm=$(median "${h[@]}"); gm=$(median "${g[@]}")
+  hm=$(median "${h[@]}"); gm=$(median "${g[@]}"); cm=$(median "${c[@]}")
   ratio=$(python3 -c "print(f'{$hm/$gm:.2f}')")
-  rows+=("| $kind:// | $hm s | $gm s | ${ratio}× |")
+  cratio=$(python3 -c "print(f'{$cm/$gm:.2f}')")
+  rows+=("| $kind:// | $hm s | $cm s | $gm s | ${ratio}× | ${cratio}× |")
 done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
@@ -122,10 +134,12 @@ document. handoff's time is the whole command: start-up, config, outbox, the clo
 latest.md + archived copy, push (over ssh on the one push connection, with no fetch when nothing moved),
 and the pointer on the (embedded) bus. The CLI's time is only the recipe (writing both files, add, commit,
 push). ssh:// is a real sshd on loopback (libgit2's libssh2 for
-handoff, OpenSSH for git). Ratio = handoff median / CLI median (target ≤ 1.0×).
+handoff, OpenSSH for git). Ratio = handoff median / CLI median (target ≤ 1.0×). "git channel" is the
+channel's own share of each send (lock, clone check, commit, checkout, push; from handoff's own log
+timestamps); the rest of the command is start-up, the outbox and the bus pointer, shared by every send.
 
-| remote | handoff send --doc (median) | git add+commit+push (median) | ratio |
-|---|---|---|---|
+| remote | handoff send --doc (median) | of which the git channel | git add+commit+push (median) | ratio (whole command) | ratio (git channel) |
+|---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 <!-- git-bench:end -->
 EOF
