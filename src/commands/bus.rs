@@ -56,7 +56,8 @@ fn store_spec(store: Option<&str>, data: Option<PathBuf>) -> anyhow::Result<Stor
 async fn open_serving_store(spec: &StoreSpec, pg_password: Option<String>) -> anyhow::Result<Arc<dyn BusStore>> {
     Ok(match spec {
         StoreSpec::Sqlite(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
             Arc::new(SqliteBusStore::open(dir)?)
         }
         StoreSpec::Postgres(url) => {
@@ -72,7 +73,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     let password = lookup(&file, "BUS_PASS").ok_or_else(|| {
         exit::with_code(
             exit::CONFIG,
-            anyhow::anyhow!("no bus password: set BUS_PASS in the environment or in {} (never on the command line)", env_path.display()),
+            anyhow::anyhow!(
+                "no bus password: set BUS_PASS in the environment or in {} (never on the command line)",
+                env_path.display()
+            ),
         )
     })?;
     let user = lookup(&file, "BUS_USER").unwrap_or_else(|| "claude".into());
@@ -87,7 +91,8 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         writeln!(out, "handoff bus listening on http://{addr} (store {})", store.describe())?;
         out.flush()?;
     }
-    let settings = ServeSettings { user, password, max_wait: Duration::from_secs(30), request_timeout: Duration::from_secs(60) };
+    let settings =
+        ServeSettings { user, password, max_wait: Duration::from_secs(30), request_timeout: Duration::from_secs(60) };
     launch_with_tcp_listener(settings, store, listener, shutdown_signal()).await?;
     Ok(exit::OK)
 }
@@ -101,7 +106,13 @@ pub async fn import(a: ImportArgs, json: bool) -> anyhow::Result<i32> {
     if json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!("imported {} messages ({} already present, {} read marks) into {}", r.imported, r.skipped, r.acks, store.describe());
+        println!(
+            "imported {} messages ({} already present, {} read marks) into {}",
+            r.imported,
+            r.skipped,
+            r.acks,
+            store.describe()
+        );
         for b in &r.bad_lines {
             eprintln!("handoff: skipped {b}");
         }
@@ -117,10 +128,13 @@ pub async fn migrate(a: MigrateArgs, json: bool) -> anyhow::Result<i32> {
     if from == to {
         return Err(exit::with_code(exit::USAGE, anyhow::anyhow!("--from and --to name the same store")));
     }
-    if let StoreSpec::Sqlite(dir) = &from {
-        if !dir.join("bus.sqlite").exists() {
-            return Err(exit::with_code(exit::CONFIG, anyhow::anyhow!("no embedded bus store in {} (no bus.sqlite there)", dir.display())));
-        }
+    if let StoreSpec::Sqlite(dir) = &from
+        && !dir.join("bus.sqlite").exists()
+    {
+        return Err(exit::with_code(
+            exit::CONFIG,
+            anyhow::anyhow!("no embedded bus store in {} (no bus.sqlite there)", dir.display()),
+        ));
     }
     let pw = lookup(&file, "PGPASSWORD");
     let src = bulk::open(&from, pw.clone()).await.map_err(|e| exit::with_code(exit::UNAVAILABLE, e))?;
@@ -130,7 +144,10 @@ pub async fn migrate(a: MigrateArgs, json: bool) -> anyhow::Result<i32> {
     if json {
         println!("{}", serde_json::to_string(&serde_json::json!({ "migrate": r, "identical_counts": agree }))?);
     } else {
-        println!("copied {} messages ({} already there) and {} read marks from {} to {}", r.messages, r.skipped, r.acks, r.from, r.to);
+        println!(
+            "copied {} messages ({} already there) and {} read marks from {} to {}",
+            r.messages, r.skipped, r.acks, r.from, r.to
+        );
         println!(
             "source: {} messages, {} read marks; target: {} messages, {} read marks{}",
             r.source_counts.0,

@@ -65,14 +65,19 @@ impl StoreSpec {
         }
         let path = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")).unwrap_or(s);
         if path.is_empty() || s.contains("://") && !s.starts_with("sqlite:") {
-            anyhow::bail!("unknown store {s:?}: write sqlite:DIR (the embedded store's data directory) or postgres://USER@HOST:PORT/DB");
+            anyhow::bail!(
+                "unknown store {s:?}: write sqlite:DIR (the embedded store's data directory) or postgres://USER@HOST:PORT/DB"
+            );
         }
         let p = Path::new(path);
         if p.file_name().is_some_and(|n| n == "bus.sqlite") {
             return Ok(Self::Sqlite(p.parent().unwrap_or(Path::new(".")).to_path_buf()));
         }
         if p.is_file() {
-            anyhow::bail!("{} is a file; give the embedded store's data directory (the one holding bus.sqlite)", p.display());
+            anyhow::bail!(
+                "{} is a file; give the embedded store's data directory (the one holding bus.sqlite)",
+                p.display()
+            );
         }
         Ok(Self::Sqlite(p.to_path_buf()))
     }
@@ -132,4 +137,25 @@ pub async fn migrate(from: &dyn BulkStore, to: &dyn BulkStore) -> anyhow::Result
     report.source_counts = from.counts().await?;
     report.target_counts = to.counts().await?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_specs_parse_to_a_data_dir_or_a_url() {
+        assert_eq!(StoreSpec::parse("sqlite:/var/lib/bus").unwrap(), StoreSpec::Sqlite("/var/lib/bus".into()));
+        assert_eq!(
+            StoreSpec::parse("sqlite:/var/lib/bus/bus.sqlite").unwrap(),
+            StoreSpec::Sqlite("/var/lib/bus".into())
+        );
+        assert_eq!(StoreSpec::parse("/srv/bus").unwrap(), StoreSpec::Sqlite("/srv/bus".into()));
+        assert_eq!(
+            StoreSpec::parse("postgresql://bus@db/bus").unwrap(),
+            StoreSpec::Postgres("postgresql://bus@db/bus".into())
+        );
+        let e = StoreSpec::parse("mysql://bus@db/bus").unwrap_err().to_string();
+        assert!(e.contains("sqlite:DIR") && e.contains("postgres://"), "{e}");
+    }
 }

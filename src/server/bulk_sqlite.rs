@@ -27,7 +27,10 @@ impl SqliteBulk {
         Ok(Self { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) })
     }
 
-    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|p| p.into_inner()))).await?
     }
@@ -129,7 +132,8 @@ impl BulkStore for SqliteBulk {
             let mut known = 0;
             {
                 let mut seq_of = tx.prepare_cached("SELECT seq FROM messages WHERE id = ?1")?;
-                let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO acks(reader, seq, ts) VALUES (?1, ?2, ?3)")?;
+                let mut insert =
+                    tx.prepare_cached("INSERT OR IGNORE INTO acks(reader, seq, ts) VALUES (?1, ?2, ?3)")?;
                 let now = now_ts();
                 for a in acks {
                     let Some(seq): Option<i64> = seq_of.query_row([&a.id], |r| r.get(0)).optional()? else { continue };

@@ -57,7 +57,9 @@ pub async fn import_jsonl(file: &Path, store: &dyn BulkStore) -> anyhow::Result<
         }
         for key in ["read_by", "acked_by", "acks"] {
             if let Some(serde_json::Value::Array(a)) = msg.extra.remove(key) {
-                reads.extend(a.into_iter().filter_map(|v| v.as_str().map(|r| BulkAck { id: msg.id.0.clone(), reader: r.to_string(), ts: None })));
+                reads.extend(a.into_iter().filter_map(|v| {
+                    v.as_str().map(|r| BulkAck { id: msg.id.0.clone(), reader: r.to_string(), ts: None })
+                }));
             }
         }
         batch.push(BulkRow { seq: None, msg, idem_key: None });
@@ -69,7 +71,12 @@ pub async fn import_jsonl(file: &Path, store: &dyn BulkStore) -> anyhow::Result<
     Ok(report)
 }
 
-async fn flush(store: &dyn BulkStore, batch: &mut Vec<BulkRow>, reads: &mut Vec<BulkAck>, report: &mut ImportReport) -> anyhow::Result<()> {
+async fn flush(
+    store: &dyn BulkStore,
+    batch: &mut Vec<BulkRow>,
+    reads: &mut Vec<BulkAck>,
+    report: &mut ImportReport,
+) -> anyhow::Result<()> {
     let n = batch.len() as u64;
     let added = store.import_messages(std::mem::take(batch)).await?;
     report.imported += added;

@@ -70,7 +70,12 @@ fn direct_and_broadcast_messages_reach_the_right_machines_once(kind: StoreKind) 
     assert_eq!(bodies(&sync("a")), Vec::<String>::new(), "a never receives its own messages");
     assert_eq!(bodies(&sync("c")), ["for everyone"], "c gets only the broadcast");
     // the server recorded b's acks: unread for b is empty, for c (acked too) as well, for d both messages
-    let unread = |r: &str| bus.get(&format!("/messages?to={r}&unread_by={r}")).json::<Value>().unwrap()["messages"].as_array().unwrap().len();
+    let unread = |r: &str| {
+        bus.get(&format!("/messages?to={r}&unread_by={r}")).json::<Value>().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     assert_eq!(unread("b"), 0);
     assert_eq!(unread("c"), 0);
     assert_eq!(unread("d"), 1);
@@ -142,7 +147,9 @@ fn bad_requests_get_clear_statuses_and_the_server_keeps_serving(kind: StoreKind)
     let routes: [(&str, &str); 4] = [("GET", "/health"), ("POST", "/post"), ("GET", "/messages"), ("POST", "/ack/1")];
     for (method, path) in routes {
         for auth in [None, Some("wrong"), Some("")] {
-            let mut rq = client.request(method.parse().unwrap(), format!("{}{path}", bus.url)).json(&json!({"from":"a","body":"x","reader":"r"}));
+            let mut rq = client
+                .request(method.parse().unwrap(), format!("{}{path}", bus.url))
+                .json(&json!({"from":"a","body":"x","reader":"r"}));
             if let Some(p) = auth {
                 rq = rq.basic_auth(USER, Some(p));
             }
@@ -249,13 +256,19 @@ fn sigkill_during_concurrent_posts_loses_no_acknowledged_post(kind: StoreKind) {
     for t in 0..8 {
         let (url, acked, stop) = (url.clone(), acked.clone(), stop.clone());
         threads.push(std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+            let client =
+                reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
             for i in 0..10_000 {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
                 let body = format!("t{t}-{i}");
-                match client.post(format!("{url}/post")).basic_auth(USER, Some(PASSWORD)).json(&json!({"from": format!("w{t}"), "to": "any", "body": body})).send() {
+                match client
+                    .post(format!("{url}/post"))
+                    .basic_auth(USER, Some(PASSWORD))
+                    .json(&json!({"from": format!("w{t}"), "to": "any", "body": body}))
+                    .send()
+                {
                     Ok(r) if r.status() == 200 => {
                         let v: Value = r.json().unwrap();
                         acked.lock().unwrap().push((v["id"].to_string(), body));
@@ -282,7 +295,10 @@ fn sigkill_during_concurrent_posts_loses_no_acknowledged_post(kind: StoreKind) {
         let page = bus.get(&format!("/messages?limit=500{since}")).json::<Value>().unwrap();
         let ms = page["messages"].as_array().unwrap().clone();
         for m in &ms {
-            assert!(stored.insert(m["id"].to_string(), m["body"].as_str().unwrap().to_string()).is_none(), "ids are unique");
+            assert!(
+                stored.insert(m["id"].to_string(), m["body"].as_str().unwrap().to_string()).is_none(),
+                "ids are unique"
+            );
         }
         match ms.last() {
             Some(l) if ms.len() == 500 => since = format!("&since={}", l["id"]),

@@ -34,7 +34,12 @@ fn all_messages(bus: &BusServer, filter: &str) -> Vec<Value> {
 }
 
 fn post_with_key(url: &str, key: &str, body: &Value) -> reqwest::Result<reqwest::blocking::Response> {
-    client().post(format!("{url}/post")).basic_auth(USER, Some(PASSWORD)).header("Idempotency-Key", key).json(body).send()
+    client()
+        .post(format!("{url}/post"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
 }
 
 #[test]
@@ -49,7 +54,11 @@ fn two_replicas_on_one_database_are_one_bus() {
     assert_eq!(unread["messages"][0]["body"], "via A");
     assert_eq!(unread["messages"][0]["id"], m["id"]);
     assert_eq!(b.post_json(&format!("/ack/{}", m["id"]), &json!({"reader": "linux"})).status(), 200);
-    assert_eq!(a.get("/messages?to=linux&unread_by=linux").json::<Value>().unwrap()["messages"], json!([]), "A sees B's ack");
+    assert_eq!(
+        a.get("/messages?to=linux&unread_by=linux").json::<Value>().unwrap()["messages"],
+        json!([]),
+        "A sees B's ack"
+    );
     // the same idempotency key through the other replica returns the stored message
     let k1 = post_with_key(&a.url, "k-1", &json!({"from": "mac", "body": "keyed"})).unwrap().json::<Value>().unwrap();
     let k2 = post_with_key(&b.url, "k-1", &json!({"from": "mac", "body": "keyed"})).unwrap().json::<Value>().unwrap();
@@ -134,13 +143,15 @@ fn sixteen_concurrent_posters_across_two_replicas_get_unique_ids_and_nothing_is_
         assert_eq!(stored.len(), results.len(), "nothing lost, nothing extra");
         let nums: Vec<i64> = stored.iter().map(|m| m["id"].as_i64().unwrap()).collect();
         assert!(nums.windows(2).all(|w| w[0] < w[1]), "oldest first, ids increasing");
-        let got: HashMap<String, String> = stored.iter().map(|m| (m["id"].to_string(), m["body"].as_str().unwrap().to_string())).collect();
+        let got: HashMap<String, String> =
+            stored.iter().map(|m| (m["id"].to_string(), m["body"].as_str().unwrap().to_string())).collect();
         for (id, body) in &results {
             assert_eq!(got.get(id), Some(body));
         }
     }
     // per-sender order is the order each poster got its 200s
-    let w3: Vec<String> = all_messages(&replicas[1], "&from=w3").iter().map(|m| m["body"].as_str().unwrap().to_string()).collect();
+    let w3: Vec<String> =
+        all_messages(&replicas[1], "&from=w3").iter().map(|m| m["body"].as_str().unwrap().to_string()).collect();
     assert_eq!(w3, (0..per_thread).map(|i| format!("t3-{i}")).collect::<Vec<_>>());
 }
 
@@ -208,7 +219,11 @@ fn sigkill_of_one_replica_under_load_loses_nothing_and_retries_elsewhere_create_
         per_body.entry(m["body"].as_str().unwrap().to_string()).or_default().push(m["id"].to_string());
     }
     for (id, body) in &acked {
-        assert_eq!(per_body.get(body), Some(&vec![id.clone()]), "{body}: stored exactly once, under the id its 200 named");
+        assert_eq!(
+            per_body.get(body),
+            Some(&vec![id.clone()]),
+            "{body}: stored exactly once, under the id its 200 named"
+        );
     }
     assert_eq!(stored.len(), acked.len(), "no duplicates, nothing extra");
 }
@@ -242,7 +257,8 @@ fn postgres_stopped_and_started_under_a_running_replica_gives_503_then_recovers_
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(bus.post_json("/post", &json!({"from": "a", "to": "b", "body": "after"})).status(), 200);
-    let bodies: Vec<String> = all_messages(&bus, "&to=b").iter().map(|m| m["body"].as_str().unwrap().to_string()).collect();
+    let bodies: Vec<String> =
+        all_messages(&bus, "&to=b").iter().map(|m| m["body"].as_str().unwrap().to_string()).collect();
     assert_eq!(bodies, ["before", "after"], "nothing from the outage was stored, nothing before it lost");
     assert_eq!(bus.post_json("/ack/1", &json!({"reader": "b"})).status(), 200);
     assert_eq!(bus.child.as_ref().unwrap().id(), pid, "same process: no restart");
@@ -252,7 +268,10 @@ fn postgres_stopped_and_started_under_a_running_replica_gives_503_then_recovers_
 /// Messages as compared across stores: everything the API shows.
 fn snapshot(bus: &BusServer) -> (Vec<Value>, Vec<Vec<Value>>) {
     let all = all_messages(bus, "");
-    let unread = ["linux", "win", "mac", "nobody-yet"].iter().map(|r| all_messages(bus, &format!("&to={r}&unread_by={r}"))).collect();
+    let unread = ["linux", "win", "mac", "nobody-yet"]
+        .iter()
+        .map(|r| all_messages(bus, &format!("&to={r}&unread_by={r}")))
+        .collect();
     (all, unread)
 }
 
@@ -280,7 +299,11 @@ fn migration_from_the_embedded_store_to_postgres_and_back_keeps_ids_order_timest
     src.restart();
     for i in 0..1200 {
         let to = ["linux", "win", "any"][i % 3];
-        let r = post_with_key(&src.url, &format!("key-{i}"), &json!({"from": "mac", "to": to, "body": format!("m{i}"), "tags": [format!("n{i}")]}));
+        let r = post_with_key(
+            &src.url,
+            &format!("key-{i}"),
+            &json!({"from": "mac", "to": to, "body": format!("m{i}"), "tags": [format!("n{i}")]}),
+        );
         assert_eq!(r.unwrap().status(), 200);
     }
     let listed = all_messages(&src, "");
@@ -296,7 +319,9 @@ fn migration_from_the_embedded_store_to_postgres_and_back_keeps_ids_order_timest
     // embedded -> PostgreSQL
     let pg = Arc::new(PgServer::start());
     let mut c = env.handoff("x");
-    c.args(["--json", "bus", "migrate", "--from"]).arg(format!("sqlite:{}", src.data.display())).args(["--to", &pg.url()]);
+    c.args(["--json", "bus", "migrate", "--from"])
+        .arg(format!("sqlite:{}", src.data.display()))
+        .args(["--to", &pg.url()]);
     let o = run(c);
     o.ok();
     let r = o.json();
@@ -308,7 +333,10 @@ fn migration_from_the_embedded_store_to_postgres_and_back_keeps_ids_order_timest
     assert_eq!(after.0, before.0, "every message identical: ids, order, timestamps, tags, unknown fields");
     assert_eq!(after.1, before.1, "every reader's unread list identical");
     // idempotency keys came along; new posts continue after the highest id
-    let again = post_with_key(&dst.url, "key-5", &json!({"from": "mac", "to": "win", "body": "m5"})).unwrap().json::<Value>().unwrap();
+    let again = post_with_key(&dst.url, "key-5", &json!({"from": "mac", "to": "win", "body": "m5"}))
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
     assert_eq!(again["body"], "m5");
     assert_eq!(dst.get("/health").json::<Value>().unwrap()["count"], 1202, "a retried key adds nothing");
     let last_id = before.0.last().unwrap()["id"].as_i64().unwrap();
@@ -316,7 +344,9 @@ fn migration_from_the_embedded_store_to_postgres_and_back_keeps_ids_order_timest
     assert_eq!(new["id"].as_i64().unwrap(), last_id + 1);
     // migrating again copies nothing twice
     let mut c = env.handoff("x");
-    c.args(["--json", "bus", "migrate", "--from"]).arg(format!("sqlite:{}", src.data.display())).args(["--to", &pg.url()]);
+    c.args(["--json", "bus", "migrate", "--from"])
+        .arg(format!("sqlite:{}", src.data.display()))
+        .args(["--to", &pg.url()]);
     let o = run(c);
     o.ok();
     assert_eq!(o.json()["migrate"]["messages"], 0);
@@ -349,7 +379,7 @@ fn a_password_in_the_store_url_is_refused_and_never_echoed() {
     }
     // the right password from the env file (not the environment) works; a wrong one is a clear error
     let pg = PgServer::start();
-    let mut env = Env::new();
+    let env = Env::new();
     env.write_secret_file("home/.secrets/claude-bus.env", &format!("BUS_PASS={PASSWORD}\nPGPASSWORD=wrong-one\n"));
     let mut c = env.handoff("x");
     c.args(["bus", "serve", "--listen", "127.0.0.1:0", "--store", &pg.url()]);
@@ -361,7 +391,11 @@ fn a_password_in_the_store_url_is_refused_and_never_echoed() {
     let mut c = env.handoff("x");
     c.args(["bus", "import", "--store", &pg.url()]).arg(env.path().join("none.jsonl"));
     let o = run(c);
-    assert!(o.err().contains("none.jsonl"), "connected with the env file's password, then named the missing file: {}", o.err());
+    assert!(
+        o.err().contains("none.jsonl"),
+        "connected with the env file's password, then named the missing file: {}",
+        o.err()
+    );
     // a database migrated by a newer handoff is refused, not written into
     pg.sql("INSERT INTO bus_schema_migrations(version, description) VALUES (99, 'from the future')");
     let mut c = env.handoff("x");

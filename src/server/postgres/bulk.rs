@@ -47,11 +47,21 @@ impl BulkStore for PgBusStore {
         let tx = client.transaction().await.map_err(pg_err)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&write::WRITE_LOCK]).await.map_err(pg_err)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.msg.id.as_str()).collect();
-        let existing: HashSet<String> =
-            tx.query("SELECT id FROM bus_messages WHERE id = ANY($1)", &[&ids]).await.map_err(pg_err)?.iter().map(|r| r.get(0)).collect();
+        let existing: HashSet<String> = tx
+            .query("SELECT id FROM bus_messages WHERE id = ANY($1)", &[&ids])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let wanted: Vec<i64> = rows.iter().filter_map(|r| r.seq).collect();
-        let taken: HashSet<i64> =
-            tx.query("SELECT seq FROM bus_messages WHERE seq = ANY($1)", &[&wanted]).await.map_err(pg_err)?.iter().map(|r| r.get(0)).collect();
+        let taken: HashSet<i64> = tx
+            .query("SELECT seq FROM bus_messages WHERE seq = ANY($1)", &[&wanted])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let keys: Vec<&str> = rows.iter().filter_map(|r| r.idem_key.as_deref()).collect();
         let keys_taken: HashSet<String> = tx
             .query("SELECT idem_key FROM bus_messages WHERE idem_key = ANY($1)", &[&keys])
@@ -60,7 +70,8 @@ impl BulkStore for PgBusStore {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let mut max: i64 = tx.query_one("SELECT COALESCE(MAX(seq), 0) FROM bus_messages", &[]).await.map_err(pg_err)?.get(0);
+        let mut max: i64 =
+            tx.query_one("SELECT COALESCE(MAX(seq), 0) FROM bus_messages", &[]).await.map_err(pg_err)?.get(0);
         let (mut seqs, mut out_ids, mut tss, mut senders, mut recipients, mut bodies, mut tags, mut extras, mut idem) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
         let mut used = HashSet::new();

@@ -32,9 +32,11 @@ pub fn is_postgres_url(s: &str) -> bool {
 /// would sit in process arguments and shell history. `password` (from `PGPASSWORD` in the environment
 /// or the env file) is used instead.
 pub fn parse_url(url: &str, password: Option<String>) -> anyhow::Result<PgTarget> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| anyhow::anyhow!("the store URL is not a valid PostgreSQL URL ({e}); write it as postgres://USER@HOST:PORT/DATABASE"))?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "the store URL is not a valid PostgreSQL URL ({e}); write it as postgres://USER@HOST:PORT/DATABASE"
+        )
+    })?;
     if config.get_password().is_some() {
         anyhow::bail!(
             "the store URL contains a password; remove it from the URL and put it in PGPASSWORD (in the environment or the env file): \
@@ -78,7 +80,12 @@ fn display_of(c: &tokio_postgres::Config) -> String {
             }
         })
         .collect();
-    format!("postgres://{}@{}/{}", c.get_user().unwrap_or(""), hosts.join(","), c.get_dbname().unwrap_or(c.get_user().unwrap_or("")))
+    format!(
+        "postgres://{}@{}/{}",
+        c.get_user().unwrap_or(""),
+        hosts.join(","),
+        c.get_dbname().unwrap_or(c.get_user().unwrap_or(""))
+    )
 }
 
 /// The TLS connector: Mozilla's roots (webpki-roots) plus the certificates in the PEM file named by

@@ -70,19 +70,29 @@ impl PgBusStore {
             anyhow::anyhow!(
                 "cannot connect to the bus database {}: {text}{}",
                 target.display,
-                if text.contains("password") { " (the password comes from PGPASSWORD, in the environment or the env file)" } else { "" }
+                if text.contains("password") {
+                    " (the password comes from PGPASSWORD, in the environment or the env file)"
+                } else {
+                    ""
+                }
             )
         })?;
         let conn_task = tokio::spawn(async move {
             let _ = conn.await;
         });
-        let applied = schema::migrate(&mut client).await.map_err(|e| anyhow::anyhow!("bus database {}: {e:#}", target.display))?;
+        let applied = schema::migrate(&mut client)
+            .await
+            .map_err(|e| anyhow::anyhow!("bus database {}: {e:#}", target.display))?;
         if applied > 0 {
             tracing::info!(applied, store = %target.display, "bus schema migrated");
         }
         drop(client);
         conn_task.abort();
-        let manager = Manager::from_config(target.config.clone(), tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            target.config.clone(),
+            tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)

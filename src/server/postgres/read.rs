@@ -25,12 +25,13 @@ pub(super) async fn query(client: &deadpool_postgres::Client, q: &MessageQuery) 
             }
         }
     };
-    if let (Some(to), Some(reader)) = (&q.to, &q.unread_by) {
-        if to == reader {
-            let stmt = client.prepare_cached("SELECT floor FROM bus_reader_floor WHERE reader = $1").await.map_err(pg_err)?;
-            if let Some(r) = client.query_opt(&stmt, &[reader]).await.map_err(pg_err)? {
-                after = after.max(r.get(0));
-            }
+    if let (Some(to), Some(reader)) = (&q.to, &q.unread_by)
+        && to == reader
+    {
+        let stmt =
+            client.prepare_cached("SELECT floor FROM bus_reader_floor WHERE reader = $1").await.map_err(pg_err)?;
+        if let Some(r) = client.query_opt(&stmt, &[reader]).await.map_err(pg_err)? {
+            after = after.max(r.get(0));
         }
     }
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&after, &limit];
@@ -41,7 +42,10 @@ pub(super) async fn query(client: &deadpool_postgres::Client, q: &MessageQuery) 
     }
     if let Some(r) = &q.unread_by {
         params.push(r);
-        filters.push(format!("NOT EXISTS (SELECT 1 FROM bus_acks a WHERE a.reader = ${} AND a.seq = bus_messages.seq)", params.len()));
+        filters.push(format!(
+            "NOT EXISTS (SELECT 1 FROM bus_acks a WHERE a.reader = ${} AND a.seq = bus_messages.seq)",
+            params.len()
+        ));
     }
     let base = filters.join(" AND ");
     let broadcast = BROADCAST;

@@ -43,7 +43,10 @@ CREATE TABLE bus_reader_floor (
 /// Applies every migration the database lacks. Refuses a database whose schema is newer than this
 /// binary knows (an older replica must not write into a newer schema).
 pub async fn migrate(client: &mut Client) -> anyhow::Result<u32> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(|e| anyhow::anyhow!(super::pg_text(&e)))?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| anyhow::anyhow!(super::pg_text(&e)))?;
     let r = apply(client).await;
     let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
     r
@@ -66,7 +69,8 @@ async fn apply_inner(client: &mut Client) -> anyhow::Result<u32> {
              )",
         )
         .await?;
-    let current: i32 = client.query_one("SELECT COALESCE(MAX(version), 0) FROM bus_schema_migrations", &[]).await?.get(0);
+    let current: i32 =
+        client.query_one("SELECT COALESCE(MAX(version), 0) FROM bus_schema_migrations", &[]).await?.get(0);
     let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
     if current > known {
         anyhow::bail!(
@@ -76,8 +80,11 @@ async fn apply_inner(client: &mut Client) -> anyhow::Result<u32> {
     let mut applied = 0;
     for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let tx = client.transaction().await?;
-        tx.batch_execute(sql).await.map_err(|e| anyhow::anyhow!("migration {version} ({description}) failed: {}", super::pg_text(&e)))?;
-        tx.execute("INSERT INTO bus_schema_migrations(version, description) VALUES ($1, $2)", &[version, description]).await?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("migration {version} ({description}) failed: {}", super::pg_text(&e)))?;
+        tx.execute("INSERT INTO bus_schema_migrations(version, description) VALUES ($1, $2)", &[version, description])
+            .await?;
         tx.commit().await?;
         tracing::info!(version, description, "applied bus schema migration");
         applied += 1;

@@ -88,7 +88,11 @@ fn check_key(k: Option<&str>) -> Result<(), StoreError> {
 
 type GroupResult = (Vec<Result<Message, StoreError>>, Vec<Result<(), StoreError>>);
 
-async fn run(pool: &Pool, posts: &[(&NewMessage, Option<&str>)], acks: &[(&str, &str)]) -> Result<GroupResult, StoreError> {
+async fn run(
+    pool: &Pool,
+    posts: &[(&NewMessage, Option<&str>)],
+    acks: &[(&str, &str)],
+) -> Result<GroupResult, StoreError> {
     let mut client = pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let tx = client.transaction().await.map_err(pg_err)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]).await.map_err(pg_err)?;
@@ -102,7 +106,10 @@ async fn run(pool: &Pool, posts: &[(&NewMessage, Option<&str>)], acks: &[(&str, 
     Ok((post_results, ack_results))
 }
 
-async fn insert_posts(tx: &Transaction<'_>, posts: &[(&NewMessage, Option<&str>)]) -> Result<Vec<Result<Message, StoreError>>, StoreError> {
+async fn insert_posts(
+    tx: &Transaction<'_>,
+    posts: &[(&NewMessage, Option<&str>)],
+) -> Result<Vec<Result<Message, StoreError>>, StoreError> {
     let mut out: Vec<Option<Result<Message, StoreError>>> = (0..posts.len()).map(|_| None).collect();
     if posts.is_empty() {
         return Ok(Vec::new());
@@ -197,7 +204,12 @@ async fn insert_posts(tx: &Transaction<'_>, posts: &[(&NewMessage, Option<&str>)
 }
 
 /// The slow path for one post whose number collided with an imported id.
-async fn insert_one(tx: &Transaction<'_>, msg: &NewMessage, key: Option<&str>, ts: &str) -> Result<Message, StoreError> {
+async fn insert_one(
+    tx: &Transaction<'_>,
+    msg: &NewMessage,
+    key: Option<&str>,
+    ts: &str,
+) -> Result<Message, StoreError> {
     let tags = serde_json::to_string(&msg.tags).expect("json");
     for _ in 0..1000 {
         let seq: i64 = tx.query_one("SELECT nextval('bus_messages_seq')", &[]).await.map_err(pg_err)?.get(0);

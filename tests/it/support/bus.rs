@@ -156,12 +156,21 @@ impl BusServer {
 
     /// A blocking HTTP client call with the right credentials: GET.
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        reqwest::blocking::Client::new().get(format!("{}{path}", self.url)).basic_auth(USER, Some(PASSWORD)).send().unwrap()
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.url))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .unwrap()
     }
 
     /// POST JSON with the right credentials.
     pub fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
-        reqwest::blocking::Client::new().post(format!("{}{path}", self.url)).basic_auth(USER, Some(PASSWORD)).json(body).send().unwrap()
+        reqwest::blocking::Client::new()
+            .post(format!("{}{path}", self.url))
+            .basic_auth(USER, Some(PASSWORD))
+            .json(body)
+            .send()
+            .unwrap()
     }
 }
 

@@ -31,16 +31,20 @@ pub fn pg_bin() -> PathBuf {
         .map(|e| e.path().join("bin"))
         .filter(|b| b.join("initdb").exists())
         .collect();
-    found.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0));
+    found.sort_by_key(|p| {
+        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0)
+    });
     if let Some(b) = found.pop() {
         return b;
     }
-    if let Some(dir) =
-        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists()))
+    if let Some(dir) = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists()))
     {
         return dir;
     }
-    panic!("PostgreSQL server binaries (initdb, pg_ctl) are missing: run `bash scripts/install-test-deps.sh` (installs Debian's postgresql)");
+    panic!(
+        "PostgreSQL server binaries (initdb, pg_ctl) are missing: run `bash scripts/install-test-deps.sh` (installs Debian's postgresql)"
+    );
 }
 
 fn nobody() -> (u32, u32) {
@@ -69,7 +73,18 @@ impl PgServer {
         let s = PgServer { port: free_port(), bin, data, run_as, _dir: dir };
         let o = s.pg(
             "initdb",
-            &["-D", &s.data_str(), "-U", PG_USER, "--auth=scram-sha-256", "-E", "UTF8", "--no-sync", "--pwfile", pwfile.to_str().unwrap()],
+            &[
+                "-D",
+                &s.data_str(),
+                "-U",
+                PG_USER,
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+            ],
         );
         assert!(o.status.success(), "initdb failed: {}", String::from_utf8_lossy(&o.stderr));
         std::fs::remove_file(&pwfile).unwrap();
@@ -84,7 +99,9 @@ impl PgServer {
     /// a timeout, aborted), so no PostgreSQL outlives the test run.
     fn watchdog(&self) {
         let stop = match self.run_as {
-            Some((uid, gid)) => format!("setpriv --reuid={uid} --regid={gid} --clear-groups '{}'", self.bin.join("pg_ctl").display()),
+            Some((uid, gid)) => {
+                format!("setpriv --reuid={uid} --regid={gid} --clear-groups '{}'", self.bin.join("pg_ctl").display())
+            }
             None => format!("'{}'", self.bin.join("pg_ctl").display()),
         };
         let script = format!(
@@ -109,7 +126,8 @@ impl PgServer {
         let mut c = match self.run_as {
             Some((uid, gid)) => {
                 let mut c = Command::new("setpriv");
-                c.args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()]).arg(self.bin.join(tool));
+                c.args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
+                    .arg(self.bin.join(tool));
                 c
             }
             None => Command::new(self.bin.join(tool)),
@@ -121,9 +139,13 @@ impl PgServer {
 
     /// (Re)starts the server on its port and waits until it accepts connections.
     pub fn start_again(&self) {
-        let opts = format!("-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200", self.port, self.data_str());
+        let opts =
+            format!("-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200", self.port, self.data_str());
         let log = self.data.join("server.log");
-        let o = self.pg("pg_ctl", &["-D", &self.data_str(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"]);
+        let o = self.pg(
+            "pg_ctl",
+            &["-D", &self.data_str(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
+        );
         assert!(
             o.status.success(),
             "pg_ctl start failed: {}\n{}",
@@ -154,7 +176,21 @@ impl PgServer {
     /// Runs SQL with psql as `handoff` on database `db`; returns the output (unaligned, tuples only).
     pub fn psql(&self, db: &str, sql: &str) -> Output {
         Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", PG_USER, "-d", db, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                PG_USER,
+                "-d",
+                db,
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
             .env("PGPASSWORD", PG_PASSWORD)
             .stdin(std::process::Stdio::null())
             .output()
