@@ -3,6 +3,7 @@
 //! long-polling as extras old clients never need to know about.
 
 pub mod bulk;
+pub mod guard;
 mod bulk_sqlite;
 pub mod import;
 pub mod postgres;
@@ -44,7 +45,10 @@ pub async fn launch_with_tcp_listener(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
     let app = routes::router(settings, store);
+    // at most `max_connections()` open at once; tap_io keeps the client address available to handlers
+    let listener = guard::CappedListener::new(listener, guard::max_connections()).tap_io(|_| {});
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -22,12 +22,14 @@ struct AppState {
     settings: Arc<ServeSettings>,
     store: Arc<dyn BusStore>,
     credentials_digest: [u8; 32],
+    auth_limiter: Arc<super::guard::AuthLimiter>,
 }
 
 pub(super) fn router(settings: ServeSettings, store: Arc<dyn BusStore>) -> Router {
     let credentials_digest = digest(&settings.user, &settings.password);
     let timeout = settings.request_timeout;
-    let state = AppState { settings: Arc::new(settings), store, credentials_digest };
+    let auth_limiter = Arc::new(super::guard::AuthLimiter::default());
+    let state = AppState { settings: Arc::new(settings), store, credentials_digest, auth_limiter };
     Router::new()
         .route("/health", get(health))
         .route("/post", post(post_message))
@@ -36,6 +38,7 @@ pub(super) fn router(settings: ServeSettings, store: Arc<dyn BusStore>) -> Route
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(DefaultBodyLimit::max(MAX_REQUEST))
+        .layer(middleware::from_fn(super::guard::limit_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .with_state(state)
 }
@@ -65,7 +68,14 @@ fn store_error(e: StoreError) -> Response {
 }
 
 /// HTTP basic auth on every route, compared in constant time (digests of equal length).
+/// A client address that failed too often in the last minute gets 429 whatever it sends.
 async fn require_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if let Some(wait) = ip.and_then(|ip| st.auth_limiter.blocked(ip)) {
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins from this address; wait and retry");
+        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs().max(1)));
+        return r;
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -76,6 +86,9 @@ async fn require_auth(State(st): State<AppState>, req: Request, next: Next) -> R
         .and_then(|s| s.split_once(':').map(|(u, p)| digest(u, p)));
     let ok = given.is_some_and(|d| bool::from(d.ct_eq(&st.credentials_digest)));
     if !ok {
+        if let Some(ip) = ip {
+            st.auth_limiter.failed(ip);
+        }
         let mut r = error(StatusCode::UNAUTHORIZED, "authentication required");
         r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"bus\""));
         return r;

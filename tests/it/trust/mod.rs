@@ -1,3 +1,4 @@
 //! Trust: the secret scanner on `handoff send`, the bus server under abuse, crash safety.
 
 mod secrets;
+mod abuse;

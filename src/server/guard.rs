@@ -1,0 +1,163 @@
+//! The bus server's defences against abuse: a cap on concurrent connections (a listener that holds a permit
+//! per open connection), a cap on the size of request headers (431), and a per-client-address limit on
+//! failed authentication attempts (429 with `Retry-After`), so a password cannot be guessed at speed.
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Default cap on connections open at once (`HANDOFF_BUS_MAX_CONNECTIONS` overrides it); further clients
+/// wait in the kernel's accept queue until one closes.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Largest total size of a request's header names and values.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Failed authentication attempts one client address may make per [`AUTH_WINDOW`] before it gets 429s.
+pub const AUTH_FAILURES_ALLOWED: u32 = 20;
+/// The window of [`AUTH_FAILURES_ALLOWED`].
+pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses remembered at most (the oldest windows are dropped first when full).
+const MAX_TRACKED: usize = 10_000;
+
+/// The connection cap from `HANDOFF_BUS_MAX_CONNECTIONS`, else [`MAX_CONNECTIONS`].
+pub fn max_connections() -> usize {
+    std::env::var("HANDOFF_BUS_MAX_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(MAX_CONNECTIONS)
+}
+
+/// A TCP listener that accepts a connection only while fewer than its cap are open.
+pub struct CappedListener {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl CappedListener {
+    /// Wraps `inner`, allowing `max` connections at once.
+    pub fn new(inner: TcpListener, max: usize) -> Self {
+        Self { inner, permits: Arc::new(Semaphore::new(max)) }
+    }
+}
+
+impl axum::serve::Listener for CappedListener {
+    type Io = CappedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let permit = self.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (CappedStream { stream, _permit: permit }, addr);
+                }
+                Err(e) => {
+                    // out of file descriptors and the like: log, back off, go on
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection holding one permit of its listener's cap until it is dropped.
+pub struct CappedStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for CappedStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CappedStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// 431 for a request whose headers add up to more than [`MAX_HEADER_BYTES`].
+pub async fn limit_headers(req: Request, next: Next) -> Response {
+    let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if size > MAX_HEADER_BYTES {
+        let body = axum::Json(serde_json::json!({ "error": format!("request headers over {MAX_HEADER_BYTES} bytes") }));
+        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, body).into_response();
+    }
+    next.run(req).await
+}
+
+/// Counts failed authentication attempts per client address in fixed windows.
+#[derive(Default)]
+pub struct AuthLimiter {
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl AuthLimiter {
+    /// When `ip` has used up its failures in the current window: how long until it may try again.
+    pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, n) = *map.get(&ip)?;
+        let left = AUTH_WINDOW.checked_sub(start.elapsed())?;
+        (n >= AUTH_FAILURES_ALLOWED).then_some(left)
+    }
+
+    /// Records a failed attempt from `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
+            map.retain(|_, (start, _)| start.elapsed() < AUTH_WINDOW);
+            let oldest = map.iter().min_by_key(|(_, (s, _))| *s).map(|(k, _)| *k);
+            if let Some(oldest) = oldest.filter(|_| map.len() >= MAX_TRACKED) {
+                map.remove(&oldest);
+            }
+        }
+        let e = map.entry(ip).or_insert((Instant::now(), 0));
+        if e.0.elapsed() >= AUTH_WINDOW {
+            *e = (Instant::now(), 0);
+        }
+        e.1 = e.1.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_blocked_after_its_failures_and_others_are_not() {
+        let l = AuthLimiter::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..AUTH_FAILURES_ALLOWED - 1 {
+            l.failed(a);
+        }
+        assert!(l.blocked(a).is_none());
+        l.failed(a);
+        assert!(l.blocked(a).is_some_and(|d| d <= AUTH_WINDOW));
+        assert!(l.blocked(b).is_none());
+    }
+}
