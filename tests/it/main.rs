@@ -8,6 +8,7 @@ mod cli;
 mod original_bus;
 mod pg;
 mod trust;
+mod crash;
 #[cfg(feature = "git")]
 mod git;
 #[cfg(feature = "drive")]

@@ -1,0 +1,75 @@
+//! Crash safety, client side: `handoff send` killed with SIGKILL at random moments against the real bus
+//! server never loses an accepted message and never delivers one twice.
+
+use crate::support::bus::BusServer;
+use crate::support::{Env, OutputExt, run};
+use std::time::{Duration, Instant};
+
+fn bodies_from(bus: &BusServer, from: &str) -> Vec<String> {
+    let v: serde_json::Value = bus.get(&format!("/messages?from={from}&limit=500")).json().unwrap();
+    v["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_string()).collect()
+}
+
+/// Does the outbox hold a complete job carrying `text`?
+fn queued_with(env: &Env, text: &str) -> bool {
+    let outbox = env.path().join("data/handoff/outbox");
+    std::fs::read_dir(outbox)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path().join("job.json")).is_ok_and(|j| j.contains(text)))
+}
+
+#[test]
+fn send_killed_at_random_moments_never_loses_an_accepted_message_nor_delivers_it_twice() {
+    let iterations: usize = std::env::var("HANDOFF_CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let bus = BusServer::start();
+    let env = Env::new();
+    bus.write_env_file(&env);
+    // how long one send takes here: kill times are spread over that span
+    let t0 = Instant::now();
+    let mut c = env.handoff("alpha");
+    c.args(["send", "--to", "beta", "warm-up"]);
+    run(c).ok();
+    let span = t0.elapsed().as_micros().max(2_000) as u64;
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let (mut accepted, mut not_accepted, mut completed) = (0, 0, 0);
+    for i in 0..iterations {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let text = format!("crash-test message {i}");
+        let mut c = env.handoff("alpha");
+        c.args(["send", "--to", "beta", &text]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng % (span * 12 / 10)));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.success() {
+            completed += 1;
+        }
+        let delivered = bodies_from(&bus, "alpha").iter().filter(|b| **b == text).count();
+        assert!(delivered <= 1, "iteration {i}: delivered {delivered} times before any retry");
+        let was_accepted = delivered == 1 || queued_with(&env, &text);
+        // the next run delivers what the outbox holds
+        let mut f = env.handoff("alpha");
+        f.arg("flush");
+        run(f).ok();
+        let after = bodies_from(&bus, "alpha").iter().filter(|b| **b == text).count();
+        if was_accepted {
+            accepted += 1;
+            assert_eq!(after, 1, "iteration {i}: an accepted message was delivered {after} times");
+        } else {
+            not_accepted += 1;
+            assert_eq!(after, 0, "iteration {i}: a message that never reached the outbox appeared");
+        }
+    }
+    println!(
+        "crash: {iterations} kills over {span} µs: {accepted} accepted (each delivered once), {not_accepted} killed before the outbox write, {completed} finished first"
+    );
+    assert!(accepted > 0 && not_accepted + completed < iterations, "kills never landed mid-send");
+    // the outbox is empty: nothing left behind to deliver later
+    let mut f = env.handoff("alpha");
+    f.args(["--json", "flush"]);
+    run(f).ok();
+}
