@@ -6,8 +6,8 @@ cd "$here"
 bash scripts/install-test-deps.sh
 export PATH="$here/.test-tools/venv/bin:$PATH"
 if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo test --workspace --all-features --doc --quiet
   cargo nextest run --workspace --all-features --no-fail-fast
-  cargo test --workspace --all-features --doc
 else
   cargo test --workspace --all-features --no-fail-fast
 fi
