@@ -5,7 +5,7 @@
 use super::bulk::{BulkAck, BulkRow, BulkStore};
 use async_trait::async_trait;
 use handoff_channels::bus::store::{SqliteStore, now_ts};
-use handoff_channels::bus::{Message, MessageId};
+use handoff_channels::bus::{BROADCAST, Message, MessageId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -89,6 +89,7 @@ impl BulkStore for SqliteBulk {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut max: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages", [], |r| r.get(0))?;
             let mut added = 0;
+            let mut lowest = i64::MAX;
             {
                 let mut id_exists = tx.prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?;
                 let mut seq_exists = tx.prepare_cached("SELECT 1 FROM messages WHERE seq = ?1")?;
@@ -107,6 +108,7 @@ impl BulkStore for SqliteBulk {
                         _ => max + 1,
                     };
                     max = max.max(seq);
+                    lowest = lowest.min(seq);
                     let key = match &row.idem_key {
                         Some(k) if !key_exists.exists([k])? => Some(k.clone()),
                         _ => None,
@@ -116,10 +118,8 @@ impl BulkStore for SqliteBulk {
                     added += 1;
                 }
             }
-            if added > 0 {
-                // imported messages may sit below a reader's floor: let floors be rebuilt
-                tx.execute("DELETE FROM reader_floor", [])?;
-            }
+            // a message imported below a reader's floor makes that floor untrue: drop it (rebuilt from acks)
+            tx.execute("DELETE FROM reader_floor WHERE floor >= ?1", [lowest])?;
             tx.commit()?;
             Ok(added)
         })
@@ -135,11 +135,17 @@ impl BulkStore for SqliteBulk {
                 let mut insert =
                     tx.prepare_cached("INSERT OR IGNORE INTO acks(reader, seq, ts) VALUES (?1, ?2, ?3)")?;
                 let now = now_ts();
-                for a in acks {
+                for a in &acks {
                     let Some(seq): Option<i64> = seq_of.query_row([&a.id], |r| r.get(0)).optional()? else { continue };
                     insert.execute(params![a.reader, seq, a.ts.as_deref().unwrap_or(&now)])?;
                     known += 1;
                 }
+            }
+            let mut readers: Vec<&str> = acks.iter().map(|a| a.reader.as_str()).collect();
+            readers.sort_unstable();
+            readers.dedup();
+            for r in readers {
+                advance_floor(&tx, r)?;
             }
             tx.commit()?;
             Ok(known)
@@ -155,4 +161,32 @@ impl BulkStore for SqliteBulk {
         })
         .await
     }
+}
+
+/// Moves `reader`'s floor up to just below its first unacked message (or to its newest message when all
+/// are acked), so unread queries on imported history start there.
+fn advance_floor(tx: &rusqlite::Transaction, reader: &str) -> rusqlite::Result<()> {
+    let floor: i64 = tx
+        .query_row("SELECT floor FROM reader_floor WHERE reader = ?1", [reader], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let unread = "SELECT MIN(seq) FROM messages m WHERE recipient = ?1 AND seq > ?2 \
+                  AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.reader = ?3 AND a.seq = m.seq)";
+    let first = |to: &str| tx.query_row(unread, params![to, floor, reader], |r| r.get::<_, Option<i64>>(0));
+    let first_unread = [first(reader)?, first(BROADCAST)?].into_iter().flatten().min();
+    let new = match first_unread {
+        Some(s) => s - 1,
+        None => tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE recipient = ?1 OR recipient = ?2",
+            params![reader, BROADCAST],
+            |r| r.get(0),
+        )?,
+    };
+    if new > floor {
+        tx.execute(
+            "INSERT INTO reader_floor(reader, floor) VALUES (?1, ?2) ON CONFLICT(reader) DO UPDATE SET floor = excluded.floor",
+            params![reader, new],
+        )?;
+    }
+    Ok(())
 }

@@ -332,6 +332,9 @@ fn migration_from_the_embedded_store_to_postgres_and_back_keeps_ids_order_timest
     let after = snapshot(&dst);
     assert_eq!(after.0, before.0, "every message identical: ids, order, timestamps, tags, unknown fields");
     assert_eq!(after.1, before.1, "every reader's unread list identical");
+    // read state was rebuilt into floors: linux has read the first message (seq 1), not the broadcast
+    // numbered 7, so everything of linux's below 7 is read
+    assert_eq!(pg.sql("SELECT floor FROM bus_reader_floor WHERE reader = 'linux'"), "6");
     // idempotency keys came along; new posts continue after the highest id
     let again = post_with_key(&dst.url, "key-5", &json!({"from": "mac", "to": "win", "body": "m5"}))
         .unwrap()

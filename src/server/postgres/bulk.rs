@@ -108,8 +108,9 @@ impl BulkStore for PgBusStore {
             .await
             .map_err(pg_err)?;
         if added > 0 {
-            // imported messages may sit below a reader's floor: let floors be rebuilt
-            tx.execute("DELETE FROM bus_reader_floor", &[]).await.map_err(pg_err)?;
+            // a message imported below a reader's floor makes that floor untrue: drop it (rebuilt from acks)
+            let lowest = seqs.iter().min().copied().unwrap_or(i64::MAX);
+            tx.execute("DELETE FROM bus_reader_floor WHERE floor >= $1", &[&lowest]).await.map_err(pg_err)?;
             // new posts continue after the highest stored number
             tx.execute(
                 "SELECT setval('bus_messages_seq', GREATEST((SELECT MAX(seq) FROM bus_messages), (SELECT last_value FROM bus_messages_seq)))",
@@ -153,8 +154,15 @@ impl BulkStore for PgBusStore {
         )
         .await
         .map_err(pg_err)?;
+        let known = readers.len() as u64;
+        let mut distinct = readers;
+        distinct.sort_unstable();
+        distinct.dedup();
+        for r in distinct {
+            write::advance_floor(&tx, r).await?;
+        }
         tx.commit().await.map_err(pg_err)?;
-        Ok(readers.len() as u64)
+        Ok(known)
     }
 
     async fn counts(&self) -> anyhow::Result<(u64, u64)> {

@@ -286,7 +286,7 @@ async fn insert_acks(tx: &Transaction<'_>, acks: &[(&str, &str)]) -> Result<Vec<
 
 /// Moves `reader`'s floor up to just below its first unacked message (or its newest message, when all
 /// are acked), so unread queries start there instead of scanning the reader's whole history.
-async fn advance_floor(tx: &Transaction<'_>, reader: &str) -> Result<(), StoreError> {
+pub(super) async fn advance_floor(tx: &Transaction<'_>, reader: &str) -> Result<(), StoreError> {
     let stmt = tx
         .prepare_cached(
             "WITH f AS (SELECT COALESCE((SELECT floor FROM bus_reader_floor WHERE reader = $1), 0) AS floor),
