@@ -61,10 +61,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Send(a) => crate::commands::send::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Sync(a) => crate::commands::sync::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Fetch(a) => crate::commands::fetch::run(Settings::load(&overrides)?, a, cli.json).await,
-        Command::Flush => crate::commands::flush::run(Settings::load(&overrides)?, cli.json).await,
+        Command::Flush(a) => crate::commands::flush::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Doctor(a) => crate::commands::doctor::run(&overrides, a, cli.json).await,
         Command::Droplet(DropletCommand::Prune(a)) => {
             crate::commands::droplet::prune(Settings::load(&overrides)?, a, cli.json).await
         }
+        Command::Day(d) => crate::commands::day(d, &overrides, cli.json).await,
     }
 }

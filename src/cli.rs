@@ -40,10 +40,10 @@ pub enum Command {
     #[command(after_help = "Examples:\n  handoff fetch 42\n  handoff fetch 42 --out ~/Downloads --force")]
     Fetch(FetchArgs),
     /// Deliver what the outbox holds.
-    #[command(after_help = "Example:\n  handoff flush")]
-    Flush,
+    #[command(after_help = "Examples:\n  handoff flush\n  handoff flush --background   # in a Claude Code SessionEnd hook: returns at once")]
+    Flush(FlushArgs),
     /// Check this machine's setup, one line per check.
-    #[command(after_help = "Example:\n  handoff doctor")]
+    #[command(after_help = "Examples:\n  handoff doctor\n  handoff doctor --send-test --json")]
     Doctor(DoctorArgs),
     /// Run or manage the bus server.
     #[command(subcommand)]
@@ -51,6 +51,9 @@ pub enum Command {
     /// Housekeeping on the SSH droplet.
     #[command(subcommand)]
     Droplet(DropletCommand),
+    /// hooks, log, completions, man, init.
+    #[command(flatten)]
+    Day(DayCommand),
 }
 
 /// `handoff droplet ...`.
@@ -151,9 +154,22 @@ pub struct FetchArgs {
     pub force: bool,
 }
 
+/// `handoff flush`.
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// Start the flush as a detached background process and return at once (for hooks with a short
+    /// time limit); its output goes to the data dir's `logs/flush.log`.
+    #[arg(long)]
+    pub background: bool,
+}
+
 /// `handoff doctor`.
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Also post a message on a scratch tag and acknowledge it (a full bus round trip).
+    #[arg(long)]
+    pub send_test: bool,
+}
 
 /// `handoff bus ...`.
 #[derive(Debug, Subcommand)]
@@ -220,4 +236,147 @@ pub struct ImportArgs {
     /// Env file that may hold PGPASSWORD (default: ~/.secrets/claude-bus.env when present).
     #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
+}
+
+/// Commands that fit handoff into people's day: hooks, history, set-up, completions (flattened into
+/// [`Command`]).
+#[derive(Debug, Subcommand)]
+pub enum DayCommand {
+    /// Install or remove handoff's Claude Code hooks (SessionStart: sync; SessionEnd: background flush).
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+    /// The local history of what this machine sent and received.
+    #[command(
+        after_help = "Examples:\n  handoff log\n  handoff log --with mac-studio --since 2d\n  handoff log --channel drive --sent --json"
+    )]
+    Log(LogArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  handoff completions bash > ~/.local/share/bash-completion/completions/handoff\n  handoff completions zsh > \"${fpath[1]}/_handoff\"\n  handoff completions fish > ~/.config/fish/completions/handoff.fish\n  handoff completions powershell >> $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    #[command(after_help = "Examples:\n  handoff man | man -l -\n  handoff man > ~/.local/share/man/man1/handoff.1")]
+    Man,
+    /// Write a config file from what this machine already has (bus env file, rclone.conf, ssh config, git remote).
+    #[command(
+        after_help = "Examples:\n  handoff init                     # asks on a terminal\n  handoff init --env-file ~/.secrets/claude-bus.env --drive-remote gdrive --droplet-host droplet --yes\n  handoff init --git-remote git@github.com:you/claude-handoffs.git --force"
+    )]
+    Init(InitArgs),
+}
+
+/// `handoff hooks ...`.
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Merge the hooks into Claude Code's settings.json (idempotent; other hooks and keys are kept).
+    #[command(
+        after_help = "Examples:\n  handoff hooks install            # ~/.claude/settings.json\n  handoff hooks install --project  # .claude/settings.json of this project"
+    )]
+    Install(HooksArgs),
+    /// Remove handoff's hooks (and only them) from Claude Code's settings.json.
+    #[command(after_help = "Example:\n  handoff hooks uninstall --project")]
+    Uninstall(HooksArgs),
+}
+
+/// Which settings file `hooks` edits.
+#[derive(Debug, Clone, Args)]
+pub struct HooksArgs {
+    /// The project's `.claude/settings.json` (in --dir, else $CLAUDE_PROJECT_DIR, else the current dir).
+    #[arg(long, conflicts_with = "user")]
+    pub project: bool,
+    /// The user's `~/.claude/settings.json` (or $CLAUDE_CONFIG_DIR's); the default.
+    #[arg(long)]
+    pub user: bool,
+    /// Project directory for --project.
+    #[arg(long, value_name = "DIR", requires = "project")]
+    pub dir: Option<PathBuf>,
+    /// Program the hooks run (default: `handoff` when it is this binary on PATH, else this binary's path).
+    #[arg(long, value_name = "PROGRAM")]
+    pub bin: Option<String>,
+}
+
+/// Which side of the history `log` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogDirection {
+    /// Both.
+    All,
+    /// What this machine sent.
+    Sent,
+    /// What this machine received.
+    Received,
+}
+
+/// `handoff log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only what was exchanged with this machine (sent to it or received from it).
+    #[arg(long = "with", value_name = "MACHINE")]
+    pub with: Option<String>,
+    /// Only entries that went over this channel: bus, git, drive, droplet, sms, local.
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
+    /// Only entries newer than an age (`2d`, `36h`) or an RFC 3339 time.
+    #[arg(long, value_name = "AGE|TIME")]
+    pub since: Option<String>,
+    /// Sent, received or both.
+    #[arg(long, value_enum, default_value = "all")]
+    pub show: LogDirection,
+    /// At most this many entries (the newest).
+    #[arg(long, value_name = "N", default_value = "50")]
+    pub limit: usize,
+}
+
+/// `handoff completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `handoff init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write (default: the platform config file, or --config).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing config file.
+    #[arg(long)]
+    pub force: bool,
+    /// Never ask: take flags and what was found (the default when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Name of this machine (default: the short hostname).
+    #[arg(long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Bus env file with BUS_USER / BUS_PASS / BUS_URL (default: ~/.secrets/claude-bus.env when present).
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// Bus URL (default: BUS_URL from the env file).
+    #[arg(long, value_name = "URL")]
+    pub bus_url: Option<String>,
+    /// No bus: the embedded local store.
+    #[arg(long)]
+    pub no_bus: bool,
+    /// rclone remote for files (one of rclone.conf's remotes).
+    #[arg(long, value_name = "REMOTE")]
+    pub drive_remote: Option<String>,
+    /// Folder on the drive remote.
+    #[arg(long, value_name = "FOLDER", default_value = "claude-handoffs")]
+    pub drive_folder: String,
+    /// rclone.conf to read (default: where rclone looks).
+    #[arg(long, value_name = "PATH")]
+    pub rclone_config: Option<PathBuf>,
+    /// SSH host (or ~/.ssh/config alias) of the droplet.
+    #[arg(long, value_name = "HOST")]
+    pub droplet_host: Option<String>,
+    /// Directory on the droplet.
+    #[arg(long, value_name = "DIR", default_value = "/opt/claude-bus-files")]
+    pub droplet_dir: String,
+    /// Git remote of the handoff documents repo.
+    #[arg(long, value_name = "URL")]
+    pub git_remote: Option<String>,
+    /// Local checkout of that repo.
+    #[arg(long, value_name = "DIR", default_value = "~/claude-handoffs")]
+    pub git_checkout: String,
 }

@@ -15,45 +15,87 @@ pub struct Check {
     pub ok: bool,
     /// Detail or the fix.
     pub detail: String,
+    /// How to fix a failed check, when it is not already in `detail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
+impl Check {
+    fn new(check: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
+        Self { check: check.into(), ok, detail: detail.into(), fix: None }
+    }
+}
+
+/// How long one channel's health check may take before it counts as failed.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs every check.
-pub async fn run(o: &Overrides, _a: DoctorArgs, json: bool) -> anyhow::Result<i32> {
+pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32> {
     let mut checks = Vec::new();
     let settings = match Settings::load(o) {
         Ok(s) => {
-            checks.push(Check {
-                check: "config".into(),
-                ok: true,
-                detail: match &s.file_path {
+            checks.push(Check::new(
+                "config",
+                true,
+                match &s.file_path {
                     Some(p) => format!("{} is valid (machine {})", p.display(), s.machine),
-                    None => format!("no config file: embedded default (machine {}, data in {})", s.machine, s.dirs.data.display()),
+                    None => format!(
+                        "no config file: embedded default (machine {}, data in {})",
+                        s.machine,
+                        s.dirs.data.display()
+                    ),
                 },
-            });
+            ));
             Some(s)
         }
         Err(e) => {
-            checks.push(Check { check: "config".into(), ok: false, detail: format!("{e:#}") });
+            checks.push(Check::new("config", false, format!("{e:#}")));
             None
         }
     };
+    checks.extend(super::doctor_checks::secret_files(settings.as_ref()));
     if let Some(settings) = settings {
         match Session::open(settings) {
             Ok(s) => {
-                for (name, ch) in &s.reg.channels {
-                    match ch.health().await {
-                        Ok(h) => checks.push(Check { check: name.clone(), ok: true, detail: format!("{}{}", h.check, h.detail.map(|d| format!(" ({d})")).unwrap_or_default()) }),
-                        Err(e) => checks.push(Check { check: name.clone(), ok: false, detail: e.message }),
-                    }
+                let env_file = super::doctor_checks::bus_env_file(&s.settings);
+                let probes = s.reg.channels.iter().map(|(name, ch)| async move {
+                    let r = tokio::time::timeout(CHECK_TIMEOUT, ch.health()).await;
+                    (name.clone(), r)
+                });
+                for (name, r) in futures::future::join_all(probes).await {
+                    checks.push(match r {
+                        Ok(Ok(h)) => Check::new(
+                            name.clone(),
+                            true,
+                            format!("{}{}", h.check, h.detail.map(|d| format!(" ({d})")).unwrap_or_default()),
+                        ),
+                        Ok(Err(e)) => {
+                            let mut c = Check::new(name.clone(), false, e.message.clone());
+                            if name == "bus" {
+                                c.fix = Some(super::doctor_checks::bus_fix(&e, &s.settings, env_file.as_deref()));
+                            }
+                            c
+                        }
+                        Err(_) => {
+                            Check::new(name.clone(), false, format!("no answer within {}s", CHECK_TIMEOUT.as_secs()))
+                        }
+                    });
+                }
+                if a.send_test {
+                    checks.push(super::doctor_checks::send_test(&s).await);
                 }
                 let waiting = s.outbox.len();
-                checks.push(Check {
-                    check: "outbox".into(),
-                    ok: waiting == 0,
-                    detail: if waiting == 0 { "empty".into() } else { format!("{waiting} job(s) waiting: run `handoff flush`") },
-                });
+                checks.push(Check::new(
+                    "outbox",
+                    waiting == 0,
+                    if waiting == 0 {
+                        "empty".into()
+                    } else {
+                        format!("{waiting} job(s) waiting: run `handoff flush`")
+                    },
+                ));
             }
-            Err(e) => checks.push(Check { check: "channels".into(), ok: false, detail: format!("{e:#}") }),
+            Err(e) => checks.push(Check::new("channels", false, format!("{e:#}"))),
         }
     }
     let ok = checks.iter().all(|c| c.ok);
@@ -61,7 +103,8 @@ pub async fn run(o: &Overrides, _a: DoctorArgs, json: bool) -> anyhow::Result<i3
         println!("{}", serde_json::json!({ "ok": ok, "checks": checks }));
     } else {
         for c in &checks {
-            println!("{} {}: {}", if c.ok { "✓" } else { "✗" }, c.check, c.detail);
+            let fix = c.fix.as_deref().map(|f| format!(" — fix: {f}")).unwrap_or_default();
+            println!("{} {}: {}{fix}", if c.ok { "✓" } else { "✗" }, c.check, c.detail);
         }
     }
     Ok(if ok { exit::OK } else { exit::FAILURE })

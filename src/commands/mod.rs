@@ -1,10 +1,15 @@
 //! One module per command; shared set-up in [`Session`].
 
 pub mod bus;
+pub mod docs;
 pub mod doctor;
+pub mod doctor_checks;
 pub mod droplet;
 pub mod fetch;
 pub mod flush;
+pub mod hooks;
+pub mod init;
+pub mod log;
 pub mod send;
 pub mod sync;
 
@@ -13,6 +18,18 @@ use crate::executor::JobReport;
 use crate::outbox::Outbox;
 use crate::registry::Registry;
 use handoff_channels::Context;
+
+/// Runs the [`crate::cli::DayCommand`]s (hooks, log, completions, man, init).
+pub async fn day(cmd: crate::cli::DayCommand, o: &crate::config::Overrides, json: bool) -> anyhow::Result<i32> {
+    use crate::cli::DayCommand;
+    match cmd {
+        DayCommand::Hooks(h) => hooks::run(h, &crate::config::Dirs::platform()?.home, json),
+        DayCommand::Log(a) => log::run(Settings::load(o)?, a, json),
+        DayCommand::Completions(a) => Ok(docs::completions(a.shell)),
+        DayCommand::Man => docs::man(),
+        DayCommand::Init(a) => init::run(o, a, json),
+    }
+}
 
 /// What a command that talks to channels needs.
 pub struct Session {

@@ -17,3 +17,4 @@ mod drive;
 mod droplet;
 #[cfg(feature = "sms")]
 mod sms;
+mod day;

@@ -1,0 +1,309 @@
+//! `handoff init`: writes a config from what the machine already has — the bus env file, the remotes in
+//! rclone.conf, the hosts in `~/.ssh/config`, the git remote of an existing handoffs checkout. On a
+//! terminal it asks (Enter keeps the suggestion); in scripts (`--yes`, or stdin not a terminal) it takes
+//! the flags and what is unambiguous. Never overwrites a config without `--force`; the config is written
+//! mode 600 and never holds a secret (the password stays in the env file).
+
+use crate::cli::InitArgs;
+use crate::config::{
+    ConfigError, DEFAULT_ENV_FILE, Dirs, Overrides, expand_home, read_env_file, short_hostname, validate_machine,
+};
+use crate::exit;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// What `init` decided, section by section.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Plan {
+    /// Machine name.
+    pub machine: String,
+    /// `[bus] env_file`, as written (`~/...` when under HOME).
+    pub bus_env_file: Option<String>,
+    /// `[bus] url`, when given by flag.
+    pub bus_url: Option<String>,
+    /// `[drive] remote` / `folder` / `rclone_config`.
+    pub drive: Option<(String, String, Option<String>)>,
+    /// `[droplet] host` / `dir`.
+    pub droplet: Option<(String, String)>,
+    /// `[git] remote` / `checkout`.
+    pub git: Option<(String, String)>,
+    /// What was found but not used, and how to use it.
+    pub notes: Vec<String>,
+}
+
+fn tilde(p: &Path, home: &Path) -> String {
+    match p.strip_prefix(home) {
+        Ok(rest) if home.as_os_str().len() > 1 => format!("~/{}", rest.display()),
+        _ => p.display().to_string(),
+    }
+}
+
+/// Host aliases in an ssh config (no wildcards, no negations).
+pub fn ssh_hosts(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        let mut parts = l.splitn(2, |c: char| c.is_whitespace() || c == '=');
+        if !parts.next().is_some_and(|k| k.eq_ignore_ascii_case("host")) {
+            continue;
+        }
+        for h in parts.next().unwrap_or("").split_whitespace() {
+            if !h.contains(['*', '?', '!']) && !out.iter().any(|x| x == h) {
+                out.push(h.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A TOML basic string.
+fn q(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if c.is_control() => o.push_str(&format!("\\u{:04X}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// The config text for a plan.
+pub fn render(p: &Plan) -> String {
+    let mut t = String::from(
+        "# handoff config written by `handoff init` — every key is explained in config/handoff.example.toml.\n# No secrets here: the bus password stays in the env file, drive credentials in rclone.conf.\n\n",
+    );
+    t.push_str(&format!("machine = {}\n", q(&p.machine)));
+    if p.bus_env_file.is_some() || p.bus_url.is_some() {
+        t.push_str("\n[bus]\n");
+        if let Some(u) = &p.bus_url {
+            t.push_str(&format!("url = {}\n", q(u)));
+        }
+        if let Some(e) = &p.bus_env_file {
+            t.push_str(&format!("env_file = {}                # BUS_USER / BUS_PASS / BUS_URL\n", q(e)));
+        }
+    }
+    if let Some((remote, checkout)) = &p.git {
+        t.push_str(&format!("\n[git]\nremote = {}\ncheckout = {}\n", q(remote), q(checkout)));
+    }
+    if let Some((remote, folder, conf)) = &p.drive {
+        t.push_str(&format!("\n[drive]\nremote = {}\nfolder = {}\n", q(remote), q(folder)));
+        if let Some(c) = conf {
+            t.push_str(&format!("rclone_config = {}\n", q(c)));
+        }
+    }
+    if let Some((host, dir)) = &p.droplet {
+        t.push_str(&format!("\n[droplet]\nhost = {}\ndir = {}\n", q(host), q(dir)));
+    }
+    t
+}
+
+struct Asker {
+    interactive: bool,
+}
+
+impl Asker {
+    /// Asks with a default; Enter keeps it, `-` clears it.
+    fn ask(&self, question: &str, default: Option<&str>) -> anyhow::Result<Option<String>> {
+        if !self.interactive {
+            return Ok(default.map(str::to_string));
+        }
+        let mut err = std::io::stderr();
+        write!(err, "{question}{}: ", default.map(|d| format!(" [{d}]")).unwrap_or_else(|| " [skip]".into()))?;
+        err.flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let a = line.trim();
+        Ok(match a {
+            "" => default.map(str::to_string),
+            "-" => None,
+            a => Some(a.to_string()),
+        })
+    }
+
+    /// Picks one of `options` by number or name.
+    fn pick(&self, what: &str, options: &[String], given: Option<String>) -> anyhow::Result<Option<String>> {
+        if given.is_some() || !self.interactive || options.is_empty() {
+            return Ok(given);
+        }
+        eprintln!("{what}:");
+        for (i, o) in options.iter().enumerate() {
+            eprintln!("  {}) {o}", i + 1);
+        }
+        let a = self.ask("  pick a number or a name (Enter skips)", None)?;
+        Ok(a.map(|a| a.parse::<usize>().ok().and_then(|n| options.get(n.wrapping_sub(1)).cloned()).unwrap_or(a)))
+    }
+}
+
+fn git_origin(checkout: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(checkout)
+        .args(["remote", "get-url", "origin"])
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Decides every section from the flags, what the machine has, and (on a terminal) the answers.
+fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
+    let mut p = Plan::default();
+    let machine = match &a.name {
+        Some(n) => n.clone(),
+        None => asker.ask("name of this machine", Some(&short_hostname()))?.unwrap_or_else(short_hostname),
+    };
+    validate_machine(&machine)?;
+    p.machine = machine;
+
+    // bus: the env file users already keep
+    if !a.no_bus {
+        let default_env = home.join(DEFAULT_ENV_FILE);
+        let env_path =
+            a.env_file.as_ref().map(|e| expand_home(e, home)).or_else(|| default_env.exists().then_some(default_env));
+        match env_path {
+            Some(e) if e.exists() => {
+                let vars = read_env_file(&e)?;
+                if vars.get("BUS_PASS").is_none_or(|v| v.is_empty()) {
+                    return Err(ConfigError(format!("the env file {} has no BUS_PASS line; add BUS_PASS=... (and BUS_URL, BUS_USER)", e.display())).into());
+                }
+                if a.bus_url.is_none() && !vars.contains_key("BUS_URL") {
+                    return Err(ConfigError(format!("the env file {} has no BUS_URL line: add BUS_URL=https://... or pass --bus-url", e.display())).into());
+                }
+                p.bus_env_file = Some(tilde(&e, home));
+            }
+            Some(e) => {
+                return Err(ConfigError(format!("the env file {} does not exist; create it with BUS_USER, BUS_PASS and BUS_URL lines (mode 600), or pass --no-bus", e.display())).into());
+            }
+            None if a.bus_url.is_some() => {
+                return Err(ConfigError(format!("--bus-url needs the password in an env file: create ~/{DEFAULT_ENV_FILE} with BUS_USER, BUS_PASS and BUS_URL lines (mode 600), or pass --env-file")).into());
+            }
+            None => p.notes.push(format!("no bus env file (~/{DEFAULT_ENV_FILE}): the bus is the embedded local store; pass --env-file to use a real bus")),
+        }
+        p.bus_url = a.bus_url.clone();
+    }
+
+    // git: the flag, else the origin of an existing checkout
+    let checkout = expand_home(Path::new(&a.git_checkout), home);
+    let found_origin = if a.git_remote.is_none() { git_origin(&checkout) } else { None };
+    let git_remote = match &a.git_remote {
+        Some(r) => Some(r.clone()),
+        None => asker.ask("git remote of the handoff documents repo", found_origin.as_deref())?,
+    };
+    if let Some(r) = git_remote {
+        p.git = Some((r, tilde(&checkout, home)));
+    }
+
+    // drive: a remote from rclone.conf
+    #[cfg(feature = "drive")]
+    {
+        use handoff_channels::drive::rclone_conf::RcloneConf;
+        let conf = RcloneConf::load(a.rclone_config.as_deref()).map_err(|e| ConfigError(e.message))?;
+        let names: Vec<String> = conf.remotes.iter().map(|r| r.name.clone()).collect();
+        let listed: Vec<String> = conf.remotes.iter().map(|r| format!("{} ({})", r.name, r.kind())).collect();
+        let chosen = asker.pick("rclone remotes for files (drive)", &names, a.drive_remote.clone())?;
+        match chosen {
+            Some(r) => {
+                conf.remote(&r).map_err(|e| ConfigError(e.message))?;
+                p.drive = Some((
+                    r,
+                    a.drive_folder.clone(),
+                    a.rclone_config.as_ref().map(|c| tilde(&expand_home(c, home), home)),
+                ));
+            }
+            None if !names.is_empty() => p.notes.push(format!(
+                "rclone remotes found: {}; pass --drive-remote NAME to send files through one",
+                listed.join(", ")
+            )),
+            None => {}
+        }
+    }
+
+    // droplet: a host from ~/.ssh/config
+    let hosts = std::fs::read_to_string(home.join(".ssh/config")).map(|t| ssh_hosts(&t)).unwrap_or_default();
+    match asker.pick("ssh hosts (droplet for transient files)", &hosts, a.droplet_host.clone())? {
+        Some(h) => p.droplet = Some((h, a.droplet_dir.clone())),
+        None if !hosts.is_empty() => p
+            .notes
+            .push(format!("ssh hosts found: {}; pass --droplet-host HOST to use one as the droplet", hosts.join(", "))),
+        None => {}
+    }
+    Ok(p)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".config.{}.tmp", std::process::id()));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(&tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Runs `handoff init`.
+pub fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> {
+    let dirs = Dirs::platform()?;
+    let path: PathBuf = a.out.clone().or_else(|| o.config.clone()).unwrap_or_else(|| dirs.config_file.clone());
+    if path.exists() && !a.force {
+        return Err(ConfigError(format!(
+            "{} already exists; pass --force to replace it (the old one is kept as {}.bak)",
+            path.display(),
+            path.display()
+        ))
+        .into());
+    }
+    let asker = Asker { interactive: !a.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() };
+    let p = plan(&a, &dirs.home, &asker)?;
+    let text = render(&p);
+    crate::config::parse(&text).map_err(|e| anyhow::anyhow!("internal error: init wrote an invalid config ({e})"))?;
+    if path.exists() {
+        let bak = PathBuf::from(format!("{}.bak", path.display()));
+        std::fs::copy(&path, &bak)?;
+    }
+    write_private(&path, &text)?;
+    if json {
+        println!("{}", serde_json::json!({ "ok": true, "config": path, "plan": p }));
+    } else {
+        println!("wrote {}:\n", path.display());
+        print!("{text}");
+        for n in &p.notes {
+            println!("\nnote: {n}");
+        }
+        println!("\nnext: `handoff doctor` checks every channel; `handoff hooks install` wires Claude Code");
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_hosts_skip_patterns() {
+        let t = "Host droplet bus-box\n  HostName 1.2.3.4\nHost *\n  ForwardAgent no\nhost=gh !bad\nMatch all\n";
+        assert_eq!(ssh_hosts(t), vec!["droplet", "bus-box", "gh"]);
+    }
+
+    #[test]
+    fn rendered_config_parses_with_awkward_values() {
+        let p = Plan {
+            machine: "mac-studio".into(),
+            bus_env_file: Some("~/.secrets/claude-bus.env".into()),
+            git: Some(("git@github.com:you/h\"x.git".into(), "~/claude handoffs".into())),
+            droplet: Some(("root@droplet".into(), "/opt/claude-bus-files".into())),
+            ..Default::default()
+        };
+        let cfg = crate::config::parse(&render(&p)).unwrap();
+        assert_eq!(cfg.machine.as_deref(), Some("mac-studio"));
+        assert!(cfg.bus.is_some() && cfg.git.is_some() && cfg.droplet.is_some() && cfg.drive.is_none());
+    }
+}

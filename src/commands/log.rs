@@ -1,0 +1,210 @@
+//! `handoff log`: the local history of what this machine sent (the outbox's finished jobs in
+//! `data/sent/`, plus jobs still waiting in the outbox) and received (the local state store), filterable by
+//! machine, channel and time. Nothing here touches the network.
+
+use crate::cli::{LogArgs, LogDirection};
+use crate::config::{ConfigError, Settings};
+use crate::exit;
+use crate::outbox::{Job, Outbox, Role};
+use crate::state::State;
+use handoff_channels::{ParcelKind, Pointer};
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// One line of the history.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    /// `sent` or `received`.
+    pub direction: &'static str,
+    /// When (RFC 3339): the job's creation, or when this machine stored the message.
+    pub time: String,
+    /// Sender.
+    pub from: String,
+    /// Recipient (`any` = everyone).
+    pub to: String,
+    /// Channels involved (where the content went, or where a pointer points).
+    pub channels: Vec<String>,
+    /// Outbox job id (sent) or bus message id (received).
+    pub id: String,
+    /// Bus message ids of what was posted (sent).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub message_ids: Vec<String>,
+    /// `delivered`, `waiting` (still in the outbox), `failed` (sent) or `received`.
+    pub status: &'static str,
+    /// First line of the text, the title, or the file names.
+    pub summary: String,
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    let l = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    if l.chars().count() > max { format!("{}…", l.chars().take(max).collect::<String>()) } else { l.to_string() }
+}
+
+fn parse_time(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s).ok().or_else(|| humantime::parse_rfc3339_weak(s.get(..19)?).ok())
+}
+
+/// `--since`: an age (`2d`) or an RFC 3339 time.
+pub fn parse_since(s: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH));
+    }
+    parse_time(s).ok_or_else(|| {
+        ConfigError(format!("--since {s:?} is neither an age (2d, 36h, 90min) nor a time (2026-01-31T09:00:00Z)"))
+            .into()
+    })
+}
+
+/// The entry of a sent job.
+pub fn sent_entry(job: &Job, waiting: bool) -> Entry {
+    let mut channels: Vec<String> = Vec::new();
+    let mut message_ids = Vec::new();
+    let mut failed = false;
+    for s in &job.steps {
+        let ch = match &s.receipt {
+            Some(r) => {
+                if let Some(id) = &r.message_id {
+                    message_ids.push(id.clone());
+                }
+                Some(r.channel.clone())
+            }
+            None => {
+                failed |= s.failed;
+                s.channels.first().cloned()
+            }
+        };
+        if let Some(ch) = ch.filter(|c| !channels.contains(c)) {
+            channels.push(ch);
+        }
+    }
+    let title = job.steps.iter().find_map(|s| s.parcel.title.clone().filter(|t| !t.trim().is_empty()));
+    let note = job.steps.iter().find_map(|s| match &s.role {
+        Role::Pointer { note: Some(n), .. } if !n.trim().is_empty() => Some(first_line(n, 80)),
+        Role::Page { summary } => Some(first_line(summary, 80)),
+        _ => None,
+    });
+    let text = job
+        .steps
+        .iter()
+        .find(|s| s.role == Role::Inline || s.parcel.kind == ParcelKind::Document)
+        .map(|s| first_line(&s.parcel.body, 80));
+    let files =
+        job.steps.iter().filter_map(|s| s.parcel.file.as_ref().map(|f| f.name.clone())).collect::<Vec<_>>().join(", ");
+    let summary = title.or(note).or(text).filter(|s| !s.is_empty()).unwrap_or(files);
+    Entry {
+        direction: "sent",
+        time: job.created.clone(),
+        from: job.from.clone(),
+        to: job.to.clone(),
+        channels,
+        id: job.id.clone(),
+        message_ids,
+        status: if failed {
+            "failed"
+        } else if waiting {
+            "waiting"
+        } else {
+            "delivered"
+        },
+        summary,
+    }
+}
+
+fn waiting_jobs(data: &std::path::Path) -> Vec<Job> {
+    let dir = data.join("outbox");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut jobs: Vec<Job> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("job.json")).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    jobs.sort_by(|a, b| a.id.cmp(&b.id));
+    jobs
+}
+
+/// Every entry for `machine`, oldest first, before filtering.
+pub fn collect(settings: &Settings, a: &LogArgs) -> anyhow::Result<Vec<Entry>> {
+    let me = &settings.machine;
+    let data = &settings.dirs.data;
+    let mut out = Vec::new();
+    if a.show != LogDirection::Received {
+        let history = Outbox::new(data).history()?;
+        out.extend(history.iter().filter(|j| &j.from == me).map(|j| sent_entry(j, false)));
+        out.extend(waiting_jobs(data).iter().filter(|j| &j.from == me).map(|j| sent_entry(j, true)));
+    }
+    if a.show != LogDirection::Sent && data.join("state.sqlite").exists() {
+        for r in State::open(data)?.all_received(me)? {
+            let m = &r.message;
+            let mut channels = vec!["bus".to_string()];
+            let summary = match Pointer::from_body(&m.body) {
+                Some(p) => {
+                    for i in &p.items {
+                        if !channels.contains(&i.channel) {
+                            channels.push(i.channel.clone());
+                        }
+                    }
+                    p.title
+                        .clone()
+                        .or(p.note.clone())
+                        .unwrap_or_else(|| p.items.iter().map(|i| i.name.clone()).collect::<Vec<_>>().join(", "))
+                }
+                None => first_line(&m.body, 80),
+            };
+            out.push(Entry {
+                direction: "received",
+                time: r.received_at.clone(),
+                from: m.from.clone(),
+                to: m.to.clone(),
+                channels,
+                id: m.id.0.clone(),
+                message_ids: Vec::new(),
+                status: "received",
+                summary,
+            });
+        }
+    }
+    out.sort_by(|x, y| x.time.cmp(&y.time));
+    Ok(out)
+}
+
+/// Applies `--with`, `--channel`, `--since` and `--limit`.
+pub fn filter(entries: Vec<Entry>, a: &LogArgs, now: SystemTime) -> anyhow::Result<Vec<Entry>> {
+    let since = a.since.as_deref().map(|s| parse_since(s, now)).transpose()?;
+    let mut kept: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| a.with.as_deref().is_none_or(|w| if e.direction == "sent" { e.to == w } else { e.from == w }))
+        .filter(|e| a.channel.as_deref().is_none_or(|c| e.channels.iter().any(|x| x == c)))
+        .filter(|e| since.is_none_or(|s| parse_time(&e.time).is_some_and(|t| t >= s)))
+        .collect();
+    if kept.len() > a.limit {
+        kept.drain(..kept.len() - a.limit);
+    }
+    Ok(kept)
+}
+
+/// Runs `handoff log`.
+pub fn run(settings: Settings, a: LogArgs, json: bool) -> anyhow::Result<i32> {
+    let entries = filter(collect(&settings, &a)?, &a, SystemTime::now())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "ok": true, "machine": settings.machine, "entries": entries })
+            )?
+        );
+        return Ok(exit::OK);
+    }
+    if entries.is_empty() {
+        println!("no history for {} matches", settings.machine);
+    }
+    for e in &entries {
+        let (arrow, peer) = if e.direction == "sent" { ("→", &e.to) } else { ("←", &e.from) };
+        let time: String = e.time.chars().take(19).collect::<String>().replace('T', " ");
+        let status =
+            if e.status == "delivered" || e.status == "received" { String::new() } else { format!(" [{}]", e.status) };
+        println!("{time} {arrow} {peer:<12} {:<14} {}{status}", e.channels.join(","), e.summary);
+    }
+    Ok(exit::OK)
+}

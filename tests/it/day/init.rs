@@ -1,0 +1,85 @@
+//! `handoff init` by flags: from the bus env file and an rclone.conf to a config `doctor` accepts.
+
+use crate::support::bus::BusServer;
+use crate::support::{Env, OutputExt, run};
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn init_from_an_env_file_and_rclone_conf_writes_a_config_doctor_accepts() {
+    let bus = BusServer::start();
+    let env = Env::new();
+    let env_file = bus.write_env_file(&env);
+    let drive_root = env.path().join("drive-root");
+    crate::support::rclone::write_conf(
+        &env,
+        &format!("[usb]\ntype = local\n\n[box]\ntype = alias\nremote = {}\n", drive_root.display()),
+    );
+    std::fs::set_permissions(env.path().join("config/rclone/rclone.conf"), std::fs::Permissions::from_mode(0o600))
+        .unwrap();
+    std::fs::create_dir_all(env.home().join(".ssh")).unwrap();
+    std::fs::write(
+        env.home().join(".ssh/config"),
+        "Host droplet\n  HostName 192.0.2.7\nHost *\n  ServerAliveInterval 30\n",
+    )
+    .unwrap();
+
+    // nothing chosen for drive or droplet by flags: init lists what it found and how to pick it
+    let mut c = env.handoff("x");
+    c.args(["init", "--name", "mac-studio", "--no-bus", "--yes", "--out"]).arg(env.path().join("probe.toml"));
+    let o = run(c);
+    o.ok();
+    assert!(
+        o.out().contains("usb (local)") && o.out().contains("--drive-remote") && o.out().contains("droplet"),
+        "{}",
+        o.out()
+    );
+
+    let mut c = env.handoff("x");
+    c.args(["init", "--name", "mac-studio", "--drive-remote", "box", "--drive-folder", "handoffs", "--json"]);
+    let o = run(c);
+    o.ok();
+    let j = o.json();
+    let path = std::path::PathBuf::from(j["config"].as_str().unwrap());
+    assert_eq!(path, env.path().join("config/handoff/config.toml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("env_file = \"~/.secrets/claude-bus.env\"") && text.contains("remote = \"box\""), "{text}");
+    assert!(!text.contains(crate::support::bus::PASSWORD), "no secret in the config");
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let mut c = env.handoff("ignored");
+    c.env_remove("HANDOFF_MACHINE").args(["doctor", "--send-test"]);
+    let o = run(c);
+    assert_eq!(o.code(), 0, "doctor accepts what init wrote:\n{}\n{}", o.out(), o.err());
+    assert!(
+        o.out().contains("machine mac-studio") && o.out().contains("✓ drive") && o.out().contains("✓ send test"),
+        "{}",
+        o.out()
+    );
+
+    // never overwrites without --force; with it, the old one is kept as .bak
+    let mut c = env.handoff("x");
+    c.args(["init", "--name", "other", "--yes"]);
+    let o = run(c);
+    assert_eq!(o.code(), 78);
+    assert!(o.err().contains("already exists") && o.err().contains("--force"), "{}", o.err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    let mut c = env.handoff("x");
+    c.args(["init", "--name", "other", "--yes", "--force", "--droplet-host", "droplet"]);
+    run(c).ok();
+    assert!(std::fs::read_to_string(&path).unwrap().contains("host = \"droplet\""));
+    assert_eq!(std::fs::read_to_string(path.with_extension("toml.bak")).unwrap(), text);
+
+    // a drive remote that rclone.conf does not have is refused, naming the ones it has
+    let mut c = env.handoff("x");
+    c.args(["init", "--yes", "--force", "--drive-remote", "gdrive"]);
+    let o = run(c);
+    assert_eq!(o.code(), 78);
+    assert!(o.err().contains("gdrive") && o.err().contains("usb (local)"), "{}", o.err());
+    // a world-readable env file is refused with the chmod fix
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut c = env.handoff("x");
+    c.args(["init", "--yes", "--force"]);
+    let o = run(c);
+    assert_eq!(o.code(), 78);
+    assert!(o.err().contains("chmod 600"), "{}", o.err());
+}
