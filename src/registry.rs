@@ -65,7 +65,8 @@ fn add_configured(settings: &Settings, ctx: &Context, channels: &mut BTreeMap<St
         use handoff_channels::git::GitChannel;
         match &settings.file.git {
             Some(cfg) => {
-                channels.insert("git".into(), Arc::new(GitChannel::new(cfg, ctx).map_err(|e| crate::config::ConfigError(e.message))?));
+                let ch = GitChannel::new(cfg, ctx).map_err(|e| crate::config::ConfigError(e.message))?;
+                channels.insert("git".into(), Arc::new(ch));
             }
             // SPEC §4: with nothing configured, a local git repo under the data dir serves documents.
             None if settings.embedded() => {
