@@ -220,6 +220,10 @@ pub struct ServeArgs {
     /// several replicas on one database (password from PGPASSWORD, never in the URL).
     #[arg(long, value_name = "STORE", env = "HANDOFF_BUS_STORE", conflicts_with = "data")]
     pub store: Option<String>,
+    /// Address of a reverse proxy (nginx) whose X-Forwarded-For names the real client (repeatable;
+    /// comma-separated in the env var). Without it the header is ignored.
+    #[arg(long, value_name = "IP", env = "HANDOFF_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
 }
 
 /// `handoff bus import`.

@@ -91,8 +91,13 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         writeln!(out, "handoff bus listening on http://{addr} (store {})", store.describe())?;
         out.flush()?;
     }
-    let settings =
-        ServeSettings { user, password, max_wait: Duration::from_secs(30), request_timeout: Duration::from_secs(60) };
+    let settings = ServeSettings {
+        user,
+        password,
+        max_wait: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(60),
+        trusted_proxies: a.trusted_proxy.clone(),
+    };
     launch_with_tcp_listener(settings, store, listener, shutdown_signal()).await?;
     Ok(exit::OK)
 }

@@ -110,6 +110,29 @@ pub async fn limit_headers(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// The client's address: the TCP peer, or — when the peer is a trusted proxy — the right-most address in
+/// `X-Forwarded-For` that is not itself a trusted proxy (the left part of the header is client-supplied
+/// and can be forged; only what trusted proxies appended is believed).
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let Some(header) = forwarded_for else { return peer };
+    let mut client = peer;
+    for hop in header.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
 /// Counts failed authentication attempts per client address in fixed windows.
 #[derive(Default)]
 pub struct AuthLimiter {
@@ -159,5 +182,25 @@ mod tests {
         l.failed(a);
         assert!(l.blocked(a).is_some_and(|d| d <= AUTH_WINDOW));
         assert!(l.blocked(b).is_none());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let lb: IpAddr = "10.0.0.9".parse().unwrap();
+        let client: IpAddr = "203.0.113.5".parse().unwrap();
+        // no trusted proxy: the header is ignored
+        assert_eq!(client_ip(proxy, Some("203.0.113.5"), &[]), proxy);
+        // the peer is trusted: its last appended hop is the client
+        assert_eq!(client_ip(proxy, Some("203.0.113.5"), &[proxy]), client);
+        // a client forging the left part of the header does not get to choose its address
+        assert_eq!(client_ip(proxy, Some("1.2.3.4, 203.0.113.5"), &[proxy]), client);
+        // two trusted proxies in a row are skipped
+        assert_eq!(client_ip(proxy, Some("203.0.113.5, 10.0.0.9"), &[proxy, lb]), client);
+        // garbage stops the walk at the last good hop
+        assert_eq!(client_ip(proxy, Some("203.0.113.5, junk"), &[proxy]), proxy);
+        assert_eq!(client_ip(proxy, None, &[proxy]), proxy);
+        // an untrusted peer's header is ignored even if it names a trusted proxy
+        assert_eq!(client_ip(client, Some("127.0.0.1"), &[proxy]), client);
     }
 }

@@ -26,6 +26,10 @@ pub struct ServeSettings {
     pub max_wait: Duration,
     /// Longest time one request may take.
     pub request_timeout: Duration,
+    /// Reverse proxies (nginx) whose `X-Forwarded-For` is believed: behind them, the client address
+    /// (for the failed-login limiter and logs) is the last forwarded hop that is not itself a trusted
+    /// proxy. From any other peer the header is ignored, so it cannot be forged.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for ServeSettings {

@@ -70,7 +70,9 @@ fn store_error(e: StoreError) -> Response {
 /// HTTP basic auth on every route, compared in constant time (digests of equal length).
 /// A client address that failed too often in the last minute gets 429 whatever it sends.
 async fn require_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = peer.map(|p| super::guard::client_ip(p, forwarded, &st.settings.trusted_proxies));
     if let Some(wait) = ip.and_then(|ip| st.auth_limiter.blocked(ip)) {
         let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins from this address; wait and retry");
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs().max(1)));

@@ -5,3 +5,4 @@ mod doctor;
 mod hooks;
 mod init;
 mod log;
+mod proxy;
