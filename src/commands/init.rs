@@ -21,14 +21,43 @@ pub struct Plan {
     pub bus_env_file: Option<String>,
     /// `[bus] url`, when given by flag.
     pub bus_url: Option<String>,
-    /// `[drive] remote` / `folder` / `rclone_config`.
-    pub drive: Option<(String, String, Option<String>)>,
-    /// `[droplet] host` / `dir`.
-    pub droplet: Option<(String, String)>,
-    /// `[git] remote` / `checkout`.
-    pub git: Option<(String, String)>,
+    /// `[drive]`.
+    pub drive: Option<DriveChoice>,
+    /// `[droplet]`.
+    pub droplet: Option<DropletChoice>,
+    /// `[git]`.
+    pub git: Option<GitChoice>,
     /// What was found but not used, and how to use it.
     pub notes: Vec<String>,
+}
+
+/// `[drive]` as chosen.
+#[derive(Debug, serde::Serialize)]
+pub struct DriveChoice {
+    /// Remote name in rclone.conf.
+    pub remote: String,
+    /// Folder under it.
+    pub folder: String,
+    /// rclone.conf, when given explicitly.
+    pub rclone_config: Option<String>,
+}
+
+/// `[droplet]` as chosen.
+#[derive(Debug, serde::Serialize)]
+pub struct DropletChoice {
+    /// ssh host or alias.
+    pub host: String,
+    /// Directory on it.
+    pub dir: String,
+}
+
+/// `[git]` as chosen.
+#[derive(Debug, serde::Serialize)]
+pub struct GitChoice {
+    /// Remote URL.
+    pub remote: String,
+    /// Local checkout.
+    pub checkout: String,
 }
 
 fn tilde(p: &Path, home: &Path) -> String {
@@ -87,17 +116,17 @@ pub fn render(p: &Plan) -> String {
             t.push_str(&format!("env_file = {}                # BUS_USER / BUS_PASS / BUS_URL\n", q(e)));
         }
     }
-    if let Some((remote, checkout)) = &p.git {
-        t.push_str(&format!("\n[git]\nremote = {}\ncheckout = {}\n", q(remote), q(checkout)));
+    if let Some(g) = &p.git {
+        t.push_str(&format!("\n[git]\nremote = {}\ncheckout = {}\n", q(&g.remote), q(&g.checkout)));
     }
-    if let Some((remote, folder, conf)) = &p.drive {
-        t.push_str(&format!("\n[drive]\nremote = {}\nfolder = {}\n", q(remote), q(folder)));
-        if let Some(c) = conf {
+    if let Some(d) = &p.drive {
+        t.push_str(&format!("\n[drive]\nremote = {}\nfolder = {}\n", q(&d.remote), q(&d.folder)));
+        if let Some(c) = &d.rclone_config {
             t.push_str(&format!("rclone_config = {}\n", q(c)));
         }
     }
-    if let Some((host, dir)) = &p.droplet {
-        t.push_str(&format!("\n[droplet]\nhost = {}\ndir = {}\n", q(host), q(dir)));
+    if let Some(d) = &p.droplet {
+        t.push_str(&format!("\n[droplet]\nhost = {}\ndir = {}\n", q(&d.host), q(&d.dir)));
     }
     t
 }
@@ -194,7 +223,7 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
         None => asker.ask("git remote of the handoff documents repo", found_origin.as_deref())?,
     };
     if let Some(r) = git_remote {
-        p.git = Some((r, tilde(&checkout, home)));
+        p.git = Some(GitChoice { remote: r, checkout: tilde(&checkout, home) });
     }
 
     // drive: a remote from rclone.conf
@@ -208,11 +237,11 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
         match chosen {
             Some(r) => {
                 conf.remote(&r).map_err(|e| ConfigError(e.message))?;
-                p.drive = Some((
-                    r,
-                    a.drive_folder.clone(),
-                    a.rclone_config.as_ref().map(|c| tilde(&expand_home(c, home), home)),
-                ));
+                p.drive = Some(DriveChoice {
+                    remote: r,
+                    folder: a.drive_folder.clone(),
+                    rclone_config: a.rclone_config.as_ref().map(|c| tilde(&expand_home(c, home), home)),
+                });
             }
             None if !names.is_empty() => p.notes.push(format!(
                 "rclone remotes found: {}; pass --drive-remote NAME to send files through one",
@@ -225,7 +254,7 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
     // droplet: a host from ~/.ssh/config
     let hosts = std::fs::read_to_string(home.join(".ssh/config")).map(|t| ssh_hosts(&t)).unwrap_or_default();
     match asker.pick("ssh hosts (droplet for transient files)", &hosts, a.droplet_host.clone())? {
-        Some(h) => p.droplet = Some((h, a.droplet_dir.clone())),
+        Some(host) => p.droplet = Some(DropletChoice { host, dir: a.droplet_dir.clone() }),
         None if !hosts.is_empty() => p
             .notes
             .push(format!("ssh hosts found: {}; pass --droplet-host HOST to use one as the droplet", hosts.join(", "))),
@@ -298,8 +327,8 @@ mod tests {
         let p = Plan {
             machine: "mac-studio".into(),
             bus_env_file: Some("~/.secrets/claude-bus.env".into()),
-            git: Some(("git@github.com:you/h\"x.git".into(), "~/claude handoffs".into())),
-            droplet: Some(("root@droplet".into(), "/opt/claude-bus-files".into())),
+            git: Some(GitChoice { remote: "git@github.com:you/h\"x.git".into(), checkout: "~/claude handoffs".into() }),
+            droplet: Some(DropletChoice { host: "root@droplet".into(), dir: "/opt/claude-bus-files".into() }),
             ..Default::default()
         };
         let cfg = crate::config::parse(&render(&p)).unwrap();

@@ -44,6 +44,8 @@ fn init_from_an_env_file_and_rclone_conf_writes_a_config_doctor_accepts() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("env_file = \"~/.secrets/claude-bus.env\"") && text.contains("remote = \"box\""), "{text}");
     assert!(!text.contains(crate::support::bus::PASSWORD), "no secret in the config");
+    assert_eq!(j["plan"]["drive"]["remote"], "box");
+    assert_eq!(j["plan"]["bus_env_file"], "~/.secrets/claude-bus.env");
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
     let mut c = env.handoff("ignored");
