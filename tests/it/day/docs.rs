@@ -118,7 +118,11 @@ fn every_subcommand_has_an_example_in_its_help() {
         let nested = subcommands(&p);
         if nested.is_empty() {
             let o = Command::new(handoff_bin()).args(&p).arg("--help").output().unwrap();
-            assert!(String::from_utf8_lossy(&o.stdout).contains("Example"), "`handoff {}` --help has no example", p.join(" "));
+            assert!(
+                String::from_utf8_lossy(&o.stdout).contains("Example"),
+                "`handoff {}` --help has no example",
+                p.join(" ")
+            );
             seen += 1;
         }
         todo.extend(nested);
