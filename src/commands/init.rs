@@ -155,12 +155,18 @@ impl Asker {
     }
 
     /// Picks one of `options` by number or name.
-    fn pick(&self, what: &str, options: &[String], given: Option<String>) -> anyhow::Result<Option<String>> {
+    fn pick(
+        &self,
+        what: &str,
+        options: &[String],
+        labels: &[String],
+        given: Option<String>,
+    ) -> anyhow::Result<Option<String>> {
         if given.is_some() || !self.interactive || options.is_empty() {
             return Ok(given);
         }
         eprintln!("{what}:");
-        for (i, o) in options.iter().enumerate() {
+        for (i, o) in labels.iter().enumerate() {
             eprintln!("  {}) {o}", i + 1);
         }
         let a = self.ask("  pick a number or a name (Enter skips)", None)?;
@@ -233,7 +239,7 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
         let conf = RcloneConf::load(a.rclone_config.as_deref()).map_err(|e| ConfigError(e.message))?;
         let names: Vec<String> = conf.remotes.iter().map(|r| r.name.clone()).collect();
         let listed: Vec<String> = conf.remotes.iter().map(|r| format!("{} ({})", r.name, r.kind())).collect();
-        let chosen = asker.pick("rclone remotes for files (drive)", &names, a.drive_remote.clone())?;
+        let chosen = asker.pick("rclone remotes for files (drive)", &names, &listed, a.drive_remote.clone())?;
         match chosen {
             Some(r) => {
                 conf.remote(&r).map_err(|e| ConfigError(e.message))?;
@@ -253,7 +259,7 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
 
     // droplet: a host from ~/.ssh/config
     let hosts = std::fs::read_to_string(home.join(".ssh/config")).map(|t| ssh_hosts(&t)).unwrap_or_default();
-    match asker.pick("ssh hosts (droplet for transient files)", &hosts, a.droplet_host.clone())? {
+    match asker.pick("ssh hosts (droplet for transient files)", &hosts, &hosts, a.droplet_host.clone())? {
         Some(host) => p.droplet = Some(DropletChoice { host, dir: a.droplet_dir.clone() }),
         None if !hosts.is_empty() => p
             .notes

@@ -85,3 +85,32 @@ fn init_from_an_env_file_and_rclone_conf_writes_a_config_doctor_accepts() {
     assert_eq!(o.code(), 78);
     assert!(o.err().contains("chmod 600"), "{}", o.err());
 }
+
+#[test]
+fn init_asks_on_a_terminal_and_enter_keeps_the_suggestion() {
+    let env = Env::new();
+    crate::support::rclone::write_conf(&env, "[usb]\ntype = local\n\n[box]\ntype = local\n");
+    std::fs::create_dir_all(env.home().join(".ssh")).unwrap();
+    std::fs::write(env.home().join(".ssh/config"), "Host droplet\n  HostName 192.0.2.7\n").unwrap();
+    // a real pseudo-terminal (util-linux `script`): name, git remote (Enter = skip), remote #2, host by name
+    let mut c = std::process::Command::new(crate::support::tool("script"));
+    c.args(["-qec", &format!("{} init", crate::support::handoff_bin().display()), "/dev/null"]);
+    env.apply(&mut c);
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"studio\n\n2\ndroplet\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("name of this machine [") && out.contains("2) box (local)") && out.contains("1) droplet"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(env.path().join("config/handoff/config.toml")).unwrap();
+    let cfg: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(cfg["machine"].as_str(), Some("studio"));
+    assert_eq!(cfg["drive"]["remote"].as_str(), Some("box"));
+    assert_eq!(cfg["droplet"]["host"].as_str(), Some("droplet"));
+    assert!(cfg.get("git").is_none() && cfg.get("bus").is_none(), "{text}");
+}
