@@ -391,15 +391,27 @@ impl Channel for DriveChannel {
                 let op = transfer::operator(&plan)?;
                 let found =
                     transfer::stat(&op, &format!("{}/", plan.path.trim_end_matches('/'))).await?;
+                // writable? an empty probe file, written and deleted again (doctor: "reachable and writable")
+                let probe = format!(
+                    "{}/.handoff-doctor-{}",
+                    plan.path.trim_end_matches('/'),
+                    uuid::Uuid::new_v4().simple()
+                );
+                op.write(&probe, Vec::<u8>::new())
+                    .await
+                    .map_err(|e| transfer::map_err(&format!("writing a probe file into {}", uri.path), e))?;
+                op.delete(&probe)
+                    .await
+                    .map_err(|e| transfer::map_err(&format!("deleting the probe file {probe}"), e))?;
                 Ok(Health {
                     check: format!(
-                        "drive remote {}: ({kind}, from {place}) reachable through opendal",
+                        "drive remote {}: ({kind}, from {place}) reachable through opendal and writable",
                         uri.remote
                     ),
                     detail: Some(if found.is_some() {
                         format!("folder {} exists", uri.path)
                     } else {
-                        format!("folder {} will be created on first send", uri.path)
+                        format!("folder {} is created on first send", uri.path)
                     }),
                 })
             }

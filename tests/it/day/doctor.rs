@@ -33,6 +33,18 @@ fn check<'a>(j: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} check in {j:#}"))
 }
 
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        out.push(p.display().to_string());
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+    }
+    out
+}
+
 fn git_bare(path: &std::path::Path) {
     let o = Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(path).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -80,6 +92,9 @@ fn a_complete_setup_is_all_green_and_each_breakage_is_named_with_its_fix() {
     }
     assert!(!text.contains('✗') && text.lines().filter(|l| l.starts_with('✓')).count() >= 10, "{text}");
     assert!(check(&j, "send test")["detail"].as_str().unwrap().contains("acked"), "{j:#}");
+    assert!(check(&j, "drive")["detail"].as_str().unwrap().contains("writable"), "{j:#}");
+    let served: Vec<_> = walk(&webdav.root);
+    assert!(!served.iter().any(|p| p.contains(".handoff-doctor-")), "the write probe is deleted again: {served:?}");
     // the scratch message went from this machine to itself and is already read: nothing for anyone
     let unread = bus.get("/messages?unread_by=mac-studio").json::<Value>().unwrap();
     assert!(unread["messages"].as_array().unwrap().is_empty(), "{unread:#}");
