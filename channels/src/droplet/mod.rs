@@ -370,6 +370,17 @@ impl Channel for DropletChannel {
         let remote = self.connect().await?;
         let result = async {
             remote.ensure_dir(&self.dir).await?;
+            // writable? an empty probe file uploaded and removed again (doctor: "directory writable")
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let local = self.ctx.data_dir.join(format!(".droplet-probe-{id}"));
+            std::fs::create_dir_all(&self.ctx.data_dir)?;
+            std::fs::write(&local, b"")?;
+            let probe = self.remote_path(&format!(".handoff-doctor-{id}.part"));
+            let bar = crate::ProgressSink::start(&crate::NoProgress, "probe", 0);
+            let wrote = remote.upload(&local, &probe, bar.as_ref()).await;
+            let _ = std::fs::remove_file(&local);
+            wrote.map_err(|e| e.context(format!("droplet {}:{} is not writable", self.host, self.dir)))?;
+            remote.remove(&probe).await?;
             let entries = remote.list(&self.dir).await?;
             let ours: Vec<_> = entries
                 .iter()
@@ -377,7 +388,7 @@ impl Channel for DropletChannel {
                 .collect();
             let bytes: u64 = ours.iter().map(|e| e.size).sum();
             Ok(Health {
-                check: format!("droplet {}:{} reachable over SFTP", self.host, self.dir),
+                check: format!("droplet {}:{} reachable over SFTP and writable", self.host, self.dir),
                 detail: Some(format!(
                     "{} handoff payloads, {}",
                     ours.len(),

@@ -93,6 +93,8 @@ fn a_complete_setup_is_all_green_and_each_breakage_is_named_with_its_fix() {
     assert!(!text.contains('✗') && text.lines().filter(|l| l.starts_with('✓')).count() >= 10, "{text}");
     assert!(check(&j, "send test")["detail"].as_str().unwrap().contains("acked"), "{j:#}");
     assert!(check(&j, "drive")["detail"].as_str().unwrap().contains("writable"), "{j:#}");
+    assert!(check(&j, "droplet")["detail"].as_str().unwrap().contains("writable"), "{j:#}");
+    assert!(!walk(&drop_dir).iter().any(|p| p.contains(".handoff-doctor-")), "the droplet probe is removed again");
     let served: Vec<_> = walk(&webdav.root);
     assert!(!served.iter().any(|p| p.contains(".handoff-doctor-")), "the write probe is deleted again: {served:?}");
     // the scratch message went from this machine to itself and is already read: nothing for anyone
