@@ -215,7 +215,11 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
                 };
                 let (size, sha256, name) = match &s.parcel.file {
                     Some(f) => (f.size, f.sha256.clone(), f.name.clone()),
-                    None => (s.parcel.body.len() as u64, crate::hash::sha256_hex(s.parcel.body.as_bytes()), s.parcel.title.clone().unwrap_or_default()),
+                    None => {
+                        let title = s.parcel.title.clone().unwrap_or_else(|| "handoff".into());
+                        let name = if title.ends_with(".md") { title } else { format!("{title}.md") };
+                        (s.parcel.body.len() as u64, crate::hash::sha256_hex(s.parcel.body.as_bytes()), name)
+                    }
                 };
                 items.push(PointerItem { channel: r.channel.clone(), name, size, sha256, uri: r.uri.clone().unwrap_or_default() });
             }

@@ -124,7 +124,9 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
             || size > ctx.inline_max
             || doc_via.is_some_and(|v| req.files.is_empty() && ctx.channels.get(v).is_some_and(|c| c.documents));
         if as_document {
-            let channels = pick(ParcelKind::Document, size, doc_via, &["git", "local"], ctx)?;
+            // a git commit that is queued gets pushed later anyway: never fall back to a second copy
+            let order: &[&str] = if has("git") { &["git"] } else { &["git", "local"] };
+            let channels = pick(ParcelKind::Document, size, doc_via, order, ctx)?;
             let reason = if req.doc {
                 "--doc".to_string()
             } else if size > ctx.inline_max {

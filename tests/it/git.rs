@@ -169,6 +169,7 @@ fn file_remote_document_is_committed_pushed_and_pointed_to() {
     run(c).ok();
     let got: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().collect();
     assert_eq!(got.len(), 1);
+    assert_eq!(got[0].file_name(), "Session_recap.md", "a fetched document keeps a .md name");
     assert_eq!(std::fs::read_to_string(got[0].path()).unwrap(), BODY);
 }
 
