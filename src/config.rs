@@ -133,6 +133,21 @@ impl Dirs {
     }
 }
 
+/// Creates `dir` (and its parents) and makes `dir` itself private to the user (0700 on Unix): handoff's
+/// data directories hold received messages, queued sends and local stores.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
 /// Expands a leading `~/`.
 pub fn expand_home(p: &Path, home: &Path) -> PathBuf {
     match p.strip_prefix("~") {

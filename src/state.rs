@@ -23,7 +23,7 @@ pub struct Received {
 impl State {
     /// Opens (creating) the state database.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::config::private_dir(data_dir)?;
         let conn = Connection::open(data_dir.join("state.sqlite"))?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -56,7 +56,7 @@ fn store_spec(store: Option<&str>, data: Option<PathBuf>) -> anyhow::Result<Stor
 async fn open_serving_store(spec: &StoreSpec, pg_password: Option<String>) -> anyhow::Result<Arc<dyn BusStore>> {
     Ok(match spec {
         StoreSpec::Sqlite(dir) => {
-            std::fs::create_dir_all(dir)
+            crate::config::private_dir(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", dir.display()))?;
             Arc::new(SqliteBusStore::open(dir)?)
         }

@@ -2,3 +2,4 @@
 
 mod secrets;
 mod abuse;
+mod disk;
