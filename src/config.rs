@@ -281,7 +281,6 @@ impl std::fmt::Debug for BusTarget {
 }
 
 /// Everything a command needs, resolved.
-#[derive(Debug)]
 pub struct Settings {
     /// This machine's name.
     pub machine: String,
@@ -295,6 +294,20 @@ pub struct Settings {
     pub bus: BusTarget,
     /// Secret values loaded (bus password, ...), for the secret scanner and redaction.
     pub secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    /// Everything but the secret values (only how many there are).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("machine", &self.machine)
+            .field("file", &self.file)
+            .field("file_path", &self.file_path)
+            .field("dirs", &self.dirs)
+            .field("bus", &self.bus)
+            .field("secrets", &format_args!("<{} redacted>", self.secrets.len()))
+            .finish()
+    }
 }
 
 /// Options from the command line that affect settings.
@@ -412,6 +425,25 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = read_env_file(&p).unwrap_err().to_string();
         assert!(e.contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_loaded_secret() {
+        let s = Settings {
+            machine: "m".into(),
+            file: FileConfig::default(),
+            file_path: None,
+            dirs: Dirs { config_file: "c".into(), data: "d".into(), home: "h".into() },
+            bus: BusTarget::Http {
+                url: "http://127.0.0.1:1".into(),
+                user: "claude".into(),
+                password: "pa55-w0rd-xyz".into(),
+                timeout: std::time::Duration::from_secs(1),
+            },
+            secrets: vec!["pa55-w0rd-xyz".into()],
+        };
+        let d = format!("{s:?} {s:#?}");
+        assert!(!d.contains("pa55-w0rd-xyz") && d.contains("<1 redacted>"), "{d}");
     }
 
     #[test]
