@@ -456,3 +456,20 @@ fn drive_two_gib_through_s3_streams_with_flat_memory() {
         fetch_peak >> 20
     );
 }
+
+#[test]
+fn drive_webdav_above_single_request_max_is_streamed_by_rclone() {
+    let server = Server::start(Kind::Webdav);
+    let (env, conf) = drive_env("dav", "h", &server.section("dav", false));
+    env.write_config("[drive]\nremote = \"dav\"\nfolder = \"h\"\nsingle_request_max = \"4KiB\"\n");
+    let small = payload(1000, 7);
+    let large = payload(50_000, 8);
+    let (o, j) = send(&env, &write_file(&env, "small.bin", &small), &[]);
+    o.ok();
+    assert_eq!(drive_receipt(&j).1, "via opendal");
+    let (o, j) = send(&env, &write_file(&env, "large.bin", &large), &[]);
+    o.ok();
+    let (uri, detail) = drive_receipt(&j);
+    assert!(detail.starts_with("via rclone") && detail.contains("single_request_max"), "{detail}");
+    assert!(rclone::cat(&conf, &rclone_target(&uri), None).stdout == large);
+}
