@@ -161,6 +161,11 @@ impl Outbox {
         self.ids().map(|v| v.len()).unwrap_or(0)
     }
 
+    /// True when no job is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Moves a finished (or permanently failed) job to the history and removes it from the outbox.
     pub fn finish(&self, locked: LockedJob) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.sent)?;

@@ -104,14 +104,14 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
     if req.text.is_none() && req.files.is_empty() {
         return Err(PlanError("nothing to send: give a message, `-` for stdin, or --file PATH".into()));
     }
-    if let Some(via) = &req.via {
-        if !ctx.channels.contains_key(via) {
-            let known: Vec<&str> = ctx.channels.keys().map(String::as_str).collect();
-            return Err(PlanError(format!(
-                "--via {via}: that channel is not configured here (configured: {}); add a [{via}] section to the config",
-                known.join(", ")
-            )));
-        }
+    if let Some(via) = &req.via
+        && !ctx.channels.contains_key(via)
+    {
+        let known: Vec<&str> = ctx.channels.keys().map(String::as_str).collect();
+        return Err(PlanError(format!(
+            "--via {via}: that channel is not configured here (configured: {}); add a [{via}] section to the config",
+            known.join(", ")
+        )));
     }
     let has = |name: &str| ctx.channels.contains_key(name);
     let mut payloads = Vec::new();

@@ -101,7 +101,7 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
             0
         }
     };
-    if s.outbox.len() > 0 {
+    if !s.outbox.is_empty() {
         notes.push(format!("{} job(s) still waiting in the outbox (`handoff flush` retries)", s.outbox.len()));
     }
     let mut documents = Vec::new();

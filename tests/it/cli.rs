@@ -136,7 +136,7 @@ fn two_processes_sharing_the_embedded_store_lose_nothing() {
         .collect();
     // b syncs while they send
     let mut seen = Vec::new();
-    let mut collect = |seen: &mut Vec<String>| {
+    let collect = |seen: &mut Vec<String>| {
         let mut c = env.handoff("b");
         c.args(["sync", "--json"]);
         let o = run(c);

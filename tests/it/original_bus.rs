@@ -31,10 +31,10 @@ impl OriginalBus {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = reqwest::blocking::Client::new();
         loop {
-            if let Ok(r) = client.get(format!("{url}/health")).basic_auth("claude", Some(crate::support::bus::PASSWORD)).send() {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = client.get(format!("{url}/health")).basic_auth("claude", Some(crate::support::bus::PASSWORD)).send()
+                && r.status().is_success()
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "the Flask bus did not start (is flask installed? run `bash scripts/install-test-deps.sh`)");
             std::thread::sleep(Duration::from_millis(100));

@@ -323,13 +323,12 @@ fn query(conn: &Connection, q: &MessageQuery) -> Result<Vec<Message>, StoreError
             },
         },
     };
-    if let (Some(to), Some(reader)) = (&q.to, &q.unread_by) {
-        if to == reader {
-            let floor: Option<i64> = conn
-                .query_row("SELECT floor FROM reader_floor WHERE reader = ?1", [reader], |r| r.get(0))
-                .optional()?;
-            after = after.max(floor.unwrap_or(0));
-        }
+    if let (Some(to), Some(reader)) = (&q.to, &q.unread_by)
+        && to == reader
+    {
+        let floor: Option<i64> =
+            conn.query_row("SELECT floor FROM reader_floor WHERE reader = ?1", [reader], |r| r.get(0)).optional()?;
+        after = after.max(floor.unwrap_or(0));
     }
     let mut filters = vec!["seq > :after".to_string()];
     if q.from.is_some() {

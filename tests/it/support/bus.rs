@@ -112,10 +112,10 @@ impl BusServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}/health", self.url)).basic_auth(USER, Some(PASSWORD)).send() {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}/health", self.url)).basic_auth(USER, Some(PASSWORD)).send()
+                && r.status().is_success()
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
