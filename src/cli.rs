@@ -31,16 +31,22 @@ pub const EXIT_CODES: &str = "Exit codes: 0 ok · 1 failure · 2 usage · 65 inp
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send a message, a document or files (end of a session).
-    #[command(after_help = "Examples:\n  handoff send --to mac-studio \"tests pass; PR ready for review\"\n  handoff send --doc notes.md --title \"Session recap\"\n  handoff send --file screenshot.png --file trace.json \"the crash, see trace\"\n  git diff | handoff send - --to any --tag diff\n  handoff send --urgent \"prod deploy is stuck\"\n  handoff send --dry-run --file big.iso")]
+    #[command(
+        after_help = "Examples:\n  handoff send --to mac-studio \"tests pass; PR ready for review\"\n  handoff send --doc notes.md --title \"Session recap\"\n  handoff send --file screenshot.png --file trace.json \"the crash, see trace\"\n  git diff | handoff send - --to any --tag diff\n  handoff send --urgent \"prod deploy is stuck\"\n  handoff send --dry-run --file big.iso"
+    )]
     Send(SendArgs),
     /// Pick up what other sessions left for this machine (start of a session).
-    #[command(after_help = "Examples:\n  handoff sync\n  handoff sync --fetch --format json\n  handoff sync --format claude-hook   # in a Claude Code SessionStart hook")]
+    #[command(
+        after_help = "Examples:\n  handoff sync\n  handoff sync --fetch --format json\n  handoff sync --format claude-hook   # in a Claude Code SessionStart hook"
+    )]
     Sync(SyncArgs),
     /// Download what a pointer message points to and verify its sha256.
     #[command(after_help = "Examples:\n  handoff fetch 42\n  handoff fetch 42 --out ~/Downloads --force")]
     Fetch(FetchArgs),
     /// Deliver what the outbox holds.
-    #[command(after_help = "Examples:\n  handoff flush\n  handoff flush --background   # in a Claude Code SessionEnd hook: returns at once")]
+    #[command(
+        after_help = "Examples:\n  handoff flush\n  handoff flush --background   # in a Claude Code SessionEnd hook: returns at once"
+    )]
     Flush(FlushArgs),
     /// Check this machine's setup, one line per check.
     #[command(after_help = "Examples:\n  handoff doctor\n  handoff doctor --send-test --json")]
@@ -60,7 +66,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum DropletCommand {
     /// Remove payloads handoff put on the droplet that are older than a given age (nothing else is touched).
-    #[command(after_help = "Examples:\n  handoff droplet prune --older-than 7d\n  handoff droplet prune --older-than 36h --dry-run --json")]
+    #[command(
+        after_help = "Examples:\n  handoff droplet prune --older-than 7d\n  handoff droplet prune --older-than 36h --dry-run --json"
+    )]
     Prune(PruneArgs),
 }
 
@@ -175,7 +183,9 @@ pub struct DoctorArgs {
 #[derive(Debug, Subcommand)]
 pub enum BusCommand {
     /// Run the bus server (a drop-in for the original Flask bus). The password comes from BUS_PASS or the env file.
-    #[command(after_help = "Examples:\n  BUS_PASS=... handoff bus serve --listen 127.0.0.1:8765\n  handoff bus serve --env-file ~/.secrets/claude-bus.env --data /var/lib/handoff-bus")]
+    #[command(
+        after_help = "Examples:\n  BUS_PASS=... handoff bus serve --listen 127.0.0.1:8765\n  handoff bus serve --env-file ~/.secrets/claude-bus.env --data /var/lib/handoff-bus"
+    )]
     Serve(ServeArgs),
     /// Load the original bus's JSON-lines data file into the embedded store or PostgreSQL.
     #[command(

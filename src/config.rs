@@ -106,8 +106,10 @@ mod humantime_serde_opt {
     use serde::{Deserialize, Deserializer};
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
         let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{e} (write it like \"20s\")"))))
-            .transpose()
+        s.map(|s| {
+            humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{e} (write it like \"20s\")")))
+        })
+        .transpose()
     }
 }
 
@@ -127,8 +129,10 @@ impl Dirs {
     pub fn platform() -> anyhow::Result<Self> {
         let pd = directories::ProjectDirs::from("", "", "handoff")
             .ok_or_else(|| config_err("cannot find a home directory: set HOME"))?;
-        let home = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()).unwrap_or_else(|| PathBuf::from("."));
-        let data = std::env::var_os("HANDOFF_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| pd.data_dir().to_path_buf());
+        let home =
+            directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()).unwrap_or_else(|| PathBuf::from("."));
+        let data =
+            std::env::var_os("HANDOFF_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| pd.data_dir().to_path_buf());
         Ok(Self { config_file: pd.config_dir().join("config.toml"), data, home })
     }
 }
@@ -191,11 +195,16 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     })?;
     #[cfg(not(feature = "git"))]
     if cfg.git.is_some() {
-        return Err("[git] is configured but this build of handoff has no git support (rebuild with --features git)".into());
+        return Err(
+            "[git] is configured but this build of handoff has no git support (rebuild with --features git)".into()
+        );
     }
     #[cfg(not(feature = "drive"))]
     if cfg.drive.is_some() {
-        return Err("[drive] is configured but this build of handoff has no drive support (rebuild with --features drive)".into());
+        return Err(
+            "[drive] is configured but this build of handoff has no drive support (rebuild with --features drive)"
+                .into(),
+        );
     }
     #[cfg(not(feature = "droplet"))]
     if cfg.droplet.is_some() {
@@ -203,7 +212,9 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     }
     #[cfg(not(feature = "sms"))]
     if cfg.sms.is_some() {
-        return Err("[sms] is configured but this build of handoff has no sms support (rebuild with --features sms)".into());
+        return Err(
+            "[sms] is configured but this build of handoff has no sms support (rebuild with --features sms)".into()
+        );
     }
     if cfg.route.inline_max.as_u64() > handoff_channels::bus::MAX_BODY as u64 {
         return Err(format!("[route] inline_max = {} is larger than the bus's 64 KiB limit", cfg.route.inline_max));
@@ -214,7 +225,8 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
 /// Reads an env file (`KEY=VALUE` lines, `export` prefixes, quotes and comments allowed). Refuses a file
 /// that group or others can read, as ssh does with keys.
 pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let meta = std::fs::metadata(path).map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -228,7 +240,8 @@ pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
         }
     }
     let _ = meta;
-    let text = std::fs::read_to_string(path).map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
     let mut out = BTreeMap::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -240,7 +253,9 @@ pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
             return Err(config_err(format!("{} line {}: expected KEY=VALUE", path.display(), n + 1)));
         };
         let v = v.trim();
-        let v = if (v.starts_with('"') && v.ends_with('"') && v.len() >= 2) || (v.starts_with('\'') && v.ends_with('\'') && v.len() >= 2) {
+        let v = if (v.starts_with('"') && v.ends_with('"') && v.len() >= 2)
+            || (v.starts_with('\'') && v.ends_with('\'') && v.len() >= 2)
+        {
             &v[1..v.len() - 1]
         } else {
             v
@@ -324,14 +339,11 @@ impl Settings {
     pub fn load(o: &Overrides) -> anyhow::Result<Self> {
         let dirs = Dirs::platform()?;
         let (file, file_path) = load_file(o.config.as_deref(), &dirs)?;
-        let machine = o
-            .machine
-            .clone()
-            .or_else(|| file.machine.clone())
-            .unwrap_or_else(short_hostname);
+        let machine = o.machine.clone().or_else(|| file.machine.clone()).unwrap_or_else(short_hostname);
         validate_machine(&machine)?;
         let section = file.bus.clone().unwrap_or_default();
-        let env_file_path = expand_home(section.env_file.as_deref().unwrap_or(Path::new(&format!("~/{DEFAULT_ENV_FILE}"))), &dirs.home);
+        let env_file_path =
+            expand_home(section.env_file.as_deref().unwrap_or(Path::new(&format!("~/{DEFAULT_ENV_FILE}"))), &dirs.home);
         let env_file = if env_file_path.exists() {
             read_env_file(&env_file_path)?
         } else if section.env_file.is_some() {
@@ -390,7 +402,13 @@ pub fn validate_machine(name: &str) -> anyhow::Result<()> {
 /// The short hostname (up to the first dot), or `localhost`.
 pub fn short_hostname() -> String {
     let h = gethostname::gethostname().to_string_lossy().into_owned();
-    let short: String = h.split('.').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect();
+    let short: String = h
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
     if short.is_empty() { "localhost".into() } else { short }
 }
 

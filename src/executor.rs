@@ -27,14 +27,24 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
     for item in &plan.payloads {
         let i = steps.len();
         let p = match item.kind {
-            ParcelKind::Document => parcel(i, ParcelKind::Document, Some(item.name.clone()), req.text.clone().unwrap_or_default(), None),
+            ParcelKind::Document => {
+                parcel(i, ParcelKind::Document, Some(item.name.clone()), req.text.clone().unwrap_or_default(), None)
+            }
             _ => {
                 let (f, sha) = file_iter.next().expect("one planned item per file");
                 let fr = FileRef { path: f.path.clone(), name: f.name.clone(), size: f.size, sha256: sha.clone() };
                 parcel(i, ParcelKind::File, None, String::new(), Some(fr))
             }
         };
-        steps.push(Step { role: Role::Payload, parcel: p, channels: item.channels.clone(), receipt: None, attempts: 0, last_error: None, failed: false });
+        steps.push(Step {
+            role: Role::Payload,
+            parcel: p,
+            channels: item.channels.clone(),
+            receipt: None,
+            attempts: 0,
+            last_error: None,
+            failed: false,
+        });
     }
     let i = steps.len();
     match plan.bus {
@@ -84,7 +94,12 @@ pub fn summary_of(req: &SendRequest) -> String {
     let s = req
         .title
         .clone()
-        .or_else(|| req.text.as_deref().and_then(|t| t.lines().find(|l| !l.trim().is_empty())).map(|l| l.trim().trim_start_matches('#').trim().to_string()))
+        .or_else(|| {
+            req.text
+                .as_deref()
+                .and_then(|t| t.lines().find(|l| !l.trim().is_empty()))
+                .map(|l| l.trim().trim_start_matches('#').trim().to_string())
+        })
         .unwrap_or_else(|| req.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "));
     truncate_chars(&s, 100)
 }
@@ -130,7 +145,10 @@ pub struct JobReport {
 impl JobReport {
     /// The bus message id of the job (inline message or pointer), if posted.
     pub fn bus_message_id(&self) -> Option<&str> {
-        self.steps.iter().filter(|s| s.step == "inline" || s.step == "pointer").find_map(|s| s.receipt.as_ref()?.message_id.as_deref())
+        self.steps
+            .iter()
+            .filter(|s| s.step == "inline" || s.step == "pointer")
+            .find_map(|s| s.receipt.as_ref()?.message_id.as_deref())
     }
 }
 
@@ -153,7 +171,9 @@ pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> 
         let mut errors: Vec<ChannelError> = Vec::new();
         for name in &step.channels {
             let Some(ch) = reg.channels.get(name) else {
-                errors.push(ChannelError::permanent(format!("the {name} channel is not configured on this machine any more")));
+                errors.push(ChannelError::permanent(format!(
+                    "the {name} channel is not configured on this machine any more"
+                )));
                 continue;
             };
             tracing::info!(step = i, channel = %name, "delivering");
@@ -185,8 +205,12 @@ pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> 
             };
             s.failed = kind != handoff_channels::ErrorKind::Transient;
             worst = Some(match (worst, kind) {
-                (Some(handoff_channels::ErrorKind::Auth), _) | (_, handoff_channels::ErrorKind::Auth) => handoff_channels::ErrorKind::Auth,
-                (Some(handoff_channels::ErrorKind::Permanent), _) | (_, handoff_channels::ErrorKind::Permanent) => handoff_channels::ErrorKind::Permanent,
+                (Some(handoff_channels::ErrorKind::Auth), _) | (_, handoff_channels::ErrorKind::Auth) => {
+                    handoff_channels::ErrorKind::Auth
+                }
+                (Some(handoff_channels::ErrorKind::Permanent), _) | (_, handoff_channels::ErrorKind::Permanent) => {
+                    handoff_channels::ErrorKind::Permanent
+                }
                 _ => handoff_channels::ErrorKind::Transient,
             });
             s.last_error = Some(errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "));
@@ -211,7 +235,11 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
             let mut items = Vec::new();
             for s in job.steps.iter().filter(|s| s.role == Role::Payload) {
                 let Some(r) = &s.receipt else {
-                    return Err(if s.failed { "a payload failed; no pointer posted".into() } else { "waiting for the payloads".into() });
+                    return Err(if s.failed {
+                        "a payload failed; no pointer posted".into()
+                    } else {
+                        "waiting for the payloads".into()
+                    });
                 };
                 let (size, sha256, name) = match &s.parcel.file {
                     Some(f) => (f.size, f.sha256.clone(), f.name.clone()),
@@ -221,7 +249,13 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
                         (s.parcel.body.len() as u64, crate::hash::sha256_hex(s.parcel.body.as_bytes()), name)
                     }
                 };
-                items.push(PointerItem { channel: r.channel.clone(), name, size, sha256, uri: r.uri.clone().unwrap_or_default() });
+                items.push(PointerItem {
+                    channel: r.channel.clone(),
+                    name,
+                    size,
+                    sha256,
+                    uri: r.uri.clone().unwrap_or_default(),
+                });
             }
             job.steps[i].parcel.body = Pointer { title, note, items }.to_body();
             Ok(())
@@ -262,7 +296,13 @@ fn report_of(job: &Job, worst: Option<handoff_channels::ErrorKind>) -> JobReport
             error: s.last_error.clone(),
         })
         .collect();
-    JobReport { job: job.id.clone(), steps, queued: job.pending(), failed: job.steps.iter().filter(|s| s.failed).count(), worst }
+    JobReport {
+        job: job.id.clone(),
+        steps,
+        queued: job.pending(),
+        failed: job.steps.iter().filter(|s| s.failed).count(),
+        worst,
+    }
 }
 
 /// Delivers every job waiting in the outbox that no other process holds. Returns one report per job tried.
@@ -299,12 +339,26 @@ mod tests {
             self.name
         }
         fn capability(&self) -> Capability {
-            Capability { max_size: None, latency: LatencyClass::SizeBound, can_receive: false, text: false, documents: false, files: true, pages: false, lasting: true }
+            Capability {
+                max_size: None,
+                latency: LatencyClass::SizeBound,
+                can_receive: false,
+                text: false,
+                documents: false,
+                files: true,
+                pages: false,
+                lasting: true,
+            }
         }
         async fn deliver(&self, p: &Parcel) -> Result<Receipt, ChannelError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             match self.fail {
-                None => Ok(Receipt { channel: self.name.into(), uri: Some(format!("{}:{}", self.name, p.key)), message_id: None, detail: None }),
+                None => Ok(Receipt {
+                    channel: self.name.into(),
+                    uri: Some(format!("{}:{}", self.name, p.key)),
+                    message_id: None,
+                    detail: None,
+                }),
                 Some(kind) => Err(ChannelError { kind, message: format!("{} says no", self.name) }),
             }
         }
@@ -313,19 +367,33 @@ mod tests {
         }
     }
 
-    fn setup(first: Option<handoff_channels::ErrorKind>, second: Option<handoff_channels::ErrorKind>) -> (tempfile::TempDir, Registry, Outbox, Job) {
+    fn setup(
+        first: Option<handoff_channels::ErrorKind>,
+        second: Option<handoff_channels::ErrorKind>,
+    ) -> (tempfile::TempDir, Registry, Outbox, Job) {
         let dir = tempfile::tempdir().unwrap();
         let bus: Arc<dyn BusApi> = Arc::new(LocalBus::open(dir.path().join("bus.sqlite")).unwrap());
         let mut channels: std::collections::BTreeMap<String, Arc<dyn Channel>> = Default::default();
         channels.insert("bus".into(), Arc::new(BusChannel::new(bus.clone())));
-        channels.insert("droplet".into(), Arc::new(Scripted { name: "droplet", fail: first, calls: AtomicUsize::new(0) }));
+        channels
+            .insert("droplet".into(), Arc::new(Scripted { name: "droplet", fail: first, calls: AtomicUsize::new(0) }));
         channels.insert("drive".into(), Arc::new(Scripted { name: "drive", fail: second, calls: AtomicUsize::new(0) }));
         let reg = Registry { bus, channels, ctx: Context::quiet("a", dir.path().to_path_buf()) };
         let f = dir.path().join("x.bin");
         std::fs::write(&f, b"abc").unwrap();
-        let req = SendRequest { to: "b".into(), files: vec![FileInfo { path: f, name: "x.bin".into(), size: 3 }], ..Default::default() };
+        let req = SendRequest {
+            to: "b".into(),
+            files: vec![FileInfo { path: f, name: "x.bin".into(), size: 3 }],
+            ..Default::default()
+        };
         let plan = Plan {
-            payloads: vec![crate::router::PlannedItem { kind: ParcelKind::File, name: "x.bin".into(), size: 3, channels: vec!["droplet".into(), "drive".into()], reason: String::new() }],
+            payloads: vec![crate::router::PlannedItem {
+                kind: ParcelKind::File,
+                name: "x.bin".into(),
+                size: 3,
+                channels: vec!["droplet".into(), "drive".into()],
+                reason: String::new(),
+            }],
             bus: BusPart::Pointer { with_note: false },
             page: false,
         };
@@ -362,6 +430,9 @@ mod tests {
         assert_eq!(r.worst, Some(Auth));
         assert!(reg.bus.messages(&Default::default()).await.unwrap().is_empty(), "no pointer to a payload that failed");
         assert!(outbox.ids().unwrap().is_empty(), "a job that can never complete does not stay in the outbox");
-        assert_eq!(outbox.history().unwrap()[0].steps[1].last_error.as_deref(), Some("a payload failed; no pointer posted"));
+        assert_eq!(
+            outbox.history().unwrap()[0].steps[1].last_error.as_deref(),
+            Some("a payload failed; no pointer posted")
+        );
     }
 }

@@ -151,8 +151,9 @@ impl Outbox {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let job: Job = serde_json::from_slice(&text)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("outbox job {id} is unreadable: {e}")))?;
+        let job: Job = serde_json::from_slice(&text).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("outbox job {id} is unreadable: {e}"))
+        })?;
         Ok(Some(LockedJob { job, dir, _lock: lock }))
     }
 
@@ -268,7 +269,16 @@ mod tests {
             to: "b".into(),
             steps: vec![Step {
                 role: Role::Inline,
-                parcel: Parcel { key: format!("{id}-0"), from: "a".into(), to: "b".into(), kind: ParcelKind::Text, title: None, body: "hi".into(), tags: vec![], file: None },
+                parcel: Parcel {
+                    key: format!("{id}-0"),
+                    from: "a".into(),
+                    to: "b".into(),
+                    kind: ParcelKind::Text,
+                    title: None,
+                    body: "hi".into(),
+                    tags: vec![],
+                    file: None,
+                },
                 channels: vec!["bus".into()],
                 receipt: None,
                 attempts: 0,

@@ -17,9 +17,10 @@ struct Bar(indicatif::ProgressBar);
 impl ProgressSink for TerminalProgress {
     fn start(&self, label: &str, total: u64) -> Box<dyn ProgressBar> {
         let bar = indicatif::ProgressBar::new(total);
-        let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style =
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(label.to_string());
         Box::new(Bar(bar))

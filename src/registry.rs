@@ -58,7 +58,11 @@ impl Registry {
 
 /// One arm per optional channel: construct it from its config section when present.
 #[allow(unused_variables)]
-fn add_configured(settings: &Settings, ctx: &Context, channels: &mut BTreeMap<String, Arc<dyn Channel>>) -> anyhow::Result<()> {
+fn add_configured(
+    settings: &Settings,
+    ctx: &Context,
+    channels: &mut BTreeMap<String, Arc<dyn Channel>>,
+) -> anyhow::Result<()> {
     // Each channel module adds its arm here when it lands (git, drive, droplet, sms).
     #[cfg(feature = "git")]
     {

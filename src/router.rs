@@ -143,7 +143,10 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
             });
         } else if req.files.is_empty() {
             if req.via.as_deref().is_some_and(|v| v != "bus") {
-                return Err(PlanError(format!("--via {}: a short message goes on the bus (use --doc to make it a document)", req.via.as_deref().unwrap_or(""))));
+                return Err(PlanError(format!(
+                    "--via {}: a short message goes on the bus (use --doc to make it a document)",
+                    req.via.as_deref().unwrap_or("")
+                )));
             }
             bus = BusPart::Inline { size };
         } else {
@@ -179,7 +182,13 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
 
 /// The channels to try for one item: `via` alone if given (and able), else the preference order
 /// filtered to what is configured and able to take it.
-fn pick(kind: ParcelKind, size: u64, via: Option<&str>, order: &[&str], ctx: &RouteContext) -> Result<Vec<String>, PlanError> {
+fn pick(
+    kind: ParcelKind,
+    size: u64,
+    via: Option<&str>,
+    order: &[&str],
+    ctx: &RouteContext,
+) -> Result<Vec<String>, PlanError> {
     let what = match kind {
         ParcelKind::Document => "a document",
         ParcelKind::File => "a file",
@@ -218,11 +227,17 @@ impl Plan {
                 p.size,
                 p.channels[0],
                 p.reason,
-                if p.channels.len() > 1 { format!("; fallback: {}", p.channels[1..].join(", ")) } else { String::new() }
+                if p.channels.len() > 1 {
+                    format!("; fallback: {}", p.channels[1..].join(", "))
+                } else {
+                    String::new()
+                }
             ));
         }
         match self.bus {
-            BusPart::Inline { size } => out.push_str(&format!("message ({size} bytes) -> bus, inline, to {}\n", req.to)),
+            BusPart::Inline { size } => {
+                out.push_str(&format!("message ({size} bytes) -> bus, inline, to {}\n", req.to))
+            }
             BusPart::Pointer { with_note } => out.push_str(&format!(
                 "pointer -> bus, to {}{}\n",
                 req.to,
@@ -243,7 +258,16 @@ mod tests {
     use handoff_channels::LatencyClass;
 
     fn cap(text: bool, documents: bool, files: bool, pages: bool, max: Option<u64>) -> Capability {
-        Capability { max_size: max, latency: LatencyClass::Seconds, can_receive: false, text, documents, files, pages, lasting: true }
+        Capability {
+            max_size: max,
+            latency: LatencyClass::Seconds,
+            can_receive: false,
+            text,
+            documents,
+            files,
+            pages,
+            lasting: true,
+        }
     }
 
     fn ctx(names: &[&str]) -> RouteContext {

@@ -60,7 +60,9 @@ impl State {
 
     /// Messages stored but not yet shown, oldest first.
     pub fn unshown(&self, machine: &str, bus: &str) -> anyhow::Result<Vec<Received>> {
-        let mut st = self.conn.prepare("SELECT message, received_at FROM received WHERE machine = ?1 AND bus = ?2 AND shown = 0 ORDER BY n")?;
+        let mut st = self.conn.prepare(
+            "SELECT message, received_at FROM received WHERE machine = ?1 AND bus = ?2 AND shown = 0 ORDER BY n",
+        )?;
         let rows = st.query_map(params![machine, bus], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for row in rows {
@@ -74,7 +76,10 @@ impl State {
     pub fn mark_shown(&self, machine: &str, bus: &str, ids: &[MessageId]) -> anyhow::Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         for id in ids {
-            tx.execute("UPDATE received SET shown = 1 WHERE machine = ?1 AND bus = ?2 AND id = ?3", params![machine, bus, id.as_str()])?;
+            tx.execute(
+                "UPDATE received SET shown = 1 WHERE machine = ?1 AND bus = ?2 AND id = ?3",
+                params![machine, bus, id.as_str()],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -84,7 +89,11 @@ impl State {
     pub fn find(&self, machine: &str, id: &str) -> anyhow::Result<Option<Message>> {
         let m: Option<String> = self
             .conn
-            .query_row("SELECT message FROM received WHERE machine = ?1 AND id = ?2 ORDER BY n DESC LIMIT 1", params![machine, id], |r| r.get(0))
+            .query_row(
+                "SELECT message FROM received WHERE machine = ?1 AND id = ?2 ORDER BY n DESC LIMIT 1",
+                params![machine, id],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(m.map(|m| serde_json::from_str(&m)).transpose()?)
     }
@@ -105,7 +114,11 @@ impl State {
     pub fn cursor(&self, machine: &str, channel: &str) -> anyhow::Result<Option<String>> {
         Ok(self
             .conn
-            .query_row("SELECT cursor FROM cursors WHERE machine = ?1 AND channel = ?2", params![machine, channel], |r| r.get(0))
+            .query_row(
+                "SELECT cursor FROM cursors WHERE machine = ?1 AND channel = ?2",
+                params![machine, channel],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 

@@ -18,10 +18,7 @@ pub enum BusOutcome {
 
 /// The state of the job's bus step (inline message or pointer).
 pub fn bus_outcome(job: &Job) -> BusOutcome {
-    let bus = job
-        .steps
-        .iter()
-        .find(|s| matches!(s.role, Role::Inline | Role::Pointer { .. }));
+    let bus = job.steps.iter().find(|s| matches!(s.role, Role::Inline | Role::Pointer { .. }));
     match bus {
         Some(s) => match s.receipt.as_ref().and_then(|r| r.message_id.clone()) {
             Some(id) => BusOutcome::Posted(id),
@@ -96,16 +93,7 @@ mod tests {
             created: "t".into(),
             from: "mac".into(),
             to: "any".into(),
-            steps: vec![
-                bus,
-                step(
-                    Role::Page {
-                        summary: "prod down".into(),
-                    },
-                    ParcelKind::Page,
-                    "",
-                ),
-            ],
+            steps: vec![bus, step(Role::Page { summary: "prod down".into() }, ParcelKind::Page, "")],
         }
     }
 
@@ -113,41 +101,21 @@ mod tests {
     fn the_page_names_the_bus_message_or_carries_the_text() {
         let text = "prod down\nthe deploy of 1.4 stalled at migration 17; rolled back\n";
         let mut posted = step(Role::Inline, ParcelKind::Text, text);
-        posted.receipt = Some(Receipt {
-            channel: "bus".into(),
-            uri: None,
-            message_id: Some("42".into()),
-            detail: None,
-        });
-        assert_eq!(
-            page_body(&job(posted), "prod down"),
-            "mac: prod down (bus msg 42)"
-        );
+        posted.receipt =
+            Some(Receipt { channel: "bus".into(), uri: None, message_id: Some("42".into()), detail: None });
+        assert_eq!(page_body(&job(posted), "prod down"), "mac: prod down (bus msg 42)");
 
         let queued = job(step(Role::Inline, ParcelKind::Text, text));
         assert_eq!(bus_outcome(&queued), BusOutcome::Queued);
         let body = page_body(&queued, "prod down");
-        assert!(
-            body.starts_with("mac: prod down the deploy of 1.4 stalled"),
-            "{body}"
-        );
+        assert!(body.starts_with("mac: prod down the deploy of 1.4 stalled"), "{body}");
         assert!(!body.contains('\n'));
 
         let mut refused = step(Role::Inline, ParcelKind::Text, text);
         refused.failed = true;
         assert_eq!(bus_outcome(&job(refused)), BusOutcome::Failed);
 
-        let pointer = step(
-            Role::Pointer {
-                note: None,
-                title: Some("logs".into()),
-            },
-            ParcelKind::Text,
-            "",
-        );
-        assert_eq!(
-            page_body(&job(pointer), "logs").split(" (").next(),
-            Some("mac: logs")
-        );
+        let pointer = step(Role::Pointer { note: None, title: Some("logs".into()) }, ParcelKind::Text, "");
+        assert_eq!(page_body(&job(pointer), "logs").split(" (").next(), Some("mac: logs"));
     }
 }

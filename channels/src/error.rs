@@ -49,8 +49,14 @@ impl From<std::io::Error> for ChannelError {
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         match e.kind() {
-            K::ConnectionRefused | K::ConnectionReset | K::ConnectionAborted | K::TimedOut | K::Interrupted
-            | K::BrokenPipe | K::NotConnected | K::WouldBlock => Self::transient(e.to_string()),
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::TimedOut
+            | K::Interrupted
+            | K::BrokenPipe
+            | K::NotConnected
+            | K::WouldBlock => Self::transient(e.to_string()),
             _ => Self::permanent(e.to_string()),
         }
     }

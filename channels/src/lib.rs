@@ -13,12 +13,12 @@ pub mod droplet;
 pub mod error;
 #[cfg(feature = "git")]
 pub mod git;
-#[cfg(feature = "sms")]
-pub mod sms;
 pub mod local_files;
 pub mod names;
 pub mod parcel;
 pub mod pointer;
+#[cfg(feature = "sms")]
+pub mod sms;
 
 pub use context::{Context, Incoming, NoProgress, ProgressBar, ProgressSink, SyncReport};
 pub use error::{ChannelError, ErrorKind};

@@ -45,7 +45,8 @@ pub async fn copy_hashed(src: &Path, dest: &Path) -> Result<(u64, String), Chann
     tokio::fs::create_dir_all(dir).await?;
     let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
     let result = async {
-        let mut input = tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
+        let mut input =
+            tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
         let mut out = tokio::fs::File::create(&tmp).await?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
@@ -100,7 +101,10 @@ impl Channel for LocalFiles {
                 let (size, sha) = copy_hashed(&f.path, &dest).await?;
                 if sha != f.sha256 || size != f.size {
                     let _ = tokio::fs::remove_file(&dest).await;
-                    return Err(ChannelError::permanent(format!("{} changed while it was being sent", f.path.display())));
+                    return Err(ChannelError::permanent(format!(
+                        "{} changed while it was being sent",
+                        f.path.display()
+                    )));
                 }
             }
             (ParcelKind::Document, _) => {
@@ -117,7 +121,10 @@ impl Channel for LocalFiles {
     async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
         let src = self.resolve(uri)?;
         if !src.exists() {
-            return Err(ChannelError::permanent(format!("{uri} is not in the local payload folder {}", self.root.display())));
+            return Err(ChannelError::permanent(format!(
+                "{uri} is not in the local payload folder {}",
+                self.root.display()
+            )));
         }
         Ok(copy_hashed(&src, dest).await?.0)
     }

@@ -32,8 +32,7 @@ pub fn safe_file_name(name: &str) -> String {
 /// True when `rel` is a relative path that stays inside its base directory (no `..`, not absolute).
 pub fn stays_inside(rel: &str) -> bool {
     let p = std::path::Path::new(rel);
-    !rel.is_empty()
-        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+    !rel.is_empty() && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 #[cfg(test)]

@@ -75,10 +75,7 @@ impl Pointer {
 
     /// Finds and parses the machine line in a bus body; `None` when the body is not a pointer.
     pub fn from_body(body: &str) -> Option<Pointer> {
-        body.lines()
-            .rev()
-            .find_map(|l| l.strip_prefix(POINTER_PREFIX))
-            .and_then(|json| serde_json::from_str(json).ok())
+        body.lines().rev().find_map(|l| l.strip_prefix(POINTER_PREFIX)).and_then(|json| serde_json::from_str(json).ok())
     }
 }
 

@@ -10,7 +10,9 @@ use handoff_channels::pointer::human_size;
 /// Runs `handoff droplet prune`.
 pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Result<i32> {
     let cfg = settings.file.droplet.as_ref().ok_or_else(|| {
-        ConfigError("no [droplet] section in the config: add host = \"user@host\" and dir = \"/path\" under [droplet]".into())
+        ConfigError(
+            "no [droplet] section in the config: add host = \"user@host\" and dir = \"/path\" under [droplet]".into(),
+        )
     })?;
     let ctx = Context {
         machine: settings.machine.clone(),

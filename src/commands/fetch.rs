@@ -39,7 +39,12 @@ pub async fn resolve_pointer(s: &Session, target: &str) -> anyhow::Result<Pointe
             let mut since: Option<String> = None;
             let mut found = None;
             for _ in 0..200 {
-                let q = MessageQuery { since: since.clone(), to: Some(s.settings.machine.clone()), limit: Some(500), ..Default::default() };
+                let q = MessageQuery {
+                    since: since.clone(),
+                    to: Some(s.settings.machine.clone()),
+                    limit: Some(500),
+                    ..Default::default()
+                };
                 let page = s.reg.bus.messages(&q).await?;
                 if let Some(m) = page.iter().find(|m| m.id.as_str() == target) {
                     found = Some(m.clone());
@@ -53,8 +58,21 @@ pub async fn resolve_pointer(s: &Session, target: &str) -> anyhow::Result<Pointe
             found
         }
     };
-    let msg = msg.ok_or_else(|| exit::with_code(exit::DATA, anyhow::anyhow!("no message {target} addressed to {} was found", s.settings.machine)))?;
-    Pointer::from_body(&msg.body).ok_or_else(|| exit::with_code(exit::DATA, anyhow::anyhow!("message {target} is not a pointer; it says: {}", crate::executor::truncate_chars(&msg.body, 200))))
+    let msg = msg.ok_or_else(|| {
+        exit::with_code(
+            exit::DATA,
+            anyhow::anyhow!("no message {target} addressed to {} was found", s.settings.machine),
+        )
+    })?;
+    Pointer::from_body(&msg.body).ok_or_else(|| {
+        exit::with_code(
+            exit::DATA,
+            anyhow::anyhow!(
+                "message {target} is not a pointer; it says: {}",
+                crate::executor::truncate_chars(&msg.body, 200)
+            ),
+        )
+    })
 }
 
 /// Downloads every item of a pointer into `out`, verifying each sha256.
@@ -65,7 +83,10 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
         let name = safe_file_name(&item.name);
         let dest = out.join(&name);
         if dest.exists() && !force {
-            return Err(exit::with_code(exit::DATA, anyhow::anyhow!("{} exists; pass --force to overwrite it", dest.display())));
+            return Err(exit::with_code(
+                exit::DATA,
+                anyhow::anyhow!("{} exists; pass --force to overwrite it", dest.display()),
+            ));
         }
         let ch = s.reg.get(&item.channel)?;
         let tmp = out.join(format!(".{name}.handoff-part"));
@@ -79,7 +100,11 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
             let _ = std::fs::remove_file(&tmp);
             return Err(exit::with_code(
                 exit::DATA,
-                anyhow::anyhow!("{}: sha256 mismatch (pointer says {}, got {sha}); nothing was written", item.name, item.sha256),
+                anyhow::anyhow!(
+                    "{}: sha256 mismatch (pointer says {}, got {sha}); nothing was written",
+                    item.name,
+                    item.sha256
+                ),
             ));
         }
         std::fs::rename(&tmp, &dest)?;

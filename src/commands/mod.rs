@@ -44,10 +44,13 @@ pub struct Session {
 impl Session {
     /// Builds the channels for `settings`.
     pub fn open(settings: Settings) -> anyhow::Result<Self> {
-        let ctx = Context { machine: settings.machine.clone(), data_dir: settings.dirs.data.clone(), progress: crate::progress::sink() };
-        crate::config::private_dir(&settings.dirs.data).map_err(|e| {
-            anyhow::anyhow!("cannot create the data directory {}: {e}", settings.dirs.data.display())
-        })?;
+        let ctx = Context {
+            machine: settings.machine.clone(),
+            data_dir: settings.dirs.data.clone(),
+            progress: crate::progress::sink(),
+        };
+        crate::config::private_dir(&settings.dirs.data)
+            .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", settings.dirs.data.display()))?;
         let reg = Registry::build(&settings, ctx)?;
         let outbox = Outbox::new(&settings.dirs.data);
         Ok(Self { settings, reg, outbox })

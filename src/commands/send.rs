@@ -20,20 +20,35 @@ pub fn request_from_args(a: &SendArgs) -> anyhow::Result<SendRequest> {
         None => None,
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin().take(MAX_TEXT + 1).read_to_string(&mut s).context("reading the message from stdin (it must be UTF-8 text)")?;
+            std::io::stdin()
+                .take(MAX_TEXT + 1)
+                .read_to_string(&mut s)
+                .context("reading the message from stdin (it must be UTF-8 text)")?;
             if s.len() as u64 > MAX_TEXT {
-                return Err(exit::with_code(exit::DATA, anyhow::anyhow!("stdin holds more than 16 MiB of text; send it as --file instead")));
+                return Err(exit::with_code(
+                    exit::DATA,
+                    anyhow::anyhow!("stdin holds more than 16 MiB of text; send it as --file instead"),
+                ));
             }
             Some(s)
         }
         Some(t) if a.doc && Path::new(t).is_file() => {
             let len = std::fs::metadata(t)?.len();
             if len > MAX_TEXT {
-                return Err(exit::with_code(exit::DATA, anyhow::anyhow!("{t} is {len} bytes; documents are at most 16 MiB — send it as --file")));
+                return Err(exit::with_code(
+                    exit::DATA,
+                    anyhow::anyhow!("{t} is {len} bytes; documents are at most 16 MiB — send it as --file"),
+                ));
             }
-            Some(std::fs::read_to_string(t).map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("{t}: {e} (a document must be UTF-8 text)")))?)
+            Some(std::fs::read_to_string(t).map_err(|e| {
+                exit::with_code(exit::DATA, anyhow::anyhow!("{t}: {e} (a document must be UTF-8 text)"))
+            })?)
         }
-        Some(t) if a.doc && !t.contains(char::is_whitespace) && (t.ends_with(".md") || t.ends_with(".txt") || t.contains('/')) => {
+        Some(t)
+            if a.doc
+                && !t.contains(char::is_whitespace)
+                && (t.ends_with(".md") || t.ends_with(".txt") || t.contains('/')) =>
+        {
             return Err(exit::with_code(exit::DATA, anyhow::anyhow!("--doc {t}: no such file")));
         }
         Some(t) => Some(t.to_string()),
@@ -41,9 +56,13 @@ pub fn request_from_args(a: &SendArgs) -> anyhow::Result<SendRequest> {
     let text = text.filter(|t| !t.is_empty());
     let mut files = Vec::new();
     for p in &a.files {
-        let meta = std::fs::metadata(p).map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("--file {}: {e}", p.display())))?;
+        let meta = std::fs::metadata(p)
+            .map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("--file {}: {e}", p.display())))?;
         if !meta.is_file() {
-            return Err(exit::with_code(exit::DATA, anyhow::anyhow!("--file {}: not a regular file (send a directory as an archive)", p.display())));
+            return Err(exit::with_code(
+                exit::DATA,
+                anyhow::anyhow!("--file {}: not a regular file (send a directory as an archive)", p.display()),
+            ));
         }
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
         files.push(FileInfo { path: std::path::absolute(p)?, name, size: meta.len() });
@@ -71,7 +90,8 @@ pub fn request_from_args(a: &SendArgs) -> anyhow::Result<SendRequest> {
 /// Runs `handoff send`.
 pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<i32> {
     if a.to != handoff_channels::bus::BROADCAST {
-        crate::config::validate_machine(&a.to).map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("--to: {e}")))?;
+        crate::config::validate_machine(&a.to)
+            .map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("--to: {e}")))?;
     }
     let req = request_from_args(&a)?;
     // before anything is planned, queued or sent: nothing with a secret in it reaches the outbox
@@ -97,9 +117,13 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     let earlier = session.flush_outbox().await?;
     let mut hashes = Vec::new();
     for f in &req.files {
-        let (sha, size) = crate::hash::sha256_file(&f.path).map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("{}: {e}", f.path.display())))?;
+        let (sha, size) = crate::hash::sha256_file(&f.path)
+            .map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("{}: {e}", f.path.display())))?;
         if size != f.size {
-            return Err(exit::with_code(exit::DATA, anyhow::anyhow!("{} changed size while being read; try again", f.path.display())));
+            return Err(exit::with_code(
+                exit::DATA,
+                anyhow::anyhow!("{} changed size while being read; try again", f.path.display()),
+            ));
         }
         hashes.push(sha);
     }
@@ -117,11 +141,18 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         exit::OK
     };
     if json {
-        println!("{}", serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "receipt": report, "flushed_earlier": earlier }));
+        println!(
+            "{}",
+            serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "receipt": report, "flushed_earlier": earlier })
+        );
     } else {
         match code {
-            exit::OK => println!("sent{}:", report.bus_message_id().map(|i| format!(" (bus msg {i})")).unwrap_or_default()),
-            exit::QUEUED => println!("queued: not everything could be delivered now; it is in the outbox and the next `handoff` run (or `handoff flush`) delivers it"),
+            exit::OK => {
+                println!("sent{}:", report.bus_message_id().map(|i| format!(" (bus msg {i})")).unwrap_or_default())
+            }
+            exit::QUEUED => println!(
+                "queued: not everything could be delivered now; it is in the outbox and the next `handoff` run (or `handoff flush`) delivers it"
+            ),
             _ => println!("failed:"),
         }
         print!("{}", describe_report(&report));

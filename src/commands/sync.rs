@@ -63,7 +63,8 @@ async fn pull_bus(s: &Session, state: &State) -> anyhow::Result<usize> {
     let bus = s.reg.bus.location();
     let mut new = 0;
     for _ in 0..MAX_PAGES {
-        let q = MessageQuery { to: Some(me.clone()), unread_by: Some(me.clone()), limit: Some(500), ..Default::default() };
+        let q =
+            MessageQuery { to: Some(me.clone()), unread_by: Some(me.clone()), limit: Some(500), ..Default::default() };
         let page: Vec<Message> = s.reg.bus.messages(&q).await?;
         for m in &page {
             if &m.from != me && state.store(me, &bus, m)? {
@@ -173,7 +174,12 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
     }
     let digest = Digest { machine: me.clone(), bus: bus.clone(), flushed, messages, documents, notes, fetched };
     match format {
-        SyncFormat::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "sync": digest }))?),
+        SyncFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "sync": digest })
+            )?
+        ),
         SyncFormat::Text => print!("{}", render_text(&digest)),
         SyncFormat::ClaudeHook => println!("{}", serde_json::to_string(&hook_output(&digest, &s.settings.dirs.data)?)?),
     }
@@ -188,14 +194,24 @@ pub fn render_text(d: &Digest) -> String {
     if d.messages.is_empty() && d.documents.is_empty() {
         out.push_str(&format!("handoff: nothing new for {}\n", d.machine));
     } else {
-        out.push_str(&format!("handoff: {} new message(s), {} new document(s) for {}\n", d.messages.len(), d.documents.len(), d.machine));
+        out.push_str(&format!(
+            "handoff: {} new message(s), {} new document(s) for {}\n",
+            d.messages.len(),
+            d.documents.len(),
+            d.machine
+        ));
     }
     for m in &d.messages {
         let to = if m.to == handoff_channels::bus::BROADCAST { "everyone".to_string() } else { m.to.clone() };
         let tags = if m.tags.is_empty() { String::new() } else { format!(" [{}]", m.tags.join(", ")) };
         out.push_str(&format!("\n── msg {} from {} to {} at {}{}\n", m.id, m.from, to, m.ts, tags));
         let shown = match &m.pointer {
-            Some(_) => m.body.lines().filter(|l| !l.starts_with(handoff_channels::pointer::POINTER_PREFIX) && !l.starts_with("fetch with:")).collect::<Vec<_>>().join("\n"),
+            Some(_) => m
+                .body
+                .lines()
+                .filter(|l| !l.starts_with(handoff_channels::pointer::POINTER_PREFIX) && !l.starts_with("fetch with:"))
+                .collect::<Vec<_>>()
+                .join("\n"),
             None => m.body.clone(),
         };
         for l in shown.lines() {

@@ -3,8 +3,8 @@
 //! long-polling as extras old clients never need to know about.
 
 pub mod bulk;
-pub mod guard;
 mod bulk_sqlite;
+pub mod guard;
 pub mod import;
 pub mod postgres;
 mod routes;
@@ -64,7 +64,8 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -163,7 +163,11 @@ async fn post_message(State(st): State<AppState>, headers: HeaderMap, body: Resu
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|t| t.as_str().map(str::to_string).ok_or_else(|| error(StatusCode::BAD_REQUEST, "`tags` must be a list of strings")))
+                .map(|t| {
+                    t.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "`tags` must be a list of strings"))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(_) => return Err(error(StatusCode::BAD_REQUEST, "`tags` must be a list of strings")),
         };
@@ -176,7 +180,12 @@ async fn post_message(State(st): State<AppState>, headers: HeaderMap, body: Resu
     let key = match headers.get(IDEMPOTENCY_HEADER).map(|h| h.to_str()) {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= 200 => Some(k.to_string()),
-        Some(_) => return error(StatusCode::BAD_REQUEST, format!("{IDEMPOTENCY_HEADER} must be 1-200 visible ASCII characters")),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{IDEMPOTENCY_HEADER} must be 1-200 visible ASCII characters"),
+            );
+        }
     };
     match st.store.post(msg, key).await {
         Ok(m) => Json(m).into_response(),
@@ -201,7 +210,9 @@ async fn messages(State(st): State<AppState>, query: Result<Query<Vec<(String, S
                 _ => return error(StatusCode::BAD_REQUEST, format!("`limit` must be a positive integer, got {v:?}")),
             },
             "wait" => match v.trim().parse::<f64>() {
-                Ok(s) if s.is_finite() && s >= 0.0 => wait = Some(std::time::Duration::from_secs_f64(s.min(st.settings.max_wait.as_secs_f64()))),
+                Ok(s) if s.is_finite() && s >= 0.0 => {
+                    wait = Some(std::time::Duration::from_secs_f64(s.min(st.settings.max_wait.as_secs_f64())))
+                }
                 _ => return error(StatusCode::BAD_REQUEST, format!("`wait` must be a number of seconds, got {v:?}")),
             },
             _ => {} // tolerate unknown parameters, as the original does

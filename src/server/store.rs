@@ -70,7 +70,10 @@ impl SqliteBusStore {
         Ok(Self { path, writer: tx, readers: Arc::new(Mutex::new(Vec::new())), notify })
     }
 
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
@@ -139,7 +142,9 @@ fn commit_group(store: &mut SqliteStore, ops: Vec<WriteOp>) {
 impl BusStore for SqliteBusStore {
     async fn post(&self, msg: NewMessage, key: Option<String>) -> Result<Message, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.writer.send(WriteOp::Post(msg, key, tx)).map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
+        self.writer
+            .send(WriteOp::Post(msg, key, tx))
+            .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
     }
     async fn messages(&self, q: MessageQuery) -> Result<Vec<Message>, StoreError> {
@@ -147,7 +152,9 @@ impl BusStore for SqliteBusStore {
     }
     async fn ack(&self, id: String, reader: String) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.writer.send(WriteOp::Ack(id, reader, tx)).map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
+        self.writer
+            .send(WriteOp::Ack(id, reader, tx))
+            .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
     }
     async fn count(&self) -> Result<u64, StoreError> {

@@ -6,7 +6,8 @@ use std::process::Command;
 #[test]
 fn the_readme_first_command_completes_a_round_trip_in_a_fresh_home() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let first = readme.lines().skip_while(|l| !l.starts_with("## The two commands")).find(|l| l.starts_with("bash ")).unwrap();
+    let first =
+        readme.lines().skip_while(|l| !l.starts_with("## The two commands")).find(|l| l.starts_with("bash ")).unwrap();
     assert_eq!(first, "bash scripts/demo.sh");
     let env = Env::new();
     let mut c = Command::new("bash");
@@ -127,7 +128,9 @@ fn two_processes_sharing_the_embedded_store_lose_nothing() {
         .into_iter()
         .map(|m| {
             let mut cmd = Command::new("bash");
-            let script = format!("for i in $(seq 1 15); do \"$HANDOFF\" --machine {m} send --to b \"{m} $i\" >/dev/null || exit 1; done");
+            let script = format!(
+                "for i in $(seq 1 15); do \"$HANDOFF\" --machine {m} send --to b \"{m} $i\" >/dev/null || exit 1; done"
+            );
             cmd.args(["-c", &script]);
             env.apply(&mut cmd);
             cmd.env("HANDOFF", handoff_bin());

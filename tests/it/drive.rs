@@ -28,9 +28,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// An env with `[drive]` pointing at `remote`, and `conf_text` as its rclone.conf (at rclone's default place).
 fn drive_env(remote: &str, folder: &str, conf_text: &str) -> (Env, PathBuf) {
     let mut env = Env::new();
-    env.write_config(&format!(
-        "[drive]\nremote = \"{remote}\"\nfolder = \"{folder}\"\n"
-    ));
+    env.write_config(&format!("[drive]\nremote = \"{remote}\"\nfolder = \"{folder}\"\n"));
     let conf = rclone::write_conf(&env, conf_text);
     rclone::isolate_ssh(&mut env);
     rclone::put_rclone_on_path(&mut env);
@@ -47,9 +45,7 @@ fn write_file(env: &Env, name: &str, bytes: &[u8]) -> PathBuf {
 /// `handoff send --file PATH --to b --json` as machine a; returns the JSON.
 fn send(env: &Env, file: &Path, extra: &[&str]) -> (std::process::Output, Value) {
     let mut c = env.handoff("a");
-    c.args(["--json", "send", "--to", "b", "--file"])
-        .arg(file)
-        .args(extra);
+    c.args(["--json", "send", "--to", "b", "--file"]).arg(file).args(extra);
     let out = run(c);
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out, json)
@@ -57,17 +53,12 @@ fn send(env: &Env, file: &Path, extra: &[&str]) -> (std::process::Output, Value)
 
 /// The drive receipt of a send's JSON: (uri, detail).
 fn drive_receipt(json: &Value) -> (String, String) {
-    let steps = json["receipt"]["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no steps in {json}"));
+    let steps = json["receipt"]["steps"].as_array().unwrap_or_else(|| panic!("no steps in {json}"));
     let r = steps
         .iter()
         .find_map(|s| s["receipt"].as_object().filter(|r| r["channel"] == "drive"))
         .unwrap_or_else(|| panic!("no drive receipt in {json:#}"));
-    (
-        r["uri"].as_str().unwrap().to_string(),
-        r["detail"].as_str().unwrap_or("").to_string(),
-    )
+    (r["uri"].as_str().unwrap().to_string(), r["detail"].as_str().unwrap_or("").to_string())
 }
 
 /// `drive:<remote>:<path>` → rclone's `remote:path`.
@@ -86,20 +77,10 @@ fn pointer_id(env: &Env) -> String {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| {
-            m["tags"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|t| t == "pointer"))
-        })
+        .find(|m| m["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "pointer")))
         .unwrap_or_else(|| panic!("b's sync shows no pointer: {j:#}"))
         .clone();
-    assert!(
-        m["fetch_command"]
-            .as_str()
-            .unwrap()
-            .starts_with("handoff fetch "),
-        "{m}"
-    );
+    assert!(m["fetch_command"].as_str().unwrap().starts_with("handoff fetch "), "{m}");
     m["id"].as_str().unwrap().to_string()
 }
 
@@ -120,15 +101,9 @@ fn round_trip(conf_text: &str, remote: &str, folder: &str, expect_detail: &str) 
     let (out, json) = send(&env, &file, &[]);
     out.ok();
     let (uri, detail) = drive_receipt(&json);
-    assert!(
-        detail.contains(expect_detail),
-        "receipt detail {detail:?} should say {expect_detail:?}"
-    );
+    assert!(detail.contains(expect_detail), "receipt detail {detail:?} should say {expect_detail:?}");
     assert!(uri.starts_with(&format!("drive:{remote}:")), "{uri}");
-    assert!(
-        uri.ends_with("/build_log___x___v2.bin"),
-        "stored under a safe name: {uri}"
-    );
+    assert!(uri.ends_with("/build_log___x___v2.bin"), "stored under a safe name: {uri}");
 
     // rclone, as an independent client with the same config, sees the same bytes and size.
     let target = rclone_target(&uri);
@@ -136,10 +111,7 @@ fn round_trip(conf_text: &str, remote: &str, folder: &str, expect_detail: &str) 
     assert!(cat.status.success(), "rclone cat {target}: {}", cat.err());
     assert_eq!(cat.stdout.len(), bytes.len());
     assert!(cat.stdout == bytes, "rclone cat returns different bytes");
-    assert_eq!(
-        rclone::stat(&conf, &target, None)["Size"],
-        bytes.len() as u64
-    );
+    assert_eq!(rclone::stat(&conf, &target, None)["Size"], bytes.len() as u64);
 
     // machine b: the pointer shows in sync, fetch verifies and writes it, and will not overwrite it.
     let id = pointer_id(&env);
@@ -150,11 +122,7 @@ fn round_trip(conf_text: &str, remote: &str, folder: &str, expect_detail: &str) 
     let fetched = std::fs::read(dir.join("build_log___x___v2.bin")).unwrap();
     assert_eq!(sha256_hex(&fetched), sha256_hex(&bytes));
     let again = fetch(&env, &id, &dir, false);
-    assert_ne!(
-        again.code(),
-        0,
-        "fetching over an existing file must be refused"
-    );
+    assert_ne!(again.code(), 0, "fetching over an existing file must be refused");
     assert!(again.err().contains("--force"), "{}", again.err());
     fetch(&env, &id, &dir, true).ok();
 }
@@ -162,34 +130,19 @@ fn round_trip(conf_text: &str, remote: &str, folder: &str, expect_detail: &str) 
 #[test]
 fn drive_webdav_send_is_read_back_by_rclone_and_fetched_by_b() {
     let server = Server::start(Kind::Webdav);
-    round_trip(
-        &server.section("dav", false),
-        "dav",
-        "claude-handoffs",
-        "via opendal",
-    );
+    round_trip(&server.section("dav", false), "dav", "claude-handoffs", "via opendal");
 }
 
 #[test]
 fn drive_s3_send_is_read_back_by_rclone_and_fetched_by_b() {
     let server = Server::start(Kind::S3);
-    round_trip(
-        &server.section("objects", false),
-        "objects",
-        "bucket/claude-handoffs",
-        "via opendal",
-    );
+    round_trip(&server.section("objects", false), "objects", "bucket/claude-handoffs", "via opendal");
 }
 
 #[test]
 fn drive_sftp_with_a_key_goes_through_opendal() {
     let server = Server::start(Kind::Sftp);
-    round_trip(
-        &server.section("box", true),
-        "box",
-        "claude-handoffs",
-        "via opendal",
-    );
+    round_trip(&server.section("box", true), "box", "claude-handoffs", "via opendal");
 }
 
 #[test]
@@ -207,12 +160,7 @@ fn drive_sftp_with_a_password_goes_through_rclone_and_says_so() {
 fn drive_local_remote_round_trip() {
     let store = tempfile::tempdir().unwrap();
     let folder = store.path().join("payloads");
-    round_trip(
-        "[here]\ntype = local\n",
-        "here",
-        folder.to_str().unwrap(),
-        "via opendal",
-    );
+    round_trip("[here]\ntype = local\n", "here", folder.to_str().unwrap(), "via opendal");
 }
 
 #[test]
@@ -229,10 +177,7 @@ fn drive_never_overwrites_an_earlier_payload_with_the_same_name() {
     o2.ok();
     let (u1, u2) = (drive_receipt(&j1).0, drive_receipt(&j2).0);
     assert_ne!(u1, u2);
-    assert!(
-        rclone::cat(&conf, &rclone_target(&u1), None).stdout == first,
-        "the first payload is intact"
-    );
+    assert!(rclone::cat(&conf, &rclone_target(&u1), None).stdout == first, "the first payload is intact");
     assert!(rclone::cat(&conf, &rclone_target(&u2), None).stdout == second);
 }
 
@@ -246,9 +191,7 @@ fn drive_fetch_of_a_corrupted_payload_fails_loudly_and_leaves_nothing() {
     out.ok();
     let (uri, _) = drive_receipt(&json);
     // Flip bytes in the stored object, on the server's disk, keeping its size.
-    let on_disk = server
-        .root
-        .join(rclone_target(&uri).split_once(':').unwrap().1);
+    let on_disk = server.root.join(rclone_target(&uri).split_once(':').unwrap().1);
     let mut stored = std::fs::read(&on_disk).unwrap();
     stored[1000] ^= 0xff;
     std::fs::write(&on_disk, &stored).unwrap();
@@ -256,16 +199,10 @@ fn drive_fetch_of_a_corrupted_payload_fails_loudly_and_leaves_nothing() {
     let id = pointer_id(&env);
     let dir = env.path().join("inbox");
     let got = fetch(&env, &id, &dir, false);
-    assert_ne!(
-        got.code(),
-        0,
-        "a corrupted payload must fail: {}",
-        got.out()
-    );
+    assert_ne!(got.code(), 0, "a corrupted payload must fail: {}", got.out());
     assert!(got.err().contains("sha256 mismatch"), "{}", got.err());
-    let left: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left: Vec<_> =
+        std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "nothing may be left behind: {left:?}");
 }
 
@@ -290,10 +227,7 @@ fn drive_encrypted_rclone_conf_works_with_its_password_and_fails_clearly_otherwi
     assert_ne!(out.code(), 0, "wrong password: must fail");
     let text = format!("{}{}", out.out(), out.err());
     assert!(text.contains("wrong password"), "{text}");
-    assert!(
-        !text.contains("wrong-horse"),
-        "the password must not be echoed: {text}"
-    );
+    assert!(!text.contains("wrong-horse"), "the password must not be echoed: {text}");
 
     env.vars.retain(|(k, _)| k != "RCLONE_CONFIG_PASS");
     env.var("RCLONE_CONFIG_PASS", "correct-horse");
@@ -307,20 +241,13 @@ fn drive_encrypted_rclone_conf_works_with_its_password_and_fails_clearly_otherwi
 #[test]
 fn drive_missing_remote_lists_the_remotes_found() {
     let server = Server::start(Kind::Webdav);
-    let (env, _) = drive_env(
-        "gdrive",
-        "h",
-        &format!("{}[here]\ntype = local\n", server.section("dav", false)),
-    );
+    let (env, _) = drive_env("gdrive", "h", &format!("{}[here]\ntype = local\n", server.section("dav", false)));
     let f = write_file(&env, "a.txt", b"x");
     let (out, _) = send(&env, &f, &["--via", "drive"]);
     assert_ne!(out.code(), 0);
     let text = format!("{}{}", out.out(), out.err());
     assert!(text.contains("\"gdrive\" is not configured"), "{text}");
-    assert!(
-        text.contains("dav (webdav)") && text.contains("here (local)"),
-        "{text}"
-    );
+    assert!(text.contains("dav (webdav)") && text.contains("here (local)"), "{text}");
 }
 
 #[test]
@@ -333,14 +260,8 @@ fn drive_without_rclone_installed_says_what_to_install() {
     let (out, _) = send(&env, &f, &["--via", "drive"]);
     assert_ne!(out.code(), 0);
     let text = format!("{}{}", out.out(), out.err());
-    assert!(
-        text.contains("rclone is not on PATH") && text.contains("install it"),
-        "{text}"
-    );
-    assert!(
-        text.contains("password"),
-        "the reason rclone is needed is given: {text}"
-    );
+    assert!(text.contains("rclone is not on PATH") && text.contains("install it"), "{text}");
+    assert!(text.contains("password"), "the reason rclone is needed is given: {text}");
 }
 
 #[test]
@@ -352,39 +273,26 @@ fn drive_sync_fetch_downloads_pointers_under_the_size_cap_only() {
     env.write_config(&format!("{cfg}\n[route]\nfetch_max = \"10KiB\"\n"));
     let small = payload(1000, 5);
     let large = payload(20_000, 6);
-    send(&env, &write_file(&env, "small.bin", &small), &[])
-        .0
-        .ok();
-    send(&env, &write_file(&env, "large.bin", &large), &[])
-        .0
-        .ok();
+    send(&env, &write_file(&env, "small.bin", &small), &[]).0.ok();
+    send(&env, &write_file(&env, "large.bin", &large), &[]).0.ok();
     let out_dir = env.path().join("auto");
     let mut c = env.handoff("b");
     c.args(["sync", "--fetch", "--json", "--out"]).arg(&out_dir);
     let out = run(c);
     out.ok();
     let j = out.json();
-    let fetched: Vec<&str> = j["sync"]["fetched"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let fetched: Vec<&str> =
+        j["sync"]["fetched"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(fetched, ["small.bin"], "{j:#}");
     let notes = j["sync"]["notes"].to_string();
-    assert!(
-        notes.contains("not fetched") && notes.contains("fetch_max"),
-        "{notes}"
-    );
+    assert!(notes.contains("not fetched") && notes.contains("fetch_max"), "{notes}");
     let small_path = j["sync"]["fetched"][0]["path"].as_str().unwrap();
     assert_eq!(std::fs::read(small_path).unwrap(), small);
 }
 
 /// Runs a command, sampling its peak RSS (`VmHWM`, which only grows) from /proc until it exits.
 fn run_measuring_peak_rss(mut c: std::process::Command) -> (std::process::Output, u64) {
-    c.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = c.spawn().unwrap();
     let status_path = format!("/proc/{}/status", child.id());
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -429,17 +337,9 @@ fn drive_two_gib_through_s3_streams_with_flat_memory() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (uri, detail) = drive_receipt(&json);
     assert!(detail.contains("via opendal"), "{detail}");
-    assert_eq!(
-        rclone::stat(&conf, &rclone_target(&uri), None)["Size"],
-        SIZE,
-        "rclone sees the whole 2 GiB object"
-    );
+    assert_eq!(rclone::stat(&conf, &rclone_target(&uri), None)["Size"], SIZE, "rclone sees the whole 2 GiB object");
     eprintln!("send of 2 GiB: peak RSS {} MiB", send_peak >> 20);
-    assert!(
-        send_peak > 0 && send_peak < LIMIT,
-        "send peak RSS {} MiB is not under 100 MiB",
-        send_peak >> 20
-    );
+    assert!(send_peak > 0 && send_peak < LIMIT, "send peak RSS {} MiB is not under 100 MiB", send_peak >> 20);
     std::fs::remove_file(&big).unwrap();
 
     let id = pointer_id(&env);
@@ -450,11 +350,7 @@ fn drive_two_gib_through_s3_streams_with_flat_memory() {
     out.ok();
     eprintln!("fetch of 2 GiB: peak RSS {} MiB", fetch_peak >> 20);
     assert_eq!(std::fs::metadata(dir.join("big.iso")).unwrap().len(), SIZE);
-    assert!(
-        fetch_peak > 0 && fetch_peak < LIMIT,
-        "fetch peak RSS {} MiB is not under 100 MiB",
-        fetch_peak >> 20
-    );
+    assert!(fetch_peak > 0 && fetch_peak < LIMIT, "fetch peak RSS {} MiB is not under 100 MiB", fetch_peak >> 20);
 }
 
 #[test]

@@ -37,16 +37,8 @@ fn rig_with(vars: &[(&str, &str)]) -> Rig {
         env.var(k, *v);
     }
     let dir = sshd.server_dir("drop");
-    env.write_config(&format!(
-        "[droplet]\nhost = \"{ALIAS}\"\ndir = \"{}\"\n",
-        dir.display()
-    ));
-    Rig {
-        sshd,
-        _bus: bus,
-        env,
-        dir,
-    }
+    env.write_config(&format!("[droplet]\nhost = \"{ALIAS}\"\ndir = \"{}\"\n", dir.display()));
+    Rig { sshd, _bus: bus, env, dir }
 }
 
 fn sha256_file(p: &Path) -> String {
@@ -58,9 +50,7 @@ fn sha256_file(p: &Path) -> String {
 
 /// Deterministic pseudo-random bytes (incompressible, unlike zeros).
 fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -73,17 +63,14 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 fn send(rig: &Rig, file: &Path) -> std::process::Output {
     let mut c = rig.env.handoff("a");
-    c.args(["send", "--to", "b", "--json", "--via", "droplet", "--file"])
-        .arg(file);
+    c.args(["send", "--to", "b", "--json", "--via", "droplet", "--file"]).arg(file);
     run(c)
 }
 
 /// Names in the droplet dir.
 fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -114,9 +101,7 @@ fn is_handoff_payload_name(n: &str) -> bool {
     let Some(rest) = n.strip_prefix("handoff-") else {
         return false;
     };
-    rest.len() > 25
-        && rest[..24].bytes().all(|b| b.is_ascii_hexdigit())
-        && rest.as_bytes()[24] == b'-'
+    rest.len() > 25 && rest[..24].bytes().all(|b| b.is_ascii_hexdigit()) && rest.as_bytes()[24] == b'-'
 }
 
 #[test]
@@ -131,15 +116,8 @@ fn harness_sshd_runs_commands_only_when_asked_and_logs_them() {
         c
     });
     o.ok();
-    assert!(
-        Path::new(&format!("{}harness", sshd.canary_prefix())).exists(),
-        "SetEnv canary works"
-    );
-    assert!(
-        sshd.command_session_logged().is_some(),
-        "sshd logs command sessions:\n{}",
-        sshd.log_text()
-    );
+    assert!(Path::new(&format!("{}harness", sshd.canary_prefix())).exists(), "SetEnv canary works");
+    assert!(sshd.command_session_logged().is_some(), "sshd logs command sessions:\n{}", sshd.log_text());
 }
 
 #[test]
@@ -156,34 +134,22 @@ fn upload_and_fetch_round_trip_with_sha256() {
     let names = listing(&rig.dir);
     assert_eq!(names.len(), 1, "one file, no .part left: {names:?}");
     let stored = rig.dir.join(&names[0]);
-    assert!(
-        is_handoff_payload_name(&names[0]) && names[0].ends_with("-report_2026.bin"),
-        "{names:?}"
-    );
+    assert!(is_handoff_payload_name(&names[0]) && names[0].ends_with("-report_2026.bin"), "{names:?}");
     assert_eq!(uri, format!("droplet:{}", stored.display()));
-    assert_eq!(
-        sha256_file(&stored),
-        want,
-        "the server holds the exact bytes"
-    );
+    assert_eq!(sha256_file(&stored), want, "the server holds the exact bytes");
 
     // machine b fetches it through the pointer on the bus; sha256 is verified
     let out = rig.env.path().join("inbox");
     let o = run({
         let mut c = rig.env.handoff("b");
-        c.args(["fetch", &pointer_id(&j), "--json", "--out"])
-            .arg(&out);
+        c.args(["fetch", &pointer_id(&j), "--json", "--out"]).arg(&out);
         c
     });
     o.ok();
     let fetched = out.join("report 2026.bin".replace(' ', "_"));
     assert_eq!(sha256_file(&fetched), want);
     assert_eq!(o.json()["fetched"][0]["sha256"], want.as_str());
-    assert!(
-        rig.sshd.command_session_logged().is_none(),
-        "only SFTP was used: {:?}",
-        rig.sshd.command_session_logged()
-    );
+    assert!(rig.sshd.command_session_logged().is_none(), "only SFTP was used: {:?}", rig.sshd.command_session_logged());
 
     // the same send retried (same idempotency key) finds its upload: flush of an empty outbox changes nothing
     run({
@@ -225,21 +191,12 @@ fn hostile_names_suite(vars: &[(&str, &str)]) {
         let uri = payload_uri(&o.json());
         let stored = uri.strip_prefix("droplet:").unwrap();
         let stored = Path::new(stored);
-        assert_eq!(
-            stored.parent().unwrap(),
-            rig.dir,
-            "{n:?} landed inside the droplet dir"
-        );
-        assert_eq!(
-            std::fs::read_to_string(stored).unwrap(),
-            format!("payload {i}"),
-            "{n:?}"
-        );
+        assert_eq!(stored.parent().unwrap(), rig.dir, "{n:?} landed inside the droplet dir");
+        assert_eq!(std::fs::read_to_string(stored).unwrap(), format!("payload {i}"), "{n:?}");
         let base = stored.file_name().unwrap().to_string_lossy().into_owned();
         assert!(is_handoff_payload_name(&base), "{n:?} -> {base:?}");
         assert!(
-            base.chars()
-                .all(|c| c.is_alphanumeric() || "._-+=".contains(c)),
+            base.chars().all(|c| c.is_alphanumeric() || "._-+=".contains(c)),
             "{n:?} became one plain name: {base:?}"
         );
     }
@@ -255,10 +212,7 @@ fn hostile_names_suite(vars: &[(&str, &str)]) {
     for uri in [
         format!("droplet:{}/../canary.txt", rig.dir.display()),
         "droplet:/etc/passwd".to_string(),
-        format!(
-            "droplet:{}/handoff-0123456789abcdef01234567-x/../../canary.txt",
-            rig.dir.display()
-        ),
+        format!("droplet:{}/handoff-0123456789abcdef01234567-x/../../canary.txt", rig.dir.display()),
     ] {
         let body = format!(
             "handoff-pointer/v1 {{\"items\":[{{\"channel\":\"droplet\",\"name\":\"x\",\"size\":9,\"sha256\":\"{}\",\"uri\":\"{uri}\"}}]}}",
@@ -271,11 +225,7 @@ fn hostile_names_suite(vars: &[(&str, &str)]) {
             c
         });
         assert_ne!(o.code(), 0, "{uri}");
-        assert!(
-            o.err().contains("refusing droplet pointer"),
-            "{uri}: {}",
-            o.err()
-        );
+        assert!(o.err().contains("refusing droplet pointer"), "{uri}: {}", o.err());
         assert!(!out.join("x").exists());
     }
 
@@ -285,25 +235,12 @@ fn hostile_names_suite(vars: &[(&str, &str)]) {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("canary-"))
         .collect();
-    assert!(
-        canaries.is_empty(),
-        "hostile names ran code on the server: {canaries:?}"
-    );
+    assert!(canaries.is_empty(), "hostile names ran code on the server: {canaries:?}");
     assert_eq!(rig.sshd.command_session_logged(), None);
-    assert_eq!(
-        listing(&srv),
-        before_srv,
-        "nothing appeared beside the droplet dir"
-    );
-    assert_eq!(
-        std::fs::read_to_string(srv.join("canary.txt")).unwrap(),
-        "untouched"
-    );
+    assert_eq!(listing(&srv), before_srv, "nothing appeared beside the droplet dir");
+    assert_eq!(std::fs::read_to_string(srv.join("canary.txt")).unwrap(), "untouched");
     for n in listing(&rig.dir) {
-        assert!(
-            is_handoff_payload_name(&n),
-            "only handoff's payloads in the dir, no leftovers: {n:?}"
-        );
+        assert!(is_handoff_payload_name(&n), "only handoff's payloads in the dir, no leftovers: {n:?}");
     }
     assert_eq!(listing(&rig.dir).len(), names.len() + 1);
 }
@@ -331,39 +268,18 @@ fn changed_or_unknown_host_key_is_refused_and_never_accepted() {
     rig.sshd.restart_with_new_host_key();
     std::fs::write(&f, "two").unwrap();
     let o = send(&rig, &f);
-    assert_eq!(
-        o.code(),
-        69,
-        "a changed host key is a permanent refusal:\n{}\n{}",
-        o.out(),
-        o.err()
-    );
+    assert_eq!(o.code(), 69, "a changed host key is a permanent refusal:\n{}\n{}", o.out(), o.err());
     let all = format!("{}{}", o.out(), o.err());
-    assert!(
-        all.contains(&format!("droplet host {ALIAS}")) && all.contains("host key does not match"),
-        "{all}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(&known_hosts).unwrap(),
-        kh_before,
-        "known_hosts untouched"
-    );
+    assert!(all.contains(&format!("droplet host {ALIAS}")) && all.contains("host key does not match"), "{all}");
+    assert_eq!(std::fs::read_to_string(&known_hosts).unwrap(), kh_before, "known_hosts untouched");
     assert_eq!(listing(&rig.dir).len(), 1, "nothing sent to the impostor");
 
     // an unknown host (empty known_hosts) is not accepted on first use either
     std::fs::write(&known_hosts, "").unwrap();
     let o = send(&rig, &f);
     assert_eq!(o.code(), 69);
-    assert!(
-        format!("{}{}", o.out(), o.err()).contains("not in your known_hosts"),
-        "{}",
-        o.err()
-    );
-    assert_eq!(
-        std::fs::read_to_string(&known_hosts).unwrap(),
-        "",
-        "handoff added no key by itself"
-    );
+    assert!(format!("{}{}", o.out(), o.err()).contains("not in your known_hosts"), "{}", o.err());
+    assert_eq!(std::fs::read_to_string(&known_hosts).unwrap(), "", "handoff added no key by itself");
 }
 
 #[test]
@@ -376,8 +292,7 @@ fn refused_key_is_an_auth_error_naming_the_host() {
     assert_eq!(o.code(), 77, "{}\n{}", o.out(), o.err());
     let all = format!("{}{}", o.out(), o.err());
     assert!(
-        all.contains(&format!("droplet host {ALIAS} refused the login"))
-            && all.contains("authorized_keys"),
+        all.contains(&format!("droplet host {ALIAS} refused the login")) && all.contains("authorized_keys"),
         "{all}"
     );
 }
@@ -391,12 +306,7 @@ fn stopped_sshd_queues_with_75_then_delivers_exactly_once() {
     let o = send(&rig, &f);
     assert_eq!(o.code(), 75, "{}\n{}", o.out(), o.err());
     assert!(o.err().contains("queued in the outbox"), "{}", o.err());
-    assert!(
-        o.out()
-            .contains(&format!("droplet host {ALIAS} is unreachable")),
-        "{}",
-        o.out()
-    );
+    assert!(o.out().contains(&format!("droplet host {ALIAS} is unreachable")), "{}", o.out());
     assert!(listing(&rig.dir).is_empty());
 
     // still down: flush keeps it queued
@@ -435,11 +345,8 @@ fn dropped_connection_mid_transfer_leaves_no_final_file_and_queues() {
     let f = rig.env.path().join("big.bin");
     std::fs::write(&f, noise(96 * 1024 * 1024, 3)).unwrap();
     let mut c = rig.env.handoff("a");
-    c.args(["send", "--to", "b", "--via", "droplet", "--file"])
-        .arg(&f);
-    c.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .stdin(std::process::Stdio::null());
+    c.args(["send", "--to", "b", "--via", "droplet", "--file"]).arg(&f);
+    c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).stdin(std::process::Stdio::null());
     let child = c.spawn().unwrap();
     // wait until part of the file is on the server, then cut every connection
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -461,10 +368,7 @@ fn dropped_connection_mid_transfer_leaves_no_final_file_and_queues() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.code(), 75, "{}\n{}", o.out(), o.err());
     let names = listing(&rig.dir);
-    assert!(
-        names.iter().all(|n| n.ends_with(".part")),
-        "no file under its final name: {names:?}"
-    );
+    assert!(names.iter().all(|n| n.ends_with(".part")), "no file under its final name: {names:?}");
 
     let o = run({
         let mut c = rig.env.handoff("a");
@@ -473,11 +377,7 @@ fn dropped_connection_mid_transfer_leaves_no_final_file_and_queues() {
     });
     o.ok();
     let names = listing(&rig.dir);
-    assert_eq!(
-        names.len(),
-        1,
-        "the retry replaced the partial upload: {names:?}"
-    );
+    assert_eq!(names.len(), 1, "the retry replaced the partial upload: {names:?}");
     assert_eq!(sha256_file(&rig.dir.join(&names[0])), sha256_file(&f));
 }
 
@@ -490,19 +390,9 @@ fn prune_removes_only_old_handoff_payloads() {
         std::fs::write(&f, format!("p{i}")).unwrap();
         let o = send(&rig, &f);
         o.ok();
-        stored.push(
-            payload_uri(&o.json())
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_string(),
-        );
+        stored.push(payload_uri(&o.json()).rsplit('/').next().unwrap().to_string());
     }
-    let foreign = [
-        "notes.txt",
-        "handoff-notes.txt",
-        "handoff-0123456789abcdef0123456z-x.txt",
-    ];
+    let foreign = ["notes.txt", "handoff-notes.txt", "handoff-0123456789abcdef0123456z-x.txt"];
     for n in foreign {
         std::fs::write(rig.dir.join(n), "mine").unwrap();
     }
@@ -529,42 +419,27 @@ fn prune_removes_only_old_handoff_payloads() {
 
     let prune = |extra: &[&str]| {
         let mut c = rig.env.handoff("a");
-        c.args(["droplet", "prune", "--older-than", "7d", "--json"])
-            .args(extra);
+        c.args(["droplet", "prune", "--older-than", "7d", "--json"]).args(extra);
         run(c)
     };
     let o = prune(&["--dry-run"]);
     o.ok();
     assert_eq!(o.json()["report"]["removed"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        listing(&rig.dir).len(),
-        3 + foreign.len() + 2,
-        "dry run removed nothing"
-    );
+    assert_eq!(listing(&rig.dir).len(), 3 + foreign.len() + 2, "dry run removed nothing");
 
     let o = prune(&[]);
     o.ok();
     let mut want_removed = vec![stored[0].clone(), stored[1].clone(), stale_part.to_string()];
     want_removed.sort();
-    let removed: Vec<String> = o.json()["report"]["removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let removed: Vec<String> =
+        o.json()["report"]["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     assert_eq!(removed, want_removed);
     let left = listing(&rig.dir);
     assert!(left.contains(&stored[2]), "the young payload stays");
     for n in foreign {
-        assert!(
-            left.contains(&n.to_string()),
-            "{n} is not handoff's and stays"
-        );
+        assert!(left.contains(&n.to_string()), "{n} is not handoff's and stays");
     }
-    assert!(
-        left.contains(&"handoff-0123456789abcdef01234567-dir".to_string()),
-        "directories stay"
-    );
+    assert!(left.contains(&"handoff-0123456789abcdef01234567-dir".to_string()), "directories stay");
     assert_eq!(o.json()["report"]["kept"], 1);
 
     let o = run({
@@ -587,30 +462,13 @@ fn one_gib_upload_keeps_peak_rss_under_100_mib() {
     let report = rig.env.path().join("time.txt");
     let mut c = Command::new(tool("time"));
     rig.env.apply(&mut c);
-    c.env("HANDOFF_MACHINE", "a")
-        .args(["-f", "%M", "-o"])
-        .arg(&report)
-        .arg(crate::support::handoff_bin());
-    c.args(["send", "--to", "b", "--via", "droplet", "--file"])
-        .arg(&f);
+    c.env("HANDOFF_MACHINE", "a").args(["-f", "%M", "-o"]).arg(&report).arg(crate::support::handoff_bin());
+    c.args(["send", "--to", "b", "--via", "droplet", "--file"]).arg(&f);
     run(c).ok();
-    let peak_kib: u64 = std::fs::read_to_string(&report)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let peak_kib: u64 = std::fs::read_to_string(&report).unwrap().trim().lines().last().unwrap().parse().unwrap();
     eprintln!("peak RSS of handoff sending 1 GiB: {} MiB", peak_kib / 1024);
-    assert!(
-        peak_kib < 100 * 1024,
-        "peak RSS {peak_kib} KiB is over 100 MiB"
-    );
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB is over 100 MiB");
     let names = listing(&rig.dir);
     assert_eq!(names.len(), 1);
-    assert_eq!(
-        std::fs::metadata(rig.dir.join(&names[0])).unwrap().len(),
-        1 << 30
-    );
+    assert_eq!(std::fs::metadata(rig.dir.join(&names[0])).unwrap().len(), 1 << 30);
 }

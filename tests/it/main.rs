@@ -5,16 +5,16 @@ mod support;
 
 mod bus;
 mod cli;
-mod original_bus;
-mod pg;
-mod trust;
 mod crash;
-#[cfg(feature = "git")]
-mod git;
+mod day;
 #[cfg(feature = "drive")]
 mod drive;
 #[cfg(feature = "droplet")]
 mod droplet;
+#[cfg(feature = "git")]
+mod git;
+mod original_bus;
+mod pg;
 #[cfg(feature = "sms")]
 mod sms;
-mod day;
+mod trust;

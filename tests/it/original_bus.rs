@@ -31,12 +31,16 @@ impl OriginalBus {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = reqwest::blocking::Client::new();
         loop {
-            if let Ok(r) = client.get(format!("{url}/health")).basic_auth("claude", Some(crate::support::bus::PASSWORD)).send()
+            if let Ok(r) =
+                client.get(format!("{url}/health")).basic_auth("claude", Some(crate::support::bus::PASSWORD)).send()
                 && r.status().is_success()
             {
                 break;
             }
-            assert!(Instant::now() < deadline, "the Flask bus did not start (is flask installed? run `bash scripts/install-test-deps.sh`)");
+            assert!(
+                Instant::now() < deadline,
+                "the Flask bus did not start (is flask installed? run `bash scripts/install-test-deps.sh`)"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         OriginalBus { child, url, _dir: dir }
@@ -84,7 +88,12 @@ fn round_trip(id_style: &str) {
     let mut c = env.handoff("c");
     c.args(["sync", "--json"]);
     let o = run(c);
-    let bodies: Vec<String> = o.json()["sync"]["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_string()).collect();
+    let bodies: Vec<String> = o.json()["sync"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(bodies, ["broadcast"]);
 }
 

@@ -25,7 +25,11 @@ pub struct HttpBusConfig {
 
 impl std::fmt::Debug for HttpBusConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpBusConfig").field("url", &self.url).field("user", &self.user).field("password", &"<redacted>").finish()
+        f.debug_struct("HttpBusConfig")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -87,7 +91,11 @@ impl HttpBus {
                         e
                     }
                 },
-                Err(e) => ChannelError::transient(format!("{what}: cannot reach the bus at {}: {}", self.cfg.url, describe(&e))),
+                Err(e) => ChannelError::transient(format!(
+                    "{what}: cannot reach the bus at {}: {}",
+                    self.cfg.url,
+                    describe(&e)
+                )),
             };
             tracing::debug!(attempt, error = %err, "bus request failed");
             last = Some(err);
@@ -99,10 +107,20 @@ impl HttpBus {
         Err(last.expect("at least one attempt"))
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, what: &str, resp: reqwest::Response) -> Result<T, ChannelError> {
-        let bytes = resp.bytes().await.map_err(|e| ChannelError::transient(format!("{what}: reading the answer: {}", describe(&e))))?;
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        resp: reqwest::Response,
+    ) -> Result<T, ChannelError> {
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ChannelError::transient(format!("{what}: reading the answer: {}", describe(&e))))?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            ChannelError::permanent(format!("{what}: the bus at {} answered something that is not the bus API ({e})", self.cfg.url))
+            ChannelError::permanent(format!(
+                "{what}: the bus at {} answered something that is not the bus API ({e})",
+                self.cfg.url
+            ))
         })
     }
 }
@@ -112,7 +130,11 @@ fn classify(status: StatusCode) -> Option<bool> {
     if status.is_success() {
         None
     } else {
-        Some(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT)
+        Some(
+            status.is_server_error()
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::REQUEST_TIMEOUT,
+        )
     }
 }
 

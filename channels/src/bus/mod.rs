@@ -194,11 +194,19 @@ impl Channel for BusChannel {
             tags: parcel.tags.clone(),
         };
         let saved = self.api.post(&msg, &parcel.key).await?;
-        Ok(Receipt { channel: "bus".into(), uri: None, message_id: Some(saved.id.0), detail: Some(self.api.location()) })
+        Ok(Receipt {
+            channel: "bus".into(),
+            uri: None,
+            message_id: Some(saved.id.0),
+            detail: Some(self.api.location()),
+        })
     }
     async fn health(&self) -> Result<Health, ChannelError> {
         let h = self.api.health().await?;
-        Ok(Health { check: format!("bus reachable at {}", self.api.location()), detail: Some(format!("{} messages", h.count)) })
+        Ok(Health {
+            check: format!("bus reachable at {}", self.api.location()),
+            detail: Some(format!("{} messages", h.count)),
+        })
     }
 }
 
@@ -208,7 +216,8 @@ mod tests {
 
     #[test]
     fn ids_read_as_numbers_or_strings_and_write_back_the_same_way() {
-        let m: Message = serde_json::from_str(r#"{"id":42,"ts":"t","from":"a","to":"b","body":"x","tags":[],"new":1}"#).unwrap();
+        let m: Message =
+            serde_json::from_str(r#"{"id":42,"ts":"t","from":"a","to":"b","body":"x","tags":[],"new":1}"#).unwrap();
         assert_eq!(m.id.as_str(), "42");
         assert_eq!(m.extra.get("new"), Some(&serde_json::json!(1)));
         let m2: Message = serde_json::from_str(r#"{"id":"a1b2c3","from":"a","body":"x"}"#).unwrap();

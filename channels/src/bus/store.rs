@@ -120,7 +120,10 @@ impl SqliteStore {
 
     /// Stores each message in one transaction (one fsync for the whole batch). Each entry's result is
     /// independent: a bad message fails alone. A known idempotency key returns the stored message.
-    pub fn post_batch(&mut self, items: &[(NewMessage, Option<String>)]) -> Result<Vec<Result<Message, StoreError>>, StoreError> {
+    pub fn post_batch(
+        &mut self,
+        items: &[(NewMessage, Option<String>)],
+    ) -> Result<Vec<Result<Message, StoreError>>, StoreError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(items.len());
         for (msg, key) in items {
@@ -184,7 +187,8 @@ impl SqliteStore {
                     _ => max + 1,
                 };
                 max = seq;
-                let extra = if msg.extra.is_empty() { None } else { Some(serde_json::to_string(&msg.extra).expect("json")) };
+                let extra =
+                    if msg.extra.is_empty() { None } else { Some(serde_json::to_string(&msg.extra).expect("json")) };
                 insert.execute(params![
                     seq,
                     msg.id.as_str(),
@@ -219,10 +223,7 @@ fn insert(tx: &Transaction, msg: &NewMessage, key: Option<&str>) -> Result<Messa
         if k.len() > 200 {
             return Err(StoreError::BadRequest("idempotency key longer than 200 bytes".into()));
         }
-        if let Some(m) = tx
-            .query_row(&format!("{SELECT} WHERE idem_key = ?1"), [k], row_to_message)
-            .optional()?
-        {
+        if let Some(m) = tx.query_row(&format!("{SELECT} WHERE idem_key = ?1"), [k], row_to_message).optional()? {
             return Ok(m);
         }
     }
@@ -262,7 +263,8 @@ fn ack(tx: &Transaction, id: &str, reader: &str) -> Result<(), StoreError> {
     let Some(seq) = seq_of(tx, id)? else {
         return Err(StoreError::NotFound(id.to_string()));
     };
-    let added = tx.execute("INSERT OR IGNORE INTO acks(reader, seq, ts) VALUES (?1, ?2, ?3)", params![reader, seq, now_ts()])?;
+    let added =
+        tx.execute("INSERT OR IGNORE INTO acks(reader, seq, ts) VALUES (?1, ?2, ?3)", params![reader, seq, now_ts()])?;
     if added > 0 {
         advance_floor(tx, reader)?;
     }
@@ -272,7 +274,10 @@ fn ack(tx: &Transaction, id: &str, reader: &str) -> Result<(), StoreError> {
 /// Moves `reader`'s floor past every consecutive acked message addressed to it, so unread queries start
 /// there instead of scanning the reader's whole history.
 fn advance_floor(tx: &Transaction, reader: &str) -> Result<(), StoreError> {
-    let mut floor: i64 = tx.query_row("SELECT floor FROM reader_floor WHERE reader = ?1", [reader], |r| r.get(0)).optional()?.unwrap_or(0);
+    let mut floor: i64 = tx
+        .query_row("SELECT floor FROM reader_floor WHERE reader = ?1", [reader], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     let start = floor;
     let mut next_stmt = tx.prepare_cached(
         "SELECT MIN(s) FROM (SELECT MIN(seq) AS s FROM messages WHERE recipient = ?1 AND seq > ?3 \

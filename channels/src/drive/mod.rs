@@ -12,9 +12,7 @@ pub mod services;
 pub mod transfer;
 
 use crate::names::{safe_file_name, stays_inside};
-use crate::{
-    Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt,
-};
+use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
 use rclone_cli::Rclone;
 use rclone_conf::RcloneConf;
@@ -60,7 +58,9 @@ impl SizeValue {
         match self {
             SizeValue::Bytes(b) => Ok(*b),
             SizeValue::Text(t) => parse_size(t).ok_or_else(|| {
-                ChannelError::permanent(format!("[drive] single_request_max = {t:?} is not a size: write e.g. \"64MiB\" or a number of bytes"))
+                ChannelError::permanent(format!(
+                    "[drive] single_request_max = {t:?} is not a size: write e.g. \"64MiB\" or a number of bytes"
+                ))
             }),
         }
     }
@@ -69,9 +69,7 @@ impl SizeValue {
 /// Parses `64MiB`, `1.5 GB`, `512k`, `1000`.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -111,25 +109,17 @@ pub struct DriveUri {
 impl DriveUri {
     /// Parses `drive:<remote>:<path>`, refusing paths that climb out (`..`) or are absolute for non-local remotes.
     pub fn parse(uri: &str) -> Result<Self, ChannelError> {
-        let bad = || {
-            ChannelError::permanent(format!(
-                "{uri:?} is not a drive pointer (expected drive:<remote>:<path>)"
-            ))
-        };
+        let bad =
+            || ChannelError::permanent(format!("{uri:?} is not a drive pointer (expected drive:<remote>:<path>)"));
         let rest = uri.strip_prefix("drive:").ok_or_else(bad)?;
         let (remote, path) = rest.split_once(':').ok_or_else(bad)?;
         if remote.is_empty() || path.is_empty() {
             return Err(bad());
         }
         if !stays_inside(path.trim_start_matches('/')) {
-            return Err(ChannelError::permanent(format!(
-                "refusing {uri:?}: its path climbs out of the remote"
-            )));
+            return Err(ChannelError::permanent(format!("refusing {uri:?}: its path climbs out of the remote")));
         }
-        Ok(Self {
-            remote: remote.to_string(),
-            path: path.to_string(),
-        })
+        Ok(Self { remote: remote.to_string(), path: path.to_string() })
     }
 
     /// Back to `drive:<remote>:<path>`.
@@ -150,47 +140,27 @@ impl DriveChannel {
     }
 
     fn single_request_max(&self) -> Result<u64, ChannelError> {
-        self.cfg
-            .single_request_max
-            .as_ref()
-            .map(SizeValue::bytes)
-            .unwrap_or(Ok(DEFAULT_SINGLE_REQUEST_MAX))
+        self.cfg.single_request_max.as_ref().map(SizeValue::bytes).unwrap_or(Ok(DEFAULT_SINGLE_REQUEST_MAX))
     }
 
     /// Where a parcel is stored inside the remote: `<folder>/<date>/<key>/<safe name>`. Deterministic for a
     /// given parcel (the date comes from the key when it is a UUIDv7, as handoff's keys are).
     pub fn object_path(&self, parcel: &Parcel) -> Result<String, ChannelError> {
-        let f = parcel
-            .file
-            .as_ref()
-            .ok_or_else(|| ChannelError::permanent("the drive channel carries files only"))?;
-        let key: String = parcel
-            .key
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-            .take(64)
-            .collect();
+        let f = parcel.file.as_ref().ok_or_else(|| ChannelError::permanent("the drive channel carries files only"))?;
+        let key: String =
+            parcel.key.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(64).collect();
         if key.is_empty() {
             return Err(ChannelError::permanent("the parcel has no idempotency key"));
         }
-        let day =
-            key_date(&parcel.key).unwrap_or_else(|| crate::bus::store::now_ts()[..10].to_string());
-        Ok(services::join(
-            &self.cfg.folder,
-            &format!("{day}/{key}/{}", safe_file_name(&f.name)),
-        ))
+        let day = key_date(&parcel.key).unwrap_or_else(|| crate::bus::store::now_ts()[..10].to_string());
+        Ok(services::join(&self.cfg.folder, &format!("{day}/{key}/{}", safe_file_name(&f.name))))
     }
 
     fn load_conf(&self) -> Result<RcloneConf, ChannelError> {
         RcloneConf::load(self.cfg.rclone_config.as_deref())
     }
 
-    fn plan(
-        &self,
-        conf: &RcloneConf,
-        uri: &DriveUri,
-        size: Option<u64>,
-    ) -> Result<Plan, ChannelError> {
+    fn plan(&self, conf: &RcloneConf, uri: &DriveUri, size: Option<u64>) -> Result<Plan, ChannelError> {
         let remote = conf.remote(&uri.remote)?;
         let max = self.single_request_max()?;
         let plan = services::plan(conf, remote, &uri.path, size, max)?;
@@ -268,16 +238,11 @@ impl Channel for DriveChannel {
         let f = match (parcel.kind, &parcel.file) {
             (ParcelKind::File, Some(f)) => f,
             (kind, _) => {
-                return Err(ChannelError::permanent(format!(
-                    "the drive channel carries files, not {kind:?}"
-                )));
+                return Err(ChannelError::permanent(format!("the drive channel carries files, not {kind:?}")));
             }
         };
         let conf = self.load_conf()?;
-        let uri = DriveUri {
-            remote: self.cfg.remote.clone(),
-            path: self.object_path(parcel)?,
-        };
+        let uri = DriveUri { remote: self.cfg.remote.clone(), path: self.object_path(parcel)? };
         let receipt = |detail: &str| Receipt {
             channel: "drive".into(),
             uri: Some(uri.to_uri()),
@@ -315,9 +280,7 @@ impl Channel for DriveChannel {
                     return Ok(receipt(&format!("via rclone ({reason}), already uploaded")));
                 }
                 let bar = self.ctx.progress.start(&f.name, f.size);
-                let r = rc
-                    .upload(&f.path, &target, (f.size, &f.sha256), bar.as_ref())
-                    .await;
+                let r = rc.upload(&f.path, &target, (f.size, &f.sha256), bar.as_ref()).await;
                 bar.finish();
                 r.map_err(|e| e.context(format!("drive upload to {target}")))?;
                 Ok(receipt(&format!("via rclone: {reason}")))
@@ -328,21 +291,18 @@ impl Channel for DriveChannel {
     async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
         let uri = DriveUri::parse(uri)?;
         let conf = self.load_conf()?;
-        let dir = dest
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(dir).await?;
-        let tmp = dir.join(format!(
-            ".handoff-fetch-{}.part",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let tmp = dir.join(format!(".handoff-fetch-{}.part", uuid::Uuid::new_v4().simple()));
         let result = async {
             match self.plan(&conf, &uri, None)? {
                 Plan::Opendal(plan) => {
                     let op = transfer::operator(&plan)?;
                     let size = transfer::stat(&op, &plan.path).await?.ok_or_else(|| {
-                        ChannelError::permanent(format!("{} is not on the remote (deleted, or a different rclone remote of that name?)", uri.to_uri()))
+                        ChannelError::permanent(format!(
+                            "{} is not on the remote (deleted, or a different rclone remote of that name?)",
+                            uri.to_uri()
+                        ))
                     })?;
                     let bar = self.ctx.progress.start(&uri.path, size);
                     let r = transfer::download(&op, &plan.path, &tmp, bar.as_ref()).await;
@@ -352,7 +312,10 @@ impl Channel for DriveChannel {
                 Plan::Rclone { reason } => {
                     let rc = self.rclone(&conf, &reason)?;
                     let target = uri.rclone_target();
-                    let size = rc.stat(&target).await?.ok_or_else(|| ChannelError::permanent(format!("{} is not on the remote", uri.to_uri())))?;
+                    let size = rc
+                        .stat(&target)
+                        .await?
+                        .ok_or_else(|| ChannelError::permanent(format!("{} is not on the remote", uri.to_uri())))?;
                     let bar = self.ctx.progress.start(&uri.path, size);
                     let r = rc.download(&target, &tmp, bar.as_ref()).await;
                     bar.finish();
@@ -375,28 +338,17 @@ impl Channel for DriveChannel {
 
     async fn health(&self) -> Result<Health, ChannelError> {
         let conf = self.load_conf()?;
-        let uri = DriveUri {
-            remote: self.cfg.remote.clone(),
-            path: self.cfg.folder.clone(),
-        };
+        let uri = DriveUri { remote: self.cfg.remote.clone(), path: self.cfg.folder.clone() };
         let remote = conf.remote(&uri.remote)?;
         let kind = remote.kind().to_string();
-        let place = conf
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the environment".into());
+        let place = conf.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the environment".into());
         match self.plan(&conf, &uri, None)? {
             Plan::Opendal(plan) => {
                 let op = transfer::operator(&plan)?;
-                let found =
-                    transfer::stat(&op, &format!("{}/", plan.path.trim_end_matches('/'))).await?;
+                let found = transfer::stat(&op, &format!("{}/", plan.path.trim_end_matches('/'))).await?;
                 // writable? an empty probe file, written and deleted again (doctor: "reachable and writable")
-                let probe = format!(
-                    "{}/.handoff-doctor-{}",
-                    plan.path.trim_end_matches('/'),
-                    uuid::Uuid::new_v4().simple()
-                );
+                let probe =
+                    format!("{}/.handoff-doctor-{}", plan.path.trim_end_matches('/'), uuid::Uuid::new_v4().simple());
                 op.write(&probe, Vec::<u8>::new())
                     .await
                     .map_err(|e| transfer::map_err(&format!("writing a probe file into {}", uri.path), e))?;
@@ -419,14 +371,8 @@ impl Channel for DriveChannel {
                 let rc = self.rclone(&conf, &reason)?;
                 rc.check(&uri.rclone_target()).await?;
                 Ok(Health {
-                    check: format!(
-                        "drive remote {}: ({kind}, from {place}) reachable through rclone",
-                        uri.remote
-                    ),
-                    detail: Some(format!(
-                        "{reason}; {}",
-                        rc.version().await.unwrap_or_else(|| "rclone".into())
-                    )),
+                    check: format!("drive remote {}: ({kind}, from {place}) reachable through rclone", uri.remote),
+                    detail: Some(format!("{reason}; {}", rc.version().await.unwrap_or_else(|| "rclone".into()))),
                 })
             }
         }
@@ -447,12 +393,7 @@ mod tests {
             title: None,
             body: String::new(),
             tags: vec![],
-            file: Some(FileRef {
-                path: "/x".into(),
-                name: name.into(),
-                size: 1,
-                sha256: "00".into(),
-            }),
+            file: Some(FileRef { path: "/x".into(), name: name.into(), size: 1, sha256: "00".into() }),
         }
     }
 
@@ -474,18 +415,10 @@ mod tests {
         let key = uuid::Uuid::new_v7(ts).to_string();
         let p = ch.object_path(&parcel(&key, "../../a b;$(x).png")).unwrap();
         assert_eq!(p, format!("claude-handoffs/2026-11-24/{key}/a_b___x_.png"));
-        assert_eq!(
-            p,
-            ch.object_path(&parcel(&key, "../../a b;$(x).png")).unwrap(),
-            "a retry maps to the same place"
-        );
+        assert_eq!(p, ch.object_path(&parcel(&key, "../../a b;$(x).png")).unwrap(), "a retry maps to the same place");
         // handoff's own keys: a simple UUIDv7 and the item number.
         let simple = format!("{}-0", uuid::Uuid::new_v7(ts).simple());
-        assert!(
-            ch.object_path(&parcel(&simple, "a"))
-                .unwrap()
-                .starts_with("claude-handoffs/2026-11-24/")
-        );
+        assert!(ch.object_path(&parcel(&simple, "a")).unwrap().starts_with("claude-handoffs/2026-11-24/"));
         let other = ch.object_path(&parcel("k2", "a b;$(x).png")).unwrap();
         assert_ne!(p, other);
         assert!(other.contains("/k2/"));
@@ -494,26 +427,14 @@ mod tests {
     #[test]
     fn uris_round_trip_and_refuse_escapes() {
         let u = DriveUri::parse("drive:gdrive:claude-handoffs/2026-01-01/k/a.png").unwrap();
-        assert_eq!(
-            (u.remote.as_str(), u.path.as_str()),
-            ("gdrive", "claude-handoffs/2026-01-01/k/a.png")
-        );
-        assert_eq!(
-            u.to_uri(),
-            "drive:gdrive:claude-handoffs/2026-01-01/k/a.png"
-        );
-        assert_eq!(
-            u.rclone_target(),
-            "gdrive:claude-handoffs/2026-01-01/k/a.png"
-        );
+        assert_eq!((u.remote.as_str(), u.path.as_str()), ("gdrive", "claude-handoffs/2026-01-01/k/a.png"));
+        assert_eq!(u.to_uri(), "drive:gdrive:claude-handoffs/2026-01-01/k/a.png");
+        assert_eq!(u.rclone_target(), "gdrive:claude-handoffs/2026-01-01/k/a.png");
         assert!(DriveUri::parse("drive:gdrive:a/../../etc/passwd").is_err());
         assert!(DriveUri::parse("local:x").is_err());
         assert!(DriveUri::parse("drive:nopath").is_err());
         // Local remotes hold absolute paths.
-        assert_eq!(
-            DriveUri::parse("drive:l:/tmp/x/a").unwrap().path,
-            "/tmp/x/a"
-        );
+        assert_eq!(DriveUri::parse("drive:l:/tmp/x/a").unwrap().path, "/tmp/x/a");
     }
 
     #[test]
@@ -522,13 +443,7 @@ mod tests {
         assert_eq!(parse_size("1.5 GB"), Some(1_500_000_000));
         assert_eq!(parse_size("1000"), Some(1000));
         assert_eq!(parse_size("lots"), None);
-        assert!(
-            SizeValue::Text("x".into())
-                .bytes()
-                .unwrap_err()
-                .message
-                .contains("single_request_max")
-        );
+        assert!(SizeValue::Text("x".into()).bytes().unwrap_err().message.contains("single_request_max"));
     }
 
     #[test]

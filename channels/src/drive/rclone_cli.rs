@@ -28,13 +28,7 @@ impl Rclone {
     pub fn find(config: Option<PathBuf>, reason: &str) -> Result<Self, ChannelError> {
         let found = std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
-                .map(|d| {
-                    d.join(if cfg!(windows) {
-                        "rclone.exe"
-                    } else {
-                        "rclone"
-                    })
-                })
+                .map(|d| d.join(if cfg!(windows) { "rclone.exe" } else { "rclone" }))
                 .find(|p| p.is_file())
         });
         match found {
@@ -50,18 +44,13 @@ impl Rclone {
         if let Some(conf) = &self.config {
             c.arg("--config").arg(conf);
         }
-        c.args(["--ask-password=false", "--log-level", "ERROR"])
-            .args(args);
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        c.args(["--ask-password=false", "--log-level", "ERROR"]).args(args);
+        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         c
     }
 
     fn spawn(&self, mut c: Command) -> Result<tokio::process::Child, ChannelError> {
-        c.spawn()
-            .map_err(|e| ChannelError::permanent(format!("cannot run {}: {e}", self.bin.display())))
+        c.spawn().map_err(|e| ChannelError::permanent(format!("cannot run {}: {e}", self.bin.display())))
     }
 
     /// Size of `target` (`remote:path`), or `None` when it does not exist.
@@ -70,9 +59,7 @@ impl Rclone {
             .command(&["lsjson", "--stat", "--no-mimetype", "--no-modtime", target])
             .output()
             .await
-            .map_err(|e| {
-                ChannelError::permanent(format!("cannot run {}: {e}", self.bin.display()))
-            })?;
+            .map_err(|e| ChannelError::permanent(format!("cannot run {}: {e}", self.bin.display())))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             if matches!(out.status.code(), Some(3 | 4)) || err.contains("not found") {
@@ -87,13 +74,10 @@ impl Rclone {
             #[serde(rename = "IsDir", default)]
             is_dir: bool,
         }
-        let item: Item = serde_json::from_slice(&out.stdout).map_err(|e| {
-            ChannelError::permanent(format!("rclone lsjson gave unexpected output: {e}"))
-        })?;
+        let item: Item = serde_json::from_slice(&out.stdout)
+            .map_err(|e| ChannelError::permanent(format!("rclone lsjson gave unexpected output: {e}")))?;
         if item.is_dir {
-            return Err(ChannelError::permanent(format!(
-                "{target} is a directory, not a payload"
-            )));
+            return Err(ChannelError::permanent(format!("{target} is a directory, not a payload")));
         }
         Ok(Some(item.size.max(0) as u64))
     }
@@ -112,9 +96,8 @@ impl Rclone {
         cmd.stdin(Stdio::piped());
         let mut child = self.spawn(cmd)?;
         let mut stdin = child.stdin.take().expect("piped stdin");
-        let mut input = tokio::fs::File::open(src)
-            .await
-            .map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
+        let mut input =
+            tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
@@ -145,22 +128,13 @@ impl Rclone {
         drop(stdin);
         let out = child.wait_with_output().await.map_err(ChannelError::from)?;
         if !out.status.success() {
-            return Err(classify(
-                "rclone rcat",
-                out.status.code(),
-                &String::from_utf8_lossy(&out.stderr),
-            ));
+            return Err(classify("rclone rcat", out.status.code(), &String::from_utf8_lossy(&out.stderr)));
         }
         Ok((total, sha))
     }
 
     /// Streams `target` into `dest` (a file this function creates) with `rclone cat`. Returns bytes written.
-    pub async fn download(
-        &self,
-        target: &str,
-        dest: &Path,
-        bar: &dyn ProgressBar,
-    ) -> Result<u64, ChannelError> {
+    pub async fn download(&self, target: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<u64, ChannelError> {
         let mut child = self.spawn(self.command(&["cat", target]))?;
         let mut stdout = child.stdout.take().expect("piped stdout");
         let mut out = tokio::fs::File::create(dest).await?;
@@ -178,11 +152,7 @@ impl Rclone {
         out.sync_all().await?;
         let status = child.wait_with_output().await.map_err(ChannelError::from)?;
         if !status.status.success() {
-            return Err(classify(
-                "rclone cat",
-                status.status.code(),
-                &String::from_utf8_lossy(&status.stderr),
-            ));
+            return Err(classify("rclone cat", status.status.code(), &String::from_utf8_lossy(&status.stderr)));
         }
         Ok(total)
     }
@@ -199,10 +169,7 @@ impl Rclone {
     /// `rclone version`'s first line.
     pub async fn version(&self) -> Option<String> {
         let out = self.command(&["version"]).output().await.ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .map(str::to_string)
+        String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string)
     }
 }
 
@@ -210,19 +177,11 @@ impl Rclone {
 fn classify(what: &str, code: Option<i32>, stderr: &str) -> ChannelError {
     let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = tail[tail.len().saturating_sub(3)..].join(" | ");
-    let msg = format!(
-        "{what} failed (exit {}): {}",
-        code.map(|c| c.to_string())
-            .unwrap_or_else(|| "signal".into()),
-        tail
-    );
+    let msg =
+        format!("{what} failed (exit {}): {}", code.map(|c| c.to_string()).unwrap_or_else(|| "signal".into()), tail);
     let lower = stderr.to_ascii_lowercase();
-    if lower.contains("couldn't decrypt configuration")
-        || lower.contains("unable to decrypt configuration")
-    {
-        return ChannelError::auth(format!(
-            "{msg}: set RCLONE_CONFIG_PASS to the rclone.conf password"
-        ));
+    if lower.contains("couldn't decrypt configuration") || lower.contains("unable to decrypt configuration") {
+        return ChannelError::auth(format!("{msg}: set RCLONE_CONFIG_PASS to the rclone.conf password"));
     }
     if lower.contains("401")
         || lower.contains("403")
@@ -259,23 +218,10 @@ mod tests {
 
     #[test]
     fn classifies_rclone_failures() {
-        assert!(
-            classify(
-                "x",
-                Some(1),
-                "dial tcp 127.0.0.1:1: connect: connection refused"
-            )
-            .is_transient()
-        );
+        assert!(classify("x", Some(1), "dial tcp 127.0.0.1:1: connect: connection refused").is_transient());
         assert!(classify("x", Some(5), "whatever").is_transient());
-        assert_eq!(
-            classify("x", Some(1), "Failed: 403 Forbidden").kind,
-            crate::ErrorKind::Auth
-        );
-        assert_eq!(
-            classify("x", Some(7), "fatal: account suspended").kind,
-            crate::ErrorKind::Permanent
-        );
+        assert_eq!(classify("x", Some(1), "Failed: 403 Forbidden").kind, crate::ErrorKind::Auth);
+        assert_eq!(classify("x", Some(7), "fatal: account suspended").kind, crate::ErrorKind::Permanent);
         let long = classify("x", Some(1), "a\nb\nc\nd\ne");
         assert!(long.message.ends_with("c | d | e"), "{}", long.message);
     }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 /// rclone's fixed key for obscured config values (public, in rclone's source: obscuring is not encryption).
 const OBSCURE_KEY: [u8; 32] = [
-    0x9c, 0x93, 0x5b, 0x48, 0x73, 0x0a, 0x55, 0x4d, 0x6b, 0xfd, 0x7c, 0x63, 0xc8, 0x86, 0xa9, 0x2b,
-    0xd3, 0x90, 0x19, 0x8e, 0xb8, 0x12, 0x8a, 0xfb, 0xf4, 0xde, 0x16, 0x2b, 0x8b, 0x95, 0xf6, 0x38,
+    0x9c, 0x93, 0x5b, 0x48, 0x73, 0x0a, 0x55, 0x4d, 0x6b, 0xfd, 0x7c, 0x63, 0xc8, 0x86, 0xa9, 0x2b, 0xd3, 0x90, 0x19,
+    0x8e, 0xb8, 0x12, 0x8a, 0xfb, 0xf4, 0xde, 0x16, 0x2b, 0x8b, 0x95, 0xf6, 0x38,
 ];
 
 /// The first meaningful line of an encrypted rclone.conf.
@@ -46,10 +46,7 @@ impl std::fmt::Debug for Remote {
 impl Remote {
     /// A value, `None` when absent or empty (rclone treats an empty value as unset).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values
-            .get(key)
-            .map(|v| v.as_str())
-            .filter(|v| !v.is_empty())
+        self.values.get(key).map(|v| v.as_str()).filter(|v| !v.is_empty())
     }
 
     /// The remote's type (`drive`, `s3`, …).
@@ -96,24 +93,13 @@ impl RcloneConf {
         let path = locate(explicit);
         let mut conf = match &path {
             Some(p) if p.exists() => {
-                let raw = std::fs::read(p).map_err(|e| {
-                    ChannelError::permanent(format!(
-                        "cannot read rclone config {}: {e}",
-                        p.display()
-                    ))
-                })?;
-                let text = String::from_utf8(raw).map_err(|_| {
-                    ChannelError::permanent(format!(
-                        "rclone config {} is not UTF-8 text",
-                        p.display()
-                    ))
-                })?;
+                let raw = std::fs::read(p)
+                    .map_err(|e| ChannelError::permanent(format!("cannot read rclone config {}: {e}", p.display())))?;
+                let text = String::from_utf8(raw)
+                    .map_err(|_| ChannelError::permanent(format!("rclone config {} is not UTF-8 text", p.display())))?;
                 let password = std::env::var(PASS_ENV).ok();
                 let plain = decrypt_if_needed(&text, password.as_deref(), p)?;
-                Self {
-                    path: Some(p.clone()),
-                    remotes: parse(&plain),
-                }
+                Self { path: Some(p.clone()), remotes: parse(&plain) }
             }
             Some(p) if explicit.is_some() || std::env::var_os("RCLONE_CONFIG").is_some() => {
                 return Err(ChannelError::permanent(format!(
@@ -121,10 +107,7 @@ impl RcloneConf {
                     p.display()
                 )));
             }
-            _ => Self {
-                path: path.clone(),
-                remotes: Vec::new(),
-            },
+            _ => Self { path: path.clone(), remotes: Vec::new() },
         };
         conf.apply_env(std::env::vars());
         Ok(conf)
@@ -133,30 +116,20 @@ impl RcloneConf {
     /// Applies rclone's environment overrides: `RCLONE_CONFIG_<REMOTE>_<KEY>=value` sets a key, and a remote
     /// that only exists in the environment is defined by `RCLONE_CONFIG_<REMOTE>_TYPE`.
     pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
-        let vars: Vec<(String, String)> = vars
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("RCLONE_CONFIG_") && k != PASS_ENV)
-            .collect();
+        let vars: Vec<(String, String)> =
+            vars.into_iter().filter(|(k, _)| k.starts_with("RCLONE_CONFIG_") && k != PASS_ENV).collect();
         for (k, v) in &vars {
-            if let Some(name) = k
-                .strip_prefix("RCLONE_CONFIG_")
-                .and_then(|r| r.strip_suffix("_TYPE"))
+            if let Some(name) = k.strip_prefix("RCLONE_CONFIG_").and_then(|r| r.strip_suffix("_TYPE"))
                 && !name.is_empty()
                 && !self.remotes.iter().any(|r| r.name.to_uppercase() == name)
             {
                 let mut values = BTreeMap::new();
                 values.insert("type".to_string(), v.clone());
-                self.remotes.push(Remote {
-                    name: name.to_lowercase(),
-                    values,
-                });
+                self.remotes.push(Remote { name: name.to_lowercase(), values });
             }
         }
         for remote in &mut self.remotes {
-            let prefix = format!(
-                "RCLONE_CONFIG_{}_",
-                remote.name.to_uppercase().replace('-', "_")
-            );
+            let prefix = format!("RCLONE_CONFIG_{}_", remote.name.to_uppercase().replace('-', "_"));
             for (k, v) in &vars {
                 if let Some(key) = k.strip_prefix(&prefix) {
                     remote.values.insert(key.to_lowercase(), v.clone());
@@ -187,9 +160,7 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RCLONE_CONFIG").filter(|p| !p.is_empty()) {
         return Some(expand_tilde(Path::new(&p)));
     }
-    let home = std::env::var_os("HOME")
-        .or_else(|| std::env::var_os("USERPROFILE"))
-        .map(PathBuf::from);
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).map(PathBuf::from);
     let mut candidates = Vec::new();
     if cfg!(windows)
         && let Some(appdata) = std::env::var_os("APPDATA")
@@ -204,11 +175,7 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(h) = &home {
         candidates.push(h.join(".rclone.conf"));
     }
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .or_else(|| candidates.into_iter().next())
+    candidates.iter().find(|p| p.exists()).cloned().or_else(|| candidates.into_iter().next())
 }
 
 fn expand_tilde(p: &Path) -> PathBuf {
@@ -227,16 +194,10 @@ pub fn parse(text: &str) -> Vec<Remote> {
             continue;
         }
         if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            remotes.push(Remote {
-                name: name.trim().to_string(),
-                values: BTreeMap::new(),
-            });
+            remotes.push(Remote { name: name.trim().to_string(), values: BTreeMap::new() });
         } else if let (Some(remote), Some((k, v))) = (remotes.last_mut(), l.split_once('=')) {
             let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|s| s.strip_suffix('"'))
-                .unwrap_or(v);
+            let v = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(v);
             remote.values.insert(k.trim().to_string(), v.to_string());
         }
     }
@@ -244,16 +205,9 @@ pub fn parse(text: &str) -> Vec<Remote> {
 }
 
 /// Returns the config text, decrypting it first when it is encrypted with rclone's scheme.
-pub fn decrypt_if_needed(
-    text: &str,
-    password: Option<&str>,
-    path: &Path,
-) -> Result<String, ChannelError> {
+pub fn decrypt_if_needed(text: &str, password: Option<&str>, path: &Path) -> Result<String, ChannelError> {
     let mut lines = text.lines();
-    let marker = lines
-        .by_ref()
-        .map(str::trim)
-        .find(|l| !(l.is_empty() || l.starts_with('#') || l.starts_with(';')));
+    let marker = lines.by_ref().map(str::trim).find(|l| !(l.is_empty() || l.starts_with('#') || l.starts_with(';')));
     match marker {
         Some(ENCRYPT_MARKER) => {}
         Some(l) if l.starts_with("RCLONE_ENCRYPT_V") => {
@@ -270,16 +224,8 @@ pub fn decrypt_if_needed(
             path.display()
         ))
     })?;
-    let b64: String = lines
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let bad = |what: &str| {
-        ChannelError::permanent(format!(
-            "rclone config {} is damaged: {what}",
-            path.display()
-        ))
-    };
+    let b64: String = lines.flat_map(|l| l.chars()).filter(|c| !c.is_whitespace()).collect();
+    let bad = |what: &str| ChannelError::permanent(format!("rclone config {} is damaged: {what}", path.display()));
     let boxed = base64::engine::general_purpose::STANDARD
         .decode(b64.as_bytes())
         .map_err(|_| bad("its encrypted part is not base64"))?;
@@ -313,9 +259,7 @@ fn open_secretbox(boxed: &[u8], password: &str) -> Result<Vec<u8>, OpenError> {
         return Err(OpenError::TooShort);
     }
     let cipher = XSalsa20Poly1305::new(&config_key(password).into());
-    cipher
-        .decrypt(Nonce::from_slice(&boxed[..24]), &boxed[24..])
-        .map_err(|_| OpenError::WrongKey)
+    cipher.decrypt(Nonce::from_slice(&boxed[..24]), &boxed[24..]).map_err(|_| OpenError::WrongKey)
 }
 
 /// Encrypts a config the way `rclone config encryption set` does (for tests and tooling).
@@ -324,11 +268,7 @@ pub fn encrypt(plain: &str, password: &str, nonce: [u8; 24]) -> String {
     use crypto_secretbox::{Nonce, XSalsa20Poly1305};
     let cipher = XSalsa20Poly1305::new(&config_key(password).into());
     let mut out = nonce.to_vec();
-    out.extend(
-        cipher
-            .encrypt(Nonce::from_slice(&nonce), plain.as_bytes())
-            .expect("secretbox seals"),
-    );
+    out.extend(cipher.encrypt(Nonce::from_slice(&nonce), plain.as_bytes()).expect("secretbox seals"));
     format!(
         "# Encrypted rclone configuration File\n\n{ENCRYPT_MARKER}\n{}\n",
         base64::engine::general_purpose::STANDARD.encode(out)
@@ -379,9 +319,8 @@ mod tests {
 
     #[test]
     fn parses_sections_keys_and_comments() {
-        let remotes = parse(
-            "# c\n[gdrive]\ntype = drive\nscope = drive\n; x\n[s3]\ntype=s3\nregion = \"eu-west-1\"\nempty =\n",
-        );
+        let remotes =
+            parse("# c\n[gdrive]\ntype = drive\nscope = drive\n; x\n[s3]\ntype=s3\nregion = \"eu-west-1\"\nempty =\n");
         assert_eq!(remotes.len(), 2);
         assert_eq!(remotes[0].name, "gdrive");
         assert_eq!(remotes[0].kind(), "drive");
@@ -391,25 +330,16 @@ mod tests {
 
     #[test]
     fn environment_overrides_and_defines_remotes() {
-        let mut conf = RcloneConf {
-            path: None,
-            remotes: parse("[my-s3]\ntype = s3\nregion = a\n"),
-        };
+        let mut conf = RcloneConf { path: None, remotes: parse("[my-s3]\ntype = s3\nregion = a\n") };
         conf.apply_env([
             ("RCLONE_CONFIG_MY_S3_REGION".to_string(), "b".to_string()),
-            (
-                "RCLONE_CONFIG_ENVONLY_TYPE".to_string(),
-                "local".to_string(),
-            ),
+            ("RCLONE_CONFIG_ENVONLY_TYPE".to_string(), "local".to_string()),
             ("RCLONE_CONFIG_PASS".to_string(), "x".to_string()),
         ]);
         assert_eq!(conf.remote("my-s3").unwrap().get("region"), Some("b"));
         assert_eq!(conf.remote("envonly").unwrap().kind(), "local");
         let err = conf.remote("nope").unwrap_err().message;
-        assert!(
-            err.contains("my-s3 (s3)") && err.contains("envonly (local)"),
-            "{err}"
-        );
+        assert!(err.contains("my-s3 (s3)") && err.contains("envonly (local)"), "{err}");
     }
 
     #[test]
@@ -419,11 +349,7 @@ mod tests {
         let p = Path::new("rclone.conf");
         assert_eq!(decrypt_if_needed(&enc, Some("s3cret"), p).unwrap(), plain);
         let wrong = decrypt_if_needed(&enc, Some("nope"), p).unwrap_err();
-        assert!(
-            wrong.message.contains("wrong password"),
-            "{}",
-            wrong.message
-        );
+        assert!(wrong.message.contains("wrong password"), "{}", wrong.message);
         assert!(!wrong.message.contains("nope"));
         let missing = decrypt_if_needed(&enc, None, p).unwrap_err();
         assert!(missing.message.contains(PASS_ENV), "{}", missing.message);

@@ -40,13 +40,7 @@ impl std::fmt::Debug for Options {
         let shown: Vec<String> = self
             .0
             .iter()
-            .map(|(k, v)| {
-                if SECRET.contains(&k.as_str()) {
-                    format!("{k}=<redacted>")
-                } else {
-                    format!("{k}={v}")
-                }
-            })
+            .map(|(k, v)| if SECRET.contains(&k.as_str()) { format!("{k}=<redacted>") } else { format!("{k}={v}") })
             .collect();
         f.debug_list().entries(shown).finish()
     }
@@ -58,10 +52,7 @@ impl Options {
     }
     /// The value of an option, if set.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
 }
 
@@ -91,9 +82,7 @@ pub enum Plan {
 }
 
 fn rclone(reason: impl Into<String>) -> Result<Plan, ChannelError> {
-    Ok(Plan::Rclone {
-        reason: reason.into(),
-    })
+    Ok(Plan::Rclone { reason: reason.into() })
 }
 
 /// Joins remote path pieces with single slashes.
@@ -105,11 +94,7 @@ pub fn join(a: &str, b: &str) -> String {
     }
 }
 
-fn split_bucket<'a>(
-    remote: &Remote,
-    path: &'a str,
-    what: &str,
-) -> Result<(&'a str, &'a str), ChannelError> {
+fn split_bucket<'a>(remote: &Remote, path: &'a str, what: &str) -> Result<(&'a str, &'a str), ChannelError> {
     let p = path.trim_start_matches('/');
     let (bucket, rest) = p.split_once('/').unwrap_or((p, ""));
     if bucket.is_empty() {
@@ -154,16 +139,10 @@ fn plan_depth(
         }
         "alias" => {
             let target = remote.get("remote").ok_or_else(|| {
-                ChannelError::permanent(format!(
-                    "alias remote {:?} has no `remote` key",
-                    remote.name
-                ))
+                ChannelError::permanent(format!("alias remote {:?} has no `remote` key", remote.name))
             })?;
             if depth > 8 {
-                return Err(ChannelError::permanent(format!(
-                    "alias remote {:?} loops",
-                    remote.name
-                )));
+                return Err(ChannelError::permanent(format!("alias remote {:?} loops", remote.name)));
             }
             return match target.split_once(':') {
                 Some((name, sub)) if !name.is_empty() && !name.contains('/') => {
@@ -176,14 +155,7 @@ fn plan_depth(
                         name: remote.name.clone(),
                         values: [("type".to_string(), "local".to_string())].into(),
                     };
-                    plan_depth(
-                        conf,
-                        &local,
-                        &join(target, path),
-                        size,
-                        single_max,
-                        depth + 1,
-                    )
+                    plan_depth(conf, &local, &join(target, path), size, single_max, depth + 1)
                 }
             };
         }
@@ -196,34 +168,15 @@ fn plan_depth(
             };
             let abs = abs.to_string_lossy().replace('\\', "/");
             o.set("root", "/");
-            OpendalPlan {
-                scheme: "fs",
-                options: o,
-                path: abs.trim_start_matches('/').to_string(),
-                one_shot: false,
-            }
+            OpendalPlan { scheme: "fs", options: o, path: abs.trim_start_matches('/').to_string(), one_shot: false }
         }
         "s3" => {
             let (bucket, rest) = split_bucket(remote, path, "bucket")?;
             o.set("bucket", bucket);
             let region = remote.get("region").unwrap_or("us-east-1");
-            o.set(
-                "region",
-                if region == "other-v2-signature" {
-                    "us-east-1"
-                } else {
-                    region
-                },
-            );
+            o.set("region", if region == "other-v2-signature" { "us-east-1" } else { region });
             if let Some(ep) = remote.get("endpoint") {
-                o.set(
-                    "endpoint",
-                    if ep.contains("://") {
-                        ep.to_string()
-                    } else {
-                        format!("https://{ep}")
-                    },
-                );
+                o.set("endpoint", if ep.contains("://") { ep.to_string() } else { format!("https://{ep}") });
             }
             if remote.flag("env_auth", false) {
                 // opendal loads the AWS environment, profile and instance credentials itself.
@@ -241,35 +194,23 @@ fn plan_depth(
                 }
             }
             let provider = remote.get("provider").unwrap_or("AWS");
-            let virtual_default = matches!(
-                provider,
-                "AWS" | "Alibaba" | "Netease" | "TencentCOS" | "ChinaMobile"
-            );
+            let virtual_default = matches!(provider, "AWS" | "Alibaba" | "Netease" | "TencentCOS" | "ChinaMobile");
             if !remote.flag("force_path_style", !virtual_default) {
                 o.set("enable_virtual_host_style", "true");
             }
-            OpendalPlan {
-                scheme: "s3",
-                options: o,
-                path: rest.to_string(),
-                one_shot: false,
-            }
+            OpendalPlan { scheme: "s3", options: o, path: rest.to_string(), one_shot: false }
         }
         "webdav" => {
-            let url = remote.get("url").ok_or_else(|| {
-                ChannelError::permanent(format!("webdav remote {:?} has no `url`", remote.name))
-            })?;
+            let url = remote
+                .get("url")
+                .ok_or_else(|| ChannelError::permanent(format!("webdav remote {:?} has no `url`", remote.name)))?;
             if remote.get("bearer_token_command").is_some() {
                 return rclone("the webdav remote gets its token from bearer_token_command");
             }
-            if matches!(
-                remote.get("vendor"),
-                Some("nextcloud" | "owncloud" | "infinitescale")
-            ) && size.is_some_and(|s| s > single_max)
+            if matches!(remote.get("vendor"), Some("nextcloud" | "owncloud" | "infinitescale"))
+                && size.is_some_and(|s| s > single_max)
             {
-                return rclone(
-                    "large uploads to Nextcloud/ownCloud use their chunked upload, which rclone implements",
-                );
+                return rclone("large uploads to Nextcloud/ownCloud use their chunked upload, which rclone implements");
             }
             let (endpoint, base) = split_url(url).ok_or_else(|| {
                 ChannelError::permanent(format!(
@@ -278,14 +219,7 @@ fn plan_depth(
                 ))
             })?;
             o.set("endpoint", endpoint);
-            o.set(
-                "root",
-                if base.is_empty() {
-                    "/".to_string()
-                } else {
-                    base
-                },
-            );
+            o.set("root", if base.is_empty() { "/".to_string() } else { base });
             if let Some(u) = remote.get("user") {
                 o.set("username", u);
             }
@@ -295,12 +229,7 @@ fn plan_depth(
             if let Some(t) = remote.get("bearer_token") {
                 o.set("token", t);
             }
-            OpendalPlan {
-                scheme: "webdav",
-                options: o,
-                path: path.trim_start_matches('/').to_string(),
-                one_shot: true,
-            }
+            OpendalPlan { scheme: "webdav", options: o, path: path.trim_start_matches('/').to_string(), one_shot: true }
         }
         "sftp" => {
             for (key, why) in [
@@ -320,22 +249,13 @@ fn plan_depth(
                     "the sftp remote logs in with a password, which the system ssh behind opendal cannot send",
                 );
             }
-            let host = remote.get("host").ok_or_else(|| {
-                ChannelError::permanent(format!("sftp remote {:?} has no `host`", remote.name))
-            })?;
-            let user = remote
-                .get("user")
-                .map(|u| format!("{u}@"))
-                .unwrap_or_default();
-            let port = remote
-                .get("port")
-                .map(|p| format!(":{p}"))
-                .unwrap_or_default();
-            let host = if host.contains(':') && !host.starts_with('[') {
-                format!("[{host}]")
-            } else {
-                host.to_string()
-            };
+            let host = remote
+                .get("host")
+                .ok_or_else(|| ChannelError::permanent(format!("sftp remote {:?} has no `host`", remote.name)))?;
+            let user = remote.get("user").map(|u| format!("{u}@")).unwrap_or_default();
+            let port = remote.get("port").map(|p| format!(":{p}")).unwrap_or_default();
+            let host =
+                if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
             o.set("endpoint", format!("ssh://{user}{host}{port}"));
             if let Some(k) = remote.get("key_file") {
                 o.set("key", expand_home(k));
@@ -349,12 +269,7 @@ fn plan_depth(
             } else {
                 path.to_string()
             };
-            OpendalPlan {
-                scheme: "sftp",
-                options: o,
-                path: rel,
-                one_shot: false,
-            }
+            OpendalPlan { scheme: "sftp", options: o, path: rel, one_shot: false }
         }
         "drive" => {
             if remote.get("team_drive").is_some() {
@@ -367,12 +282,8 @@ fn plan_depth(
                     "the Drive remote starts at a root_folder_id, which opendal's gdrive (path-based) cannot start from",
                 );
             }
-            if remote.get("service_account_file").is_some()
-                || remote.get("service_account_credentials").is_some()
-            {
-                return rclone(
-                    "the Drive remote uses a service account, which opendal's gdrive does not support",
-                );
+            if remote.get("service_account_file").is_some() || remote.get("service_account_credentials").is_some() {
+                return rclone("the Drive remote uses a service account, which opendal's gdrive does not support");
             }
             if remote.get("client_id").is_none() {
                 return rclone(
@@ -381,12 +292,7 @@ fn plan_depth(
             }
             oauth(remote, &mut o)?;
             o.set("root", "/");
-            OpendalPlan {
-                scheme: "gdrive",
-                options: o,
-                path: path.trim_start_matches('/').to_string(),
-                one_shot: true,
-            }
+            OpendalPlan { scheme: "gdrive", options: o, path: path.trim_start_matches('/').to_string(), one_shot: true }
         }
         "dropbox" | "onedrive" => {
             if remote.get("client_id").is_none() {
@@ -395,8 +301,7 @@ fn plan_depth(
                 ));
             }
             if kind == "onedrive"
-                && (remote.get("drive_type") == Some("documentLibrary")
-                    || remote.get("drive_id").is_some())
+                && (remote.get("drive_type") == Some("documentLibrary") || remote.get("drive_id").is_some())
             {
                 return rclone(
                     "the OneDrive remote points at a specific drive or SharePoint library, which opendal's onedrive does not address",
@@ -406,11 +311,7 @@ fn plan_depth(
             oauth(remote, &mut o)?;
             o.set("root", "/");
             OpendalPlan {
-                scheme: if kind == "dropbox" {
-                    "dropbox"
-                } else {
-                    "onedrive"
-                },
+                scheme: if kind == "dropbox" { "dropbox" } else { "onedrive" },
                 options: o,
                 path: path.trim_start_matches('/').to_string(),
                 one_shot,
@@ -421,28 +322,20 @@ fn plan_depth(
                 || remote.flag("use_msi", false)
                 || remote.get("service_principal_file").is_some()
             {
-                return rclone(
-                    "the Azure remote authenticates through the environment or a managed identity",
-                );
+                return rclone("the Azure remote authenticates through the environment or a managed identity");
             }
             let (container, rest) = split_bucket(remote, path, "container")?;
             o.set("container", container);
             if let Some(sas) = remote.get("sas_url") {
                 let (base, query) = sas.split_once('?').unwrap_or((sas, ""));
                 let (endpoint, _) = split_url(base).ok_or_else(|| {
-                    ChannelError::permanent(format!(
-                        "azureblob remote {:?} has a bad sas_url",
-                        remote.name
-                    ))
+                    ChannelError::permanent(format!("azureblob remote {:?} has a bad sas_url", remote.name))
                 })?;
                 o.set("endpoint", endpoint);
                 o.set("sas_token", query);
             } else {
                 let account = remote.get("account").ok_or_else(|| {
-                    ChannelError::permanent(format!(
-                        "azureblob remote {:?} has no `account`",
-                        remote.name
-                    ))
+                    ChannelError::permanent(format!("azureblob remote {:?} has no `account`", remote.name))
                 })?;
                 o.set("account_name", account);
                 o.set(
@@ -456,12 +349,7 @@ fn plan_depth(
                     o.set("account_key", k);
                 }
             }
-            OpendalPlan {
-                scheme: "azblob",
-                options: o,
-                path: rest.to_string(),
-                one_shot: false,
-            }
+            OpendalPlan { scheme: "azblob", options: o, path: rest.to_string(), one_shot: false }
         }
         "google cloud storage" | "gcs" => {
             let (bucket, rest) = split_bucket(remote, path, "bucket")?;
@@ -470,10 +358,7 @@ fn plan_depth(
                 o.set("credential_path", expand_home(f));
             } else if let Some(json) = remote.get("service_account_credentials") {
                 use base64::Engine;
-                o.set(
-                    "credential",
-                    base64::engine::general_purpose::STANDARD.encode(json),
-                );
+                o.set("credential", base64::engine::general_purpose::STANDARD.encode(json));
             } else if remote.flag("anonymous", false) {
                 o.set("allow_anonymous", "true");
             } else if remote.flag("env_auth", false) {
@@ -487,25 +372,16 @@ fn plan_depth(
             if let Some(ep) = remote.get("endpoint") {
                 o.set("endpoint", ep);
             }
-            OpendalPlan {
-                scheme: "gcs",
-                options: o,
-                path: rest.to_string(),
-                one_shot: false,
-            }
+            OpendalPlan { scheme: "gcs", options: o, path: rest.to_string(), one_shot: false }
         }
         "b2" => {
             return rclone("opendal's b2 needs the bucket's id, which rclone.conf does not hold");
         }
         "swift" => {
-            return rclone(
-                "opendal's swift needs a pre-issued token and storage URL; rclone does the Keystone login",
-            );
+            return rclone("opendal's swift needs a pre-issued token and storage URL; rclone does the Keystone login");
         }
         other => {
-            return rclone(format!(
-                "opendal has no service for rclone's `{other}` remotes"
-            ));
+            return rclone(format!("opendal has no service for rclone's `{other}` remotes"));
         }
     };
     Ok(Plan::Opendal(plan))
@@ -567,17 +443,11 @@ fn split_url(url: &str) -> Option<(String, String)> {
     if !matches!(scheme, "http" | "https") {
         return None;
     }
-    let (authority, path) = rest
-        .split_once('/')
-        .map(|(a, p)| (a, format!("/{p}")))
-        .unwrap_or((rest, String::new()));
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, String::new()));
     if authority.is_empty() {
         return None;
     }
-    Some((
-        format!("{scheme}://{authority}"),
-        path.trim_end_matches('/').to_string(),
-    ))
+    Some((format!("{scheme}://{authority}"), path.trim_end_matches('/').to_string()))
 }
 
 fn expand_home(p: &str) -> String {
@@ -593,10 +463,7 @@ mod tests {
     use super::*;
 
     fn conf(text: &str) -> RcloneConf {
-        RcloneConf {
-            path: None,
-            remotes: parse(text),
-        }
+        RcloneConf { path: None, remotes: parse(text) }
     }
 
     fn od(p: Plan) -> OpendalPlan {
@@ -630,38 +497,23 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
         assert_eq!(p.scheme, "gdrive");
         assert_eq!(p.options.get("access_token"), Some("ya29.a"));
         assert_eq!(p.options.get("refresh_token"), Some("1//r"));
-        assert_eq!(
-            p.options.get("client_id"),
-            Some("123.apps.googleusercontent.com")
-        );
+        assert_eq!(p.options.get("client_id"), Some("123.apps.googleusercontent.com"));
         assert_eq!(p.options.get("client_secret"), Some("shh"));
         assert_eq!(p.path, "claude-handoffs/x/a.png");
         assert!(p.one_shot);
         let shown = format!("{:?}", p.options);
-        assert!(
-            !shown.contains("ya29") && !shown.contains("shh") && !shown.contains("1//r"),
-            "{shown}"
-        );
+        assert!(!shown.contains("ya29") && !shown.contains("shh") && !shown.contains("1//r"), "{shown}");
     }
 
     #[test]
     fn drive_cases_opendal_cannot_do_go_to_rclone() {
         let tok = r#"token = {"access_token":"a","refresh_token":"r"}"#;
         let c = conf(&format!("[gd]\ntype = drive\n{tok}\n"));
-        assert!(
-            why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap())
-                .contains("rclone's own OAuth client")
-        );
-        let c = conf(&format!(
-            "[gd]\ntype = drive\nclient_id = x\nteam_drive = 0ABC\n{tok}\n"
-        ));
+        assert!(why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap()).contains("rclone's own OAuth client"));
+        let c = conf(&format!("[gd]\ntype = drive\nclient_id = x\nteam_drive = 0ABC\n{tok}\n"));
         assert!(why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap()).contains("shared drive"));
-        let c = conf(&format!(
-            "[gd]\ntype = drive\nclient_id = x\nroot_folder_id = 1xyz\n{tok}\n"
-        ));
-        assert!(
-            why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap()).contains("root_folder_id")
-        );
+        let c = conf(&format!("[gd]\ntype = drive\nclient_id = x\nroot_folder_id = 1xyz\n{tok}\n"));
+        assert!(why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap()).contains("root_folder_id"));
         let c = conf(&format!("[gd]\ntype = drive\nclient_id = x\n{tok}\n"));
         assert!(
             od(plan(&c, &c.remotes[0], "f", None, MAX).unwrap()).one_shot,
@@ -669,10 +521,7 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
         );
         let c = conf("[gd]\ntype = drive\nclient_id = x\ntoken = not json\n");
         assert!(
-            plan(&c, &c.remotes[0], "f", Some(1), MAX)
-                .unwrap_err()
-                .message
-                .contains("rclone config reconnect gd:")
+            plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap_err().message.contains("rclone config reconnect gd:")
         );
     }
 
@@ -694,9 +543,7 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
         assert_eq!(p.options.get("disable_config_load"), None);
         assert_eq!(p.options.get("enable_virtual_host_style"), Some("true"));
         assert_eq!(p.options.get("region"), Some("us-east-1"));
-        let err = plan(&c, &c.remotes[0], "", Some(1), MAX)
-            .unwrap_err()
-            .message;
+        let err = plan(&c, &c.remotes[0], "", Some(1), MAX).unwrap_err().message;
         assert!(err.contains("must start with a bucket name"), "{err}");
     }
 
@@ -713,27 +560,18 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
         assert_eq!(p.options.get("password"), Some("pw"));
         assert!(p.one_shot);
         let c = conf("[w]\ntype = webdav\nurl = http://h/\npass = plain-text-not-obscured\n");
-        assert!(
-            plan(&c, &c.remotes[0], "f", Some(1), MAX)
-                .unwrap_err()
-                .message
-                .contains("rclone obscure")
-        );
+        assert!(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap_err().message.contains("rclone obscure"));
     }
 
     #[test]
     fn sftp_uses_ssh_with_keys_and_rclone_for_passwords() {
-        let c =
-            conf("[s]\ntype = sftp\nhost = 127.0.0.1\nport = 2222\nuser = me\nkey_file = /k/id\n");
+        let c = conf("[s]\ntype = sftp\nhost = 127.0.0.1\nport = 2222\nuser = me\nkey_file = /k/id\n");
         let p = od(plan(&c, &c.remotes[0], "/srv/f", Some(1), MAX).unwrap());
         assert_eq!(p.options.get("endpoint"), Some("ssh://me@127.0.0.1:2222"));
         assert_eq!(p.options.get("key"), Some("/k/id"));
         assert_eq!(p.options.get("root"), Some("/"));
         assert_eq!(p.path, "srv/f");
-        let c = conf(&format!(
-            "[s]\ntype = sftp\nhost = h\npass = {}\n",
-            obscure("x", [2; 16])
-        ));
+        let c = conf(&format!("[s]\ntype = sftp\nhost = h\npass = {}\n", obscure("x", [2; 16])));
         assert!(why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap()).contains("password"));
     }
 
@@ -744,15 +582,8 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
         );
         let p = od(plan(&c, &c.remotes[1], "f/a", Some(1), MAX).unwrap());
         assert_eq!((p.scheme, p.path.as_str()), ("fs", "data/x/f/a"));
-        assert!(
-            why(plan(&c, &c.remotes[2], "bk/f", Some(1), MAX).unwrap()).contains("bucket's id")
-        );
+        assert!(why(plan(&c, &c.remotes[2], "bk/f", Some(1), MAX).unwrap()).contains("bucket's id"));
         assert!(why(plan(&c, &c.remotes[3], "f", Some(1), MAX).unwrap()).contains("`crypt`"));
-        assert!(
-            plan(&c, &c.remotes[4], "f", Some(1), MAX)
-                .unwrap_err()
-                .message
-                .contains("no `type`")
-        );
+        assert!(plan(&c, &c.remotes[4], "f", Some(1), MAX).unwrap_err().message.contains("no `type`"));
     }
 }

@@ -25,23 +25,13 @@ pub fn operator(plan: &OpendalPlan) -> Result<Operator, ChannelError> {
     // opendal's reqwest is built without a TLS provider; use ring, as handoff's own HTTP client does.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let op = Operator::via_iter(plan.scheme, plan.options.0.iter().cloned()).map_err(|e| {
-        ChannelError::permanent(format!(
-            "cannot set up opendal's {} service: {}",
-            plan.scheme,
-            e.message()
-        ))
+        ChannelError::permanent(format!("cannot set up opendal's {} service: {}", plan.scheme, e.message()))
     })?;
-    Ok(op
-        .layer(
-            opendal::layers::RetryLayer::new()
-                .with_max_times(4)
-                .with_jitter(),
-        )
-        .layer(
-            opendal::layers::TimeoutLayer::new()
-                .with_timeout(Duration::from_secs(120))
-                .with_io_timeout(Duration::from_secs(120)),
-        ))
+    Ok(op.layer(opendal::layers::RetryLayer::new().with_max_times(4).with_jitter()).layer(
+        opendal::layers::TimeoutLayer::new()
+            .with_timeout(Duration::from_secs(120))
+            .with_io_timeout(Duration::from_secs(120)),
+    ))
 }
 
 /// Maps an opendal error to a channel error (never includes config values).
@@ -98,11 +88,7 @@ pub async fn upload(
     let write_path = if via_temp {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         let tmp = format!(".{name}.{}.part", uuid::Uuid::new_v4().simple());
-        if dir.is_empty() {
-            tmp
-        } else {
-            format!("{dir}/{tmp}")
-        }
+        if dir.is_empty() { tmp } else { format!("{dir}/{tmp}") }
     } else {
         path.to_string()
     };
@@ -115,9 +101,8 @@ pub async fn upload(
         op.writer_with(&write_path).chunk(PART).await
     };
     let mut writer = writer.map_err(|e| map_err(&format!("starting the upload of {path}"), e))?;
-    let mut input = tokio::fs::File::open(src)
-        .await
-        .map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
+    let mut input =
+        tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     let mut gathered: Vec<u8> = Vec::with_capacity(if one_shot { expected.0 as usize } else { 0 });
@@ -134,18 +119,12 @@ pub async fn upload(
             if one_shot {
                 gathered.extend_from_slice(&buf);
             } else {
-                writer
-                    .write(buf)
-                    .await
-                    .map_err(|e| map_err(&format!("uploading {path}"), e))?;
+                writer.write(buf).await.map_err(|e| map_err(&format!("uploading {path}"), e))?;
             }
             bar.advance(n as u64);
         }
         if one_shot {
-            writer
-                .write(std::mem::take(&mut gathered))
-                .await
-                .map_err(|e| map_err(&format!("uploading {path}"), e))?;
+            writer.write(std::mem::take(&mut gathered)).await.map_err(|e| map_err(&format!("uploading {path}"), e))?;
         }
         Ok(())
     }
@@ -165,10 +144,7 @@ pub async fn upload(
             src.display()
         )));
     }
-    writer
-        .close()
-        .await
-        .map_err(|e| map_err(&format!("finishing the upload of {path}"), e))?;
+    writer.close().await.map_err(|e| map_err(&format!("finishing the upload of {path}"), e))?;
     if via_temp && let Err(e) = op.rename(&write_path, path).await {
         let _ = op.delete(&write_path).await;
         return Err(map_err(&format!("renaming the upload to {path}"), e));
@@ -177,22 +153,14 @@ pub async fn upload(
 }
 
 /// Streams `path` into `dest` (a file this function creates). Returns bytes written.
-pub async fn download(
-    op: &Operator,
-    path: &str,
-    dest: &Path,
-    bar: &dyn ProgressBar,
-) -> Result<u64, ChannelError> {
+pub async fn download(op: &Operator, path: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<u64, ChannelError> {
     let reader = op
         .reader_with(path)
         .chunk(READ_PART)
         .concurrent(CONCURRENT)
         .await
         .map_err(|e| map_err(&format!("opening {path}"), e))?;
-    let mut stream = reader
-        .into_bytes_stream(..)
-        .await
-        .map_err(|e| map_err(&format!("reading {path}"), e))?;
+    let mut stream = reader.into_bytes_stream(..).await.map_err(|e| map_err(&format!("reading {path}"), e))?;
     let mut out = tokio::fs::File::create(dest).await?;
     let mut total = 0u64;
     while let Some(chunk) = stream.next().await {

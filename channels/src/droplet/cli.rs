@@ -34,10 +34,7 @@ pub(crate) fn quote(arg: &str) -> String {
 
 /// A remote path is carried verbatim when it has no control characters and no glob characters.
 fn check_remote(path: &str) -> Result<(), ChannelError> {
-    if path
-        .chars()
-        .any(|c| c.is_control() || matches!(c, '*' | '?' | '[' | ']'))
-    {
+    if path.chars().any(|c| c.is_control() || matches!(c, '*' | '?' | '[' | ']')) {
         return Err(ChannelError::permanent(format!(
             "droplet path {path:?} has characters the sftp program cannot take verbatim; choose a plainer [droplet] dir"
         )));
@@ -48,22 +45,13 @@ fn check_remote(path: &str) -> Result<(), ChannelError> {
 /// The local path as sftp should see it, or `None` when it must be staged under a plain name.
 fn local_arg(path: &Path) -> Option<String> {
     let s = path.to_str()?;
-    let s = if cfg!(windows) {
-        s.replace('\\', "/")
-    } else {
-        s.to_string()
-    };
-    let plain = s
-        .chars()
-        .all(|c| !c.is_control() && !matches!(c, '"' | '\\' | '\'' | '*' | '?' | '[' | ']' | '#'));
+    let s = if cfg!(windows) { s.replace('\\', "/") } else { s.to_string() };
+    let plain = s.chars().all(|c| !c.is_control() && !matches!(c, '"' | '\\' | '\'' | '*' | '?' | '[' | ']' | '#'));
     plain.then_some(s)
 }
 
 /// Parses one `ls -ln` line: (is regular file, size, mtime, name).
-pub(crate) fn parse_ls_line(
-    line: &str,
-    now: SystemTime,
-) -> Option<(bool, u64, Option<SystemTime>, String)> {
+pub(crate) fn parse_ls_line(line: &str, now: SystemTime) -> Option<(bool, u64, Option<SystemTime>, String)> {
     let mut fields = line.split_whitespace();
     let perms = fields.next()?;
     let (_links, _uid, _gid) = (fields.next()?, fields.next()?, fields.next()?);
@@ -90,12 +78,7 @@ pub(crate) fn parse_ls_line(
     };
     let full = &line[name_start..];
     let name = full.rsplit('/').next().unwrap_or(full).to_string();
-    Some((
-        perms.starts_with('-'),
-        size,
-        ls_time(mon, day, time_or_year, now),
-        name,
-    ))
+    Some((perms.starts_with('-'), size, ls_time(mon, day, time_or_year, now), name))
 }
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
@@ -112,9 +95,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// `ls -l` dates: `Nov 24 06:00` (within the last half year) or `Nov 24  2025`. Read as UTC; the hours of
 /// a time zone do not matter for pruning by days.
 fn ls_time(mon: &str, day: &str, time_or_year: &str, now: SystemTime) -> Option<SystemTime> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let m = MONTHS.iter().position(|x| *x == mon)? as i64 + 1;
     let d: i64 = day.parse().ok()?;
     let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
@@ -176,9 +157,7 @@ struct Run {
 impl CliRemote {
     /// Checks that `host` answers over SFTP.
     pub async fn connect(host: &str) -> Result<Self, ChannelError> {
-        let me = Self {
-            host: host.to_string(),
-        };
+        let me = Self { host: host.to_string() };
         let r = me.run("pwd\n").await?;
         if !r.ok {
             return Err(ssh_errors::classify(host, &r.stderr));
@@ -188,7 +167,17 @@ impl CliRemote {
 
     async fn run(&self, batch: &str) -> Result<Run, ChannelError> {
         let mut child = tokio::process::Command::new("sftp")
-            .args(["-q", "-b", "-", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=15"])
+            .args([
+                "-q",
+                "-b",
+                "-",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ConnectTimeout=15",
+            ])
             .arg(&self.host)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -218,14 +207,7 @@ impl CliRemote {
         if r.ok {
             return Ok(r);
         }
-        let msg = r
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("sftp failed")
-            .trim()
-            .to_string();
+        let msg = r.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("sftp failed").trim().to_string();
         let lower = r.stderr.to_lowercase();
         if lower.contains("connection closed")
             || lower.contains("broken pipe")
@@ -234,10 +216,7 @@ impl CliRemote {
         {
             return Err(ssh_errors::classify(&self.host, &r.stderr));
         }
-        Err(ChannelError::permanent(format!(
-            "droplet host {}: {what} {path:?} failed: {msg}",
-            self.host
-        )))
+        Err(ChannelError::permanent(format!("droplet host {}: {what} {path:?} failed: {msg}", self.host)))
     }
 }
 
@@ -249,15 +228,9 @@ impl Remote for CliRemote {
             if r.stderr.contains("not found") || r.stderr.contains("No such file") {
                 return Ok(None);
             }
-            return self
-                .must("checking", path, &format!("ls -ln {}\n", quote(path)))
-                .await
-                .map(|_| None);
+            return self.must("checking", path, &format!("ls -ln {}\n", quote(path))).await.map(|_| None);
         }
-        Ok(r.stdout
-            .lines()
-            .find_map(|l| parse_ls_line(l, SystemTime::now()))
-            .map(|(_, size, _, _)| size))
+        Ok(r.stdout.lines().find_map(|l| parse_ls_line(l, SystemTime::now())).map(|(_, size, _, _)| size))
     }
 
     async fn ensure_dir(&self, dir: &str) -> Result<(), ChannelError> {
@@ -274,17 +247,10 @@ impl Remote for CliRemote {
             }
         }
         batch.push_str(&format!("cd {}\n", quote(dir)));
-        self.must("creating directory", dir, &batch)
-            .await
-            .map(|_| ())
+        self.must("creating directory", dir, &batch).await.map(|_| ())
     }
 
-    async fn upload(
-        &self,
-        src: &Path,
-        dest: &str,
-        bar: &dyn ProgressBar,
-    ) -> Result<(u64, String), ChannelError> {
+    async fn upload(&self, src: &Path, dest: &str, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
         check_remote(dest)?;
         let (total, sha) = hash_file(src).await?;
         let mut staged = None;
@@ -297,13 +263,7 @@ impl Remote for CliRemote {
                 local_arg(&tmp).expect("checked by staging_path")
             }
         };
-        let sent = self
-            .must(
-                "uploading to",
-                dest,
-                &format!("put {} {}\n", quote(&local), quote(dest)),
-            )
-            .await;
+        let sent = self.must("uploading to", dest, &format!("put {} {}\n", quote(&local), quote(dest))).await;
         if let Some(tmp) = staged {
             let _ = tokio::fs::remove_file(tmp).await;
         }
@@ -315,42 +275,22 @@ impl Remote for CliRemote {
     async fn rename(&self, from: &str, to: &str) -> Result<(), ChannelError> {
         check_remote(from)?;
         check_remote(to)?;
-        self.must(
-            "renaming",
-            from,
-            &format!("rename {} {}\n", quote(from), quote(to)),
-        )
-        .await
-        .map(|_| ())
+        self.must("renaming", from, &format!("rename {} {}\n", quote(from), quote(to))).await.map(|_| ())
     }
 
     async fn remove(&self, path: &str) -> Result<(), ChannelError> {
         check_remote(path)?;
-        self.run(&format!("-rm {}\n", quote(path)))
-            .await
-            .map(|_| ())
+        self.run(&format!("-rm {}\n", quote(path))).await.map(|_| ())
     }
 
-    async fn download(
-        &self,
-        src: &str,
-        dest: &Path,
-        bar: &dyn ProgressBar,
-    ) -> Result<(u64, String), ChannelError> {
+    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
         check_remote(src)?;
         let target: PathBuf = match local_arg(dest) {
             Some(_) => dest.to_path_buf(),
             None => staging_path("download")?,
         };
         let arg = local_arg(&target).expect("checked");
-        if let Err(e) = self
-            .must(
-                "downloading",
-                src,
-                &format!("get {} {}\n", quote(src), quote(&arg)),
-            )
-            .await
-        {
+        if let Err(e) = self.must("downloading", src, &format!("get {} {}\n", quote(src), quote(&arg))).await {
             let _ = tokio::fs::remove_file(&target).await;
             return Err(e);
         }
@@ -365,19 +305,12 @@ impl Remote for CliRemote {
 
     async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError> {
         check_remote(dir)?;
-        let r = self
-            .must("listing", dir, &format!("ls -lna {}\n", quote(dir)))
-            .await?;
+        let r = self.must("listing", dir, &format!("ls -lna {}\n", quote(dir))).await?;
         let now = SystemTime::now();
         Ok(r.stdout
             .lines()
             .filter_map(|l| parse_ls_line(l, now))
-            .map(|(is_file, size, modified, name)| RemoteEntry {
-                name,
-                is_file,
-                size,
-                modified,
-            })
+            .map(|(is_file, size, modified, name)| RemoteEntry { name, is_file, size, modified })
             .collect())
     }
 
@@ -391,34 +324,22 @@ mod tests {
     #[test]
     fn batch_arguments_are_quoted_and_ls_lines_parse() {
         assert_eq!(quote(r#"a b"c\d"#), r#""a b\"c\\d""#);
-        let now = SystemTime::UNIX_EPOCH
-            + Duration::from_secs(days_from_civil(2026, 11, 24) as u64 * 86400);
-        let (file, size, t, name) = parse_ls_line(
-            "-rw-r--r--    1 0        0            5 Nov 20 06:00 /srv/d/handoff-ab-x y.png",
-            now,
-        )
-        .unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(days_from_civil(2026, 11, 24) as u64 * 86400);
+        let (file, size, t, name) =
+            parse_ls_line("-rw-r--r--    1 0        0            5 Nov 20 06:00 /srv/d/handoff-ab-x y.png", now)
+                .unwrap();
         assert!(file);
         assert_eq!((size, name.as_str()), (5, "handoff-ab-x y.png"));
         let age = now.duration_since(t.unwrap()).unwrap();
-        assert!(
-            age > Duration::from_secs(3 * 86400) && age < Duration::from_secs(5 * 86400),
-            "{age:?}"
-        );
+        assert!(age > Duration::from_secs(3 * 86400) && age < Duration::from_secs(5 * 86400), "{age:?}");
         let (_, _, t, _) = parse_ls_line("drwxr-xr-x    2 0 0 4096 Dec 31  2024 sub", now).unwrap();
         assert_eq!(
             t.unwrap(),
-            SystemTime::UNIX_EPOCH
-                + Duration::from_secs(days_from_civil(2024, 12, 31) as u64 * 86400)
+            SystemTime::UNIX_EPOCH + Duration::from_secs(days_from_civil(2024, 12, 31) as u64 * 86400)
         );
         assert!(parse_ls_line("sftp> ls", now).is_none());
         assert!(local_arg(Path::new("/tmp/a b.png")).is_some());
-        assert!(
-            local_arg(Path::new("/tmp/a\"b")).is_none()
-                && local_arg(Path::new("/tmp/a\nb")).is_none()
-        );
-        assert!(
-            check_remote("/srv/d/x*").is_err() && check_remote("/srv/d/handoff-1-x.png").is_ok()
-        );
+        assert!(local_arg(Path::new("/tmp/a\"b")).is_none() && local_arg(Path::new("/tmp/a\nb")).is_none());
+        assert!(check_remote("/srv/d/x*").is_err() && check_remote("/srv/d/handoff-1-x.png").is_ok());
     }
 }

@@ -19,9 +19,7 @@ pub mod ssh_errors;
 mod transport;
 
 use crate::names::safe_file_name;
-use crate::{
-    Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt,
-};
+use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -83,15 +81,9 @@ pub struct DropletChannel {
 /// no trailing slash.
 fn normalise_dir(dir: &str) -> String {
     let d = dir.trim();
-    let d = d
-        .strip_prefix("~/")
-        .unwrap_or(if d == "~" { "." } else { d });
+    let d = d.strip_prefix("~/").unwrap_or(if d == "~" { "." } else { d });
     let trimmed = d.trim_end_matches('/');
-    if trimmed.is_empty() && d.starts_with('/') {
-        "/".into()
-    } else {
-        trimmed.to_string()
-    }
+    if trimmed.is_empty() && d.starts_with('/') { "/".into() } else { trimmed.to_string() }
 }
 
 /// True for names handoff itself stores (final or temporary): `handoff-<24 hex>-<name>` or
@@ -109,9 +101,7 @@ pub fn is_handoff_name(name: &str) -> bool {
     };
     let bytes = rest.as_bytes();
     bytes.len() > ID_LEN + 1
-        && bytes[..ID_LEN]
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        && bytes[..ID_LEN].iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
         && bytes[ID_LEN] == b'-'
 }
 
@@ -119,10 +109,7 @@ impl DropletChannel {
     /// A droplet channel for `cfg`; checks the config without connecting.
     pub fn new(cfg: &DropletConfig, ctx: Context) -> Result<Self, ChannelError> {
         let host = cfg.host.trim();
-        if host.is_empty()
-            || host.starts_with('-')
-            || host.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ChannelError::permanent(format!(
                 "[droplet] host {:?} is not a usable ssh destination: write user@host or a Host alias from ~/.ssh/config",
                 cfg.host
@@ -135,11 +122,7 @@ impl DropletChannel {
                 cfg.dir
             )));
         }
-        Ok(Self {
-            host: host.to_string(),
-            dir,
-            ctx,
-        })
+        Ok(Self { host: host.to_string(), dir, ctx })
     }
 
     /// The ssh destination.
@@ -156,11 +139,7 @@ impl DropletChannel {
     /// gives the same name, different keys different names.
     pub fn stored_name(parcel: &Parcel) -> String {
         let id = hex::encode(Sha256::digest(parcel.key.as_bytes()));
-        let given = parcel
-            .file
-            .as_ref()
-            .map(|f| f.name.as_str())
-            .unwrap_or("file");
+        let given = parcel.file.as_ref().map(|f| f.name.as_str()).unwrap_or("file");
         format!("{NAME_PREFIX}{}-{}", &id[..ID_LEN], safe_file_name(given))
     }
 
@@ -186,18 +165,14 @@ impl DropletChannel {
                 self.dir
             ))
         };
-        let path = uri
-            .strip_prefix(URI_SCHEME)
-            .ok_or_else(|| refuse("it is not a droplet: URI"))?;
+        let path = uri.strip_prefix(URI_SCHEME).ok_or_else(|| refuse("it is not a droplet: URI"))?;
         let (dir, name) = match path.rsplit_once('/') {
             Some(("", n)) => ("/", n),
             Some((d, n)) => (d, n),
             None => (".", path),
         };
         if normalise_dir(dir) != self.dir {
-            return Err(refuse(
-                "it names another directory (is the sender's [droplet] dir different?)",
-            ));
+            return Err(refuse("it names another directory (is the sender's [droplet] dir different?)"));
         }
         if !is_handoff_name(name) || name.starts_with('.') || safe_file_name(name) != name {
             return Err(refuse("it does not name a payload handoff stored"));
@@ -211,16 +186,10 @@ impl DropletChannel {
 
     /// Removes handoff's payloads (and leftover partial uploads) older than `older_than`; leaves everything
     /// else in the directory alone. With `dry_run`, only reports what it would remove.
-    pub async fn prune(
-        &self,
-        older_than: Duration,
-        dry_run: bool,
-    ) -> Result<PruneReport, ChannelError> {
+    pub async fn prune(&self, older_than: Duration, dry_run: bool) -> Result<PruneReport, ChannelError> {
         let remote = self.connect().await?;
         let result = async {
-            let cutoff = SystemTime::now()
-                .checked_sub(older_than)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let cutoff = SystemTime::now().checked_sub(older_than).unwrap_or(SystemTime::UNIX_EPOCH);
             let mut report = PruneReport::default();
             for e in remote.list(&self.dir).await? {
                 if e.name == "." || e.name == ".." {
@@ -250,15 +219,9 @@ impl DropletChannel {
     }
 
     async fn upload(&self, remote: &Transport, parcel: &Parcel) -> Result<Receipt, ChannelError> {
-        let f = parcel
-            .file
-            .as_ref()
-            .ok_or_else(|| ChannelError::permanent("a droplet parcel needs a file"))?;
+        let f = parcel.file.as_ref().ok_or_else(|| ChannelError::permanent("a droplet parcel needs a file"))?;
         let name = Self::stored_name(parcel);
-        let (dest, tmp) = (
-            self.remote_path(&name),
-            self.remote_path(&format!(".{name}.part")),
-        );
+        let (dest, tmp) = (self.remote_path(&name), self.remote_path(&format!(".{name}.part")));
         let receipt = |detail: &str| Receipt {
             channel: "droplet".into(),
             uri: Some(self.uri_for(&name)),
@@ -269,10 +232,7 @@ impl DropletChannel {
         if remote.size_of(&dest).await? == Some(f.size) {
             return Ok(receipt("already on"));
         }
-        let bar = self
-            .ctx
-            .progress
-            .start(&format!("droplet {}", f.name), f.size);
+        let bar = self.ctx.progress.start(&format!("droplet {}", f.name), f.size);
         let sent = remote.upload(&f.path, &tmp, bar.as_ref()).await;
         bar.finish();
         let (size, sha) = sent?;
@@ -333,10 +293,7 @@ impl Channel for DropletChannel {
     async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
         let name = self.name_from_uri(uri)?;
         let src = self.remote_path(&name);
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(dir).await?;
         let remote = self.connect().await?;
         let result = async {
@@ -382,18 +339,11 @@ impl Channel for DropletChannel {
             wrote.map_err(|e| e.context(format!("droplet {}:{} is not writable", self.host, self.dir)))?;
             remote.remove(&probe).await?;
             let entries = remote.list(&self.dir).await?;
-            let ours: Vec<_> = entries
-                .iter()
-                .filter(|e| e.is_file && is_handoff_name(&e.name))
-                .collect();
+            let ours: Vec<_> = entries.iter().filter(|e| e.is_file && is_handoff_name(&e.name)).collect();
             let bytes: u64 = ours.iter().map(|e| e.size).sum();
             Ok(Health {
                 check: format!("droplet {}:{} reachable over SFTP and writable", self.host, self.dir),
-                detail: Some(format!(
-                    "{} handoff payloads, {}",
-                    ours.len(),
-                    crate::pointer::human_size(bytes)
-                )),
+                detail: Some(format!("{} handoff payloads, {}", ours.len(), crate::pointer::human_size(bytes))),
             })
         }
         .await;
@@ -408,10 +358,7 @@ mod tests {
     use crate::parcel::FileRef;
 
     fn channel(dir: &str) -> DropletChannel {
-        let cfg = DropletConfig {
-            host: "me@example.org".into(),
-            dir: dir.into(),
-        };
+        let cfg = DropletConfig { host: "me@example.org".into(), dir: dir.into() };
         DropletChannel::new(&cfg, Context::quiet("m", std::env::temp_dir())).unwrap()
     }
 
@@ -424,12 +371,7 @@ mod tests {
             title: None,
             body: String::new(),
             tags: vec![],
-            file: Some(FileRef {
-                path: "/x".into(),
-                name: name.into(),
-                size: 1,
-                sha256: "0".repeat(64),
-            }),
+            file: Some(FileRef { path: "/x".into(), name: name.into(), size: 1, sha256: "0".repeat(64) }),
         }
     }
 
@@ -438,19 +380,10 @@ mod tests {
         let a = DropletChannel::stored_name(&parcel("k1", "$(touch /tmp/x); `id` ../../a b.png"));
         let b = DropletChannel::stored_name(&parcel("k2", "$(touch /tmp/x); `id` ../../a b.png"));
         assert_ne!(a, b);
-        assert_eq!(
-            a,
-            DropletChannel::stored_name(&parcel("k1", "$(touch /tmp/x); `id` ../../a b.png"))
-        );
+        assert_eq!(a, DropletChannel::stored_name(&parcel("k1", "$(touch /tmp/x); `id` ../../a b.png")));
         assert!(a.starts_with("handoff-") && a.ends_with("-a_b.png"), "{a}");
         assert!(is_handoff_name(&a) && is_handoff_name(&format!(".{a}.part")));
-        for other in [
-            "notes.txt",
-            "handoff-xyz-a",
-            ".handoff-0123.part",
-            "handoff-",
-            &format!(".{a}"),
-        ] {
+        for other in ["notes.txt", "handoff-xyz-a", ".handoff-0123.part", "handoff-", &format!(".{a}")] {
             assert!(!is_handoff_name(other), "{other}");
         }
     }
@@ -479,19 +412,9 @@ mod tests {
 
     #[test]
     fn bad_config_is_refused_with_a_fix() {
-        for (host, dir) in [
-            ("", "/d"),
-            ("-oProxyCommand=x", "/d"),
-            ("a b", "/d"),
-            ("h", "  "),
-        ] {
-            let cfg = DropletConfig {
-                host: host.into(),
-                dir: dir.into(),
-            };
-            let e = DropletChannel::new(&cfg, Context::quiet("m", std::env::temp_dir()))
-                .err()
-                .expect("refused");
+        for (host, dir) in [("", "/d"), ("-oProxyCommand=x", "/d"), ("a b", "/d"), ("h", "  ")] {
+            let cfg = DropletConfig { host: host.into(), dir: dir.into() };
+            let e = DropletChannel::new(&cfg, Context::quiet("m", std::env::temp_dir())).err().expect("refused");
             assert!(e.message.contains("[droplet]"), "{e}");
         }
     }

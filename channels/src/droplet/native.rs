@@ -33,18 +33,14 @@ pub struct NativeRemote {
 /// Maps an openssh error from connecting to `host`.
 fn from_openssh(host: &str, e: openssh::Error) -> ChannelError {
     match e {
-        openssh::Error::Connect(io) if io.kind() == std::io::ErrorKind::NotFound => {
-            ChannelError::permanent(format!(
-                "droplet host {host}: the `ssh` program was not found; install the OpenSSH client"
-            ))
-        }
+        openssh::Error::Connect(io) if io.kind() == std::io::ErrorKind::NotFound => ChannelError::permanent(format!(
+            "droplet host {host}: the `ssh` program was not found; install the OpenSSH client"
+        )),
         openssh::Error::Connect(io) => ssh_errors::classify(host, &io.to_string()),
         openssh::Error::Master(io) => ChannelError::permanent(format!(
             "droplet host {host}: cannot create the ssh control socket directory ({io}); check $XDG_STATE_HOME"
         )),
-        other => ChannelError::transient(format!(
-            "droplet host {host}: the ssh connection failed ({other})"
-        )),
+        other => ChannelError::transient(format!("droplet host {host}: the ssh connection failed ({other})")),
     }
 }
 
@@ -57,16 +53,12 @@ fn from_sftp(host: &str, what: &str, path: &str, e: SftpError) -> ChannelError {
                 SftpErrorKind::PermDenied => "permission denied".to_string(),
                 _ => format!("{kind:?}: {msg}"),
             };
-            ChannelError::permanent(format!(
-                "droplet host {host}: {what} {path:?} failed: {cause}"
-            ))
+            ChannelError::permanent(format!("droplet host {host}: {what} {path:?} failed: {cause}"))
         }
         SftpError::RemoteChildSpawnError(e) => from_openssh(host, e),
-        SftpError::UnsupportedSftpProtocol { .. } | SftpError::SftpServerFailure(_) => {
-            ChannelError::permanent(format!(
-                "droplet host {host}: the server does not offer a usable SFTP subsystem ({e})"
-            ))
-        }
+        SftpError::UnsupportedSftpProtocol { .. } | SftpError::SftpServerFailure(_) => ChannelError::permanent(
+            format!("droplet host {host}: the server does not offer a usable SFTP subsystem ({e})"),
+        ),
         other => ChannelError::transient(format!(
             "droplet host {host}: the connection dropped during {what} {path:?} ({other}); it will be retried"
         )),
@@ -85,14 +77,8 @@ impl NativeRemote {
             .connect_timeout(Duration::from_secs(15))
             .server_alive_interval(Duration::from_secs(10))
             // A master left behind by a crash goes away by itself once idle.
-            .control_persist(ControlPersist::IdleFor(
-                NonZeroUsize::new(60).expect("non-zero"),
-            ));
-        let session = Arc::new(
-            b.connect_mux(host)
-                .await
-                .map_err(|e| from_openssh(host, e))?,
-        );
+            .control_persist(ControlPersist::IdleFor(NonZeroUsize::new(60).expect("non-zero")));
+        let session = Arc::new(b.connect_mux(host).await.map_err(|e| from_openssh(host, e))?);
         // The session stays ours rather than the SFTP client's, so closing never depends on the client's
         // background tasks having let go of it.
         let mut child = Session::to_subsystem(session.clone(), "sftp")
@@ -102,19 +88,11 @@ impl NativeRemote {
             .await
             .map_err(|e| from_openssh(host, e))?;
         let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
-            return Err(ChannelError::permanent(format!(
-                "droplet host {host}: the SFTP subsystem gave no pipes"
-            )));
+            return Err(ChannelError::permanent(format!("droplet host {host}: the SFTP subsystem gave no pipes")));
         };
-        let sftp = Sftp::new(stdin, stdout, SftpOptions::new())
-            .await
-            .map_err(|e| from_sftp(host, "starting", "sftp", e))?;
-        Ok(Self {
-            host: host.to_string(),
-            sftp,
-            child: std::sync::Mutex::new(Some(child)),
-            session,
-        })
+        let sftp =
+            Sftp::new(stdin, stdout, SftpOptions::new()).await.map_err(|e| from_sftp(host, "starting", "sftp", e))?;
+        Ok(Self { host: host.to_string(), sftp, child: std::sync::Mutex::new(Some(child)), session })
     }
 
     fn err(&self, what: &str, path: &str) -> impl FnOnce(SftpError) -> ChannelError + '_ {
@@ -163,12 +141,7 @@ impl Remote for NativeRemote {
         Ok(())
     }
 
-    async fn upload(
-        &self,
-        src: &Path,
-        dest: &str,
-        bar: &dyn ProgressBar,
-    ) -> Result<(u64, String), ChannelError> {
+    async fn upload(&self, src: &Path, dest: &str, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
         let mut input = HashingReader::open(src, CHUNK)
             .map_err(|e| ChannelError::permanent(format!("cannot read {}: {e}", src.display())))?;
         let file = self
@@ -182,38 +155,22 @@ impl Remote for NativeRemote {
             .map_err(self.err("creating", dest))?;
         let mut out = Box::pin(TokioCompatFile::new(file));
         while let Some(chunk) = input.next().await {
-            let chunk = chunk
-                .map_err(|e| ChannelError::permanent(format!("reading {}: {e}", src.display())))?;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| self.io_err("writing", dest, e))?;
+            let chunk = chunk.map_err(|e| ChannelError::permanent(format!("reading {}: {e}", src.display())))?;
+            out.write_all(&chunk).await.map_err(|e| self.io_err("writing", dest, e))?;
             bar.advance(chunk.len() as u64);
             input.give_back(chunk);
         }
-        out.flush()
-            .await
-            .map_err(|e| self.io_err("writing", dest, e))?;
+        out.flush().await.map_err(|e| self.io_err("writing", dest, e))?;
         if self.sftp.support_fsync() {
-            out.as_mut()
-                .as_mut_file()
-                .sync_all()
-                .await
-                .map_err(self.err("syncing", dest))?;
+            out.as_mut().as_mut_file().sync_all().await.map_err(self.err("syncing", dest))?;
         }
         // The handle closes when the last reference goes (TokioCompatFile cannot be unpinned to close it).
         drop(out);
-        input
-            .finish()
-            .await
-            .map_err(|e| ChannelError::permanent(format!("reading {}: {e}", src.display())))
+        input.finish().await.map_err(|e| ChannelError::permanent(format!("reading {}: {e}", src.display())))
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), ChannelError> {
-        self.sftp
-            .fs()
-            .rename(from, to)
-            .await
-            .map_err(self.err("renaming", from))
+        self.sftp.fs().rename(from, to).await.map_err(self.err("renaming", from))
     }
 
     async fn remove(&self, path: &str) -> Result<(), ChannelError> {
@@ -224,29 +181,17 @@ impl Remote for NativeRemote {
         }
     }
 
-    async fn download(
-        &self,
-        src: &str,
-        dest: &Path,
-        bar: &dyn ProgressBar,
-    ) -> Result<(u64, String), ChannelError> {
-        let file = self
-            .sftp
-            .open(src)
-            .await
-            .map_err(self.err("opening", src))?;
+    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
+        let file = self.sftp.open(src).await.map_err(self.err("opening", src))?;
         let mut input = Box::pin(TokioCompatFile::new(file));
-        let mut out = tokio::fs::File::create(dest).await.map_err(|e| {
-            ChannelError::permanent(format!("cannot write {}: {e}", dest.display()))
-        })?;
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| ChannelError::permanent(format!("cannot write {}: {e}", dest.display())))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
         loop {
-            let n = input
-                .read(&mut buf)
-                .await
-                .map_err(|e| self.io_err("reading", src, e))?;
+            let n = input.read(&mut buf).await.map_err(|e| self.io_err("reading", src, e))?;
             if n == 0 {
                 break;
             }
@@ -280,12 +225,7 @@ impl Remote for NativeRemote {
     }
 
     async fn close(self) {
-        let Self {
-            sftp,
-            child,
-            session,
-            ..
-        } = self;
+        let Self { sftp, child, session, .. } = self;
         let _ = sftp.close().await;
         let child = child.into_inner().ok().flatten();
         if let Some(child) = child {
@@ -299,11 +239,7 @@ impl NativeRemote {
     fn io_err(&self, what: &str, path: &str, e: std::io::Error) -> ChannelError {
         // An error the server reported travels inside the io::Error; it keeps its own meaning.
         if e.get_ref().is_some_and(|inner| inner.is::<SftpError>()) {
-            let inner = e
-                .into_inner()
-                .expect("checked")
-                .downcast::<SftpError>()
-                .expect("checked");
+            let inner = e.into_inner().expect("checked").downcast::<SftpError>().expect("checked");
             return from_sftp(&self.host, what, path, *inner);
         }
         ChannelError::transient(format!(

@@ -9,9 +9,7 @@ fn meaningful_lines(stderr: &str) -> Vec<&str> {
     stderr
         .lines()
         .map(|l| l.trim().trim_start_matches("ssh: ").trim())
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with('@') && !l.starts_with("Warning: Permanently added")
-        })
+        .filter(|l| !l.is_empty() && !l.starts_with('@') && !l.starts_with("Warning: Permanently added"))
         .collect()
 }
 
@@ -19,14 +17,9 @@ fn meaningful_lines(stderr: &str) -> Vec<&str> {
 pub fn classify(host: &str, stderr: &str) -> ChannelError {
     let lines = meaningful_lines(stderr);
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
-    let last = lines
-        .last()
-        .copied()
-        .unwrap_or("ssh failed without saying why");
+    let last = lines.last().copied().unwrap_or("ssh failed without saying why");
 
-    if has("REMOTE HOST IDENTIFICATION HAS CHANGED")
-        || has("has changed and you have requested strict checking")
-    {
+    if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || has("has changed and you have requested strict checking") {
         let fingerprint = lines
             .iter()
             .find(|l| l.starts_with("SHA256:") || l.starts_with("MD5:"))
@@ -71,10 +64,7 @@ pub fn classify(host: &str, stderr: &str) -> ChannelError {
             "droplet host {host} is unreachable ({last}); the payload is kept and sent when it answers again"
         ));
     }
-    if has("Bad configuration option")
-        || has("Bad owner or permissions")
-        || has("Can't open user config file")
-    {
+    if has("Bad configuration option") || has("Bad owner or permissions") || has("Can't open user config file") {
         return ChannelError::permanent(format!(
             "droplet host {host}: your ssh configuration is unusable ({last}); fix ~/.ssh/config and retry"
         ));
@@ -95,10 +85,7 @@ mod tests {
             Host key verification failed.\n";
         let e = classify("droplet", changed);
         assert_eq!(e.kind, ErrorKind::Permanent);
-        assert!(
-            e.message.contains("droplet host droplet") && e.message.contains("does not match"),
-            "{e}"
-        );
+        assert!(e.message.contains("droplet host droplet") && e.message.contains("does not match"), "{e}");
         assert!(e.message.contains("SHA256:FSZDD9Xb851"), "{e}");
 
         let unknown = "No ED25519 host key is known for [127.0.0.1]:5 and you have requested strict checking.\n\

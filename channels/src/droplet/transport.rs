@@ -19,23 +19,13 @@ pub(crate) trait Remote {
     /// Makes sure `dir` exists (creating missing components) and is a directory.
     async fn ensure_dir(&self, dir: &str) -> Result<(), ChannelError>;
     /// Streams the local file `src` to `dest` (created or truncated); returns bytes sent and their sha256.
-    async fn upload(
-        &self,
-        src: &Path,
-        dest: &str,
-        bar: &dyn ProgressBar,
-    ) -> Result<(u64, String), ChannelError>;
+    async fn upload(&self, src: &Path, dest: &str, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError>;
     /// Renames `from` to `to`, replacing `to`.
     async fn rename(&self, from: &str, to: &str) -> Result<(), ChannelError>;
     /// Removes a file; a missing file is not an error.
     async fn remove(&self, path: &str) -> Result<(), ChannelError>;
     /// Streams `src` into the local file `dest`; returns bytes received and their sha256.
-    async fn download(
-        &self,
-        src: &str,
-        dest: &Path,
-        bar: &dyn ProgressBar,
-    ) -> Result<(u64, String), ChannelError>;
+    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError>;
     /// Lists `dir`.
     async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError>;
     /// Ends the session.
@@ -68,9 +58,7 @@ impl Transport {
         match choice.as_str() {
             "sftp" => Ok(Transport::Cli(CliRemote::connect(host).await?)),
             #[cfg(unix)]
-            "" | "native" => Ok(Transport::Native(Box::new(
-                NativeRemote::connect(host).await?,
-            ))),
+            "" | "native" => Ok(Transport::Native(Box::new(NativeRemote::connect(host).await?))),
             #[cfg(not(unix))]
             "" => Ok(Transport::Cli(CliRemote::connect(host).await?)),
             other => Err(ChannelError::permanent(format!(
@@ -88,12 +76,7 @@ impl Remote for Transport {
     async fn ensure_dir(&self, dir: &str) -> Result<(), ChannelError> {
         each!(self, r => r.ensure_dir(dir).await)
     }
-    async fn upload(
-        &self,
-        src: &Path,
-        dest: &str,
-        bar: &dyn ProgressBar,
-    ) -> Result<(u64, String), ChannelError> {
+    async fn upload(&self, src: &Path, dest: &str, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
         each!(self, r => r.upload(src, dest, bar).await)
     }
     async fn rename(&self, from: &str, to: &str) -> Result<(), ChannelError> {
@@ -102,12 +85,7 @@ impl Remote for Transport {
     async fn remove(&self, path: &str) -> Result<(), ChannelError> {
         each!(self, r => r.remove(path).await)
     }
-    async fn download(
-        &self,
-        src: &str,
-        dest: &Path,
-        bar: &dyn ProgressBar,
-    ) -> Result<(u64, String), ChannelError> {
+    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
         each!(self, r => r.download(src, dest, bar).await)
     }
     async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError> {

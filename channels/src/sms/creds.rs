@@ -38,16 +38,10 @@ impl Credentials {
     /// Builds credentials from explicit values (tests, other sources), checking their shape.
     /// `username` is an Account SID (`AC…`) or an API key SID (`SK…`); with an API key, `account_sid`
     /// must name the account.
-    pub fn new(
-        username: &str,
-        secret: &str,
-        account_sid: Option<&str>,
-    ) -> Result<Self, ChannelError> {
+    pub fn new(username: &str, secret: &str, account_sid: Option<&str>) -> Result<Self, ChannelError> {
         validate::sid("the SID", username, &["AC", "SK"])?;
         if secret.trim().is_empty() {
-            return Err(ChannelError::permanent(
-                "the Twilio token (TWILIO_TOKEN) is empty",
-            ));
+            return Err(ChannelError::permanent("the Twilio token (TWILIO_TOKEN) is empty"));
         }
         let account_sid = match account_sid {
             Some(a) => a.to_string(),
@@ -59,16 +53,8 @@ impl Credentials {
                 ));
             }
         };
-        validate::sid(
-            "the Twilio account SID ([sms] account_sid / TWILIO_ACCOUNT_SID)",
-            &account_sid,
-            &["AC"],
-        )?;
-        Ok(Self {
-            account_sid,
-            username: username.to_string(),
-            secret: secret.to_string(),
-        })
+        validate::sid("the Twilio account SID ([sms] account_sid / TWILIO_ACCOUNT_SID)", &account_sid, &["AC"])?;
+        Ok(Self { account_sid, username: username.to_string(), secret: secret.to_string() })
     }
 
     /// The secret (auth token or API key secret), for the HTTP client and for handoff's outgoing-content
@@ -80,28 +66,16 @@ impl Credentials {
     /// Looks the credentials up with `get` (a variable name → value function): `TWILIO_SID` +
     /// `TWILIO_TOKEN`, else `TWILIO_API_KEY` + `TWILIO_API_SECRET`, else `TWILIO_ACCOUNT_SID` +
     /// `TWILIO_AUTH_TOKEN`. The account for an API key comes from `account_sid`, else `TWILIO_ACCOUNT_SID`.
-    pub fn lookup(
-        get: impl Fn(&str) -> Option<String>,
-        account_sid: Option<&str>,
-    ) -> Result<Self, ChannelError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+    pub fn lookup(get: impl Fn(&str) -> Option<String>, account_sid: Option<&str>) -> Result<Self, ChannelError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         for (user_var, secret_var) in PAIRS {
             match (get(user_var), get(secret_var)) {
                 (Some(user), Some(secret)) => {
-                    let account = account_sid.map(str::to_string).or_else(|| {
-                        if user.starts_with("SK") {
-                            get("TWILIO_ACCOUNT_SID")
-                        } else {
-                            None
-                        }
-                    });
-                    return Self::new(&user, &secret, account.as_deref()).map_err(|e| {
-                        e.context(format!("Twilio credentials from {user_var} / {secret_var}"))
-                    });
+                    let account = account_sid
+                        .map(str::to_string)
+                        .or_else(|| if user.starts_with("SK") { get("TWILIO_ACCOUNT_SID") } else { None });
+                    return Self::new(&user, &secret, account.as_deref())
+                        .map_err(|e| e.context(format!("Twilio credentials from {user_var} / {secret_var}")));
                 }
                 (Some(_), None) => {
                     return Err(ChannelError::permanent(format!(
@@ -124,23 +98,12 @@ impl Credentials {
 
     /// Reads the credentials from the process environment, then from `env_file` when given (a file of
     /// `KEY=value` lines, like the bus's env file). The environment wins.
-    pub fn from_env(
-        env_file: Option<&Path>,
-        account_sid: Option<&str>,
-    ) -> Result<Self, ChannelError> {
+    pub fn from_env(env_file: Option<&Path>, account_sid: Option<&str>) -> Result<Self, ChannelError> {
         let file = match env_file {
             Some(p) => read_env_file(p)?,
             None => HashMap::new(),
         };
-        Self::lookup(
-            |k| {
-                std::env::var(k)
-                    .ok()
-                    .filter(|v| !v.is_empty())
-                    .or_else(|| file.get(k).cloned())
-            },
-            account_sid,
-        )
+        Self::lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| file.get(k).cloned()), account_sid)
     }
 }
 
@@ -160,10 +123,7 @@ pub fn read_env_file(path: &Path) -> Result<HashMap<String, String>, ChannelErro
         }
     }
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ChannelError::permanent(format!(
-            "cannot read the Twilio env file {} ([sms] env_file): {e}",
-            path.display()
-        ))
+        ChannelError::permanent(format!("cannot read the Twilio env file {} ([sms] env_file): {e}", path.display()))
     })?;
     Ok(parse_env(&text))
 }
@@ -202,11 +162,8 @@ mod tests {
 
     #[test]
     fn account_sid_and_token() {
-        let vars: HashMap<String, String> = [
-            ("TWILIO_SID".to_string(), ac()),
-            ("TWILIO_TOKEN".into(), "tok3n-value".into()),
-        ]
-        .into();
+        let vars: HashMap<String, String> =
+            [("TWILIO_SID".to_string(), ac()), ("TWILIO_TOKEN".into(), "tok3n-value".into())].into();
         let c = Credentials::lookup(|k| vars.get(k).cloned(), None).unwrap();
         assert_eq!(c.account_sid, ac());
         assert_eq!(c.username, ac());
@@ -216,19 +173,13 @@ mod tests {
 
     #[test]
     fn api_key_needs_the_account() {
-        let mut vars: HashMap<String, String> = [
-            ("TWILIO_API_KEY".to_string(), sk()),
-            ("TWILIO_API_SECRET".into(), "s".into()),
-        ]
-        .into();
+        let mut vars: HashMap<String, String> =
+            [("TWILIO_API_KEY".to_string(), sk()), ("TWILIO_API_SECRET".into(), "s".into())].into();
         let e = Credentials::lookup(|k| vars.get(k).cloned(), None).unwrap_err();
         assert!(e.message.contains("account_sid"), "{e}");
         vars.insert("TWILIO_ACCOUNT_SID".into(), ac());
         let c = Credentials::lookup(|k| vars.get(k).cloned(), None).unwrap();
-        assert_eq!(
-            (c.username.as_str(), c.account_sid.as_str()),
-            (sk().as_str(), ac().as_str())
-        );
+        assert_eq!((c.username.as_str(), c.account_sid.as_str()), (sk().as_str(), ac().as_str()));
         let c = Credentials::lookup(|k| vars.get(k).cloned(), Some(&ac())).unwrap();
         assert_eq!(c.account_sid, ac());
     }
@@ -239,21 +190,11 @@ mod tests {
         assert!(e.message.contains("TWILIO_SID") && e.message.contains("TWILIO_TOKEN"));
         let e = Credentials::lookup(|k| (k == "TWILIO_SID").then(ac), None).unwrap_err();
         assert!(e.message.contains("TWILIO_TOKEN is not"));
-        let e = Credentials::lookup(
-            |k| {
-                Some(if k == "TWILIO_SID" {
-                    "not-a-sid".into()
-                } else {
-                    "hunter2".into()
-                })
-            },
-            None,
-        )
-        .unwrap_err();
+        let e =
+            Credentials::lookup(|k| Some(if k == "TWILIO_SID" { "not-a-sid".into() } else { "hunter2".into() }), None)
+                .unwrap_err();
         assert!(
-            e.message.contains("TWILIO_SID")
-                && !e.message.contains("hunter2")
-                && !e.message.contains("not-a-sid"),
+            e.message.contains("TWILIO_SID") && !e.message.contains("hunter2") && !e.message.contains("not-a-sid"),
             "{e}"
         );
     }

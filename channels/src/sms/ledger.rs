@@ -51,10 +51,7 @@ pub struct Ledger {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn db_error(e: rusqlite::Error) -> ChannelError {
@@ -74,13 +71,11 @@ impl Ledger {
 
     fn open(&self) -> Result<Connection, ChannelError> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                ChannelError::permanent(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ChannelError::permanent(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(&self.path).map_err(db_error)?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(db_error)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db_error)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS pages (machine TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL,
                  PRIMARY KEY (machine, key));
@@ -95,32 +90,15 @@ impl Ledger {
 
     /// Counts the page `key` from `machine` against the budget of `limit` pages per hour, atomically
     /// (two sessions paging at once cannot both take the last slot).
-    pub fn reserve(
-        &self,
-        machine: &str,
-        key: &str,
-        limit: u32,
-    ) -> Result<Reservation, ChannelError> {
+    pub fn reserve(&self, machine: &str, key: &str, limit: u32) -> Result<Reservation, ChannelError> {
         self.reserve_at(machine, key, limit, now())
     }
 
-    fn reserve_at(
-        &self,
-        machine: &str,
-        key: &str,
-        limit: u32,
-        now: i64,
-    ) -> Result<Reservation, ChannelError> {
+    fn reserve_at(&self, machine: &str, key: &str, limit: u32, now: i64) -> Result<Reservation, ChannelError> {
         let mut conn = self.open()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_error)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
         let known: Option<i64> = tx
-            .query_row(
-                "SELECT ts FROM pages WHERE machine = ?1 AND key = ?2",
-                params![machine, key],
-                |r| r.get(0),
-            )
+            .query_row("SELECT ts FROM pages WHERE machine = ?1 AND key = ?2", params![machine, key], |r| r.get(0))
             .optional()
             .map_err(db_error)?;
         if known.is_some() {
@@ -135,36 +113,15 @@ impl Ledger {
             )
             .map_err(db_error)?;
         if used >= limit {
-            let retry_in = oldest
-                .map(|t| (t - since).max(1) as u64)
-                .unwrap_or(WINDOW.as_secs());
-            return Ok(Reservation::Refused(OverBudget {
-                used,
-                limit,
-                retry_in,
-            }));
+            let retry_in = oldest.map(|t| (t - since).max(1) as u64).unwrap_or(WINDOW.as_secs());
+            return Ok(Reservation::Refused(OverBudget { used, limit, retry_in }));
         }
-        tx.execute(
-            "INSERT INTO pages (machine, key, ts) VALUES (?1, ?2, ?3)",
-            params![machine, key, now],
-        )
-        .map_err(db_error)?;
+        tx.execute("INSERT INTO pages (machine, key, ts) VALUES (?1, ?2, ?3)", params![machine, key, now])
+            .map_err(db_error)?;
         // Old rows are no use to anyone: keep the file small.
-        tx.execute(
-            "DELETE FROM pages WHERE ts < ?1",
-            params![now - 2 * WINDOW.as_secs() as i64],
-        )
-        .map_err(db_error)?;
-        tx.execute(
-            "DELETE FROM sent WHERE ts < ?1",
-            params![now - 30 * 24 * 3600],
-        )
-        .map_err(db_error)?;
-        tx.execute(
-            "DELETE FROM attempts WHERE ts < ?1",
-            params![now - 30 * 24 * 3600],
-        )
-        .map_err(db_error)?;
+        tx.execute("DELETE FROM pages WHERE ts < ?1", params![now - 2 * WINDOW.as_secs() as i64]).map_err(db_error)?;
+        tx.execute("DELETE FROM sent WHERE ts < ?1", params![now - 30 * 24 * 3600]).map_err(db_error)?;
+        tx.execute("DELETE FROM attempts WHERE ts < ?1", params![now - 30 * 24 * 3600]).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         Ok(Reservation::New)
     }
@@ -172,24 +129,16 @@ impl Ledger {
     /// Gives a reservation back (the page reached nobody), so a failed page does not spend the budget.
     pub fn release(&self, machine: &str, key: &str) -> Result<(), ChannelError> {
         let conn = self.open()?;
-        conn.execute(
-            "DELETE FROM pages WHERE machine = ?1 AND key = ?2",
-            params![machine, key],
-        )
-        .map_err(db_error)?;
+        conn.execute("DELETE FROM pages WHERE machine = ?1 AND key = ?2", params![machine, key]).map_err(db_error)?;
         Ok(())
     }
 
     /// The message SID already sent to `recipient` for page `key`, if any.
     pub fn sent(&self, key: &str, recipient: &str) -> Result<Option<String>, ChannelError> {
         let conn = self.open()?;
-        conn.query_row(
-            "SELECT sid FROM sent WHERE key = ?1 AND recipient = ?2",
-            params![key, recipient],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_error)
+        conn.query_row("SELECT sid FROM sent WHERE key = ?1 AND recipient = ?2", params![key, recipient], |r| r.get(0))
+            .optional()
+            .map_err(db_error)
     }
 
     /// Notes that page `key` is about to be sent to `recipient`; true when an earlier attempt was noted
@@ -238,14 +187,8 @@ mod tests {
         let l = Ledger::new(dir.path().join("sub/pages.sqlite"));
         let t = 1_000_000;
         assert_eq!(l.reserve_at("m", "k1", 2, t).unwrap(), Reservation::New);
-        assert_eq!(
-            l.reserve_at("m", "k1", 2, t + 1).unwrap(),
-            Reservation::Retry
-        );
-        assert_eq!(
-            l.reserve_at("m", "k2", 2, t + 10).unwrap(),
-            Reservation::New
-        );
+        assert_eq!(l.reserve_at("m", "k1", 2, t + 1).unwrap(), Reservation::Retry);
+        assert_eq!(l.reserve_at("m", "k2", 2, t + 10).unwrap(), Reservation::New);
         match l.reserve_at("m", "k3", 2, t + 20).unwrap() {
             Reservation::Refused(o) => {
                 assert_eq!((o.used, o.limit), (2, 2));
@@ -254,22 +197,10 @@ mod tests {
             }
             other => panic!("expected refusal, got {other:?}"),
         }
-        assert_eq!(
-            l.reserve_at("other", "k3", 2, t + 20).unwrap(),
-            Reservation::New,
-            "budgets are per machine"
-        );
-        assert_eq!(
-            l.reserve_at("m", "k3", 2, t + 3601).unwrap(),
-            Reservation::New,
-            "the window slides"
-        );
+        assert_eq!(l.reserve_at("other", "k3", 2, t + 20).unwrap(), Reservation::New, "budgets are per machine");
+        assert_eq!(l.reserve_at("m", "k3", 2, t + 3601).unwrap(), Reservation::New, "the window slides");
         l.release("m", "k3").unwrap();
-        assert_eq!(
-            l.reserve_at("m", "k4", 2, t + 3602).unwrap(),
-            Reservation::New,
-            "a released page frees its slot"
-        );
+        assert_eq!(l.reserve_at("m", "k4", 2, t + 3602).unwrap(), Reservation::New, "a released page frees its slot");
     }
 
     #[test]
@@ -282,10 +213,7 @@ mod tests {
         assert_eq!(l.sent("k", "+15554445555").unwrap(), None);
         assert_eq!(l.sent("k2", "+15552223333").unwrap(), None);
         assert!(!l.attempt("k", "+15552223333").unwrap(), "first attempt");
-        assert!(
-            l.attempt("k", "+15552223333").unwrap(),
-            "second attempt knows of the first"
-        );
+        assert!(l.attempt("k", "+15552223333").unwrap(), "second attempt knows of the first");
         assert!(!l.attempt("k", "+15554445555").unwrap());
     }
 }

@@ -17,9 +17,7 @@ pub use ledger::{Ledger, OverBudget, Reservation};
 pub use page::{BusRef, STANDALONE_CHARS, SUMMARY_CHARS, page_text};
 pub use twilio::{RetryPolicy, Sender, TwilioClient};
 
-use crate::{
-    Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt,
-};
+use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -123,12 +121,7 @@ impl SmsChannel {
     }
 
     /// Builds the channel with explicit credentials and retry policy, checking every setting.
-    pub fn new(
-        cfg: &SmsConfig,
-        creds: Credentials,
-        ctx: &Context,
-        policy: RetryPolicy,
-    ) -> Result<Self, ChannelError> {
+    pub fn new(cfg: &SmsConfig, creds: Credentials, ctx: &Context, policy: RetryPolicy) -> Result<Self, ChannelError> {
         Self::build(cfg, Ok(creds), ctx, policy)
     }
 
@@ -152,9 +145,7 @@ impl SmsChannel {
             }
         };
         if cfg.to.is_empty() {
-            return Err(ChannelError::permanent(
-                "[sms] `to` lists no numbers to page; e.g. to = [\"+15552223333\"]",
-            ));
+            return Err(ChannelError::permanent("[sms] `to` lists no numbers to page; e.g. to = [\"+15552223333\"]"));
         }
         let mut to = Vec::new();
         for n in &cfg.to {
@@ -182,9 +173,7 @@ impl SmsChannel {
     }
 
     fn client(&self) -> Result<&TwilioClient, ChannelError> {
-        self.client
-            .as_ref()
-            .map_err(|m| ChannelError::permanent(m.clone()))
+        self.client.as_ref().map_err(|m| ChannelError::permanent(m.clone()))
     }
 
     /// The secret the channel loaded (the Twilio token), for handoff's outgoing-content scanner.
@@ -208,19 +197,11 @@ impl SmsChannel {
     pub async fn page(&self, key: &str, body: &str) -> Result<Vec<Delivered>, PageError> {
         validate::body(body).map_err(PageError::Failed)?;
         let client = self.client().map_err(PageError::Failed)?;
-        let (ledger, machine, k, limit) = (
-            self.ledger.clone(),
-            self.machine.clone(),
-            key.to_string(),
-            self.max_per_hour,
-        );
+        let (ledger, machine, k, limit) =
+            (self.ledger.clone(), self.machine.clone(), key.to_string(), self.max_per_hour);
         let reservation = tokio::task::spawn_blocking(move || ledger.reserve(&machine, &k, limit))
             .await
-            .map_err(|e| {
-                PageError::Failed(ChannelError::permanent(format!(
-                    "page ledger task failed: {e}"
-                )))
-            })?
+            .map_err(|e| PageError::Failed(ChannelError::permanent(format!("page ledger task failed: {e}"))))?
             .map_err(PageError::Failed)?;
         if let Reservation::Refused(o) = reservation {
             return Err(PageError::OverBudget(o));
@@ -229,11 +210,7 @@ impl SmsChannel {
         let mut failed: Vec<ChannelError> = Vec::new();
         for to in &self.to {
             if let Some(sid) = self.ledger.sent(key, to).map_err(PageError::Failed)? {
-                done.push(Delivered {
-                    to: to.clone(),
-                    sid,
-                    earlier: true,
-                });
+                done.push(Delivered { to: to.clone(), sid, earlier: true });
                 continue;
             }
             // An attempt recorded by an earlier run without its result may have gone out: look first.
@@ -245,11 +222,7 @@ impl SmsChannel {
                     if let Err(e) = self.ledger.record(key, to, &m.sid) {
                         tracing::warn!(error = %e, "could not record a sent page");
                     }
-                    done.push(Delivered {
-                        to: to.clone(),
-                        sid: m.sid,
-                        earlier: false,
-                    });
+                    done.push(Delivered { to: to.clone(), sid: m.sid, earlier: false });
                 }
                 Err(e) => {
                     let fatal = e.kind == crate::ErrorKind::Auth;
@@ -307,11 +280,7 @@ fn combine(failed: Vec<ChannelError>, done: &[Delivered]) -> ChannelError {
     } else {
         Transient
     };
-    let mut msg = failed
-        .iter()
-        .map(|e| e.message.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let mut msg = failed.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
     if !done.is_empty() {
         let reached: Vec<String> = done.iter().map(|d| validate::mask(&d.to)).collect();
         msg.push_str(&format!(" (the page did reach {})", reached.join(", ")));
@@ -355,22 +324,10 @@ impl Channel for SmsChannel {
         let done = self.page(&parcel.key, &parcel.body).await?;
         let detail = done
             .iter()
-            .map(|d| {
-                format!(
-                    "{} to {}{}",
-                    d.sid,
-                    validate::mask(&d.to),
-                    if d.earlier { " (earlier)" } else { "" }
-                )
-            })
+            .map(|d| format!("{} to {}{}", d.sid, validate::mask(&d.to), if d.earlier { " (earlier)" } else { "" }))
             .collect::<Vec<_>>()
             .join(", ");
-        Ok(Receipt {
-            channel: "sms".into(),
-            uri: None,
-            message_id: None,
-            detail: Some(detail),
-        })
+        Ok(Receipt { channel: "sms".into(), uri: None, message_id: None, detail: Some(detail) })
     }
 
     async fn health(&self) -> Result<Health, ChannelError> {
@@ -384,10 +341,8 @@ mod tests {
 
     #[test]
     fn config_defaults_and_checks() {
-        let cfg: SmsConfig = serde_json::from_value(
-            serde_json::json!({"from": "+15550001111", "to": ["+15552223333"]}),
-        )
-        .unwrap();
+        let cfg: SmsConfig =
+            serde_json::from_value(serde_json::json!({"from": "+15550001111", "to": ["+15552223333"]})).unwrap();
         assert_eq!(cfg.base_url, "https://api.twilio.com");
         assert_eq!(cfg.max_pages_per_hour, DEFAULT_MAX_PAGES_PER_HOUR);
         let dir = tempfile::tempdir().unwrap();
@@ -400,27 +355,16 @@ mod tests {
             (serde_json::json!({"to": []}), "no numbers"),
             (serde_json::json!({"from": null}), "needs a sender"),
             (serde_json::json!({"from": "+1"}), "[sms] from"),
-            (
-                serde_json::json!({"messaging_service_sid": "MG12"}),
-                "messaging_service_sid",
-            ),
-            (
-                serde_json::json!({"base_url": "http://api.twilio.com"}),
-                "https",
-            ),
-            (
-                serde_json::json!({"max_pages_per_hour": 0}),
-                "max_pages_per_hour",
-            ),
+            (serde_json::json!({"messaging_service_sid": "MG12"}), "messaging_service_sid"),
+            (serde_json::json!({"base_url": "http://api.twilio.com"}), "https"),
+            (serde_json::json!({"max_pages_per_hour": 0}), "max_pages_per_hour"),
         ] {
             let mut v = serde_json::to_value(&cfg).unwrap();
             for (k, x) in patch.as_object().unwrap() {
                 v[k] = x.clone();
             }
             let bad: SmsConfig = serde_json::from_value(v).unwrap();
-            let e = SmsChannel::new(&bad, creds.clone(), &ctx, RetryPolicy::default())
-                .err()
-                .expect("refused");
+            let e = SmsChannel::new(&bad, creds.clone(), &ctx, RetryPolicy::default()).err().expect("refused");
             assert!(e.message.contains(needle), "{patch}: {e}");
         }
     }

@@ -26,10 +26,7 @@ pub fn page_text(machine: &str, summary: &str, bus: BusRef<'_>) -> String {
     let one_line = summary.split_whitespace().collect::<Vec<_>>().join(" ");
     let (tail, room) = match bus {
         BusRef::Posted(id) => (format!(" (bus msg {id})"), SUMMARY_CHARS),
-        BusRef::Queued => (
-            " (bus unreachable; message queued)".to_string(),
-            STANDALONE_CHARS,
-        ),
+        BusRef::Queued => (" (bus unreachable; message queued)".to_string(), STANDALONE_CHARS),
         BusRef::Failed => (" (bus refused the message)".to_string(), STANDALONE_CHARS),
     };
     let head = format!("{machine}: ");
@@ -65,35 +62,21 @@ mod tests {
 
     #[test]
     fn page_text_points_at_the_bus_message() {
-        let t = page_text(
-            "mac-studio",
-            "deploy broke\n  prod is down",
-            BusRef::Posted("42"),
-        );
+        let t = page_text("mac-studio", "deploy broke\n  prod is down", BusRef::Posted("42"));
         assert_eq!(t, "mac-studio: deploy broke prod is down (bus msg 42)");
         let long = "x".repeat(500);
         let t = page_text("m", &long, BusRef::Posted("7"));
-        assert!(
-            t.ends_with("… (bus msg 7)")
-                && t.chars().count() == 3 + SUMMARY_CHARS + " (bus msg 7)".len(),
-            "{t}"
-        );
+        assert!(t.ends_with("… (bus msg 7)") && t.chars().count() == 3 + SUMMARY_CHARS + " (bus msg 7)".len(), "{t}");
     }
 
     #[test]
     fn page_text_without_bus_carries_the_text_and_stays_short() {
         let t = page_text("m", "the summary itself", BusRef::Queued);
         assert_eq!(t, "m: the summary itself (bus unreachable; message queued)");
-        assert_eq!(
-            page_text("m", "x", BusRef::Failed),
-            "m: x (bus refused the message)"
-        );
+        assert_eq!(page_text("m", "x", BusRef::Failed), "m: x (bus refused the message)");
         let t = page_text("m", &"é😀".repeat(2000), BusRef::Queued);
         let most = 3 + STANDALONE_CHARS + " (bus unreachable; message queued)".len();
-        assert!(
-            (most - 1..=most).contains(&t.encode_utf16().count()),
-            "an emoji is never cut in half: {t}"
-        );
+        assert!((most - 1..=most).contains(&t.encode_utf16().count()), "an emoji is never cut in half: {t}");
         validate::body(&t).unwrap();
         assert!(t.ends_with("… (bus unreachable; message queued)"));
         let t = page_text(&"m".repeat(1700), "x", BusRef::Queued);

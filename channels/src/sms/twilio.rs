@@ -121,23 +121,14 @@ pub struct TwilioClient {
 
 impl TwilioClient {
     /// A client for `base` (already checked by [`super::validate::base_url`]).
-    pub fn new(
-        base: String,
-        creds: Credentials,
-        policy: RetryPolicy,
-    ) -> Result<Self, ChannelError> {
+    pub fn new(base: String, creds: Credentials, policy: RetryPolicy) -> Result<Self, ChannelError> {
         let http = reqwest::Client::builder()
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("handoff/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ChannelError::permanent(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self {
-            base,
-            creds,
-            policy,
-            http,
-        })
+        Ok(Self { base, creds, policy, http })
     }
 
     /// The API base URL.
@@ -167,10 +158,7 @@ impl TwilioClient {
         body: &str,
         check_first: bool,
     ) -> Result<SentMessage, ChannelError> {
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Messages.json",
-            self.base, self.creds.account_sid
-        );
+        let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", self.base, self.creds.account_sid);
         let sender_field = match sender {
             Sender::Number(n) => ("From", n.as_str()),
             Sender::Service(s) => ("MessagingServiceSid", s.as_str()),
@@ -203,10 +191,7 @@ impl TwilioClient {
                     check = f.ambiguous;
                     last = Some(f.error);
                     if attempt < attempts {
-                        tokio::time::sleep(
-                            f.retry_after.unwrap_or(delay).min(self.policy.max_wait),
-                        )
-                        .await;
+                        tokio::time::sleep(f.retry_after.unwrap_or(delay).min(self.policy.max_wait)).await;
                         delay = (delay * 2).min(self.policy.max_wait);
                     }
                 }
@@ -218,36 +203,21 @@ impl TwilioClient {
 
     /// Looks for a message with exactly this body among the latest sent to `to` (not failed or
     /// undelivered): `GET /2010-04-01/Accounts/{AccountSid}/Messages.json?To=...&PageSize=20`.
-    pub async fn find_sent(
-        &self,
-        to: &str,
-        body: &str,
-    ) -> Result<Option<SentMessage>, ChannelError> {
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Messages.json",
-            self.base, self.creds.account_sid
-        );
+    pub async fn find_sent(&self, to: &str, body: &str) -> Result<Option<SentMessage>, ChannelError> {
+        let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", self.base, self.creds.account_sid);
         let what = format!("looking up recent SMS to {}", mask(to));
         let query = [("To", to), ("PageSize", "20")];
-        let resp = self
-            .request(&what, || self.http.get(&url).query(&query))
-            .await?;
+        let resp = self.request(&what, || self.http.get(&url).query(&query)).await?;
         let list: MessageList = parse(&what, resp).await?;
         Ok(list.messages.into_iter().find(|m| {
             m.body.as_deref() == Some(body)
-                && !matches!(
-                    m.status.as_deref(),
-                    Some("failed" | "undelivered" | "canceled")
-                )
+                && !matches!(m.status.as_deref(), Some("failed" | "undelivered" | "canceled"))
         }))
     }
 
     /// `GET /2010-04-01/Accounts/{Sid}.json`: checks the credentials without sending anything.
     pub async fn account(&self) -> Result<AccountInfo, ChannelError> {
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}.json",
-            self.base, self.creds.account_sid
-        );
+        let url = format!("{}/2010-04-01/Accounts/{}.json", self.base, self.creds.account_sid);
         let what = format!("Twilio account {}", mask_sid(&self.creds.account_sid));
         let resp = self.request(&what, || self.http.get(&url)).await?;
         parse(&what, resp).await
@@ -269,10 +239,7 @@ impl TwilioClient {
                     tracing::debug!(attempt, error = %f.error, "Twilio request failed");
                     last = Some(f.error);
                     if attempt < attempts {
-                        tokio::time::sleep(
-                            f.retry_after.unwrap_or(delay).min(self.policy.max_wait),
-                        )
-                        .await;
+                        tokio::time::sleep(f.retry_after.unwrap_or(delay).min(self.policy.max_wait)).await;
                         delay = (delay * 2).min(self.policy.max_wait);
                     }
                 }
@@ -283,16 +250,8 @@ impl TwilioClient {
     }
 
     /// One authenticated request, its failure classified.
-    async fn attempt(
-        &self,
-        what: &str,
-        req: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, Failure> {
-        match req
-            .basic_auth(&self.creds.username, Some(self.creds.secret()))
-            .send()
-            .await
-        {
+    async fn attempt(&self, what: &str, req: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
+        match req.basic_auth(&self.creds.username, Some(self.creds.secret())).send().await {
             Ok(resp) if resp.status().is_success() => Ok(resp),
             Ok(resp) => {
                 let retry_after = resp
@@ -302,11 +261,7 @@ impl TwilioClient {
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
                 let error = self.status_error(what, resp).await;
-                Err(Failure {
-                    error,
-                    retry_after,
-                    ambiguous: false,
-                })
+                Err(Failure { error, retry_after, ambiguous: false })
             }
             Err(e) => Err(Failure {
                 error: ChannelError::transient(format!(
@@ -333,21 +288,14 @@ impl TwilioClient {
                 detail = t.to_string();
             }
         }
-        let detail = if detail.is_empty() {
-            String::new()
-        } else {
-            format!(": {detail}")
-        };
+        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
         let head = format!("{what}: Twilio answered {}{detail}", status_text(status));
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ChannelError::auth(format!(
                 "{head}; check TWILIO_SID / TWILIO_TOKEN (user {})",
                 mask_sid(&self.creds.username)
             )),
-            s if s == StatusCode::TOO_MANY_REQUESTS
-                || twilio.code == Some(20429)
-                || s.is_server_error() =>
-            {
+            s if s == StatusCode::TOO_MANY_REQUESTS || twilio.code == Some(20429) || s.is_server_error() => {
                 ChannelError::transient(head)
             }
             _ => ChannelError::permanent(head),
@@ -362,13 +310,11 @@ fn status_text(s: StatusCode) -> String {
     }
 }
 
-async fn parse<T: serde::de::DeserializeOwned>(
-    what: &str,
-    resp: reqwest::Response,
-) -> Result<T, ChannelError> {
-    let bytes = resp.bytes().await.map_err(|e| {
-        ChannelError::transient(format!("{what}: reading Twilio's answer: {}", describe(&e)))
-    })?;
+async fn parse<T: serde::de::DeserializeOwned>(what: &str, resp: reqwest::Response) -> Result<T, ChannelError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ChannelError::transient(format!("{what}: reading Twilio's answer: {}", describe(&e))))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ChannelError::permanent(format!(
             "{what}: Twilio's answer is not what its API documents ({e}); is [sms] base_url right?"

@@ -43,14 +43,9 @@ pub fn sid(what: &str, value: &str, prefixes: &[&str]) -> Result<(), ChannelErro
 /// credentials never cross a network in the clear. Returns it without a trailing slash.
 pub fn base_url(url: &str) -> Result<String, ChannelError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| {
-        ChannelError::permanent(format!(
-            "[sms] base_url {url:?} is not a URL ({e}); e.g. \"https://api.twilio.com\""
-        ))
+        ChannelError::permanent(format!("[sms] base_url {url:?} is not a URL ({e}); e.g. \"https://api.twilio.com\""))
     })?;
-    let loopback = matches!(
-        parsed.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
-    );
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]" | "::1"));
     match parsed.scheme() {
         "https" => {}
         "http" if loopback => {}
@@ -73,9 +68,7 @@ pub fn base_url(url: &str) -> Result<String, ChannelError> {
 /// units, so an emoji counts twice).
 pub fn body(text: &str) -> Result<(), ChannelError> {
     if text.trim().is_empty() {
-        return Err(ChannelError::permanent(
-            "an SMS page needs some text; it is empty",
-        ));
+        return Err(ChannelError::permanent("an SMS page needs some text; it is empty"));
     }
     let n = text.encode_utf16().count();
     if n > MAX_BODY_CHARS {
@@ -90,11 +83,7 @@ pub fn body(text: &str) -> Result<(), ChannelError> {
 /// A number shortened for display: country code and last four digits (`+1…3333`).
 pub fn mask(number: &str) -> String {
     let n = number.len();
-    if n <= 7 {
-        number.to_string()
-    } else {
-        format!("{}…{}", &number[..2], &number[n - 4..])
-    }
+    if n <= 7 { number.to_string() } else { format!("{}…{}", &number[..2], &number[n - 4..]) }
 }
 
 /// A SID shortened for display: prefix and last four characters (`AC…a1b2`).
@@ -103,11 +92,7 @@ pub fn mask_sid(value: &str) -> String {
     if chars.len() <= 8 {
         return "…".into();
     }
-    format!(
-        "{}…{}",
-        chars[..2].iter().collect::<String>(),
-        chars[chars.len() - 4..].iter().collect::<String>()
-    )
+    format!("{}…{}", chars[..2].iter().collect::<String>(), chars[chars.len() - 4..].iter().collect::<String>())
 }
 
 #[cfg(test)]
@@ -130,10 +115,7 @@ mod tests {
             "+",
         ] {
             let e = e164("[sms] to", bad).unwrap_err();
-            assert!(
-                e.message.contains("[sms] to") && e.message.contains("E.164"),
-                "{bad}: {e}"
-            );
+            assert!(e.message.contains("[sms] to") && e.message.contains("E.164"), "{bad}: {e}");
         }
     }
 
@@ -146,28 +128,14 @@ mod tests {
         assert!(sid("account", &format!("{ac}0"), &["AC"]).is_err());
         assert!(sid("account", &ac.replace('a', "g"), &["AC"]).is_err());
         let e = sid("TWILIO_SID", "ACsecretish", &["AC"]).unwrap_err();
-        assert!(
-            !e.message.contains("ACsecretish"),
-            "a malformed SID is not echoed: {e}"
-        );
+        assert!(!e.message.contains("ACsecretish"), "a malformed SID is not echoed: {e}");
     }
 
     #[test]
     fn base_url_must_be_https_except_loopback() {
-        assert_eq!(
-            base_url("https://api.twilio.com/").unwrap(),
-            "https://api.twilio.com"
-        );
-        assert_eq!(
-            base_url("http://127.0.0.1:4010").unwrap(),
-            "http://127.0.0.1:4010"
-        );
-        assert!(
-            base_url("http://api.twilio.com")
-                .unwrap_err()
-                .message
-                .contains("https")
-        );
+        assert_eq!(base_url("https://api.twilio.com/").unwrap(), "https://api.twilio.com");
+        assert_eq!(base_url("http://127.0.0.1:4010").unwrap(), "http://127.0.0.1:4010");
+        assert!(base_url("http://api.twilio.com").unwrap_err().message.contains("https"));
         assert!(base_url("https://u:p@api.twilio.com").is_err());
         assert!(base_url("api.twilio.com").is_err());
     }
@@ -175,12 +143,7 @@ mod tests {
     #[test]
     fn body_limit_counts_utf16_units() {
         body(&"a".repeat(1600)).unwrap();
-        assert!(
-            body(&"a".repeat(1601))
-                .unwrap_err()
-                .message
-                .contains("1601")
-        );
+        assert!(body(&"a".repeat(1601)).unwrap_err().message.contains("1601"));
         assert!(body(&"😀".repeat(801)).is_err(), "emoji count as two units");
         assert!(body("  ").is_err());
     }
@@ -188,9 +151,6 @@ mod tests {
     #[test]
     fn masks_keep_little() {
         assert_eq!(mask("+15552223333"), "+1…3333");
-        assert_eq!(
-            mask_sid(&format!("AC{}", "0".repeat(28) + "a1b2")),
-            "AC…a1b2"
-        );
+        assert_eq!(mask_sid(&format!("AC{}", "0".repeat(28) + "a1b2")), "AC…a1b2");
     }
 }

@@ -3,9 +3,7 @@
 
 use super::{ALICE, FROM};
 use crate::support::bus::BusServer;
-use crate::support::twilio_stub::{
-    ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, Reply, TwilioStub, basic,
-};
+use crate::support::twilio_stub::{ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, Reply, TwilioStub, basic};
 use crate::support::{Env, OutputExt, run};
 use serde_json::Value;
 
@@ -16,8 +14,7 @@ fn env(bus: &BusServer, twilio: &str, budget: u32) -> Env {
     env.write_config(&format!(
         "[sms]\nfrom = \"{FROM}\"\nto = [\"{ALICE}\"]\nbase_url = \"{twilio}\"\nmax_pages_per_hour = {budget}\n"
     ));
-    env.var("TWILIO_SID", ACCOUNT_SID)
-        .var("TWILIO_TOKEN", AUTH_TOKEN);
+    env.var("TWILIO_SID", ACCOUNT_SID).var("TWILIO_TOKEN", AUTH_TOKEN);
     env
 }
 
@@ -42,20 +39,12 @@ fn bus_bodies(bus: &BusServer) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| {
-            (
-                m["id"].to_string().trim_matches('"').to_string(),
-                m["body"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|m| (m["id"].to_string().trim_matches('"').to_string(), m["body"].as_str().unwrap().to_string()))
         .collect()
 }
 
 fn assert_no_token(o: &std::process::Output) {
-    assert!(
-        !o.out().contains(AUTH_TOKEN) && !o.err().contains(AUTH_TOKEN),
-        "the Twilio token leaked"
-    );
+    assert!(!o.out().contains(AUTH_TOKEN) && !o.err().contains(AUTH_TOKEN), "the Twilio token leaked");
 }
 
 #[test]
@@ -63,10 +52,7 @@ fn bus_up_posts_first_then_pages_with_the_message_id() {
     let bus = BusServer::start();
     let twilio = TwilioStub::start();
     let env = env(&bus, &twilio.url, 5);
-    let o = send_urgent(
-        &env,
-        "prod deploy is stuck\nmigration 17 hangs; rolled back to 1.3",
-    );
+    let o = send_urgent(&env, "prod deploy is stuck\nmigration 17 hangs; rolled back to 1.3");
     assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
     let j = o.json();
     let posted = bus_bodies(&bus);
@@ -74,31 +60,14 @@ fn bus_up_posts_first_then_pages_with_the_message_id() {
     let id = &posted[0].0;
     let inline = step(&j, "inline");
     assert_eq!(inline["status"], "delivered");
-    assert_eq!(
-        inline["receipt"]["message_id"]
-            .to_string()
-            .trim_matches('"'),
-        id
-    );
+    assert_eq!(inline["receipt"]["message_id"].to_string().trim_matches('"'), id);
     let page = step(&j, "page");
     assert_eq!(page["status"], "delivered", "{j:#}");
     let sent = twilio.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(
-        sent[0].field("Body").unwrap(),
-        format!("mac-studio: prod deploy is stuck (bus msg {id})")
-    );
-    assert_eq!(
-        (sent[0].field("To"), sent[0].field("From")),
-        (Some(ALICE), Some(FROM))
-    );
-    assert!(
-        page["receipt"]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("SM"),
-        "{page:#}"
-    );
+    assert_eq!(sent[0].field("Body").unwrap(), format!("mac-studio: prod deploy is stuck (bus msg {id})"));
+    assert_eq!((sent[0].field("To"), sent[0].field("From")), (Some(ALICE), Some(FROM)));
+    assert!(page["receipt"]["detail"].as_str().unwrap().starts_with("SM"), "{page:#}");
     assert_no_token(&o);
 }
 
@@ -109,13 +78,7 @@ fn bus_down_pages_with_the_text_itself_and_queues_the_bus_post() {
     let env = env(&bus, &twilio.url, 5);
     bus.kill();
     let o = send_urgent(&env, "prod deploy is stuck\nmigration 17 hangs");
-    assert_eq!(
-        o.code(),
-        75,
-        "queued = EX_TEMPFAIL\n{}\n{}",
-        o.out(),
-        o.err()
-    );
+    assert_eq!(o.code(), 75, "queued = EX_TEMPFAIL\n{}\n{}", o.out(), o.err());
     let j = o.json();
     assert_eq!(step(&j, "inline")["status"], "queued");
     assert_eq!(step(&j, "page")["status"], "delivered");
@@ -131,10 +94,7 @@ fn bus_down_pages_with_the_text_itself_and_queues_the_bus_post() {
     c.arg("flush");
     run(c).ok();
     assert_eq!(
-        bus_bodies(&bus)
-            .iter()
-            .map(|(_, b)| b.as_str())
-            .collect::<Vec<_>>(),
+        bus_bodies(&bus).iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>(),
         ["prod deploy is stuck\nmigration 17 hangs"]
     );
     assert_eq!(twilio.sent().len(), 1, "the page is not sent twice");
@@ -148,27 +108,14 @@ fn sms_down_fails_after_the_bus_message_is_safe_and_retries_later_once() {
     twilio.always(Some(Reply::twilio_error(503, 20503, "Service Unavailable")));
     let o = send_urgent(&env, "disk almost full on the build box");
     assert_ne!(o.code(), 0);
-    assert_eq!(
-        o.code(),
-        75,
-        "a transient SMS failure is queued\n{}\n{}",
-        o.out(),
-        o.err()
-    );
+    assert_eq!(o.code(), 75, "a transient SMS failure is queued\n{}\n{}", o.out(), o.err());
     let j = o.json();
     assert_eq!(step(&j, "inline")["status"], "delivered");
     let page = step(&j, "page");
     assert_eq!(page["status"], "queued");
     let err = page["error"].as_str().unwrap();
-    assert!(
-        err.contains("503") && err.contains("Twilio error 20503"),
-        "{err}"
-    );
-    assert_eq!(
-        bus_bodies(&bus).len(),
-        1,
-        "the bus message is posted before the page is tried"
-    );
+    assert!(err.contains("503") && err.contains("Twilio error 20503"), "{err}");
+    assert_eq!(bus_bodies(&bus).len(), 1, "the bus message is posted before the page is tried");
     assert!(twilio.requests().len() >= 2, "5xx is retried");
     assert!(twilio.sent().is_empty());
     assert_no_token(&o);
@@ -180,10 +127,7 @@ fn sms_down_fails_after_the_bus_message_is_safe_and_retries_later_once() {
     let id = &bus_bodies(&bus)[0].0;
     let sent = twilio.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(
-        sent[0].field("Body").unwrap(),
-        format!("mac-studio: disk almost full on the build box (bus msg {id})")
-    );
+    assert_eq!(sent[0].field("Body").unwrap(), format!("mac-studio: disk almost full on the build box (bus msg {id})"));
 }
 
 #[test]
@@ -191,25 +135,13 @@ fn sms_refused_exits_non_zero_naming_twilios_error() {
     let bus = BusServer::start();
     let twilio = TwilioStub::start();
     let env = env(&bus, &twilio.url, 5);
-    twilio.always(Some(Reply::twilio_error(
-        400,
-        21610,
-        "Attempt to send to unsubscribed recipient",
-    )));
+    twilio.always(Some(Reply::twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")));
     let mut c = env.handoff("mac-studio");
     c.args(["send", "--urgent", "--to", "linux-box", "prod is down"]);
     let o = run(c);
-    assert_eq!(
-        o.code(),
-        69,
-        "a permanent refusal: EX_UNAVAILABLE\n{}\n{}",
-        o.out(),
-        o.err()
-    );
+    assert_eq!(o.code(), 69, "a permanent refusal: EX_UNAVAILABLE\n{}\n{}", o.out(), o.err());
     assert!(
-        o.out().contains("✓ inline")
-            && o.out().contains("21610")
-            && o.out().contains("unsubscribed recipient"),
+        o.out().contains("✓ inline") && o.out().contains("21610") && o.out().contains("unsubscribed recipient"),
         "{}",
         o.out()
     );
@@ -233,30 +165,13 @@ fn over_budget_refuses_the_page_but_still_posts_the_bus_message() {
     let page = step(&j, "page");
     assert_eq!(page["status"], "failed");
     let err = page["error"].as_str().unwrap();
-    assert!(
-        err.contains("page budget used up: 2 of 2") && err.contains("max_pages_per_hour"),
-        "{err}"
-    );
-    assert_eq!(
-        bus_bodies(&bus).len(),
-        3,
-        "all three messages are on the bus"
-    );
-    assert_eq!(
-        twilio.sent().len(),
-        2,
-        "the third page never reached Twilio"
-    );
+    assert!(err.contains("page budget used up: 2 of 2") && err.contains("max_pages_per_hour"), "{err}");
+    assert_eq!(bus_bodies(&bus).len(), 3, "all three messages are on the bus");
+    assert_eq!(twilio.sent().len(), 2, "the third page never reached Twilio");
     assert_eq!(twilio.requests().len(), 2);
     // Another machine on the same host has its own budget.
     let mut c = env.handoff("other-box");
-    c.args([
-        "send",
-        "--urgent",
-        "--to",
-        "linux-box",
-        "alert from elsewhere",
-    ]);
+    c.args(["send", "--urgent", "--to", "linux-box", "alert from elsewhere"]);
     run(c).ok();
     assert_eq!(twilio.sent().len(), 3);
 }
@@ -270,49 +185,27 @@ fn doctor_checks_the_account_without_sending_anything() {
     c.args(["--json", "doctor"]);
     let o = run(c);
     let j = o.json();
-    let sms = j["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "sms")
-        .expect("an sms check");
+    let sms = j["checks"].as_array().unwrap().iter().find(|c| c["check"] == "sms").expect("an sms check");
     assert_eq!(sms["ok"], true, "{j:#}");
-    assert!(
-        sms["detail"].as_str().unwrap().contains("active"),
-        "{sms:#}"
-    );
+    assert!(sms["detail"].as_str().unwrap().contains("active"), "{sms:#}");
     let reqs = twilio.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(
         (reqs[0].method.as_str(), reqs[0].path.as_str()),
-        (
-            "GET",
-            format!("/2010-04-01/Accounts/{ACCOUNT_SID}.json").as_str()
-        )
+        ("GET", format!("/2010-04-01/Accounts/{ACCOUNT_SID}.json").as_str())
     );
     assert!(twilio.sent().is_empty());
     assert_no_token(&o);
     // Without credentials: the check fails naming the variables; other commands still work.
     let bare = Env::new();
     bus.write_env_file(&bare);
-    bare.write_config(&format!(
-        "[sms]\nfrom = \"{FROM}\"\nto = [\"{ALICE}\"]\nbase_url = \"{}\"\n",
-        twilio.url
-    ));
+    bare.write_config(&format!("[sms]\nfrom = \"{FROM}\"\nto = [\"{ALICE}\"]\nbase_url = \"{}\"\n", twilio.url));
     let mut c = bare.handoff("mac-studio");
     c.args(["--json", "doctor"]);
     let j = run(c).json();
-    let sms = j["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "sms")
-        .unwrap();
+    let sms = j["checks"].as_array().unwrap().iter().find(|c| c["check"] == "sms").unwrap();
     assert_eq!(sms["ok"], false);
-    assert!(
-        sms["detail"].as_str().unwrap().contains("TWILIO_SID"),
-        "{sms:#}"
-    );
+    assert!(sms["detail"].as_str().unwrap().contains("TWILIO_SID"), "{sms:#}");
     let mut c = bare.handoff("mac-studio");
     c.args(["send", "--to", "linux-box", "not urgent"]);
     run(c).ok();
@@ -334,33 +227,14 @@ fn an_api_key_from_an_env_file_works_and_no_secret_reaches_the_logs() {
         key_file.display()
     ));
     let mut c = env.handoff("mac-studio");
-    c.args([
-        "-vv",
-        "send",
-        "--urgent",
-        "--to",
-        "linux-box",
-        "build box is on fire",
-    ])
-    .env("RUST_LOG", "trace");
+    c.args(["-vv", "send", "--urgent", "--to", "linux-box", "build box is on fire"]).env("RUST_LOG", "trace");
     let o = run(c);
     assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
-    assert!(
-        o.err().contains("page sent"),
-        "the log shows the page: {}",
-        o.err()
-    );
+    assert!(o.err().contains("page sent"), "the log shows the page: {}", o.err());
     let sent = twilio.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(
-        sent[0].authorization.as_deref(),
-        Some(basic(API_KEY_SID, API_KEY_SECRET).as_str())
-    );
-    assert!(
-        sent[0].path.contains(ACCOUNT_SID),
-        "the URL names the account, not the key: {}",
-        sent[0].path
-    );
+    assert_eq!(sent[0].authorization.as_deref(), Some(basic(API_KEY_SID, API_KEY_SECRET).as_str()));
+    assert!(sent[0].path.contains(ACCOUNT_SID), "the URL names the account, not the key: {}", sent[0].path);
     assert_no_token(&o);
     // A world-readable env file is refused, naming the fix.
     use std::os::unix::fs::PermissionsExt;
@@ -381,29 +255,16 @@ fn concurrent_sessions_cannot_overrun_the_budget() {
     let children: Vec<_> = (1..=6)
         .map(|n| {
             let mut c = env.handoff("mac-studio");
-            c.args([
-                "send",
-                "--urgent",
-                "--to",
-                "linux-box",
-                &format!("loop alert {n}"),
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+            c.args(["send", "--urgent", "--to", "linux-box", &format!("loop alert {n}")])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             c.spawn().expect("handoff starts")
         })
         .collect();
-    let mut codes: Vec<i32> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap().code())
-        .collect();
+    let mut codes: Vec<i32> = children.into_iter().map(|c| c.wait_with_output().unwrap().code()).collect();
     codes.sort();
-    assert_eq!(
-        codes,
-        [0, 0, 0, 69, 69, 69],
-        "three pages go, three are refused"
-    );
+    assert_eq!(codes, [0, 0, 0, 69, 69, 69], "three pages go, three are refused");
     assert_eq!(twilio.sent().len(), 3);
     assert_eq!(bus_bodies(&bus).len(), 6, "every message is on the bus");
 }

@@ -36,11 +36,9 @@ pub fn tool(name: &str) -> PathBuf {
             return c;
         }
     }
-    if let Some(p) = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.exists())
-    }) {
+    if let Some(p) = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.exists()))
+    {
         return p;
     }
     panic!(
@@ -50,11 +48,7 @@ pub fn tool(name: &str) -> PathBuf {
 
 /// A free TCP port on loopback (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// An isolated user environment: its own HOME, config and data dirs, no inherited handoff/bus variables.
@@ -72,10 +66,7 @@ impl Env {
         for sub in ["home", "config", "data", "cache", "state"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
-        Env {
-            dir,
-            vars: Vec::new(),
-        }
+        Env { dir, vars: Vec::new() }
     }
 
     /// The temp root.
@@ -191,12 +182,7 @@ impl OutputExt for Output {
         self
     }
     fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.out(),
-                self.err()
-            )
-        })
+        serde_json::from_slice(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.out(), self.err()))
     }
 }

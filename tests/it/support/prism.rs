@@ -10,8 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where `scripts/install-test-deps.sh` puts the spec (npm package `@twilio-alpha/mcp`).
-pub const SPEC: &str =
-    ".test-tools/node/node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/twilio_api_v2010.json";
+pub const SPEC: &str = ".test-tools/node/node_modules/@twilio-alpha/mcp/twilio-oai/spec/json/twilio_api_v2010.json";
 
 /// A running Prism mock of Twilio's API.
 pub struct Prism {
@@ -49,12 +48,7 @@ impl Prism {
             .stderr(out)
             .spawn()
             .expect("prism starts");
-        let mut p = Prism {
-            url: format!("http://127.0.0.1:{port}"),
-            child: Some(child),
-            log,
-            _tmp: tmp,
-        };
+        let mut p = Prism { url: format!("http://127.0.0.1:{port}"), child: Some(child), log, _tmp: tmp };
         p.wait_ready();
         p
     }
@@ -65,19 +59,12 @@ impl Prism {
             if self.log().contains("Prism is listening") {
                 return;
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("prism exited ({status}) before listening:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "prism did not start listening within 90 s:\n{}",
-            tail(&self.log(), 40)
-        );
+        panic!("prism did not start listening within 90 s:\n{}", tail(&self.log(), 40));
     }
 
     /// Everything Prism logged so far.
@@ -90,29 +77,19 @@ impl Prism {
     pub fn violations(&self) -> Vec<String> {
         self.log()
             .lines()
-            .filter(|l| {
-                l.contains("[VALIDATOR]")
-                    && l.contains("error")
-                    && !l.contains("Violation: response")
-            })
+            .filter(|l| l.contains("[VALIDATOR]") && l.contains("error") && !l.contains("Violation: response"))
             .map(str::to_string)
             .collect()
     }
 
     /// How many requests Prism found invalid (`Request did not pass the validation rules`).
     pub fn rejected(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("Request did not pass the validation rules"))
-            .count()
+        self.log().lines().filter(|l| l.contains("Request did not pass the validation rules")).count()
     }
 
     /// How many requests Prism received (`Request received` lines).
     pub fn requests_received(&self) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("Request received"))
-            .count()
+        self.log().lines().filter(|l| l.contains("Request received")).count()
     }
 }
 

@@ -26,11 +26,7 @@ pub fn rclone_bin() -> PathBuf {
 /// An `rclone` command isolated from the machine's own rclone config.
 pub fn rclone(config: &Path) -> Command {
     let mut c = Command::new(rclone_bin());
-    c.arg("--config")
-        .arg(config)
-        .env_remove("RCLONE_CONFIG_PASS")
-        .env_remove("RCLONE_CONFIG")
-        .stdin(Stdio::null());
+    c.arg("--config").arg(config).env_remove("RCLONE_CONFIG_PASS").env_remove("RCLONE_CONFIG").stdin(Stdio::null());
     c
 }
 
@@ -87,16 +83,7 @@ impl Server {
         std::fs::create_dir_all(&home).unwrap();
         let client_key = tmp.path().join("client_ed25519");
         let keygen = Command::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "handoff-drive-test",
-                "-f",
-            ])
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "handoff-drive-test", "-f"])
             .arg(&client_key)
             .stdin(Stdio::null())
             .output()
@@ -110,50 +97,20 @@ impl Server {
             let port = free_port();
             let addr = format!("127.0.0.1:{port}");
             let mut c = rclone(&empty_conf);
-            c.env("HOME", &home)
-                .env("XDG_CACHE_HOME", home.join(".cache"));
+            c.env("HOME", &home).env("XDG_CACHE_HOME", home.join(".cache"));
             match kind {
-                Kind::Webdav => c.args([
-                    "serve", "webdav", "--addr", &addr, "--user", USER, "--pass", PASS,
-                ]),
+                Kind::Webdav => c.args(["serve", "webdav", "--addr", &addr, "--user", USER, "--pass", PASS]),
                 Kind::Sftp => c
-                    .args([
-                        "serve",
-                        "sftp",
-                        "--addr",
-                        &addr,
-                        "--user",
-                        USER,
-                        "--pass",
-                        PASS,
-                        "--authorized-keys",
-                    ])
+                    .args(["serve", "sftp", "--addr", &addr, "--user", USER, "--pass", PASS, "--authorized-keys"])
                     .arg(client_key.with_extension("pub")),
-                Kind::S3 => c.args([
-                    "serve",
-                    "s3",
-                    "--addr",
-                    &addr,
-                    "--auth-key",
-                    &format!("{S3_KEY_ID},{S3_SECRET}"),
-                ]),
+                Kind::S3 => c.args(["serve", "s3", "--addr", &addr, "--auth-key", &format!("{S3_KEY_ID},{S3_SECRET}")]),
             };
-            c.arg(&root)
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap());
+            c.arg(&root).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
             let mut child = c.spawn().expect("rclone serve starts");
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self {
-                        child,
-                        kind,
-                        port,
-                        root,
-                        client_key,
-                        log,
-                        _tmp: tmp,
-                    };
+                    return Self { child, kind, port, root, client_key, log, _tmp: tmp };
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
@@ -217,25 +174,11 @@ pub fn write_conf(env: &Env, text: &str) -> PathBuf {
 /// Encrypts an rclone.conf in place with rclone's own `config encryption set`.
 pub fn encrypt_conf(conf: &Path, password: &str) {
     let out = rclone(conf)
-        .args([
-            "config",
-            "encryption",
-            "set",
-            "--password-command",
-            &format!("echo {password}"),
-        ])
+        .args(["config", "encryption", "set", "--password-command", &format!("echo {password}")])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "rclone config encryption set failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        std::fs::read_to_string(conf)
-            .unwrap()
-            .contains("RCLONE_ENCRYPT_V0:")
-    );
+    assert!(out.status.success(), "rclone config encryption set failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(conf).unwrap().contains("RCLONE_ENCRYPT_V0:"));
 }
 
 /// Makes `ssh` in `env` use the env's HOME (its `~/.ssh/known_hosts`), not the machine user's, through
@@ -244,27 +187,14 @@ pub fn isolate_ssh(env: &mut Env) {
     let home = env.home();
     std::fs::create_dir_all(home.join(".ssh")).unwrap();
     let id = |flag: &str| {
-        String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .to_string()
+        String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_string()
     };
     let (user, uid, gid, gname) = (id("-un"), id("-u"), id("-g"), id("-gn"));
     let passwd = env.path().join("nss_passwd");
     let group = env.path().join("nss_group");
-    std::fs::write(
-        &passwd,
-        format!(
-            "{user}:x:{uid}:{gid}:handoff test user:{}:/bin/sh\n",
-            home.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&passwd, format!("{user}:x:{uid}:{gid}:handoff test user:{}:/bin/sh\n", home.display())).unwrap();
     std::fs::write(&group, format!("{gname}:x:{gid}:\n")).unwrap();
-    env.var(
-        "LD_PRELOAD",
-        super::sshd::nss_wrapper_lib().display().to_string(),
-    );
+    env.var("LD_PRELOAD", super::sshd::nss_wrapper_lib().display().to_string());
     env.var("NSS_WRAPPER_PASSWD", passwd.display().to_string());
     env.var("NSS_WRAPPER_GROUP", group.display().to_string());
     env.var("SSH_AUTH_SOCK", "");
@@ -303,10 +233,6 @@ pub fn stat(conf: &Path, target: &str, pass: Option<&str>) -> serde_json::Value 
         c.env("RCLONE_CONFIG_PASS", p);
     }
     let out = c.args(["lsjson", "--stat", target]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "rclone lsjson --stat {target} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "rclone lsjson --stat {target} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -39,12 +39,10 @@ fn keygen(path: &Path, comment: &str) {
         .arg(path)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("ssh-keygen does not start ({e}): run `bash scripts/install-test-deps.sh` (installs openssh-client)"));
-    assert!(
-        out.status.success(),
-        "ssh-keygen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap_or_else(|e| {
+            panic!("ssh-keygen does not start ({e}): run `bash scripts/install-test-deps.sh` (installs openssh-client)")
+        });
+    assert!(out.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn id(flag: &str) -> String {
@@ -54,17 +52,17 @@ fn id(flag: &str) -> String {
 
 /// Path of `libnss_wrapper.so`, or a panic naming the install command.
 pub fn nss_wrapper_lib() -> PathBuf {
-    let mut candidates = vec![
-        PathBuf::from("/usr/lib/libnss_wrapper.so"),
-        PathBuf::from("/usr/lib64/libnss_wrapper.so"),
-    ];
+    let mut candidates =
+        vec![PathBuf::from("/usr/lib/libnss_wrapper.so"), PathBuf::from("/usr/lib64/libnss_wrapper.so")];
     if let Ok(rd) = std::fs::read_dir("/usr/lib") {
         for e in rd.flatten() {
             candidates.push(e.path().join("libnss_wrapper.so"));
         }
     }
     candidates.into_iter().find(|p| p.exists()).unwrap_or_else(|| {
-        panic!("libnss_wrapper.so is missing: run `bash scripts/install-test-deps.sh` (installs Debian's libnss-wrapper)")
+        panic!(
+            "libnss_wrapper.so is missing: run `bash scripts/install-test-deps.sh` (installs Debian's libnss-wrapper)"
+        )
     })
 }
 
@@ -77,11 +75,7 @@ impl Sshd {
         keygen(&client_key, "handoff-test-client");
         let host_key = root.join("host_ed25519_0");
         keygen(&host_key, "handoff-test-host");
-        std::fs::copy(
-            root.join("client_ed25519.pub"),
-            root.join("authorized_keys"),
-        )
-        .unwrap();
+        std::fs::copy(root.join("client_ed25519.pub"), root.join("authorized_keys")).unwrap();
         let mut s = Sshd {
             child: None,
             port: super::free_port(),
@@ -112,9 +106,7 @@ impl Sshd {
     pub fn command_session_logged(&self) -> Option<String> {
         self.log_text()
             .lines()
-            .find(|l| {
-                l.contains("Starting session: command") || l.contains("Starting session: shell")
-            })
+            .find(|l| l.contains("Starting session: command") || l.contains("Starting session: shell"))
             .map(str::to_string)
     }
 
@@ -152,11 +144,7 @@ impl Sshd {
         }
         let cfg = self.write_config();
         let sshd = tool("sshd");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(&sshd)
             .args(["-D", "-e", "-f"])
             .arg(&cfg)
@@ -166,10 +154,7 @@ impl Sshd {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!(
-                    "{} does not start ({e}): run `bash scripts/install-test-deps.sh`",
-                    sshd.display()
-                )
+                panic!("{} does not start ({e}): run `bash scripts/install-test-deps.sh`", sshd.display())
             });
         self.child = Some(child);
         self.wait_ready();
@@ -191,11 +176,7 @@ impl Sshd {
             }
             std::thread::sleep(Duration::from_millis(30));
         }
-        panic!(
-            "sshd on port {} never became ready; its log:\n{}",
-            self.port,
-            self.log_text()
-        );
+        panic!("sshd on port {} never became ready; its log:\n{}", self.port, self.log_text());
     }
 
     /// sshd's log so far.
@@ -271,9 +252,7 @@ impl Sshd {
     pub fn restart_with_new_host_key(&mut self) {
         self.stop();
         self.generation += 1;
-        let hk = self
-            .path()
-            .join(format!("host_ed25519_{}", self.generation));
+        let hk = self.path().join(format!("host_ed25519_{}", self.generation));
         keygen(&hk, "handoff-test-host-changed");
         self.host_key = hk;
         self.spawn();
@@ -312,23 +291,15 @@ impl Sshd {
             self.port, self.user
         ));
         std::fs::write(dot.join("config"), config).unwrap();
-        std::fs::set_permissions(dot.join("config"), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
+        std::fs::set_permissions(dot.join("config"), std::fs::Permissions::from_mode(0o600)).unwrap();
         self.write_known_hosts(env);
 
         // nss_wrapper: this user's passwd entry, with the test HOME as home directory.
         let passwd = env.path().join("nss_passwd");
         let group = env.path().join("nss_group");
         let (uid, gid, gname) = (id("-u"), id("-g"), id("-gn"));
-        std::fs::write(
-            &passwd,
-            format!(
-                "{}:x:{uid}:{gid}:handoff test user:{}:/bin/sh\n",
-                self.user,
-                home.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&passwd, format!("{}:x:{uid}:{gid}:handoff test user:{}:/bin/sh\n", self.user, home.display()))
+            .unwrap();
         std::fs::write(&group, format!("{gname}:x:{gid}:\n")).unwrap();
         if !env.vars.iter().any(|(k, _)| k == "LD_PRELOAD") {
             env.var("LD_PRELOAD", nss_wrapper_lib().display().to_string());

@@ -39,11 +39,7 @@ impl Reply {
             "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
             "status": status,
         });
-        Reply {
-            status,
-            body: body.to_string(),
-            headers: Vec::new(),
-        }
+        Reply { status, body: body.to_string(), headers: Vec::new() }
     }
 
     /// Adds a header (e.g. `Retry-After`).
@@ -73,10 +69,7 @@ pub struct Request {
 impl Request {
     /// The first form field named `k`.
     pub fn field(&self, k: &str) -> Option<&str> {
-        self.form
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
+        self.form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
 }
 
@@ -121,13 +114,7 @@ impl TwilioStub {
                 }
             }
         });
-        TwilioStub {
-            url: format!("http://{addr}"),
-            state,
-            stop,
-            addr,
-            thread: Some(thread),
-        }
+        TwilioStub { url: format!("http://{addr}"), state, stop, addr, thread: Some(thread) }
     }
 
     /// Queues replies given to the next requests, in order (then the normal behaviour resumes).
@@ -181,10 +168,7 @@ impl Drop for TwilioStub {
 /// The `Authorization` header value for `user:secret`.
 pub fn basic(user: &str, secret: &str) -> String {
     use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
 }
 
 fn basic_auth_ok(header: Option<&str>) -> bool {
@@ -199,10 +183,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
-    let (method, path) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
+    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
     if method.is_empty() {
         return Ok(()); // the wake-up connection
     }
@@ -232,35 +213,17 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             r
         } else if let Some(r) = s.script.pop_front() {
             r
-        } else if let Some((_, r)) = s
-            .per_number
-            .iter()
-            .find(|(n, _)| form.iter().any(|(k, v)| k == "To" && v == n))
-        {
+        } else if let Some((_, r)) = s.per_number.iter().find(|(n, _)| form.iter().any(|(k, v)| k == "To" && v == n)) {
             r.clone()
         } else {
             let (route, query) = path.split_once('?').unwrap_or((&path, ""));
-            normal(
-                &mut s,
-                &method,
-                route,
-                &form_urlencoded(query),
-                authorization.as_deref(),
-                &form,
-            )
+            normal(&mut s, &method, route, &form_urlencoded(query), authorization.as_deref(), &form)
         };
         let lost = method == "POST" && reply.status == 201 && s.lose > 0;
         if lost {
             s.lose -= 1;
         }
-        s.requests.push(Request {
-            method,
-            path,
-            authorization,
-            content_type,
-            form,
-            status: reply.status,
-        });
+        s.requests.push(Request { method, path, authorization, content_type, form, status: reply.status });
         if lost {
             return Ok(()); // dropping the stream closes the connection unanswered
         }
@@ -305,11 +268,7 @@ fn normal(
                 return Reply::twilio_error(400, 21604, "A 'To' phone number is required.");
             }
             if !to.starts_with('+') || to.len() < 9 {
-                return Reply::twilio_error(
-                    400,
-                    21211,
-                    &format!("Invalid 'To' Phone Number: {to}"),
-                );
+                return Reply::twilio_error(400, 21211, &format!("Invalid 'To' Phone Number: {to}"));
             }
             if field("Body").unwrap_or_default().is_empty() {
                 return Reply::twilio_error(400, 21602, "Message body is required.");
@@ -323,43 +282,20 @@ fn normal(
                 "api_version": "2010-04-01", "error_code": null, "error_message": null,
             });
             s.created.push(body.clone());
-            Reply {
-                status: 201,
-                body: body.to_string(),
-                headers: Vec::new(),
-            }
+            Reply { status: 201, body: body.to_string(), headers: Vec::new() }
         }
         ("GET", p) if p == messages => {
-            let to = query
-                .iter()
-                .find(|(k, _)| k == "To")
-                .map(|(_, v)| v.as_str());
-            let list: Vec<&serde_json::Value> = s
-                .created
-                .iter()
-                .rev()
-                .filter(|m| to.is_none_or(|t| m["to"] == t))
-                .collect();
+            let to = query.iter().find(|(k, _)| k == "To").map(|(_, v)| v.as_str());
+            let list: Vec<&serde_json::Value> =
+                s.created.iter().rev().filter(|m| to.is_none_or(|t| m["to"] == t)).collect();
             let body = serde_json::json!({"messages": list, "page": 0, "page_size": 20, "start": 0, "end": list.len()});
-            Reply {
-                status: 200,
-                body: body.to_string(),
-                headers: Vec::new(),
-            }
+            Reply { status: 200, body: body.to_string(), headers: Vec::new() }
         }
         ("GET", p) if p == account => {
             let body = serde_json::json!({"sid": ACCOUNT_SID, "status": "active", "type": "Full", "friendly_name": "stub", "auth_token": AUTH_TOKEN});
-            Reply {
-                status: 200,
-                body: body.to_string(),
-                headers: Vec::new(),
-            }
+            Reply { status: 200, body: body.to_string(), headers: Vec::new() }
         }
-        _ => Reply::twilio_error(
-            404,
-            20404,
-            &format!("The requested resource {path} was not found"),
-        ),
+        _ => Reply::twilio_error(404, 20404, &format!("The requested resource {path} was not found")),
     }
 }
 
@@ -372,16 +308,15 @@ pub fn form_urlencoded(s: &str) -> Vec<(String, String)> {
         while i < bytes.len() {
             match bytes[i] {
                 b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
+                b'%' if i + 2 < bytes.len() => {
+                    match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
                     }
-                    Err(_) => out.push(b'%'),
-                },
+                }
                 b => out.push(b),
             }
             i += 1;

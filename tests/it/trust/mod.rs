@@ -1,5 +1,5 @@
 //! Trust: the secret scanner on `handoff send`, the bus server under abuse, crash safety.
 
-mod secrets;
 mod abuse;
 mod disk;
+mod secrets;
