@@ -322,7 +322,7 @@ mod tests {
     use async_trait::async_trait;
     use handoff_channels::bus::local::LocalBus;
     use handoff_channels::bus::{BusApi, BusChannel};
-    use handoff_channels::{Capability, Channel, Context, Health, LatencyClass};
+    use handoff_channels::{Capability, Channel, Context, Health};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -339,16 +339,7 @@ mod tests {
             self.name
         }
         fn capability(&self) -> Capability {
-            Capability {
-                max_size: None,
-                latency: LatencyClass::SizeBound,
-                can_receive: false,
-                text: false,
-                documents: false,
-                files: true,
-                pages: false,
-                lasting: true,
-            }
+            Capability::file_store(true)
         }
         async fn deliver(&self, p: &Parcel) -> Result<Receipt, ChannelError> {
             self.calls.fetch_add(1, Ordering::SeqCst);

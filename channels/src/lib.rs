@@ -62,6 +62,20 @@ pub struct Capability {
 }
 
 impl Capability {
+    /// A store for files only (drive, droplet): no size limit of its own, latency bound by the payload.
+    pub const fn file_store(lasting: bool) -> Self {
+        Capability {
+            max_size: None,
+            latency: LatencyClass::SizeBound,
+            can_receive: false,
+            text: false,
+            documents: false,
+            files: true,
+            pages: false,
+            lasting,
+        }
+    }
+
     /// Whether this channel takes a parcel of the given kind and size.
     pub fn accepts(&self, kind: ParcelKind, size: u64) -> bool {
         let kind_ok = match kind {

@@ -12,7 +12,7 @@ pub mod services;
 pub mod transfer;
 
 use crate::names::{safe_file_name, stays_inside};
-use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt};
+use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
 use rclone_cli::Rclone;
 use rclone_conf::RcloneConf;
@@ -222,16 +222,7 @@ impl Channel for DriveChannel {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: None,
-            latency: LatencyClass::SizeBound,
-            can_receive: false,
-            text: false,
-            documents: false,
-            files: true,
-            pages: false,
-            lasting: true,
-        }
+        Capability::file_store(true)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {

@@ -19,7 +19,7 @@ pub mod ssh_errors;
 mod transport;
 
 use crate::names::safe_file_name;
-use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt};
+use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -265,16 +265,7 @@ impl Channel for DropletChannel {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: None,
-            latency: LatencyClass::SizeBound,
-            can_receive: false,
-            text: false,
-            documents: false,
-            files: true,
-            pages: false,
-            lasting: false,
-        }
+        Capability::file_store(false)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
