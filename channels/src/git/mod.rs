@@ -134,7 +134,9 @@ impl GitChannel {
     }
 
     /// Network timeouts for libgit2 (process-wide, set once): an unreachable server must make a send
-    /// queue in seconds, not hang on the operating system's TCP timeout.
+    /// queue in seconds, not hang on the operating system's TCP timeout. Called when the channel is first
+    /// used, not when it is built: the first libgit2 call initialises OpenSSL, which parses the system's
+    /// whole CA bundle (about 20 ms of CPU), and commands that never touch git should not pay for it.
     fn set_timeouts() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
@@ -154,7 +156,6 @@ impl GitChannel {
         embedded_bare: Option<PathBuf>,
     ) -> Self {
         use sha2::{Digest, Sha256};
-        Self::set_timeouts();
         let id = hex::encode(&Sha256::digest(checkout.display().to_string().as_bytes())[..8]);
         let lock_path = ctx.data_dir.join("locks").join(format!("git-{id}.lock"));
         Self {
@@ -224,6 +225,7 @@ impl Channel for GitChannel {
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+        Self::set_timeouts();
         if parcel.kind != ParcelKind::Document {
             return Err(ChannelError::permanent(format!("the git channel takes documents, not {:?}", parcel.kind)));
         }
@@ -232,6 +234,7 @@ impl Channel for GitChannel {
     }
 
     async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
+        Self::set_timeouts();
         let (path, commit) = parse_uri(uri).ok_or_else(|| {
             ChannelError::permanent(format!("{uri:?} is not a git document address (expected git:<path>@<commit>)"))
         })?;
@@ -240,11 +243,13 @@ impl Channel for GitChannel {
     }
 
     async fn sync(&self, cursor: Option<&str>) -> Result<SyncReport, ChannelError> {
+        Self::set_timeouts();
         let cursor = cursor.map(str::to_string);
         self.blocking(move |s| sync::sync(s, cursor.as_deref())).await
     }
 
     async fn health(&self) -> Result<Health, ChannelError> {
+        Self::set_timeouts();
         self.blocking(sync::health).await
     }
 }
