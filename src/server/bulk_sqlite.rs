@@ -4,8 +4,8 @@
 
 use super::bulk::{BulkAck, BulkRow, BulkStore};
 use async_trait::async_trait;
+use handoff_channels::bus::BROADCAST;
 use handoff_channels::bus::store::{SqliteStore, now_ts};
-use handoff_channels::bus::{BROADCAST, Message, MessageId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -37,21 +37,7 @@ impl SqliteBulk {
 }
 
 fn row_to_bulk(r: &rusqlite::Row) -> rusqlite::Result<BulkRow> {
-    let tags: String = r.get(6)?;
-    let extra: Option<String> = r.get(7)?;
-    Ok(BulkRow {
-        seq: Some(r.get(0)?),
-        msg: Message {
-            id: MessageId(r.get(1)?),
-            ts: r.get(2)?,
-            from: r.get(3)?,
-            to: r.get(4)?,
-            body: r.get(5)?,
-            tags: serde_json::from_str(&tags).unwrap_or_default(),
-            extra: extra.and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default(),
-        },
-        idem_key: r.get(8)?,
-    })
+    Ok(BulkRow { seq: Some(r.get(0)?), msg: handoff_channels::bus::store::row_to_message(r)?, idem_key: r.get(8)? })
 }
 
 #[async_trait]

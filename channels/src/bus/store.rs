@@ -301,7 +301,8 @@ fn advance_floor(tx: &Transaction, reader: &str) -> Result<(), StoreError> {
 
 const SELECT: &str = "SELECT seq, id, ts, sender, recipient, body, tags, extra FROM messages";
 
-fn row_to_message(r: &rusqlite::Row) -> rusqlite::Result<Message> {
+/// Reads a message from a row selected with the columns `seq, id, ts, sender, recipient, body, tags, extra`.
+pub fn row_to_message(r: &rusqlite::Row) -> rusqlite::Result<Message> {
     let tags: String = r.get(6)?;
     let extra: Option<String> = r.get(7)?;
     Ok(Message {

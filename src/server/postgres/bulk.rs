@@ -6,7 +6,7 @@ use super::{PgBusStore, pg_err, row_to_message, write};
 use crate::server::bulk::{BulkAck, BulkRow, BulkStore};
 use async_trait::async_trait;
 use handoff_channels::bus::store::now_ts;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 #[async_trait]
 impl BulkStore for PgBusStore {
@@ -132,13 +132,7 @@ impl BulkStore for PgBusStore {
         let tx = client.transaction().await.map_err(pg_err)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&write::WRITE_LOCK]).await.map_err(pg_err)?;
         let ids: Vec<&str> = acks.iter().map(|a| a.id.as_str()).collect();
-        let seq_of: HashMap<String, i64> = tx
-            .query("SELECT id, seq FROM bus_messages WHERE id = ANY($1)", &[&ids])
-            .await
-            .map_err(pg_err)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let seq_of = write::seqs_by_id(&tx, &ids).await?;
         let now = now_ts();
         let (mut readers, mut seqs, mut tss) = (vec![], vec![], vec![]);
         for a in &acks {

@@ -237,18 +237,23 @@ async fn insert_one(
     Err(StoreError::Unavailable("could not find a free message number".into()))
 }
 
-async fn insert_acks(tx: &Transaction<'_>, acks: &[(&str, &str)]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-    if acks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<&str> = acks.iter().map(|a| a.0).collect();
-    let seq_of: HashMap<String, i64> = tx
+/// The sequence number of each of `ids` that exists.
+pub(super) async fn seqs_by_id(tx: &Transaction<'_>, ids: &[&str]) -> Result<HashMap<String, i64>, StoreError> {
+    Ok(tx
         .query("SELECT id, seq FROM bus_messages WHERE id = ANY($1)", &[&ids])
         .await
         .map_err(pg_err)?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .collect())
+}
+
+async fn insert_acks(tx: &Transaction<'_>, acks: &[(&str, &str)]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    if acks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = acks.iter().map(|a| a.0).collect();
+    let seq_of = seqs_by_id(tx, &ids).await?;
     let ts = now_ts();
     let mut readers = Vec::new();
     let mut seqs = Vec::new();
