@@ -22,7 +22,7 @@ pub mod sms;
 
 pub use context::{Context, Incoming, NoProgress, ProgressBar, ProgressSink, SyncReport};
 pub use error::{ChannelError, ErrorKind};
-pub use parcel::{Parcel, ParcelKind, Receipt};
+pub use parcel::{Fetched, Parcel, ParcelKind, Receipt};
 pub use pointer::{Pointer, PointerItem};
 
 use async_trait::async_trait;
@@ -110,8 +110,9 @@ pub trait Channel: Send + Sync {
     /// must not create a second copy.
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError>;
 
-    /// Downloads the item at `uri` (as written in a pointer by this channel) into `dest`, streaming.
-    async fn fetch(&self, uri: &str, dest: &std::path::Path) -> Result<u64, ChannelError> {
+    /// Downloads the item at `uri` (as written in a pointer by this channel) into `dest`, streaming, and
+    /// reports its size and sha256 (hashed on the way, not by reading `dest` again).
+    async fn fetch(&self, uri: &str, dest: &std::path::Path) -> Result<Fetched, ChannelError> {
         let _ = dest;
         Err(ChannelError::permanent(format!("the {} channel cannot fetch {uri}", self.name())))
     }

@@ -118,7 +118,7 @@ impl Channel for LocalFiles {
         }
         Ok(Receipt { channel: "local".into(), uri: Some(format!("local:{rel}")), message_id: None, detail: None })
     }
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
+    async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
         let src = self.resolve(uri)?;
         if !src.exists() {
             return Err(ChannelError::permanent(format!(
@@ -126,7 +126,8 @@ impl Channel for LocalFiles {
                 self.root.display()
             )));
         }
-        Ok(copy_hashed(&src, dest).await?.0)
+        let (size, sha256) = copy_hashed(&src, dest).await?;
+        Ok(crate::Fetched { size, sha256 })
     }
     async fn health(&self) -> Result<Health, ChannelError> {
         tokio::fs::create_dir_all(&self.root).await?;

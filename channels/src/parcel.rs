@@ -61,6 +61,16 @@ impl Parcel {
     }
 }
 
+/// What a channel reports after downloading an item: the bytes written and their sha256, computed while
+/// streaming so the caller can verify without reading the file again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Bytes written to the destination.
+    pub size: u64,
+    /// Lower-case hex sha256 of those bytes.
+    pub sha256: String,
+}
+
 /// What a channel reports after delivering a parcel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {

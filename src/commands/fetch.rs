@@ -90,12 +90,15 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
         }
         let ch = s.reg.get(&item.channel)?;
         let tmp = out.join(format!(".{name}.handoff-part"));
-        let result = ch.fetch(&item.uri, &tmp).await;
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!("fetching {}", item.uri)).into());
-        }
-        let (sha, size) = crate::hash::sha256_file(&tmp)?;
+        let got = match ch.fetch(&item.uri, &tmp).await {
+            Ok(got) => got,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.context(format!("fetching {}", item.uri)).into());
+            }
+        };
+        // The channel hashed the bytes as it wrote them: no second read of a (possibly huge) file.
+        let (sha, size) = (got.sha256, got.size);
         if sha != item.sha256 {
             let _ = std::fs::remove_file(&tmp);
             return Err(exit::with_code(

@@ -279,7 +279,7 @@ impl Channel for DriveChannel {
         }
     }
 
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
+    async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
         let uri = DriveUri::parse(uri)?;
         let conf = self.load_conf()?;
         let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));

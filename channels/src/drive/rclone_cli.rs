@@ -133,18 +133,25 @@ impl Rclone {
         Ok((total, sha))
     }
 
-    /// Streams `target` into `dest` (a file this function creates) with `rclone cat`. Returns bytes written.
-    pub async fn download(&self, target: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<u64, ChannelError> {
+    /// Streams `target` into `dest` (a file this function creates) with `rclone cat`, hashing on the way.
+    pub async fn download(
+        &self,
+        target: &str,
+        dest: &Path,
+        bar: &dyn ProgressBar,
+    ) -> Result<crate::Fetched, ChannelError> {
         let mut child = self.spawn(self.command(&["cat", target]))?;
         let mut stdout = child.stdout.take().expect("piped stdout");
         let mut out = tokio::fs::File::create(dest).await?;
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
+        let mut hasher = Sha256::new();
         loop {
             let n = stdout.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
+            hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).await?;
             total += n as u64;
             bar.advance(n as u64);
@@ -154,7 +161,7 @@ impl Rclone {
         if !status.status.success() {
             return Err(classify("rclone cat", status.status.code(), &String::from_utf8_lossy(&status.stderr)));
         }
-        Ok(total)
+        Ok(crate::Fetched { size: total, sha256: hex::encode(hasher.finalize()) })
     }
 
     /// Checks that the remote answers (lists at most the folder itself).

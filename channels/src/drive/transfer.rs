@@ -152,8 +152,13 @@ pub async fn upload(
     Ok(total)
 }
 
-/// Streams `path` into `dest` (a file this function creates). Returns bytes written.
-pub async fn download(op: &Operator, path: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<u64, ChannelError> {
+/// Streams `path` into `dest` (a file this function creates), hashing on the way.
+pub async fn download(
+    op: &Operator,
+    path: &str,
+    dest: &Path,
+    bar: &dyn ProgressBar,
+) -> Result<crate::Fetched, ChannelError> {
     let reader = op
         .reader_with(path)
         .chunk(READ_PART)
@@ -163,12 +168,14 @@ pub async fn download(op: &Operator, path: &str, dest: &Path, bar: &dyn Progress
     let mut stream = reader.into_bytes_stream(..).await.map_err(|e| map_err(&format!("reading {path}"), e))?;
     let mut out = tokio::fs::File::create(dest).await?;
     let mut total = 0u64;
+    let mut hasher = Sha256::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ChannelError::transient(format!("reading {path}: {e}")))?;
+        hasher.update(&chunk);
         out.write_all(&chunk).await?;
         total += chunk.len() as u64;
         bar.advance(chunk.len() as u64);
     }
     out.sync_all().await?;
-    Ok(total)
+    Ok(crate::Fetched { size: total, sha256: hex::encode(hasher.finalize()) })
 }

@@ -281,7 +281,7 @@ impl Channel for DropletChannel {
         result
     }
 
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
+    async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
         let name = self.name_from_uri(uri)?;
         let src = self.remote_path(&name);
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -299,9 +299,9 @@ impl Channel for DropletChannel {
             let got = remote.download(&src, &tmp, bar.as_ref()).await;
             bar.finish();
             match got {
-                Ok((n, _sha)) => {
+                Ok((size, sha256)) => {
                     tokio::fs::rename(&tmp, dest).await?;
-                    Ok(n)
+                    Ok(crate::Fetched { size, sha256 })
                 }
                 Err(e) => {
                     let _ = tokio::fs::remove_file(&tmp).await;

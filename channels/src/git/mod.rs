@@ -233,7 +233,7 @@ impl Channel for GitChannel {
         self.blocking(move |s| publish::deliver(s, &parcel)).await
     }
 
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<u64, ChannelError> {
+    async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
         Self::set_timeouts();
         let (path, commit) = parse_uri(uri).ok_or_else(|| {
             ChannelError::permanent(format!("{uri:?} is not a git document address (expected git:<path>@<commit>)"))

@@ -138,7 +138,7 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
 }
 
 /// Writes the document at `path` as of `commit` to `dest` (fetching first when the commit is unknown).
-pub(crate) fn fetch(s: &Settings, path: &str, commit: &str, dest: &Path) -> Result<u64, ChannelError> {
+pub(crate) fn fetch(s: &Settings, path: &str, commit: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
     fn find<'r>(repo: &'r Repository, commit: &str) -> Option<git2::Commit<'r>> {
@@ -170,7 +170,8 @@ pub(crate) fn fetch(s: &Settings, path: &str, commit: &str, dest: &Path) -> Resu
         let _ = std::fs::remove_file(&tmp);
         return Err(e.into());
     }
-    Ok(blob.content().len() as u64)
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(blob.content()));
+    Ok(crate::Fetched { size: blob.content().len() as u64, sha256 })
 }
 
 /// `doctor`: the remote answers (ls-remote), accepts a push connection, and the clone is usable.
