@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The git CLI in `env` (its HOME, no system config), in `dir`.
-fn git(env: &Env, dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn git(env: &Env, dir: &Path, args: &[&str]) -> Output {
     let mut c = Command::new("git");
     env.apply(&mut c);
     c.current_dir(dir)
@@ -22,14 +22,14 @@ fn git(env: &Env, dir: &Path, args: &[&str]) -> Output {
 }
 
 /// `git ...` that must succeed; its stdout.
-fn git_ok(env: &Env, dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git_ok(env: &Env, dir: &Path, args: &[&str]) -> String {
     let o = git(env, dir, args);
     o.ok();
     o.out()
 }
 
 /// A bare repository with `main` as its default branch.
-fn bare_repo(env: &Env, at: &Path) -> PathBuf {
+pub(crate) fn bare_repo(env: &Env, at: &Path) -> PathBuf {
     std::fs::create_dir_all(at.parent().unwrap()).unwrap();
     git_ok(env, at.parent().unwrap(), &["init", "-q", "--bare", "-b", "main", at.to_str().unwrap()]);
     at.to_path_buf()
@@ -37,7 +37,7 @@ fn bare_repo(env: &Env, at: &Path) -> PathBuf {
 
 /// An env whose config has `[git]`, with the bus at `bus` (so there is no local-folder fallback: a git
 /// document that cannot be delivered now stays queued).
-fn env_with_git(remote: &str, bus: &BusServer) -> Env {
+pub(crate) fn env_with_git(remote: &str, bus: &BusServer) -> Env {
     let env = Env::new();
     bus.write_env_file(&env);
     let checkout = env.home().join("claude-handoffs");
@@ -48,12 +48,12 @@ fn env_with_git(remote: &str, bus: &BusServer) -> Env {
     env
 }
 
-fn checkout(env: &Env) -> PathBuf {
+pub(crate) fn checkout(env: &Env) -> PathBuf {
     env.home().join("claude-handoffs")
 }
 
 /// `handoff send --doc - --title T --json` with `body` on stdin.
-fn send_doc(env: &Env, machine: &str, title: &str, body: &str) -> Output {
+pub(crate) fn send_doc(env: &Env, machine: &str, title: &str, body: &str) -> Output {
     let mut c = env.handoff(machine);
     c.args(["send", "--doc", "-", "--title", title, "--json"])
         .stdin(Stdio::piped())
@@ -64,13 +64,13 @@ fn send_doc(env: &Env, machine: &str, title: &str, body: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn flush(env: &Env, machine: &str) -> Output {
+pub(crate) fn flush(env: &Env, machine: &str) -> Output {
     let mut c = env.handoff(machine);
     c.args(["flush", "--json"]);
     run(c)
 }
 
-fn sync_json(env: &Env, machine: &str) -> Value {
+pub(crate) fn sync_json(env: &Env, machine: &str) -> Value {
     let mut c = env.handoff(machine);
     c.args(["sync", "--json"]);
     let o = run(c);
@@ -79,7 +79,7 @@ fn sync_json(env: &Env, machine: &str) -> Value {
 }
 
 /// The git receipt's `git:<path>@<commit>` from `send --json`.
-fn receipt_uri(sent: &Output) -> (String, String) {
+pub(crate) fn receipt_uri(sent: &Output) -> (String, String) {
     let v = sent.json();
     let uri = v["receipt"]["steps"]
         .as_array()
@@ -93,7 +93,7 @@ fn receipt_uri(sent: &Output) -> (String, String) {
 }
 
 /// A fresh clone by the git CLI, to check what the server really holds.
-fn cli_clone(env: &Env, url: &str) -> PathBuf {
+pub(crate) fn cli_clone(env: &Env, url: &str) -> PathBuf {
     let dir = env.path().join(format!("verify-{}", uuid_like()));
     git_ok(env, env.path(), &["clone", "-q", url, dir.to_str().unwrap()]);
     dir
@@ -106,7 +106,7 @@ fn uuid_like() -> String {
 }
 
 /// Checks one sent document in a CLI clone: commit author, message, both copies byte for byte.
-fn assert_document_committed(
+pub(crate) fn assert_document_committed(
     env: &Env,
     clone: &Path,
     machine: &str,
@@ -135,7 +135,7 @@ fn assert_document_committed(
     assert_eq!(files, [path, "latest.md"], "the commit touches exactly the two copies");
 }
 
-const BODY: &str =
+pub(crate) const BODY: &str =
     "# Session recap\n\nDone: the parser. Next: \"quotes\", $(not run) and `ticks`.\nÜnïcödé ✓\n\ntrailing spaces   \n";
 
 #[test]

@@ -13,6 +13,8 @@ mod drive;
 mod droplet;
 #[cfg(feature = "git")]
 mod git;
+#[cfg(feature = "git")]
+mod git_http;
 mod original_bus;
 mod pg;
 #[cfg(feature = "sms")]

@@ -16,12 +16,14 @@
 //!   concurrent pushes could lose a commit). Server-side hooks only run for remotes reached over ssh or
 //!   https, as with any local git remote that is not a server.
 //! * Credentials: ssh-agent, then `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`; for https the git credential
-//!   helper. Host keys are checked against `~/.ssh/known_hosts` by libgit2 (never disabled). libgit2 does
+//!   helper, asked by handoff's own smart-HTTP transport (see `http`: libgit2 is built without HTTPS so
+//!   that it does not set up OpenSSL in every process). Host keys are checked against `~/.ssh/known_hosts` by libgit2 (never disabled). libgit2 does
 //!   not read `~/.ssh/config`, so handoff applies its `HostName`, `Port`, `User` and `IdentityFile` for the
 //!   remote's host itself (see `sshconfig`): `droplet:handoffs.git` works as it does for the git CLI.
 
 mod clone;
 mod doc;
+mod http;
 mod publish;
 mod remote;
 mod sshconfig;
@@ -133,12 +135,15 @@ impl GitChannel {
         Self::from_parts(bare.display().to_string(), checkout, default_branch(), ctx, Some(bare))
     }
 
-    /// Network timeouts for libgit2 (process-wide, set once): an unreachable server must make a send
-    /// queue in seconds, not hang on the operating system's TCP timeout. Called when the channel is first
-    /// used, not when it is built: the first libgit2 call initialises OpenSSL, which parses the system's
-    /// whole CA bundle (about 20 ms of CPU), and commands that never touch git should not pay for it.
+    /// Process-wide libgit2 set-up, once, before the channel's first libgit2 call: handoff's own
+    /// transport for `http://` and `https://` (see [`http`]; libgit2 is built without HTTPS, so its
+    /// initialisation no longer sets up OpenSSL and parses the system's CA bundle in every process), and
+    /// network timeouts for ssh: an unreachable server must make a send queue in seconds, not hang on the
+    /// operating system's TCP timeout. Called when the channel is first used, not when it is built, so
+    /// commands that never touch git do not initialise libgit2 at all.
     fn set_timeouts() {
         static ONCE: std::sync::Once = std::sync::Once::new();
+        http::register();
         ONCE.call_once(|| {
             // SAFETY: called once, before any git operation of this process runs.
             unsafe {

@@ -140,6 +140,7 @@ fn network_remote<'r>(
     s: &Settings,
 ) -> Result<(git2::Remote<'r>, RefCell<Credentials>), ChannelError> {
     let target = sshconfig::resolve(&s.remote, home().as_deref());
+    super::http::use_repo_config(repo.path());
     let remote = repo.remote_anonymous(&target.url).map_err(|e| {
         ChannelError::permanent(format!("[git] remote {} is not a usable git URL: {}", s.remote_shown(), e.message()))
     })?;
@@ -150,6 +151,22 @@ fn network_remote<'r>(
 fn classify(e: git2::Error, what: &str, s: &Settings, creds: &Credentials) -> ChannelError {
     let remote = s.remote_shown();
     let msg = e.message().replace(&s.remote, &remote);
+    // from handoff's http(s) transport, whose messages already name the URL (without its password)
+    if e.class() == ErrorClass::Http && e.code() == ErrorCode::Auth {
+        return ChannelError::auth(format!(
+            "{what}: {msg}. Fix: check the token, or configure a git credential helper that knows one for {remote} \
+             (for example `git config --global credential.helper store`, then store it once with \
+             `git credential approve`)"
+        ));
+    }
+    if e.class() == ErrorClass::Ssl && e.code() == ErrorCode::Certificate {
+        return ChannelError::permanent(format!("{what} ({remote}): {msg}"));
+    }
+    // the transport's other answers it cannot retry (404, not a git server, a bad URL); transient HTTP
+    // failures (5xx, connection errors) come as `Net`
+    if e.class() == ErrorClass::Http {
+        return ChannelError::permanent(format!("{what} ({remote}): {msg}"));
+    }
     let auth_like = e.code() == ErrorCode::Auth
         || (!creds.tried.is_empty() && (msg.contains("authentication") || msg.contains("Username/PublicKey")));
     if auth_like {
@@ -166,12 +183,9 @@ fn classify(e: git2::Error, what: &str, s: &Settings, creds: &Credentials) -> Ch
         ));
     }
     match e.class() {
-        ErrorClass::Net
-        | ErrorClass::Os
-        | ErrorClass::Ssh
-        | ErrorClass::Http
-        | ErrorClass::Ssl
-        | ErrorClass::Callback => ChannelError::transient(format!("{what}: {remote} is not reachable: {msg}")),
+        ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssh | ErrorClass::Ssl | ErrorClass::Callback => {
+            ChannelError::transient(format!("{what}: {remote} is not reachable: {msg}"))
+        }
         _ => ChannelError::permanent(format!("{what} ({remote}): {msg}")),
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bus;
+pub mod git_http;
 pub mod postgres;
 pub mod prism;
 #[cfg(feature = "drive")]
@@ -125,6 +126,7 @@ impl Env {
             "RCLONE_CONFIG_PASS",
             "RUST_LOG",
             "NO_COLOR",
+            "GIT_SSL_CAINFO",
         ] {
             c.env_remove(k);
         }

@@ -1,0 +1,137 @@
+//! A real git smart-HTTP server on loopback: `git http-backend` (ships with git) behind
+//! `tests/fixtures/git_http_server.py`, over TLS with a certificate from a CA generated per server (by the
+//! `openssl` CLI), requiring HTTP basic auth.
+
+use super::{free_port, repo_root, tool};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The running server; stopped on drop.
+pub struct GitHttpServer {
+    tmp: tempfile::TempDir,
+    child: Option<Child>,
+    /// The loopback port (the same across restarts).
+    pub port: u16,
+    auth: String,
+}
+
+/// `openssl <args>` (split on whitespace) in `dir`.
+fn openssl(dir: &Path, args: &str) {
+    let out = Command::new(tool("openssl")).current_dir(dir).args(args.split_whitespace()).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl GitHttpServer {
+    /// Starts a server that accepts `user` with `password` only.
+    pub fn start(user: &str, password: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir_all(d.join("repos")).unwrap();
+        // a CA, and a certificate for `localhost` it signs (rustls does not accept a CA as a server's own
+        // certificate, so a single self-signed certificate would not do)
+        openssl(
+            d,
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+             -subj /CN=handoff-test-CA -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign",
+        );
+        openssl(
+            d,
+            "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+             -subj /CN=localhost",
+        );
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+             -extfile server.ext",
+        );
+        let mut s = Self { tmp, child: None, port: free_port(), auth: format!("{user}:{password}") };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let d = self.tmp.path();
+        let python = repo_root().join(".test-tools/venv/bin/python");
+        assert!(python.exists(), "python venv missing: run `bash scripts/install-test-deps.sh`");
+        for _ in 0..50 {
+            let mut child = Command::new(&python)
+                .arg(repo_root().join("tests/fixtures/git_http_server.py"))
+                .arg(self.port.to_string())
+                .arg(d.join("repos"))
+                .arg(d.join("server.pem"))
+                .arg(d.join("server.key"))
+                .env("GIT_HTTP_TEST_AUTH", &self.auth)
+                .stdout(Stdio::piped())
+                .stderr(std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            if line.starts_with("listening") {
+                self.child = Some(child);
+                return;
+            }
+            // the port was briefly taken (a restart right after a stop): try again
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the git HTTP server did not start: {}", self.log());
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.tmp.path().join("requests.log")
+    }
+
+    /// Every request so far, `<method> <path> <status>` a line.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The CA certificate that signed the server's certificate (for `http.sslCAInfo`).
+    pub fn ca(&self) -> PathBuf {
+        self.tmp.path().join("ca.pem")
+    }
+
+    /// A new bare repository `name` served by this server (push enabled); its path.
+    pub fn bare_repo(&self, name: &str) -> PathBuf {
+        let p = self.tmp.path().join("repos").join(name);
+        let out = Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&p).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("git").arg("-C").arg(&p).args(["config", "http.receivepack", "true"]).output().unwrap();
+        assert!(out.status.success());
+        p
+    }
+
+    /// The https URL of repository `name` (no credentials in it).
+    pub fn url(&self, name: &str) -> String {
+        format!("https://localhost:{}/{name}", self.port)
+    }
+
+    /// Stops the server (connections refused from now on).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
