@@ -3,7 +3,9 @@
 # pointer on the embedded bus) side by side with the shell recipe users have today, run by the git CLI in
 # its own clone of the SAME bare repository:
 #     write latest.md and an archived copy; git add -A && git commit && git push
-# over file:// and over ssh:// to a real sshd on loopback (own host key, a generated client key).
+# over file://, over ssh:// to a real sshd on loopback (own host key, a generated client key), and over
+# https:// to `git http-backend` behind TLS and basic auth on loopback (tests/fixtures/git_http_server.py,
+# a CA made here by openssl; both clients get the token from the same `credential.helper = store`).
 # Median wall time of N runs each: N handoff sends in a row, then N CLI recipes in a row (each is the only
 # writer while it runs, as on a quiet repo; the CLI clone pulls once before its runs, untimed). Writes its
 # results into BENCHMARKS.md between the git-bench markers.
@@ -24,7 +26,12 @@ handoff="$CARGO_TARGET_DIR/release/handoff"
 
 work=$(mktemp -d)
 sshd_pid=
-cleanup() { [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true; rm -rf "$work"; }
+http_pid=
+cleanup() {
+  [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true
+  [ -n "$http_pid" ] && kill "$http_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -63,6 +70,27 @@ export LD_PRELOAD=$nss NSS_WRAPPER_PASSWD=$work/passwd NSS_WRAPPER_GROUP=$work/g
 export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
 mkdir -p "$XDG_CONFIG_HOME/handoff"
 
+# git smart HTTP over TLS with basic auth; the token only in the credential store
+command -v openssl >/dev/null || { echo "openssl missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+(
+  cd "$work"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+    -subj /CN=bench-ca -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
+    -subj /CN=localhost 2>/dev/null
+  printf 'subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+    -extfile server.ext 2>/dev/null
+)
+hport=$(free_port)
+GIT_HTTP_TEST_AUTH=bench:bench-token python3 "$here/tests/fixtures/git_http_server.py" "$hport" "$work/srv" \
+  "$work/server.pem" "$work/server.key" >"$work/http.out" 2>"$work/http.log" &
+http_pid=$!
+for _ in $(seq 100); do grep -q listening "$work/http.out" 2>/dev/null && break; sleep 0.1; done
+printf 'https://bench:bench-token@localhost:%s\n' "$hport" > "$HOME/.git-credentials"
+printf '[credential]\n\thelper = store\n' > "$HOME/.gitconfig"
+export GIT_SSL_CAINFO=$work/ca.pem
+
 # a ~6 KiB markdown document
 doc=$work/doc.md
 python3 - "$doc" <<'EOF'
@@ -75,12 +103,13 @@ now() { python3 -c 'import time; print(time.perf_counter())'; }
 median() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
 
 rows=()
-for kind in file ssh; do
+for kind in file ssh https; do
   bare=$work/srv/$kind.git
   git init -q --bare -b main "$bare"
   case $kind in
     file) url="file://$bare" ;;
     ssh) url="benchsrv:$bare" ;;
+    https) url="https://localhost:$hport/$kind.git"; git --git-dir="$bare" config http.receivepack true ;;
   esac
   printf '[git]\nremote = "%s"\ncheckout = "%s"\n' "$url" "$work/handoff-$kind" > "$XDG_CONFIG_HOME/handoff/config.toml"
   "$handoff" send --doc "$doc" --title warmup >/dev/null
@@ -134,7 +163,9 @@ document. handoff's time is the whole command: start-up, config, outbox, the clo
 latest.md + archived copy, push (over ssh on the one push connection, with no fetch when nothing moved),
 and the pointer on the (embedded) bus. The CLI's time is only the recipe (writing both files, add, commit,
 push). ssh:// is a real sshd on loopback (libgit2's libssh2 for
-handoff, OpenSSH for git). Ratio = handoff median / CLI median (target ≤ 1.0×). "git channel" is the
+handoff, OpenSSH for git); https:// is \`git http-backend\` behind a small Python TLS server with basic auth
+on loopback (handoff's smart-HTTP transport on rustls, git's on curl), the token from \`credential.helper
+= store\` for both. Ratio = handoff median / CLI median (target ≤ 1.0×). "git channel" is the
 channel's own share of each send (lock, clone check, commit, checkout, push; from handoff's own log
 timestamps); the rest of the command is start-up, the outbox and the bus pointer, shared by every send.
 
