@@ -66,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Droplet(DropletCommand::Prune(a)) => {
             crate::commands::droplet::prune(Settings::load(&overrides)?, a, cli.json).await
         }
+        Command::Keys(a) => crate::commands::keys::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Day(d) => crate::commands::day(d, &overrides, cli.json).await,
     }
 }

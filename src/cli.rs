@@ -51,6 +51,11 @@ pub enum Command {
     /// Check this machine's setup, one line per check.
     #[command(after_help = "Examples:\n  handoff doctor\n  handoff doctor --send-test --json")]
     Doctor(DoctorArgs),
+    /// This machine's encryption key and the keys of the others (end-to-end encryption with age).
+    #[command(
+        after_help = "Without a subcommand: create this machine's key if missing, publish it on the bus, show it.\n\nExamples:\n  handoff keys\n  handoff keys list\n  handoff keys trust mac-studio      # accept mac-studio's changed key\n  handoff send --encrypt --to mac-studio \"the plan\""
+    )]
+    Keys(KeysArgs),
     /// Run or manage the bus server.
     #[command(subcommand)]
     Bus(BusCommand),
@@ -119,9 +124,49 @@ pub struct SendArgs {
     /// Print the plan without sending anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Encrypt end to end (age) to the recipient's key and this machine's own: the bus, drive, droplet
+    /// and git hold only ciphertext. Config `encrypt = "always"` makes it the default.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// Send the text, never encrypted, even when the config says `encrypt = "always"`.
+    #[arg(long, conflicts_with = "encrypt")]
+    pub no_encrypt: bool,
     /// Send even though the secret scanner found a private key, token, password or loaded secret in it.
     #[arg(long)]
     pub allow_secret: bool,
+}
+
+/// `handoff keys`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// What to do (default: create if missing, publish when new, show).
+    #[command(subcommand)]
+    pub command: Option<KeysCommand>,
+}
+
+/// `handoff keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print this machine's public key (`age1...`).
+    #[command(after_help = "Examples:\n  handoff keys show\n  handoff keys show --json")]
+    Show,
+    /// The keys of other machines this machine knows, where each came from, and held-back changes.
+    #[command(after_help = "Examples:\n  handoff keys list\n  handoff keys list --json")]
+    List,
+    /// Post this machine's public key on the bus (to `any`) again.
+    #[command(after_help = "Example:\n  handoff keys publish")]
+    Publish,
+    /// Accept a machine's changed key (or pin a key given here, checked with its owner out of band).
+    #[command(
+        after_help = "Examples:\n  handoff keys trust mac-studio\n  handoff keys trust mac-studio age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+    )]
+    Trust {
+        /// The machine.
+        #[arg(value_name = "MACHINE")]
+        peer: String,
+        /// Its public key (`age1...`); default: the changed key sync reported.
+        recipient: Option<String>,
+    },
 }
 
 /// Output format of `sync`.

@@ -55,6 +55,20 @@ pub struct FileConfig {
     /// Router thresholds.
     #[serde(default)]
     pub route: RouteConfig,
+    /// End-to-end encryption of sends: `never` (the default; `send --encrypt` asks for it) or `always`.
+    #[serde(default)]
+    pub encrypt: EncryptMode,
+}
+
+/// `encrypt = "always" | "never"`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptMode {
+    /// Only with `send --encrypt`.
+    #[default]
+    Never,
+    /// Every send (`send --no-encrypt` opts out once).
+    Always,
 }
 
 /// `[bus]`.

@@ -44,6 +44,7 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
             attempts: 0,
             last_error: None,
             failed: false,
+            sealed: None,
         });
     }
     let i = steps.len();
@@ -56,6 +57,7 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
             attempts: 0,
             last_error: None,
             failed: false,
+            sealed: None,
         }),
         BusPart::Pointer { with_note } => {
             let mut p = parcel(i, ParcelKind::Text, req.title.clone(), String::new(), None);
@@ -70,6 +72,7 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
                 attempts: 0,
                 last_error: None,
                 failed: false,
+                sealed: None,
             });
         }
     }
@@ -84,9 +87,17 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
             attempts: 0,
             last_error: None,
             failed: false,
+            sealed: None,
         });
     }
-    Job { id, created: handoff_channels::bus::store::now_ts(), from: from.into(), to: req.to.clone(), steps }
+    Job {
+        id,
+        created: handoff_channels::bus::store::now_ts(),
+        from: from.into(),
+        to: req.to.clone(),
+        steps,
+        sealed_to: None,
+    }
 }
 
 /// A one-line summary of a send: the title, else the first line of the text, else the file names.
@@ -241,7 +252,7 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
                         "waiting for the payloads".into()
                     });
                 };
-                let (size, sha256, name) = match &s.parcel.file {
+                let (size, sha256, mut name) = match &s.parcel.file {
                     Some(f) => (f.size, f.sha256.clone(), f.name.clone()),
                     None => {
                         let title = s.parcel.title.clone().unwrap_or_else(|| "handoff".into());
@@ -249,15 +260,24 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
                         (s.parcel.body.len() as u64, crate::hash::sha256_hex(s.parcel.body.as_bytes()), name)
                     }
                 };
+                let plain = s.sealed.as_ref().map(|p| {
+                    name = p.name.clone();
+                    handoff_channels::pointer::PlainContent { size: p.size, sha256: p.sha256.clone() }
+                });
                 items.push(PointerItem {
                     channel: r.channel.clone(),
                     name,
                     size,
                     sha256,
                     uri: r.uri.clone().unwrap_or_default(),
+                    plain,
                 });
             }
-            job.steps[i].parcel.body = Pointer { title, note, items }.to_body();
+            let body = Pointer { title, note, items }.to_body();
+            job.steps[i].parcel.body = match &job.sealed_to {
+                Some(keys) => crate::crypto::seal_with_keys(&body, keys)?,
+                None => body,
+            };
             Ok(())
         }
         Role::Page { summary } => {

@@ -49,6 +49,20 @@ pub struct Step {
     /// A permanent failure: the step will not be retried.
     #[serde(default)]
     pub failed: bool,
+    /// For an encrypted payload: what it is before encryption (the pointer carries it, encrypted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedItem>,
+}
+
+/// What an encrypted payload holds once decrypted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedItem {
+    /// The name the recipient gets (the stored copy has a neutral name).
+    pub name: String,
+    /// Plaintext size.
+    pub size: u64,
+    /// Plaintext sha256 (hex).
+    pub sha256: String,
 }
 
 /// One send, as stored in the outbox.
@@ -64,6 +78,9 @@ pub struct Job {
     pub to: String,
     /// The steps, in execution order.
     pub steps: Vec<Step>,
+    /// End-to-end encrypted: the age public keys the pointer is encrypted to when it is built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_to: Option<Vec<String>>,
 }
 
 impl Job {
@@ -284,7 +301,9 @@ mod tests {
                 attempts: 0,
                 last_error: None,
                 failed: false,
+                sealed: None,
             }],
+            sealed_to: None,
         }
     }
 

@@ -49,6 +49,11 @@ impl State {
         Ok(Self { conn })
     }
 
+    /// The connection, for tables kept by other modules (the key store).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Stores a message durably (a second store of the same message is a no-op). Returns true if new.
     pub fn store(&self, machine: &str, bus: &str, m: &Message) -> anyhow::Result<bool> {
         let n = self.conn.execute(

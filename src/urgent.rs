@@ -34,6 +34,10 @@ pub fn bus_outcome(job: &Job) -> BusOutcome {
 pub fn page_body(job: &Job, summary: &str) -> String {
     let outcome = bus_outcome(job);
     let standalone = || {
+        if job.sealed_to.is_some() {
+            // an encrypted send's text never goes out in the clear, not even by SMS
+            return summary.to_string();
+        }
         job.steps
             .iter()
             .find(|s| s.role == Role::Inline)
@@ -84,6 +88,7 @@ mod tests {
             attempts: 0,
             last_error: None,
             failed: false,
+            sealed: None,
         }
     }
 
@@ -94,6 +99,7 @@ mod tests {
             from: "mac".into(),
             to: "any".into(),
             steps: vec![bus, step(Role::Page { summary: "prod down".into() }, ParcelKind::Page, "")],
+            sealed_to: None,
         }
     }
 

@@ -23,6 +23,19 @@ pub struct PointerItem {
     pub sha256: String,
     /// Location in the channel's URI form.
     pub uri: String,
+    /// Present when the stored item is an age ciphertext (an end-to-end encrypted send): size and sha256
+    /// of the content once decrypted. `size`/`sha256` above are then those of the ciphertext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain: Option<PlainContent>,
+}
+
+/// Size and hash of an item's content after decryption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlainContent {
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex sha256.
+    pub sha256: String,
 }
 
 /// A pointer: what it is, where it is, how big, which hash.
@@ -106,6 +119,7 @@ mod tests {
                 size: 3 * 1024 * 1024,
                 sha256: "ab".repeat(32),
                 uri: "drive:gdrive:claude-handoffs/x/a b.png".into(),
+                plain: None,
             }],
         };
         let body = p.to_body();

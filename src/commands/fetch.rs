@@ -64,12 +64,23 @@ pub async fn resolve_pointer(s: &Session, target: &str) -> anyhow::Result<Pointe
             anyhow::anyhow!("no message {target} addressed to {} was found", s.settings.machine),
         )
     })?;
-    Pointer::from_body(&msg.body).ok_or_else(|| {
+    let body = if crate::crypto::is_sealed_text(&msg.body) {
+        let id = crate::crypto::keys::require_identity(&s.settings.dirs.data)?;
+        crate::crypto::open_text(&msg.body, &id).map_err(|e| {
+            exit::with_code(
+                exit::DATA,
+                anyhow::anyhow!("encrypted message {target} from {} could not be decrypted: {e}", msg.from),
+            )
+        })?
+    } else {
+        msg.body.clone()
+    };
+    Pointer::from_body(&body).ok_or_else(|| {
         exit::with_code(
             exit::DATA,
             anyhow::anyhow!(
                 "message {target} is not a pointer; it says: {}",
-                crate::executor::truncate_chars(&msg.body, 200)
+                crate::executor::truncate_chars(&body, 200)
             ),
         )
     })
@@ -110,6 +121,37 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
                 ),
             ));
         }
+        let (size, sha) = match &item.plain {
+            None => (size, sha),
+            Some(plain) => {
+                // decrypt next to the download, verify, and only then give it the final name
+                let id = crate::crypto::keys::require_identity(&s.settings.dirs.data)?;
+                let opened = out.join(format!(".{name}.handoff-plain"));
+                let result = crate::crypto::open_file(&tmp, &opened, &id);
+                let _ = std::fs::remove_file(&tmp);
+                if let Err(e) = result {
+                    return Err(exit::with_code(
+                        exit::DATA,
+                        anyhow::anyhow!("{}: cannot decrypt {}: {e}; nothing was written", item.name, item.uri),
+                    ));
+                }
+                let (psha, psize) = crate::hash::sha256_file(&opened)?;
+                if psha != plain.sha256 || psize != plain.size {
+                    let _ = std::fs::remove_file(&opened);
+                    return Err(exit::with_code(
+                        exit::DATA,
+                        anyhow::anyhow!(
+                            "{}: the decrypted content does not match the pointer (sha256 {}, got {psha}); nothing was written",
+                            item.name,
+                            plain.sha256
+                        ),
+                    ));
+                }
+                std::fs::rename(&opened, &dest)?;
+                done.push(Fetched { name: item.name.clone(), path: dest, size: psize, sha256: psha });
+                continue;
+            }
+        };
         std::fs::rename(&tmp, &dest)?;
         done.push(Fetched { name: item.name.clone(), path: dest, size, sha256: sha });
     }

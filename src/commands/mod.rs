@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod flush;
 pub mod hooks;
 pub mod init;
+pub mod keys;
 pub mod log;
 pub mod send;
 pub mod sync;

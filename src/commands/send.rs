@@ -98,18 +98,37 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     if !a.allow_secret && refuse_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)), json)? {
         return Ok(exit::DATA);
     }
+    let encrypt = !a.no_encrypt && (a.encrypt || settings.file.encrypt == crate::config::EncryptMode::Always);
+    // before anything is planned or queued: a missing key is a clear error, nothing is sent
+    let sealing = if encrypt {
+        let s = crate::crypto::seal::Sealing::prepare(&settings, &req.to)?;
+        for w in &s.warnings {
+            eprintln!("handoff: warning: {w}");
+        }
+        Some(s)
+    } else {
+        None
+    };
     let session = Session::open(settings)?;
     let route = RouteContext {
         inline_max: session.settings.file.route.inline_max.as_u64(),
         droplet_max: session.settings.file.route.droplet_max.as_u64(),
         channels: session.reg.capabilities(),
     };
-    let plan = plan(&req, &route).map_err(|e| exit::with_code(exit::CONFIG, e))?;
+    // the router plans on what travels: with encryption, the ciphertext and its size
+    let travelling = match &sealing {
+        Some(s) => s.request(&req)?,
+        None => req.clone(),
+    };
+    let plan = plan(&travelling, &route).map_err(|e| exit::with_code(exit::CONFIG, e))?;
     if a.dry_run {
         if json {
-            println!("{}", serde_json::json!({ "ok": true, "dry_run": true, "plan": plan }));
+            println!("{}", serde_json::json!({ "ok": true, "dry_run": true, "plan": plan, "encrypted": encrypt }));
         } else {
             print!("{}", plan.describe(&req));
+            if let Some(s) = &sealing {
+                println!("(end-to-end encrypted to {} key(s), this machine's included)", s.len());
+            }
         }
         return Ok(exit::OK);
     }
@@ -127,7 +146,13 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         }
         hashes.push(sha);
     }
-    let job = job_for(&req, &plan, &session.settings.machine, &hashes);
+    let mut job = job_for(&travelling, &plan, &session.settings.machine, &hashes);
+    if let Some(s) = &sealing
+        && let Err(e) = s.seal_job(&mut job, &req, &session.outbox)
+    {
+        let _ = std::fs::remove_dir_all(session.outbox.files_dir(&job.id).parent().expect("job dir"));
+        return Err(exit::with_code(exit::DATA, e));
+    }
     let locked = session.outbox.create(job).context("writing the send to the outbox")?;
     let report = run_job(&session.reg, &session.outbox, locked).await?;
     let code = if report.failed > 0 {

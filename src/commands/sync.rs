@@ -28,8 +28,14 @@ pub struct DigestMessage {
     pub to: String,
     /// Tags.
     pub tags: Vec<String>,
-    /// Body.
+    /// Body (decrypted when it came encrypted).
     pub body: String,
+    /// It came end-to-end encrypted (and `body` is the decrypted text, unless `error` says otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    /// Why an encrypted message could not be read (tampered, or not encrypted to this machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Parsed pointer, when the message is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointer: Option<Pointer>,
@@ -131,23 +137,11 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
     }
     let bus = s.reg.bus.location();
     let unshown = state.unshown(&me, &bus)?;
-    let messages: Vec<DigestMessage> = unshown
-        .iter()
-        .map(|r| {
-            let m = &r.message;
-            let pointer = Pointer::from_body(&m.body);
-            DigestMessage {
-                id: m.id.0.clone(),
-                ts: m.ts.clone(),
-                from: m.from.clone(),
-                to: m.to.clone(),
-                tags: m.tags.clone(),
-                body: m.body.clone(),
-                fetch_command: pointer.as_ref().map(|_| format!("handoff fetch {}", m.id)),
-                pointer,
-            }
-        })
-        .collect();
+    let (messages, bad) = open_messages(&s, &state, &unshown, &mut notes)?;
+    let bad = bad + open_documents(&s, &mut documents, &mut notes)?;
+    if bad > 0 {
+        code = code.max(exit::DATA);
+    }
     let mut fetched = Vec::new();
     if a.fetch {
         let base = a.out.clone().unwrap_or_else(|| s.settings.dirs.data.join("inbox"));
@@ -188,6 +182,127 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
     Ok(code)
 }
 
+/// Turns stored messages into digest entries: key announcements are recorded (trust on first use) and
+/// become notes; encrypted bodies are decrypted, and one that cannot be is shown as an error naming the
+/// message, never as text. Returns the entries and how many could not be decrypted.
+fn open_messages(
+    s: &Session,
+    state: &State,
+    unshown: &[crate::state::Received],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<(Vec<DigestMessage>, usize)> {
+    use crate::crypto::keys::{KEY_TAG, KeyAnnouncement, KeyStore, Recorded};
+    let me = &s.settings.machine;
+    let store = KeyStore::new(state, me)?;
+    let mut identity: Option<Option<age::x25519::Identity>> = None;
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for r in unshown {
+        let m = &r.message;
+        if m.tags.iter().any(|t| t == KEY_TAG)
+            && let Some(a) = KeyAnnouncement::from_body(&m.body)
+        {
+            if a.machine != m.from {
+                notes.push(format!(
+                    "ignored key message {}: it names machine {} but was sent by {}",
+                    m.id, a.machine, m.from
+                ));
+                continue;
+            }
+            let source = format!("bus msg {} at {}", m.id, m.ts);
+            match store.record(&a.machine, &a.recipient, &source)? {
+                Recorded::New => notes.push(format!("learnt machine {}'s public key {} (msg {})", a.machine, a.recipient, m.id)),
+                Recorded::Same => {}
+                Recorded::Changed { pinned } => notes.push(format!(
+                    "WARNING: machine {} published a DIFFERENT key {} (msg {}); still encrypting to the pinned {pinned}. If {} really made a new key, accept it with `handoff keys trust {}`",
+                    a.machine, a.recipient, m.id, a.machine, a.machine
+                )),
+            }
+            continue;
+        }
+        let encrypted =
+            m.tags.iter().any(|t| t == crate::crypto::ENCRYPTED_TAG) || crate::crypto::is_sealed_text(&m.body);
+        let (body, error) = if encrypted {
+            let id = match &identity {
+                Some(i) => i.clone(),
+                None => {
+                    let i = crate::crypto::keys::load_identity(&s.settings.dirs.data)?;
+                    identity = Some(i.clone());
+                    i
+                }
+            };
+            let opened = match &id {
+                Some(id) => crate::crypto::open_text(&m.body, id).map_err(|e| e.to_string()),
+                None => Err("this machine has no key (run `handoff keys`, then ask the sender to send again)".into()),
+            };
+            match opened {
+                Ok(b) => (b, None),
+                Err(e) => {
+                    bad += 1;
+                    let e = format!("encrypted message {} from {} could not be decrypted: {e}", m.id, m.from);
+                    notes.push(e.clone());
+                    (format!("[{e}]"), Some(e))
+                }
+            }
+        } else {
+            (m.body.clone(), None)
+        };
+        let pointer = if error.is_none() { Pointer::from_body(&body) } else { None };
+        out.push(DigestMessage {
+            id: m.id.0.clone(),
+            ts: m.ts.clone(),
+            from: m.from.clone(),
+            to: m.to.clone(),
+            tags: m.tags.clone(),
+            body,
+            encrypted,
+            error,
+            fetch_command: pointer.as_ref().map(|_| format!("handoff fetch {}", m.id)),
+            pointer,
+        });
+    }
+    Ok((out, bad))
+}
+
+/// Decrypts documents whose content is an age message (encrypted documents in the git repo). One that is
+/// encrypted to other machines is skipped with a note; one that fails authentication is reported loudly
+/// and counted (returned), its content never shown.
+fn open_documents(s: &Session, documents: &mut [Incoming], notes: &mut Vec<String>) -> anyhow::Result<usize> {
+    let mut bad = 0;
+    let mut identity = None;
+    for d in documents.iter_mut() {
+        let Some(sealed) = d.content.as_deref().filter(|c| crate::crypto::is_sealed_text(c)) else { continue };
+        if identity.is_none() {
+            identity = Some(crate::crypto::keys::load_identity(&s.settings.dirs.data)?);
+        }
+        let Some(Some(id)) = &identity else {
+            notes.push(format!("document {} is encrypted and this machine has no key (`handoff keys`)", d.location));
+            d.content = None;
+            continue;
+        };
+        match crate::crypto::open_text(sealed, id) {
+            Ok(text) => {
+                if d.title == crate::crypto::seal::SEALED_TITLE
+                    && let Some(h) = text.lines().find_map(|l| l.strip_prefix("# "))
+                {
+                    d.title = h.trim().to_string();
+                }
+                d.content = Some(text);
+            }
+            Err(crate::crypto::OpenError::NotForUs) => {
+                notes.push(format!("document {} is encrypted to other machines; not shown", d.location));
+                d.content = None;
+            }
+            Err(e) => {
+                bad += 1;
+                notes.push(format!("encrypted document {} could not be decrypted: {e}", d.location));
+                d.content = None;
+            }
+        }
+    }
+    Ok(bad)
+}
+
 /// The digest for people (also the hook's context).
 pub fn render_text(d: &Digest) -> String {
     let mut out = String::new();
@@ -204,7 +319,8 @@ pub fn render_text(d: &Digest) -> String {
     for m in &d.messages {
         let to = if m.to == handoff_channels::bus::BROADCAST { "everyone".to_string() } else { m.to.clone() };
         let tags = if m.tags.is_empty() { String::new() } else { format!(" [{}]", m.tags.join(", ")) };
-        out.push_str(&format!("\n── msg {} from {} to {} at {}{}\n", m.id, m.from, to, m.ts, tags));
+        let lock = if m.encrypted && m.error.is_none() { " (end-to-end encrypted)" } else { "" };
+        out.push_str(&format!("\n── msg {} from {} to {} at {}{}{lock}\n", m.id, m.from, to, m.ts, tags));
         let shown = match &m.pointer {
             Some(_) => m
                 .body

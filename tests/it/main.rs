@@ -6,6 +6,7 @@ mod support;
 mod bus;
 mod cli;
 mod crash;
+mod crypt;
 mod day;
 #[cfg(feature = "drive")]
 mod drive;

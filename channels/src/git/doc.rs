@@ -7,6 +7,9 @@ use git2::{Commit, Oid, Repository, Signature, Time, Tree};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The first line of an ASCII-armored age message (an encrypted document's body).
+const AGE_ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
+
 /// What a handoff commit records about its document (also its message trailers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DocMeta {
@@ -67,10 +70,12 @@ impl DocMeta {
         // 2026-11-24T05:30:12.345Z → handoffs/2026/11/2026-11-24T05-30-12Z-<machine>-<slug>-<tag>.md
         let stamp = format!("{}Z", date[..19].replace(':', "-"));
         let base = format!("{ARCHIVE_DIR}/{}/{}/{stamp}-{machine}-{}-{tag}", &date[..4], &date[5..7], slug(&title));
-        let mut path = format!("{base}.md");
+        // an end-to-end encrypted document (an armored age message) is archived as `.md.age`
+        let ext = if parcel.body.trim_start().starts_with(AGE_ARMOR_BEGIN) { "md.age" } else { "md" };
+        let mut path = format!("{base}.{ext}");
         let mut n = 2;
         while taken(&path) {
-            path = format!("{base}-{n}.md");
+            path = format!("{base}-{n}.{ext}");
             n += 1;
         }
         Self { key: parcel.key.clone(), from: parcel.from.clone(), title, path, date }

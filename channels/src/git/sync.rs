@@ -81,7 +81,7 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
         .deltas()
         .filter(|d| d.status() == Delta::Added)
         .filter_map(|d| d.new_file().path().and_then(|p| p.to_str()).map(str::to_string))
-        .filter(|p| p.starts_with(&format!("{ARCHIVE_DIR}/")) && p.ends_with(".md"))
+        .filter(|p| p.starts_with(&format!("{ARCHIVE_DIR}/")) && (p.ends_with(".md") || p.ends_with(".md.age")))
         .collect();
     let meta = metadata(&repo, tip, since.as_ref().map(|c| c.id())).map_err(|e| perm("sync", e))?;
     let mut items: Vec<Incoming> = added

@@ -1,0 +1,126 @@
+//! `handoff keys`: this machine's age identity (created on first use and published on the bus), the
+//! keys of other machines (pinned on first use by `sync`), and accepting a changed key.
+
+use super::Session;
+use crate::cli::{KeysArgs, KeysCommand};
+use crate::config::Settings;
+use crate::crypto::keys::{KEY_TAG, KeyAnnouncement, KeyStore, ensure_identity, require_identity};
+use crate::exit;
+use crate::state::State;
+use handoff_channels::bus::{BROADCAST, NewMessage};
+
+/// Posts this machine's public key on the bus (to `any`). Returns the bus message id.
+pub async fn publish(s: &Session, recipient: &str) -> anyhow::Result<String> {
+    let a = KeyAnnouncement { machine: s.settings.machine.clone(), recipient: recipient.to_string() };
+    let msg = NewMessage {
+        from: s.settings.machine.clone(),
+        to: BROADCAST.into(),
+        body: a.to_body(),
+        tags: vec![KEY_TAG.into()],
+    };
+    // one key, one message: republishing the same key is deduplicated by the bus
+    let key = format!("handoff-key-{}-{}", s.settings.machine, &recipient[recipient.len().saturating_sub(16)..]);
+    let m = s.reg.bus.post(&msg, &key).await.map_err(|e| {
+        anyhow::anyhow!("publishing the key on the bus failed: {e} (run `handoff keys publish` when the bus is back)")
+    })?;
+    Ok(m.id.0)
+}
+
+/// Runs `handoff keys`.
+pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<i32> {
+    let data = settings.dirs.data.clone();
+    let me = settings.machine.clone();
+    match a.command {
+        None => {
+            let (id, created) = ensure_identity(&data)?;
+            let recipient = id.to_public().to_string();
+            let published = if created {
+                let s = Session::open(settings)?;
+                Some(publish(&s, &recipient).await?)
+            } else {
+                None
+            };
+            let path = crate::crypto::keys::identity_path(&data);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "machine": me, "recipient": recipient, "created": created,
+                        "identity": path, "published_msg": published })
+                );
+            } else {
+                if created {
+                    println!("created this machine's key ({}, mode 0600; back it up)", path.display());
+                }
+                if let Some(id) = &published {
+                    println!("published on the bus (msg {id}): other machines learn it on their next `handoff sync`");
+                }
+                println!("{me}: {recipient}");
+            }
+            Ok(exit::OK)
+        }
+        Some(KeysCommand::Show) => {
+            let recipient = require_identity(&data)?.to_public().to_string();
+            if json {
+                println!("{}", serde_json::json!({ "ok": true, "machine": me, "recipient": recipient }));
+            } else {
+                println!("{recipient}");
+            }
+            Ok(exit::OK)
+        }
+        Some(KeysCommand::Publish) => {
+            let recipient = require_identity(&data)?.to_public().to_string();
+            let s = Session::open(settings)?;
+            let id = publish(&s, &recipient).await?;
+            if json {
+                println!("{}", serde_json::json!({ "ok": true, "recipient": recipient, "published_msg": id }));
+            } else {
+                println!("published {recipient} (bus msg {id})");
+            }
+            Ok(exit::OK)
+        }
+        Some(KeysCommand::List) => {
+            let state = State::open(&data)?;
+            let store = KeyStore::new(&state, &me)?;
+            let known = store.all()?;
+            let own = crate::crypto::keys::load_identity(&data)?.map(|i| i.to_public().to_string());
+            if json {
+                println!("{}", serde_json::json!({ "ok": true, "machine": me, "own": own, "keys": known }));
+            } else {
+                match &own {
+                    Some(r) => println!("{me} (this machine): {r}"),
+                    None => println!("{me} (this machine): no key yet (run `handoff keys`)"),
+                }
+                if known.is_empty() {
+                    println!("no other machine's key known yet: run `handoff keys` there, then `handoff sync` here");
+                }
+                for k in &known {
+                    println!("{}: {} (from {}, pinned {})", k.machine, k.recipient, k.source, k.pinned_at);
+                    if let Some(c) = &k.changed_to {
+                        println!(
+                            "  ! changed to {c} ({}); not used until `handoff keys trust {}`",
+                            k.changed_source.as_deref().unwrap_or("?"),
+                            k.machine
+                        );
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        Some(KeysCommand::Trust { peer: machine, recipient }) => {
+            crate::config::validate_machine(&machine)
+                .map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("machine: {e}")))?;
+            if let Some(r) = &recipient {
+                crate::crypto::parse_recipient(r).map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!(e)))?;
+            }
+            let state = State::open(&data)?;
+            let store = KeyStore::new(&state, &me)?;
+            let now = store.trust(&machine, recipient.as_deref()).map_err(|e| exit::with_code(exit::DATA, e))?;
+            if json {
+                println!("{}", serde_json::json!({ "ok": true, "machine": machine, "recipient": now }));
+            } else {
+                println!("{machine}: now encrypting to {now}");
+            }
+            Ok(exit::OK)
+        }
+    }
+}
