@@ -56,7 +56,7 @@ pub fn parse_since(s: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
 }
 
 /// The entry of a sent job.
-pub fn sent_entry(job: &Job, waiting: bool) -> Entry {
+pub fn sent_entry(job: &Job, waiting: bool, identity: Option<&age::x25519::Identity>) -> Entry {
     let mut channels: Vec<String> = Vec::new();
     let mut message_ids = Vec::new();
     let mut failed = false;
@@ -77,7 +77,9 @@ pub fn sent_entry(job: &Job, waiting: bool) -> Entry {
             channels.push(ch);
         }
     }
-    let title = job.steps.iter().find_map(|s| s.parcel.title.clone().filter(|t| !t.trim().is_empty()));
+    let title = job.steps.iter().find_map(|s| {
+        s.parcel.title.clone().filter(|t| !t.trim().is_empty() && t != crate::crypto::seal::SEALED_TITLE)
+    });
     let note = job.steps.iter().find_map(|s| match &s.role {
         Role::Pointer { note: Some(n), .. } if !n.trim().is_empty() => Some(first_line(n, 80)),
         Role::Page { summary } => Some(first_line(summary, 80)),
@@ -87,9 +89,16 @@ pub fn sent_entry(job: &Job, waiting: bool) -> Entry {
         .steps
         .iter()
         .find(|s| s.role == Role::Inline || s.parcel.kind == ParcelKind::Document)
-        .map(|s| first_line(&s.parcel.body, 80));
-    let files =
-        job.steps.iter().filter_map(|s| s.parcel.file.as_ref().map(|f| f.name.clone())).collect::<Vec<_>>().join(", ");
+        .map(|s| first_line(&readable(&s.parcel.body, identity), 80));
+    let files = job
+        .steps
+        .iter()
+        .filter_map(|s| match (&s.sealed, &s.parcel.file) {
+            (Some(p), Some(_)) => Some(p.name.clone()),
+            (_, f) => f.as_ref().map(|f| f.name.clone()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let summary = title.or(note).or(text).filter(|s| !s.is_empty()).unwrap_or(files);
     Entry {
         direction: "sent",
@@ -107,6 +116,18 @@ pub fn sent_entry(job: &Job, waiting: bool) -> Entry {
             "delivered"
         },
         summary,
+    }
+}
+
+/// The text of a body: decrypted with this machine's key when it is an age message (a sender holds its
+/// own key among the recipients), else a marker saying it cannot be read here.
+fn readable(body: &str, identity: Option<&age::x25519::Identity>) -> String {
+    if !crate::crypto::is_sealed_text(body) {
+        return body.to_string();
+    }
+    match identity.map(|id| crate::crypto::open_text(body, id)) {
+        Some(Ok(text)) => format!("[encrypted] {text}"),
+        _ => "[encrypted; not readable with this machine's key]".into(),
     }
 }
 
@@ -129,16 +150,19 @@ pub fn collect(settings: &Settings, a: &LogArgs) -> anyhow::Result<Vec<Entry>> {
     let me = &settings.machine;
     let data = &settings.dirs.data;
     let mut out = Vec::new();
+    let identity = crate::crypto::keys::load_identity(data).ok().flatten();
+    let id = identity.as_ref();
     if a.show != LogDirection::Received {
         let history = Outbox::new(data).history()?;
-        out.extend(history.iter().filter(|j| &j.from == me).map(|j| sent_entry(j, false)));
-        out.extend(waiting_jobs(data).iter().filter(|j| &j.from == me).map(|j| sent_entry(j, true)));
+        out.extend(history.iter().filter(|j| &j.from == me).map(|j| sent_entry(j, false, id)));
+        out.extend(waiting_jobs(data).iter().filter(|j| &j.from == me).map(|j| sent_entry(j, true, id)));
     }
     if a.show != LogDirection::Sent && data.join("state.sqlite").exists() {
         for r in State::open(data)?.all_received(me)? {
             let m = &r.message;
             let mut channels = vec!["bus".to_string()];
-            let summary = match Pointer::from_body(&m.body) {
+            let body = readable(&m.body, id);
+            let summary = match Pointer::from_body(&body) {
                 Some(p) => {
                     for i in &p.items {
                         if !channels.contains(&i.channel) {
@@ -150,7 +174,7 @@ pub fn collect(settings: &Settings, a: &LogArgs) -> anyhow::Result<Vec<Entry>> {
                         .or(p.note.clone())
                         .unwrap_or_else(|| p.items.iter().map(|i| i.name.clone()).collect::<Vec<_>>().join(", "))
                 }
-                None => first_line(&m.body, 80),
+                None => first_line(&body, 80),
             };
             out.push(Entry {
                 direction: "received",

@@ -196,9 +196,34 @@ fn encrypt_always_in_the_config_and_a_changed_key_is_used_only_after_keys_trust(
     let (out, j) = sync_json(&b, "b");
     out.ok();
     assert_eq!(messages(&j)[0]["body"], "third: to the new key");
+    // the local history reads encrypted messages with this machine's key, on both sides
+    let log_a = handoff(&a, "a", &["--json", "log", "--show", "sent"]).ok().out();
+    assert!(log_a.contains("[encrypted] third: to the new key"), "{log_a}");
+    let log_b = handoff(&b, "b", &["--json", "log", "--show", "received"]).ok().out();
+    assert!(log_b.contains("[encrypted] third: to the new key"), "{log_b}");
+    assert!(log_b.contains("not readable with this machine's key"), "the one to the old key: {log_b}");
     // --no-encrypt opts out once
     handoff(&a, "a", &["send", "--no-encrypt", "--to", "b", "fourth: in the clear"]).ok();
     assert!(serde_json::to_string(&raw_bus(&bus)).unwrap().contains("fourth: in the clear"));
+}
+
+#[test]
+fn an_encrypted_send_queued_while_the_bus_is_down_is_delivered_encrypted_by_flush() {
+    let mut bus = BusServer::start();
+    let (a, b) = (machine(&bus, ""), machine(&bus, ""));
+    make_key(&a, "a");
+    make_key(&b, "b");
+    handoff(&a, "a", &["sync"]).ok();
+    bus.kill();
+    let out = handoff(&a, "a", &["send", "--encrypt", "--to", "b", "queued while the bus was down"]);
+    assert_eq!(out.code(), 75, "{}\n{}", out.out(), out.err());
+    bus.restart();
+    handoff(&a, "a", &["flush"]).ok();
+    let raw = serde_json::to_string(&raw_bus(&bus)).unwrap();
+    assert!(!raw.contains("queued while"), "{raw}");
+    let (out, j) = sync_json(&b, "b");
+    out.ok();
+    assert_eq!(messages(&j)[0]["body"], "queued while the bus was down", "{j:#}");
 }
 
 #[cfg(feature = "drive")]
@@ -223,7 +248,7 @@ mod drive {
         hex::encode(sha2::Sha256::digest(bytes))
     }
 
-    fn drive_machine(bus: &BusServer, folder: &Path) -> (Env, PathBuf) {
+    pub(super) fn drive_machine(bus: &BusServer, folder: &Path) -> (Env, PathBuf) {
         let mut env = machine(bus, &format!("[drive]\nremote = \"here\"\nfolder = \"{}\"\n", folder.display()));
         let conf = rclone::write_conf(&env, "[here]\ntype = local\n");
         rclone::isolate_ssh(&mut env);
@@ -322,6 +347,36 @@ mod drive {
         assert!(out.err().contains("tampered"), "{}", out.err());
         assert!(files_under(&dest3).is_empty(), "nothing written: {:?}", files_under(&dest3));
     }
+}
+
+#[cfg(feature = "drive")]
+#[test]
+fn an_encrypted_pointer_queued_in_the_outbox_is_encrypted_when_flush_posts_it() {
+    let mut bus = BusServer::start();
+    let store = tempfile::tempdir().unwrap();
+    let folder = store.path().join("payloads");
+    let (a, _) = drive::drive_machine(&bus, &folder);
+    let (b, _) = drive::drive_machine(&bus, &folder);
+    make_key(&a, "a");
+    make_key(&b, "b");
+    handoff(&a, "a", &["sync"]).ok();
+    let file = a.path().join("notes.txt");
+    std::fs::write(&file, "queued notes\n").unwrap();
+    bus.kill();
+    let out = handoff(&a, "a", &["send", "--encrypt", "--to", "b", "--file", file.to_str().unwrap(), "see notes"]);
+    assert_eq!(out.code(), 75, "{}\n{}", out.out(), out.err());
+    std::fs::remove_file(&file).unwrap();
+    bus.restart();
+    handoff(&a, "a", &["flush"]).ok();
+    let raw = serde_json::to_string(&raw_bus(&bus)).unwrap();
+    assert!(!raw.contains("see notes") && !raw.contains("notes.txt"), "{raw}");
+    let (out, j) = sync_json(&b, "b");
+    out.ok();
+    let m = &messages(&j)[0];
+    assert_eq!(m["pointer"]["note"], "see notes", "{j:#}");
+    let dest = b.path().join("got");
+    handoff(&b, "b", &["fetch", m["id"].as_str().unwrap(), "--out", dest.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(dest.join("notes.txt")).unwrap(), "queued notes\n");
 }
 
 #[cfg(feature = "git")]
