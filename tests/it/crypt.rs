@@ -478,3 +478,54 @@ mod git {
         assert!(j["sync"]["documents"].as_array().unwrap().iter().all(|d| d["content"].is_null()), "{j:#}");
     }
 }
+
+#[cfg(feature = "droplet")]
+#[test]
+fn an_encrypted_file_on_the_droplet_is_ciphertext_and_fetch_yields_the_same_bytes() {
+    let sshd = crate::support::sshd::Sshd::start();
+    let bus = BusServer::start();
+    let dir = sshd.server_dir("drop");
+    let on_droplet = |m: &str| {
+        let mut env = Env::new();
+        bus.write_env_file(&env);
+        sshd.setup_client(&mut env, "droplet-test");
+        env.write_config(&format!("[droplet]\nhost = \"droplet-test\"\ndir = \"{}\"\n", dir.display()));
+        make_key(&env, m);
+        env
+    };
+    let (a, b) = (on_droplet("a"), on_droplet("b"));
+    handoff(&a, "a", &["sync"]).ok();
+    let bytes: Vec<u8> = (0..150_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let file = a.path().join("crash dump; $(reboot).bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let out = handoff(&a, "a", &["send", "--encrypt", "--to", "b", "--via", "droplet", "--file", file.to_str().unwrap()]);
+    out.ok();
+    // read directly on the server: one file, a neutral name, age ciphertext, no plaintext run
+    let mut stored = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                stored.push(e.path());
+            }
+        }
+    }
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let name = stored[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with(".age") && !name.contains("crash"), "{name}");
+    let content = std::fs::read(&stored[0]).unwrap();
+    assert!(content.starts_with(b"age-encryption.org/v1\n"));
+    assert!(!content.windows(64).any(|w| w == &bytes[5000..5064]));
+
+    let (out, j) = sync_json(&b, "b");
+    out.ok();
+    let m = &messages(&j)[0];
+    let dest = b.path().join("got");
+    let out = handoff(&b, "b", &["--json", "fetch", m["id"].as_str().unwrap(), "--out", dest.to_str().unwrap()]);
+    out.ok();
+    let path = out.json()["fetched"][0]["path"].as_str().unwrap().to_string();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert!(path.starts_with(dest.to_str().unwrap()), "{path}");
+}
