@@ -34,11 +34,16 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
         None => {
             let (id, created) = ensure_identity(&data)?;
             let recipient = id.to_public().to_string();
-            let published = if created {
-                let s = Session::open(settings)?;
-                Some(publish(&s, &recipient).await?)
-            } else {
+            // published once per key: a publish that failed (bus down) is retried by the next `handoff keys`
+            let marker = data.join("keys").join("published");
+            let done = std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == recipient);
+            let published = if done {
                 None
+            } else {
+                let s = Session::open(settings)?;
+                let id = publish(&s, &recipient).await.map_err(|e| exit::with_code(exit::QUEUED, e))?;
+                crate::outbox::write_atomic(&marker, recipient.as_bytes())?;
+                Some(id)
             };
             let path = crate::crypto::keys::identity_path(&data);
             if json {
@@ -71,6 +76,7 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
             let recipient = require_identity(&data)?.to_public().to_string();
             let s = Session::open(settings)?;
             let id = publish(&s, &recipient).await?;
+            crate::outbox::write_atomic(&data.join("keys").join("published"), recipient.as_bytes())?;
             if json {
                 println!("{}", serde_json::json!({ "ok": true, "recipient": recipient, "published_msg": id }));
             } else {

@@ -62,6 +62,20 @@ fn keys_travel_over_the_bus_and_only_the_recipients_can_read_an_encrypted_messag
     let key_b = make_key(&b, "b");
     assert!(key_a.starts_with("age1") && key_b.starts_with("age1") && key_a != key_b);
 
+    // made while the bus is down: the key exists, the publish fails with exit 75 and the next `keys` does it
+    let mut down = BusServer::start();
+    let late = machine(&down, "");
+    down.kill();
+    let out = handoff(&late, "late", &["keys"]);
+    assert_eq!(out.code(), 75, "{}", out.err());
+    assert!(out.err().contains("handoff keys publish"), "{}", out.err());
+    down.restart();
+    let out = handoff(&late, "late", &["--json", "keys"]);
+    out.ok();
+    assert_eq!(out.json()["created"], false);
+    assert!(out.json()["published_msg"].is_string(), "{}", out.out());
+    assert_eq!(handoff(&late, "late", &["--json", "keys"]).ok().json()["published_msg"], Value::Null, "once");
+
     // the identity is private: 0600 in a 0700 directory; `keys` again changes nothing
     use std::os::unix::fs::PermissionsExt;
     let id_file = data_dir(&b).join("keys/identity.txt");
@@ -498,7 +512,8 @@ fn an_encrypted_file_on_the_droplet_is_ciphertext_and_fetch_yields_the_same_byte
     let bytes: Vec<u8> = (0..150_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let file = a.path().join("crash dump; $(reboot).bin");
     std::fs::write(&file, &bytes).unwrap();
-    let out = handoff(&a, "a", &["send", "--encrypt", "--to", "b", "--via", "droplet", "--file", file.to_str().unwrap()]);
+    let out =
+        handoff(&a, "a", &["send", "--encrypt", "--to", "b", "--via", "droplet", "--file", file.to_str().unwrap()]);
     out.ok();
     // read directly on the server: one file, a neutral name, age ciphertext, no plaintext run
     let mut stored = Vec::new();
