@@ -54,6 +54,7 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
         }
     };
     checks.extend(super::doctor_checks::secret_files(settings.as_ref()));
+    checks.extend(super::doctor_checks::encryption(settings.as_ref()));
     if let Some(settings) = settings {
         match Session::open(settings) {
             Ok(s) => {

@@ -34,6 +34,10 @@ fn secret_paths(settings: Option<&Settings>) -> Vec<(&'static str, PathBuf)> {
     if let Some(p) = bus_env_file(s) {
         out.push(("bus env file", p));
     }
+    let identity = crate::crypto::keys::identity_path(&s.dirs.data);
+    if identity.exists() {
+        out.push(("encryption identity", identity));
+    }
     #[cfg(feature = "sms")]
     if let Some(p) = s.file.sms.as_ref().and_then(|c| c.env_file.as_ref()) {
         out.push(("Twilio env file", expand_home(p, &s.dirs.home)));
@@ -163,4 +167,27 @@ pub async fn send_test(s: &Session) -> Check {
             fix: Some("see the bus check above; `handoff -vv doctor --send-test` shows each request".into()),
         },
     }
+}
+
+/// With `encrypt = "always"`: this machine has its key (else every send would be refused).
+pub fn encryption(settings: Option<&Settings>) -> Option<Check> {
+    let s = settings?;
+    if s.file.encrypt != crate::config::EncryptMode::Always {
+        return None;
+    }
+    Some(match crate::crypto::keys::load_identity(&s.dirs.data) {
+        Ok(Some(id)) => Check {
+            check: "encryption".into(),
+            ok: true,
+            detail: format!("encrypt = \"always\"; this machine's key is {}", id.to_public()),
+            fix: None,
+        },
+        Ok(None) => Check {
+            check: "encryption".into(),
+            ok: false,
+            detail: "encrypt = \"always\" but this machine has no key".into(),
+            fix: Some("run `handoff keys` (it creates the key and publishes it on the bus)".into()),
+        },
+        Err(e) => Check { check: "encryption".into(), ok: false, detail: format!("{e:#}"), fix: None },
+    })
 }

@@ -177,7 +177,21 @@ fn encrypt_always_in_the_config_and_a_changed_key_is_used_only_after_keys_trust(
     let bus = BusServer::start();
     let a = machine(&bus, "encrypt = \"always\"\n");
     let b = machine(&bus, "");
+    // doctor and send both say what is missing before the key exists
+    let out = handoff(&a, "a", &["--json", "doctor"]);
+    let check = out.json()["checks"].as_array().unwrap().iter().find(|c| c["check"] == "encryption").cloned();
+    assert_eq!(check.as_ref().map(|c| c["ok"].clone()), Some(json!(false)), "{}", out.out());
+    assert!(check.unwrap()["fix"].as_str().unwrap().contains("handoff keys"));
+    let out = handoff(&a, "a", &["send", "--to", "b", "before any key"]);
+    assert_eq!(out.code(), 78, "{}", out.err());
+    assert!(out.err().contains("run `handoff keys`"), "{}", out.err());
     make_key(&a, "a");
+    let out = handoff(&a, "a", &["--json", "doctor"]);
+    let checks = out.json()["checks"].clone();
+    let enc = checks.as_array().unwrap().iter().find(|c| c["check"] == "encryption").unwrap();
+    assert_eq!(enc["ok"], true, "{checks:#}");
+    let idf = checks.as_array().unwrap().iter().find(|c| c["check"] == "secrets: encryption identity").unwrap();
+    assert_eq!(idf["ok"], true, "{checks:#}");
     let old_b = make_key(&b, "b");
     handoff(&a, "a", &["sync"]).ok();
     handoff(&a, "a", &["send", "--to", "b", "first: always encrypted"]).ok();
