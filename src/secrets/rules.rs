@@ -38,6 +38,7 @@ pub(super) static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----(?:\\n|\s)*(?:(?:Proc-Type|DEK-Info|Version|Comment)[^\\]*(?:\\n|\s)*)*(?P<body>[A-Za-z0-9+/=]{40,})",
             has_key_material,
         ),
+        r("age secret key", r"\bAGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}\b", not_an_example),
         r("AWS access key id", r"\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16}\b", not_an_example),
         r(
             "AWS secret access key",
