@@ -26,6 +26,7 @@ command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v groff >/dev/null 2>&1 || need_apt+=(groff-base)   # the man page test renders `handoff man`
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)    # the NO_COLOR test runs handoff on a pseudo-terminal
+command -v age >/dev/null 2>&1 || need_apt+=(age)            # the reference age CLI decrypts what handoff encrypted
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

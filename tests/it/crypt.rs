@@ -118,6 +118,15 @@ fn keys_travel_over_the_bus_and_only_the_recipients_can_read_an_encrypted_messag
         assert!(m["tags"].as_array().unwrap().contains(&json!("encrypted")), "{m}");
     }
 
+    // the reference age CLI, with b's identity file, reads the bus body: standard age, standard identity
+    let mut age = std::process::Command::new(crate::support::tool("age"));
+    age.args(["-d", "-i"]).arg(data_dir(&b).join("keys/identity.txt"));
+    age.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = age.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), sent[0]["body"].as_str().unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.out(), "the launch code is tulip", "{}", out.err());
+
     // b reads both in the clear
     let (out, j) = sync_json(&b, "b");
     out.ok();
@@ -336,6 +345,16 @@ mod drive {
         assert!(stored.stdout.starts_with(b"age-encryption.org/v1\n"));
         assert_ne!(stored.stdout.len(), bytes.len());
         assert!(!stored.stdout.windows(64).any(|w| w == &bytes[1000..1064]), "no plaintext run on the remote");
+        // the reference age CLI decrypts it with b's identity file
+        let enc = store.path().join("downloaded.age");
+        std::fs::write(&enc, &stored.stdout).unwrap();
+        let out = std::process::Command::new(crate::support::tool("age"))
+            .args(["-d", "-i"])
+            .arg(data_dir(&b).join("keys/identity.txt"))
+            .arg(&enc)
+            .output()
+            .unwrap();
+        assert!(out.status.success() && out.stdout == bytes, "age -d: {}", String::from_utf8_lossy(&out.stderr));
         // the pointer on the bus is encrypted too: no name, no hash
         let raw = serde_json::to_string(&raw_bus(&bus)).unwrap();
         assert!(!raw.contains("quarterly") && !raw.contains("numbers attached") && !raw.contains(".age"), "{raw}");
