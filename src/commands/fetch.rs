@@ -129,13 +129,12 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
                 let opened = out.join(format!(".{name}.handoff-plain"));
                 let result = crate::crypto::open_file(&tmp, &opened, &id);
                 let _ = std::fs::remove_file(&tmp);
-                if let Err(e) = result {
-                    return Err(exit::with_code(
+                let (psha, psize) = result.map_err(|e| {
+                    exit::with_code(
                         exit::DATA,
                         anyhow::anyhow!("{}: cannot decrypt {}: {e}; nothing was written", item.name, item.uri),
-                    ));
-                }
-                let (psha, psize) = crate::hash::sha256_file(&opened)?;
+                    )
+                })?;
                 if psha != plain.sha256 || psize != plain.size {
                     let _ = std::fs::remove_file(&opened);
                     return Err(exit::with_code(

@@ -135,7 +135,8 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     // earlier work first, so order is kept
     let earlier = session.flush_outbox().await?;
     let mut hashes = Vec::new();
-    for f in &req.files {
+    // encrypting hashes the plaintext while it reads it (Sealing::seal_job): no separate pass
+    for f in req.files.iter().filter(|_| sealing.is_none()) {
         let (sha, size) = crate::hash::sha256_file(&f.path)
             .map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("{}: {e}", f.path.display())))?;
         if size != f.size {
@@ -146,6 +147,7 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         }
         hashes.push(sha);
     }
+    hashes.resize(req.files.len(), String::new());
     let mut job = job_for(&travelling, &plan, &session.settings.machine, &hashes);
     if let Some(s) = &sealing
         && let Err(e) = s.seal_job(&mut job, &req, &session.outbox)

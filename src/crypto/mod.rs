@@ -171,19 +171,21 @@ pub fn seal_file(src: &Path, dest: &Path, recipients: &[Recipient]) -> std::io::
     Ok(SealedFile { plain_sha256, plain_size, sha256, size })
 }
 
-/// Decrypts the age file at `src` into `dest` (created new, 0600 until renamed by the caller);
-/// on failure `dest` is removed, so no partial plaintext is left behind.
-pub fn open_file(src: &Path, dest: &Path, identity: &Identity) -> Result<u64, OpenError> {
+/// Decrypts the age file at `src` into `dest` (created new, 0600 until renamed by the caller), hashing the
+/// plaintext as it is written; returns its (sha256 hex, size). On failure `dest` is removed, so no partial
+/// plaintext is left behind.
+pub fn open_file(src: &Path, dest: &Path, identity: &Identity) -> Result<(String, u64), OpenError> {
     let result = (|| {
         let input = std::fs::File::open(src)?;
         let mut opts = std::fs::File::options();
         opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, opts.open(dest)?);
-        let n = open_stream(input, &mut out, identity)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok(n)
+        let mut out = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, opts.open(dest)?));
+        open_stream(input, &mut out, identity)?;
+        let (w, sha, n) = out.done();
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok((sha, n))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(dest);
@@ -255,7 +257,7 @@ mod tests {
             assert_eq!((sealed.sha256, sealed.size), crate::hash::sha256_file(&enc).unwrap());
             assert_eq!((sealed.plain_sha256, sealed.plain_size), (crate::hash::sha256_hex(&plain), len as u64));
             let out = d.path().join("out");
-            assert_eq!(open_file(&enc, &out, &b).unwrap(), len as u64);
+            assert_eq!(open_file(&enc, &out, &b).unwrap(), (crate::hash::sha256_hex(&plain), len as u64));
             assert_eq!(std::fs::read(&out).unwrap(), plain);
         }
         let enc = d.path().join("p.age");
