@@ -170,12 +170,16 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     if json {
         println!(
             "{}",
-            serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "receipt": report, "flushed_earlier": earlier })
+            serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "encrypted": encrypt, "receipt": report, "flushed_earlier": earlier })
         );
     } else {
         match code {
             exit::OK => {
-                println!("sent{}:", report.bus_message_id().map(|i| format!(" (bus msg {i})")).unwrap_or_default())
+                println!(
+                    "sent{}{}:",
+                    report.bus_message_id().map(|i| format!(" (bus msg {i})")).unwrap_or_default(),
+                    if encrypt { ", end-to-end encrypted" } else { "" }
+                )
             }
             exit::QUEUED => println!(
                 "queued: not everything could be delivered now; it is in the outbox and the next `handoff` run (or `handoff flush`) delivers it"

@@ -102,7 +102,8 @@ fn keys_travel_over_the_bus_and_only_the_recipients_can_read_an_encrypted_messag
     assert!(out.err().contains("no public key for machine d: run `handoff keys` on d"), "{}", out.err());
     assert_eq!(raw_bus(&bus).len(), before, "nothing reached the bus");
 
-    handoff(&a, "a", &["send", "--encrypt", "--to", "b", "the launch code is tulip"]).ok();
+    let out = handoff(&a, "a", &["send", "--encrypt", "--to", "b", "the launch code is tulip"]);
+    assert!(out.ok().out().contains("end-to-end encrypted"), "{}", out.out());
     // broadcast: encrypted to every key a knows (b's) and a's own; c has not published one yet
     handoff(&a, "a", &["send", "--encrypt", "--to", "any", "everyone: freeze at noon"]).ok();
 
