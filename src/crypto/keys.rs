@@ -76,12 +76,14 @@ pub fn ensure_identity(data_dir: &Path) -> anyhow::Result<(Identity, bool)> {
         id.to_string().expose_secret()
     );
     // write_atomic writes 0600; never replace an identity another process just made
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
     crate::outbox::write_atomic(&tmp, text.as_bytes())?;
     match std::fs::hard_link(&tmp, &path) {
         Ok(()) => {
             let _ = std::fs::remove_file(&tmp);
-            Ok((id, true))
+            drop(id);
+            // what is on disk is the identity from now on
+            Ok((require_identity(data_dir)?, true))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let _ = std::fs::remove_file(&tmp);
@@ -291,6 +293,11 @@ pub fn recipients_for(
             }
         }
     };
+    if to == handoff_channels::bus::BROADCAST && known.is_empty() {
+        warnings.push(
+            "no other machine's key is known yet, so only this machine can read this broadcast (run `handoff keys` on the others, then `handoff sync` here)".into(),
+        );
+    }
     for k in known {
         if k.changed_to.is_some() {
             warnings.push(format!(

@@ -88,6 +88,10 @@ fn keys_travel_over_the_bus_and_only_the_recipients_can_read_an_encrypted_messag
     assert_eq!((again.json()["created"].clone(), again.json()["recipient"].clone()), (json!(false), json!(key_b)));
     assert_eq!(handoff(&b, "b", &["keys", "show"]).ok().out().trim(), key_b);
 
+    // before a knows any other key, an encrypted broadcast would be readable by a alone: it says so
+    let out = handoff(&a, "a", &["send", "--encrypt", "--to", "any", "--dry-run", "hello"]);
+    assert!(out.ok().err().contains("only this machine can read this broadcast"), "{}", out.err());
+
     // a learns b's key from the bus (trust on first use) and says so
     let (out, j) = sync_json(&a, "a");
     out.ok();
