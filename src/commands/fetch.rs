@@ -121,36 +121,36 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
                 ),
             ));
         }
-        let (size, sha) = match &item.plain {
-            None => (size, sha),
-            Some(plain) => {
-                // decrypt next to the download, verify, and only then give it the final name
-                let id = crate::crypto::keys::require_identity(&s.settings.dirs.data)?;
-                let opened = out.join(format!(".{name}.handoff-plain"));
-                let result = crate::crypto::open_file(&tmp, &opened, &id);
-                let _ = std::fs::remove_file(&tmp);
-                let (psha, psize) = result.map_err(|e| {
-                    exit::with_code(
-                        exit::DATA,
-                        anyhow::anyhow!("{}: cannot decrypt {}: {e}; nothing was written", item.name, item.uri),
-                    )
-                })?;
-                if psha != plain.sha256 || psize != plain.size {
-                    let _ = std::fs::remove_file(&opened);
-                    return Err(exit::with_code(
-                        exit::DATA,
-                        anyhow::anyhow!(
-                            "{}: the decrypted content does not match the pointer (sha256 {}, got {psha}); nothing was written",
-                            item.name,
-                            plain.sha256
-                        ),
-                    ));
-                }
-                std::fs::rename(&opened, &dest)?;
-                done.push(Fetched { name: item.name.clone(), path: dest, size: psize, sha256: psha });
-                continue;
+        if let Some(plain) = &item.plain {
+            // The ciphertext's sha256 was checked above (hashed while downloading); age authenticates every
+            // chunk, and the plaintext's sha256 (from the encrypted pointer, so a substituted ciphertext is
+            // caught too) is hashed while decrypting.
+            // Decrypted next to the download, verified, and only then given the final name.
+            let id = crate::crypto::keys::require_identity(&s.settings.dirs.data)?;
+            let opened = out.join(format!(".{name}.handoff-plain"));
+            let result = crate::crypto::open_file(&tmp, &opened, &id);
+            let _ = std::fs::remove_file(&tmp);
+            let (psha, psize) = result.map_err(|e| {
+                exit::with_code(
+                    exit::DATA,
+                    anyhow::anyhow!("{}: cannot decrypt {}: {e}; nothing was written", item.name, item.uri),
+                )
+            })?;
+            if psha != plain.sha256 || psize != plain.size {
+                let _ = std::fs::remove_file(&opened);
+                return Err(exit::with_code(
+                    exit::DATA,
+                    anyhow::anyhow!(
+                        "{}: the decrypted content does not match the pointer (sha256 {}, got {psha}); nothing was written",
+                        item.name,
+                        plain.sha256
+                    ),
+                ));
             }
-        };
+            std::fs::rename(&opened, &dest)?;
+            done.push(Fetched { name: item.name.clone(), path: dest, size: psize, sha256: psha });
+            continue;
+        }
         std::fs::rename(&tmp, &dest)?;
         done.push(Fetched { name: item.name.clone(), path: dest, size, sha256: sha });
     }
