@@ -5,12 +5,13 @@
 # Writes its results into BENCHMARKS.md between the crypt markers.
 #
 #   bash bench/crypt.sh            # 1 GiB
-#   SIZE_MIB=256 bash bench/crypt.sh
+#   SIZE_MIB=256 REPS=5 bash bench/crypt.sh   # medians of REPS rounds (default 3)
 #   HANDOFF_BIN=path/to/release/handoff bash bench/crypt.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 SIZE_MIB=${SIZE_MIB:-1024}
+REPS=${REPS:-3}
 export PATH="$here/.test-tools/venv/bin:$PATH"
 command -v rclone >/dev/null || { echo "rclone missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
 command -v age >/dev/null || { echo "age missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
@@ -59,35 +60,51 @@ measure() {
   /usr/bin/time -f '%e %M' -o "$log" "$@" >"$work/cmd.out" 2>"$work/cmd.err" || { cat "$work/cmd.out" "$work/cmd.err" >&2; return 1; }
   cat "$log"
 }
-mibps() { python3 -c "print(f'{$SIZE_MIB/max($1,0.001):.0f}')"; }
 last_pointer() { "${B[@]}" "$handoff" --json sync | python3 -c 'import json,sys; print([m["id"] for m in json.load(sys.stdin)["sync"]["messages"] if m.get("pointer")][-1])'; }
-row() { echo "| $1 | $2 s ($(mibps "$2") MiB/s) | $(( $3 / 1024 )) MiB |"; }
 
-rows=()
-# up: plain send, encrypted send, age + rclone
-read -r t rss < <(measure "${A[@]}" "$handoff" send --to b --keep --file "$payload"); rows+=("$(row 'up: `handoff send --file`' "$t" "$rss")")
-plain_id=$(last_pointer)
-read -r t rss < <(measure "${A[@]}" "$handoff" send --encrypt --to b --keep --file "$payload"); up_enc=$t
-rows+=("$(row 'up: `handoff send --encrypt --file`' "$t" "$rss")")
-enc_id=$(last_pointer)
-read -r t1 rss1 < <(measure age -r "$age_a" -r "$age_b" -o "$work/manual.age" "$payload")
-read -r t2 rss2 < <(measure rclone --config "$conf" copyto "$work/manual.age" "here:$work/remote/manual.age")
-up_age=$(python3 -c "print(f'{$t1+$t2:.2f}')")
-rows+=("$(row 'up: `age -r … -o x.age` + `rclone copyto`' "$up_age" "$(( rss1 > rss2 ? rss1 : rss2 ))")")
-rm -f "$work/manual.age"
-# down
-read -r t rss < <(measure "${B[@]}" "$handoff" fetch "$plain_id" --out "$work/out/plain"); rows+=("$(row 'down: `handoff fetch`' "$t" "$rss")")
-read -r t rss < <(measure "${B[@]}" "$handoff" fetch "$enc_id" --out "$work/out/enc"); down_enc=$t
-rows+=("$(row 'down: `handoff fetch` (decrypting)' "$t" "$rss")")
-cmp -s "$payload" "$work/out/enc/payload.bin" || { echo "decrypted payload differs" >&2; exit 1; }
-rm -rf "$work/out/plain"
-read -r t1 rss1 < <(measure rclone --config "$conf" copyto "here:$work/remote/manual.age" "$work/out/manual.age")
-read -r t2 rss2 < <(measure age -d -i "$work/data-b/handoff/keys/identity.txt" -o "$work/out/manual.bin" "$work/out/manual.age")
-down_age=$(python3 -c "print(f'{$t1+$t2:.2f}')")
-rows+=("$(row 'down: `rclone copyto` + `age -d -i …`' "$down_age" "$(( rss1 > rss2 ? rss1 : rss2 ))")")
-cmp -s "$payload" "$work/out/manual.bin" || { echo "age-decrypted payload differs" >&2; exit 1; }
-ratio_up=$(python3 -c "print(f'{$up_age/max($up_enc,0.001):.2f}')")
-ratio_down=$(python3 -c "print(f'{$down_age/max($down_enc,0.001):.2f}')")
+# one sample: "<label>\t<seconds>\t<peak RSS KiB>" appended to $work/samples
+sample() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$work/samples"; }
+: > "$work/samples"
+for rep in $(seq "$REPS"); do
+  rm -rf "$work/out"/* "$work/remote"/*
+  # up: plain send, encrypted send, age + rclone
+  read -r t rss < <(measure "${A[@]}" "$handoff" send --to b --keep --file "$payload"); sample 'up: `handoff send --file`' "$t" "$rss"
+  plain_id=$(last_pointer)
+  read -r t rss < <(measure "${A[@]}" "$handoff" send --encrypt --to b --keep --file "$payload"); sample 'up: `handoff send --encrypt --file`' "$t" "$rss"
+  enc_id=$(last_pointer)
+  read -r t1 rss1 < <(measure age -r "$age_a" -r "$age_b" -o "$work/manual.age" "$payload")
+  read -r t2 rss2 < <(measure rclone --config "$conf" copyto "$work/manual.age" "here:$work/remote/manual.age")
+  sample 'up: `age -r … -o x.age` + `rclone copyto`' "$(python3 -c "print(f'{$t1+$t2:.2f}')")" "$(( rss1 > rss2 ? rss1 : rss2 ))"
+  rm -f "$work/manual.age"
+  # down
+  read -r t rss < <(measure "${B[@]}" "$handoff" fetch "$plain_id" --out "$work/out/plain"); sample 'down: `handoff fetch`' "$t" "$rss"
+  rm -rf "$work/out/plain"
+  read -r t rss < <(measure "${B[@]}" "$handoff" fetch "$enc_id" --out "$work/out/enc"); sample 'down: `handoff fetch` (decrypting)' "$t" "$rss"
+  cmp -s "$payload" "$work/out/enc/payload.bin" || { echo "decrypted payload differs" >&2; exit 1; }
+  rm -rf "$work/out/enc"
+  read -r t1 rss1 < <(measure rclone --config "$conf" copyto "here:$work/remote/manual.age" "$work/out/manual.age")
+  read -r t2 rss2 < <(measure age -d -i "$work/data-b/handoff/keys/identity.txt" -o "$work/out/manual.bin" "$work/out/manual.age")
+  sample 'down: `rclone copyto` + `age -d -i …`' "$(python3 -c "print(f'{$t1+$t2:.2f}')")" "$(( rss1 > rss2 ? rss1 : rss2 ))"
+  cmp -s "$payload" "$work/out/manual.bin" || { echo "age-decrypted payload differs" >&2; exit 1; }
+done
+# medians (and the largest peak RSS) per line, in the order measured; the two ratios
+summary=$(python3 - "$work/samples" "$SIZE_MIB" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, t, rss = line.rstrip("\n").split("\t")
+    rows.setdefault(label, []).append((float(t), int(rss)))
+size = float(sys.argv[2])
+med = {k: statistics.median(t for t, _ in v) for k, v in rows.items()}
+for k, v in rows.items():
+    print(f"| {k} | {med[k]:.2f} s ({size / max(med[k], 0.001):.0f} MiB/s) | {max(r for _, r in v) // 1024} MiB |")
+up = med["up: `age -r … -o x.age` + `rclone copyto`"] / med["up: `handoff send --encrypt --file`"]
+down = med["down: `rclone copyto` + `age -d -i …`"] / med["down: `handoff fetch` (decrypting)"]
+print(f"RATIOS {up:.2f} {down:.2f}")
+PY
+)
+rows_text=$(grep -v '^RATIOS' <<<"$summary")
+read -r _ ratio_up ratio_down < <(grep '^RATIOS' <<<"$summary")
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 section=$(cat <<EOF
@@ -97,13 +114,13 @@ section=$(cat <<EOF
 Run by \`bash bench/crypt.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), age $(age --version) (Debian), $(rclone version | head -1), release build.
 A drive \`local\` remote, so the disk, not a network, is the limit. handoff's up is the whole command
 (sha256, encryption into the outbox while hashing, upload, encrypted pointer on a \`handoff bus serve\` on loopback); its
-down is download + ciphertext sha256 + streaming decryption + plaintext sha256. The manual recipe is what
-a user would otherwise run: the two commands' times added. Speed ratio (handoff throughput / the recipe's):
+down is download + streaming decryption with the plaintext's sha256 checked. The manual recipe is what
+a user would otherwise run: the two commands' times added. Medians of ${REPS} rounds (largest peak RSS). Speed ratio (handoff throughput / the recipe's):
 up ${ratio_up}×, down ${ratio_down}× (target ≥ 0.8×).
 
 | what | time | peak RSS |
 |---|---|---|
-$(printf '%s\n' "${rows[@]}")
+$rows_text
 <!-- crypt-bench:end -->
 EOF
 )
