@@ -112,10 +112,15 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
         let (sha, size) = (got.sha256, got.size);
         if sha != item.sha256 {
             let _ = std::fs::remove_file(&tmp);
+            let what = if item.plain.is_some() {
+                "the stored ciphertext does not match the pointer (tampered with or corrupted): "
+            } else {
+                ""
+            };
             return Err(exit::with_code(
                 exit::DATA,
                 anyhow::anyhow!(
-                    "{}: sha256 mismatch (pointer says {}, got {sha}); nothing was written",
+                    "{}: {what}sha256 mismatch (pointer says {}, got {sha}); nothing was written",
                     item.name,
                     item.sha256
                 ),

@@ -117,15 +117,15 @@ mod drive {
         let at = stored.len() - 100;
         stored[at] ^= 0x01;
         std::fs::write(&on_disk, &stored).unwrap();
-        // age's authentication rejects it mid-stream
+        // the ciphertext's sha256 (hashed while downloading) no longer matches the encrypted pointer
         let dest2 = b.path().join("got2");
         let out = handoff(&b, "b", &["fetch", &id, "--out", dest2.to_str().unwrap()]);
         assert_eq!(out.code(), 65, "{}\n{}", out.out(), out.err());
         assert!(out.err().contains("tampered"), "{}", out.err());
         assert!(files_under(&dest2).is_empty(), "nothing written: {:?}", files_under(&dest2));
 
-        // a substitute that decrypts fine (anyone can encrypt to b's public key) fails the plaintext's
-        // sha256 from the encrypted pointer
+        // a substitute that decrypts fine (anyone can encrypt to b's public key) is refused too: its
+        // sha256 is not the one in the encrypted pointer
         let other = store.path().join("other.bin");
         std::fs::write(&other, payload(300_000, 12)).unwrap();
         let age = std::process::Command::new(crate::support::tool("age"))
