@@ -19,6 +19,8 @@ pub mod parcel;
 pub mod pointer;
 #[cfg(feature = "sms")]
 pub mod sms;
+#[cfg(any(feature = "droplet", feature = "drive"))]
+pub mod ssh;
 
 pub use context::{Context, Incoming, NoProgress, ProgressBar, ProgressSink, SyncReport};
 pub use error::{ChannelError, ErrorKind};

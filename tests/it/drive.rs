@@ -140,9 +140,103 @@ fn drive_s3_send_is_read_back_by_rclone_and_fetched_by_b() {
 }
 
 #[test]
-fn drive_sftp_with_a_key_goes_through_opendal() {
+fn drive_sftp_with_a_key_goes_through_the_system_ssh() {
     let server = Server::start(Kind::Sftp);
-    round_trip(&server.section("box", true), "box", "claude-handoffs", "via opendal");
+    round_trip(&server.section("box", true), "box", "claude-handoffs", "via the system ssh (SFTP)");
+}
+
+/// Every file under `dir`, recursively (names relative to it).
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn drive_sftp_checks_the_host_key_against_the_remotes_known_hosts_file() {
+    let server = Server::start(Kind::Sftp);
+    let scan = std::process::Command::new("ssh-keyscan")
+        .args(["-p", &server.port.to_string(), "127.0.0.1"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("ssh-keyscan runs (run `bash scripts/install-test-deps.sh`)");
+    let keys = String::from_utf8(scan.stdout).unwrap();
+    assert!(keys.contains("ssh-ed25519"), "ssh-keyscan found no ed25519 key: {keys}");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("known_hosts");
+    std::fs::write(&good, &keys).unwrap();
+    // Another ed25519 key for the same host and port: what an impostor would present.
+    let other = dir.path().join("other");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let wrong = dir.path().join("known_hosts_wrong");
+    let fields: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    std::fs::write(&wrong, format!("[127.0.0.1]:{} {}\n", server.port, fields.join(" "))).unwrap();
+
+    let section =
+        |file: &Path| format!("{}\nknown_hosts_file = {}\n", server.section("box", true).trim_end(), file.display());
+    let (env, conf) = drive_env("box", "h", &section(&wrong));
+    let bytes = payload(100_000, 9);
+    let f = write_file(&env, "a.bin", &bytes);
+    let (out, _) = send(&env, &f, &["--via", "drive"]);
+    assert_ne!(out.code(), 0, "a host key that does not match known_hosts_file must be refused");
+    let text = format!("{}{}", out.out(), out.err());
+    assert!(text.contains("sftp remote box") && text.contains("host key does not match"), "{text}");
+    assert!(files_under(&server.root).is_empty(), "nothing may reach the server: {:?}", files_under(&server.root));
+
+    rclone::write_conf(&env, &section(&good));
+    let (out, json) = send(&env, &f, &["--via", "drive"]);
+    out.ok();
+    let (uri, detail) = drive_receipt(&json);
+    assert_eq!(detail, "via the system ssh (SFTP)");
+    assert!(rclone::cat(&conf, &rclone_target(&uri), None).stdout == bytes);
+}
+
+#[test]
+fn drive_one_gib_through_sftp_streams_with_flat_memory() {
+    const SIZE: u64 = 1 << 30;
+    const LIMIT: u64 = 100 << 20;
+    let server = Server::start(Kind::Sftp);
+    let (env, conf) = drive_env("box", "big", &server.section("box", true));
+    // A sparse 1 GiB file: reading it costs no disk; the server really stores 1 GiB.
+    let big = env.path().join("outgoing/big.iso");
+    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+    std::fs::File::create(&big).unwrap().set_len(SIZE).unwrap();
+    let mut c = env.handoff("a");
+    c.args(["--json", "send", "--to", "b", "--file"]).arg(&big);
+    let (out, send_peak) = run_measuring_peak_rss(c);
+    out.ok();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (uri, detail) = drive_receipt(&json);
+    assert_eq!(detail, "via the system ssh (SFTP)");
+    assert_eq!(rclone::stat(&conf, &rclone_target(&uri), None)["Size"], SIZE, "rclone sees the whole object");
+    eprintln!("sftp send of 1 GiB: peak RSS {} MiB", send_peak >> 20);
+    assert!(send_peak > 0 && send_peak < LIMIT, "send peak RSS {} MiB is not under 100 MiB", send_peak >> 20);
+    std::fs::remove_file(&big).unwrap();
+
+    let id = pointer_id(&env);
+    let dir = env.path().join("inbox");
+    let mut c = env.handoff("b");
+    c.args(["fetch", &id, "--out"]).arg(&dir);
+    let (out, fetch_peak) = run_measuring_peak_rss(c);
+    out.ok();
+    eprintln!("sftp fetch of 1 GiB: peak RSS {} MiB", fetch_peak >> 20);
+    assert_eq!(std::fs::metadata(dir.join("big.iso")).unwrap().len(), SIZE);
+    assert!(fetch_peak > 0 && fetch_peak < LIMIT, "fetch peak RSS {} MiB is not under 100 MiB", fetch_peak >> 20);
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! The drive channel: payloads to a remote from the user's rclone.conf, through opendal, or through the
-//! installed rclone binary where opendal cannot reach the remote as configured (see [`services`] for which
-//! types go where, and why).
+//! The drive channel: payloads to a remote from the user's rclone.conf, through opendal, through the system
+//! `ssh` and SFTP for `sftp` remotes (the session the droplet uses), or through the installed rclone binary
+//! where neither can reach the remote as configured (see [`services`] for which types go where, and why).
 //!
 //! A payload is stored at `<folder>/<yyyy-mm-dd>/<key>/<safe name>` on the remote: the key folder comes from
 //! the parcel's idempotency key, so a payload can never overwrite an earlier one, and a retry of the same
@@ -9,6 +9,8 @@
 pub mod rclone_cli;
 pub mod rclone_conf;
 pub mod services;
+#[cfg(unix)]
+mod sftp;
 pub mod transfer;
 
 use crate::names::{safe_file_name, stays_inside};
@@ -171,6 +173,10 @@ impl DriveChannel {
                     p.scheme
                 ),
             },
+            #[cfg(not(unix))]
+            Plan::Sftp(_) => Plan::Rclone {
+                reason: "sftp remotes go through the system ssh only on Unix; elsewhere rclone reaches them".into(),
+            },
             other => other,
         })
     }
@@ -264,6 +270,16 @@ impl Channel for DriveChannel {
                 r.map_err(|e| e.context(format!("drive upload to {}", uri.rclone_target())))?;
                 Ok(receipt("via opendal"))
             }
+            #[cfg(unix)]
+            Plan::Sftp(plan) => {
+                let bar = self.ctx.progress.start(&f.name, f.size);
+                let r = sftp::upload(&uri.remote, &plan, f, bar.as_ref()).await;
+                bar.finish();
+                let sent = r.map_err(|e| e.context(format!("drive upload to {}", uri.rclone_target())))?;
+                Ok(receipt(&if sent { sftp::VIA.to_string() } else { format!("{}, already uploaded", sftp::VIA) }))
+            }
+            #[cfg(not(unix))]
+            Plan::Sftp(_) => unreachable!("mapped to rclone by plan()"),
             Plan::Rclone { reason } => {
                 let rc = self.rclone(&conf, &reason)?;
                 let target = uri.rclone_target();
@@ -300,6 +316,13 @@ impl Channel for DriveChannel {
                     bar.finish();
                     r
                 }
+                #[cfg(unix)]
+                Plan::Sftp(plan) => {
+                    let bar = |size| self.ctx.progress.start(&uri.path, size);
+                    sftp::download(&uri.remote, &plan, &tmp, bar).await.map(|(size, sha256)| crate::Fetched { size, sha256 })
+                }
+                #[cfg(not(unix))]
+                Plan::Sftp(_) => unreachable!("mapped to rclone by plan()"),
                 Plan::Rclone { reason } => {
                     let rc = self.rclone(&conf, &reason)?;
                     let target = uri.rclone_target();
@@ -316,9 +339,9 @@ impl Channel for DriveChannel {
         }
         .await;
         match result {
-            Ok(n) => {
+            Ok(got) => {
                 tokio::fs::rename(&tmp, dest).await?;
-                Ok(n)
+                Ok(got)
             }
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
@@ -358,6 +381,20 @@ impl Channel for DriveChannel {
                     }),
                 })
             }
+            #[cfg(unix)]
+            Plan::Sftp(plan) => {
+                let found = sftp::health(&uri.remote, &plan).await?;
+                Ok(Health {
+                    check: format!(
+                        "drive remote {}: ({kind}, from {place}) reachable {} and writable",
+                        uri.remote,
+                        sftp::VIA
+                    ),
+                    detail: Some(format!("folder {} {}", uri.path, if found { "exists" } else { "created" })),
+                })
+            }
+            #[cfg(not(unix))]
+            Plan::Sftp(_) => unreachable!("mapped to rclone by plan()"),
             Plan::Rclone { reason } => {
                 let rc = self.rclone(&conf, &reason)?;
                 rc.check(&uri.rclone_target()).await?;

@@ -8,7 +8,7 @@
 //! | `local` | opendal `fs` | |
 //! | `s3` (all providers) | opendal `s3` | bucket = first path segment; `env_auth` loads the usual AWS sources |
 //! | `webdav` | opendal `webdav` | one request per upload: above `single_request_max` → rclone; `bearer_token_command`, Nextcloud/ownCloud chunking → rclone |
-//! | `sftp` | opendal `sftp` (the system `ssh`) | password, `key_pem`, `key_file_pass`, `known_hosts_file`, custom `ssh` → rclone (ssh takes none of these non-interactively) |
+//! | `sftp` | the system `ssh` + SFTP ([`crate::ssh`], shared with the droplet; pipelined, flat memory) | `host`, `port`, `user`, `key_file`, `known_hosts_file` map onto ssh; password-only login, `key_pem`, `key_file_pass`, custom `ssh` → rclone (ssh takes none of these non-interactively) |
 //! | `drive` | opendal `gdrive` | token issued to rclone's own OAuth client (empty `client_id`), shared drives (`team_drive`), `root_folder_id`, service accounts → rclone; one request per upload |
 //! | `dropbox`, `onedrive` | opendal | only with the user's own `client_id` (rclone's built-in client cannot be refreshed by anyone else); SharePoint libraries → rclone |
 //! | `azureblob` | opendal `azblob` | account key or SAS URL; MSI/env auth → rclone |
@@ -69,11 +69,32 @@ pub struct OpendalPlan {
     pub one_shot: bool,
 }
 
+/// How to reach one path of an rclone `sftp` remote through the system `ssh` and SFTP (the session the
+/// droplet uses): rclone.conf's connection keys mapped onto ssh's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SftpPlan {
+    /// `host`.
+    pub host: String,
+    /// `port` (ssh's default, or the ssh config's, when unset).
+    pub port: Option<u16>,
+    /// `user` (ssh's default, or the ssh config's, when unset).
+    pub user: Option<String>,
+    /// `key_file`, with `~/` expanded.
+    pub key_file: Option<String>,
+    /// `known_hosts_file`, with `~/` expanded: host keys are checked strictly against it. Without it, the
+    /// user's own known_hosts: a new host's key is added on first contact, a changed key refused.
+    pub known_hosts_file: Option<String>,
+    /// The path on the server (relative paths start at the login directory, as in rclone).
+    pub path: String,
+}
+
 /// Where a transfer goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// Through opendal.
     Opendal(OpendalPlan),
+    /// Through the system ssh and SFTP.
+    Sftp(SftpPlan),
     /// Through the installed rclone binary, for this reason.
     Rclone {
         /// Why opendal cannot do it (said in the receipt and in errors).
@@ -231,46 +252,7 @@ fn plan_depth(
             }
             OpendalPlan { scheme: "webdav", options: o, path: path.trim_start_matches('/').to_string(), one_shot: true }
         }
-        "sftp" => {
-            for (key, why) in [
-                ("key_pem", "an inline key (key_pem)"),
-                ("key_file_pass", "a passphrase-protected key file"),
-                ("known_hosts_file", "its own known_hosts_file"),
-                ("ssh", "an external ssh command"),
-            ] {
-                if remote.get(key).is_some() {
-                    return rclone(format!(
-                        "the sftp remote uses {why}, which the system ssh behind opendal cannot take non-interactively"
-                    ));
-                }
-            }
-            if remote.get("pass").is_some() && remote.get("key_file").is_none() {
-                return rclone(
-                    "the sftp remote logs in with a password, which the system ssh behind opendal cannot send",
-                );
-            }
-            let host = remote
-                .get("host")
-                .ok_or_else(|| ChannelError::permanent(format!("sftp remote {:?} has no `host`", remote.name)))?;
-            let user = remote.get("user").map(|u| format!("{u}@")).unwrap_or_default();
-            let port = remote.get("port").map(|p| format!(":{p}")).unwrap_or_default();
-            let host =
-                if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
-            o.set("endpoint", format!("ssh://{user}{host}{port}"));
-            if let Some(k) = remote.get("key_file") {
-                o.set("key", expand_home(k));
-            }
-            // rclone does not check host keys unless known_hosts_file is set; opendal's ssh accepts a new host's
-            // key once and refuses a changed one.
-            o.set("known_hosts_strategy", "accept");
-            let rel = if path.starts_with('/') {
-                o.set("root", "/");
-                path.trim_start_matches('/').to_string()
-            } else {
-                path.to_string()
-            };
-            OpendalPlan { scheme: "sftp", options: o, path: rel, one_shot: false }
-        }
+        "sftp" => return sftp_plan(remote, path),
         "drive" => {
             if remote.get("team_drive").is_some() {
                 return rclone(
@@ -450,6 +432,56 @@ fn split_url(url: &str) -> Option<(String, String)> {
     Some((format!("{scheme}://{authority}"), path.trim_end_matches('/').to_string()))
 }
 
+/// An rclone `sftp` remote → the system ssh, or the reason only rclone can reach it.
+fn sftp_plan(remote: &Remote, path: &str) -> Result<Plan, ChannelError> {
+    for (key, why) in [
+        ("key_pem", "an inline key (key_pem)"),
+        ("key_file_pass", "a passphrase-protected key file"),
+        ("ssh", "an external ssh command"),
+    ] {
+        if remote.get(key).is_some() {
+            return rclone(format!("the sftp remote uses {why}, which the system ssh cannot take non-interactively"));
+        }
+    }
+    if remote.get("pass").is_some() && remote.get("key_file").is_none() {
+        return rclone("the sftp remote logs in with a password, which the system ssh cannot send non-interactively");
+    }
+    let host = remote
+        .get("host")
+        .filter(|h| !h.trim().is_empty())
+        .ok_or_else(|| ChannelError::permanent(format!("sftp remote {:?} has no `host`", remote.name)))?;
+    if host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ChannelError::permanent(format!(
+            "sftp remote {:?}: host {host:?} is not a host name; fix it with `rclone config`",
+            remote.name
+        )));
+    }
+    let port = match remote.get("port").map(str::trim).filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            ChannelError::permanent(format!(
+                "sftp remote {:?}: port {p:?} is not a port number; fix it with `rclone config`",
+                remote.name
+            ))
+        })?),
+    };
+    let user = remote.get("user").filter(|u| !u.is_empty()).map(str::to_string);
+    if user.as_deref().is_some_and(|u| u.starts_with('-') || u.chars().any(|c| c.is_whitespace() || c.is_control())) {
+        return Err(ChannelError::permanent(format!(
+            "sftp remote {:?}: its user is not a login name; fix it with `rclone config`",
+            remote.name
+        )));
+    }
+    Ok(Plan::Sftp(SftpPlan {
+        host: host.to_string(),
+        port,
+        user,
+        key_file: remote.get("key_file").filter(|k| !k.is_empty()).map(expand_home),
+        known_hosts_file: remote.get("known_hosts_file").filter(|k| !k.is_empty()).map(expand_home),
+        path: path.to_string(),
+    }))
+}
+
 fn expand_home(p: &str) -> String {
     match (p.strip_prefix("~/"), std::env::var("HOME")) {
         (Some(rest), Ok(home)) => format!("{home}/{rest}"),
@@ -469,14 +501,14 @@ mod tests {
     fn od(p: Plan) -> OpendalPlan {
         match p {
             Plan::Opendal(o) => o,
-            Plan::Rclone { reason } => panic!("expected opendal, got rclone: {reason}"),
+            other => panic!("expected opendal, got {other:?}"),
         }
     }
 
     fn why(p: Plan) -> String {
         match p {
             Plan::Rclone { reason } => reason,
-            Plan::Opendal(o) => panic!("expected rclone, got {o:?}"),
+            other => panic!("expected rclone, got {other:?}"),
         }
     }
 
@@ -566,13 +598,22 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
     #[test]
     fn sftp_uses_ssh_with_keys_and_rclone_for_passwords() {
         let c = conf("[s]\ntype = sftp\nhost = 127.0.0.1\nport = 2222\nuser = me\nkey_file = /k/id\n");
-        let p = od(plan(&c, &c.remotes[0], "/srv/f", Some(1), MAX).unwrap());
-        assert_eq!(p.options.get("endpoint"), Some("ssh://me@127.0.0.1:2222"));
-        assert_eq!(p.options.get("key"), Some("/k/id"));
-        assert_eq!(p.options.get("root"), Some("/"));
-        assert_eq!(p.path, "srv/f");
+        let Plan::Sftp(p) = plan(&c, &c.remotes[0], "/srv/f", Some(1), MAX).unwrap() else { panic!("not ssh") };
+        assert_eq!((p.host.as_str(), p.port, p.user.as_deref()), ("127.0.0.1", Some(2222), Some("me")));
+        assert_eq!((p.key_file.as_deref(), p.known_hosts_file.as_deref()), (Some("/k/id"), None));
+        assert_eq!(p.path, "/srv/f");
+        let c = conf("[s]\ntype = sftp\nhost = h\nknown_hosts_file = /k/known\n");
+        let Plan::Sftp(p) = plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap() else { panic!("not ssh") };
+        assert_eq!((p.port, p.user, p.known_hosts_file.as_deref()), (None, None, Some("/k/known")));
         let c = conf(&format!("[s]\ntype = sftp\nhost = h\npass = {}\n", obscure("x", [2; 16])));
         assert!(why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap()).contains("password"));
+        let c = conf("[s]\ntype = sftp\nhost = h\nkey_file = /k\nkey_file_pass = xx\n");
+        assert!(why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap()).contains("passphrase"));
+        for bad in ["host = -oProxyCommand=x", "host = h\nport = 99999", "port = 22"] {
+            let c = conf(&format!("[s]\ntype = sftp\n{bad}\n"));
+            let e = plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap_err();
+            assert!(e.message.contains("sftp remote \"s\""), "{bad}: {e}");
+        }
     }
 
     #[test]

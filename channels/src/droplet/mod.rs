@@ -7,16 +7,15 @@
 //! handoff's files from everything else in the directory. Uploads go to `.handoff-<id>-<name>.part` and are
 //! renamed when complete, so a reader never sees a half file under the final name.
 //!
-//! On Unix the transport is the `openssh` crate (a multiplexed master) with `openssh-sftp-client`; on
+//! On Unix the transport is the `openssh` crate (a multiplexed master) with `openssh-sftp-client`, through
+//! the SFTP session the drive's `sftp` remotes share ([`crate::ssh`]); on
 //! other systems, and on Unix when `HANDOFF_DROPLET_TRANSPORT=sftp`, it drives the system `sftp` binary in
 //! batch mode ([`cli`]).
 
 mod cli;
-#[cfg(unix)]
-mod native;
-mod reader;
-pub mod ssh_errors;
 mod transport;
+
+pub use crate::ssh::errors as ssh_errors;
 
 use crate::names::safe_file_name;
 use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, ParcelKind, Receipt};

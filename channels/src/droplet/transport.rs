@@ -5,7 +5,7 @@
 use super::RemoteEntry;
 use super::cli::CliRemote;
 #[cfg(unix)]
-use super::native::NativeRemote;
+use crate::ssh::sftp::{HostKeys, SftpSession, Target};
 use crate::{ChannelError, ProgressBar};
 use std::path::Path;
 
@@ -36,9 +36,42 @@ pub(crate) trait Remote {
 pub(crate) enum Transport {
     /// openssh + openssh-sftp-client.
     #[cfg(unix)]
-    Native(Box<NativeRemote>),
+    Native(Box<SftpSession>),
     /// The system `sftp` binary in batch mode.
     Cli(CliRemote),
+}
+
+/// The droplet's operations on the shared SFTP session.
+#[cfg(unix)]
+impl Remote for Box<SftpSession> {
+    async fn size_of(&self, path: &str) -> Result<Option<u64>, ChannelError> {
+        SftpSession::size_of(self, path).await
+    }
+    async fn ensure_dir(&self, dir: &str) -> Result<(), ChannelError> {
+        SftpSession::ensure_dir(self, dir, "fix [droplet] dir in the config").await
+    }
+    async fn upload(&self, src: &Path, dest: &str, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
+        SftpSession::upload(self, src, dest, bar).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> Result<(), ChannelError> {
+        SftpSession::rename(self, from, to).await
+    }
+    async fn remove(&self, path: &str) -> Result<(), ChannelError> {
+        SftpSession::remove(self, path).await
+    }
+    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
+        SftpSession::download(self, src, dest, bar).await
+    }
+    async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError> {
+        let entries = SftpSession::list(self, dir).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| RemoteEntry { name: e.name, is_file: e.is_file, size: e.size, modified: e.modified })
+            .collect())
+    }
+    async fn close(self) {
+        SftpSession::close(*self).await
+    }
 }
 
 macro_rules! each {
@@ -58,7 +91,17 @@ impl Transport {
         match choice.as_str() {
             "sftp" => Ok(Transport::Cli(CliRemote::connect(host).await?)),
             #[cfg(unix)]
-            "" | "native" => Ok(Transport::Native(Box::new(NativeRemote::connect(host).await?))),
+            "" | "native" => {
+                let target = Target {
+                    label: format!("droplet host {host}"),
+                    destination: host.to_string(),
+                    port: None,
+                    user: None,
+                    key_file: None,
+                    host_keys: HostKeys::Strict,
+                };
+                Ok(Transport::Native(Box::new(SftpSession::connect(&target).await?)))
+            }
             #[cfg(not(unix))]
             "" => Ok(Transport::Cli(CliRemote::connect(host).await?)),
             other => Err(ChannelError::permanent(format!(

@@ -130,7 +130,7 @@ impl Server {
     }
 
     /// An rclone.conf section named `name` that reaches this server. For sftp, `with_key` picks key login
-    /// (through opendal and the system ssh) instead of the password (through the rclone binary).
+    /// (through the system ssh) instead of the password (through the rclone binary).
     pub fn section(&self, name: &str, with_key: bool) -> String {
         match self.kind {
             Kind::Webdav => format!(

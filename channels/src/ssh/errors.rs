@@ -1,4 +1,4 @@
-//! Turning what `ssh` printed when it failed into a [`ChannelError`] that names the host, the cause and the
+//! Turning what `ssh` printed when it failed into a [`ChannelError`] that names the peer, the cause and the
 //! fix, with the right kind: unreachable → transient (the send is queued), refused key or host-key trouble
 //! → auth/permanent (retrying would not help, and host-key checking is never turned off to "fix" it).
 
@@ -13,8 +13,15 @@ fn meaningful_lines(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Classifies a failed ssh connection attempt to `host`, from ssh's diagnostic output.
+/// Classifies a failed ssh connection attempt to the droplet `host`, from ssh's diagnostic output.
 pub fn classify(host: &str, stderr: &str) -> ChannelError {
+    classify_as(&format!("droplet host {host}"), &format!("ssh {host}"), stderr)
+}
+
+/// Classifies a failed ssh connection attempt, from ssh's diagnostic output. `label` names the peer in the
+/// message (`droplet host h`, `sftp remote box (me@h:22)`); `ssh_cmd` is the command that reaches it, quoted
+/// where the fix is to run ssh once by hand.
+pub fn classify_as(label: &str, ssh_cmd: &str, stderr: &str) -> ChannelError {
     let lines = meaningful_lines(stderr);
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
     let last = lines.last().copied().unwrap_or("ssh failed without saying why");
@@ -27,22 +34,22 @@ pub fn classify(host: &str, stderr: &str) -> ChannelError {
             .map(|f| format!(" (it now presents {f})"))
             .unwrap_or_default();
         return ChannelError::permanent(format!(
-            "droplet host {host}: the server's host key does not match the one in your known_hosts{fingerprint}. \
+            "{label}: the server's host key does not match the one in your known_hosts{fingerprint}. \
              This can be an attack, so handoff refuses to connect. If the server was really reinstalled, verify \
-             the new key with its administrator, then run `ssh-keygen -R <host>` and `ssh {host}` once to accept it."
+             the new key with its administrator, then run `ssh-keygen -R <host>` and `{ssh_cmd}` once to accept it."
         ));
     }
     if has("Host key verification failed") || has("host key is known for") {
         return ChannelError::permanent(format!(
-            "droplet host {host}: its host key is not in your known_hosts, and handoff never accepts unknown keys \
-             on its own. Run `ssh {host}` once, check the fingerprint, and answer yes; then retry."
+            "{label}: its host key is not in your known_hosts, and handoff never accepts unknown keys \
+             on its own. Run `{ssh_cmd}` once, check the fingerprint, and answer yes; then retry."
         ));
     }
     if has("Permission denied (") || has("Too many authentication failures") {
         return ChannelError::auth(format!(
-            "droplet host {host} refused the login ({last}). Check that your public key is in the server's \
+            "{label} refused the login ({last}). Check that your public key is in the server's \
              ~/.ssh/authorized_keys and that the key is loaded (`ssh-add -l`) or named by IdentityFile for this \
-             host in ~/.ssh/config; `ssh {host}` must work without a password prompt."
+             host in ~/.ssh/config; `{ssh_cmd}` must work without a password prompt."
         ));
     }
     const UNREACHABLE: [&str; 12] = [
@@ -61,15 +68,15 @@ pub fn classify(host: &str, stderr: &str) -> ChannelError {
     ];
     if UNREACHABLE.iter().any(|n| has(n)) {
         return ChannelError::transient(format!(
-            "droplet host {host} is unreachable ({last}); the payload is kept and sent when it answers again"
+            "{label} is unreachable ({last}); the payload is kept and sent when it answers again"
         ));
     }
     if has("Bad configuration option") || has("Bad owner or permissions") || has("Can't open user config file") {
         return ChannelError::permanent(format!(
-            "droplet host {host}: your ssh configuration is unusable ({last}); fix ~/.ssh/config and retry"
+            "{label}: your ssh configuration is unusable ({last}); fix ~/.ssh/config and retry"
         ));
     }
-    ChannelError::permanent(format!("droplet host {host}: ssh failed: {last}"))
+    ChannelError::permanent(format!("{label}: ssh failed: {last}"))
 }
 
 #[cfg(test)]
@@ -109,5 +116,15 @@ mod tests {
             assert!(e.message.contains("droplet host h is unreachable"), "{e}");
         }
         assert_eq!(classify("h", "something new\n").kind, ErrorKind::Permanent);
+    }
+
+    #[test]
+    fn other_peers_are_named_with_the_ssh_command_that_reaches_them() {
+        let (label, cmd) = ("sftp remote box (me@h:2222)", "ssh -p 2222 me@h");
+        let e = classify_as(label, cmd, "Host key verification failed.\n");
+        assert!(e.message.starts_with("sftp remote box (me@h:2222): its host key") && e.message.contains(cmd), "{e}");
+        let e = classify_as(label, cmd, "ssh: connect to host h port 2222: Connection refused\n");
+        assert_eq!(e.kind, ErrorKind::Transient);
+        assert!(e.message.starts_with("sftp remote box (me@h:2222) is unreachable"), "{e}");
     }
 }

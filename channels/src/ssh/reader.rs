@@ -1,6 +1,6 @@
 //! Reading a local file for upload on one blocking thread, hashing as it goes, handing chunks over a
-//! small bounded channel with buffers recycled: memory stays at a few chunks however large the file, and
-//! reading overlaps with sending.
+//! small bounded channel: memory stays at a few chunks however large the file, and reading overlaps with
+//! sending.
 
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -12,7 +12,6 @@ const IN_FLIGHT: usize = 3;
 /// A file being read ahead on a blocking thread.
 pub(crate) struct HashingReader {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
     task: tokio::task::JoinHandle<(u64, String)>,
 }
 
@@ -21,13 +20,11 @@ impl HashingReader {
     pub fn open(path: &Path, chunk: usize) -> std::io::Result<Self> {
         let mut file = std::fs::File::open(path)?;
         let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
-        let (recycle, returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
         let task = tokio::task::spawn_blocking(move || {
             let mut hasher = Sha256::new();
             let mut total = 0u64;
             loop {
-                let mut buf = returned.try_recv().unwrap_or_default();
-                buf.resize(chunk, 0);
+                let mut buf = vec![0u8; chunk];
                 match file.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
@@ -47,17 +44,12 @@ impl HashingReader {
             }
             (total, hex::encode(hasher.finalize()))
         });
-        Ok(Self { rx, recycle, task })
+        Ok(Self { rx, task })
     }
 
     /// The next chunk; `None` at the end of the file.
     pub async fn next(&mut self) -> Option<std::io::Result<Vec<u8>>> {
         self.rx.recv().await
-    }
-
-    /// Returns a consumed chunk's buffer for reuse.
-    pub fn give_back(&self, buf: Vec<u8>) {
-        let _ = self.recycle.try_send(buf);
     }
 
     /// Bytes read and their sha256 (hex), once [`HashingReader::next`] returned `None`.
@@ -82,7 +74,6 @@ mod tests {
         while let Some(chunk) = r.next().await {
             let chunk = chunk.unwrap();
             got.extend_from_slice(&chunk);
-            r.give_back(chunk);
         }
         let (n, sha) = r.finish().await.unwrap();
         assert_eq!(got, data);
