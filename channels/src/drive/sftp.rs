@@ -12,6 +12,13 @@ use std::path::{Path, PathBuf};
 /// What receipts and `doctor` say about how an sftp remote is reached.
 pub const VIA: &str = "via the system ssh (SFTP)";
 
+/// The ssh configuration for rclone sftp remotes, instead of `~/.ssh/config`: rclone.conf alone says how to
+/// reach the remote (rclone itself reads no ssh configuration), and AES-GCM goes first, as rclone's own
+/// client prefers it: with AES instructions it costs both ends far less CPU than ssh's default
+/// chacha20-poly1305 (1 GiB down from `rclone serve sftp`: 4.0 s instead of 5.4 s on the bench machine).
+const SSH_CONFIG: &str = "# handoff: an rclone sftp remote; host, port, user and key come from rclone.conf\n\
+    Ciphers ^aes128-gcm@openssh.com,aes256-gcm@openssh.com\n";
+
 fn target(remote: &str, plan: &SftpPlan) -> Target {
     let at = match (&plan.user, plan.port) {
         (Some(u), Some(p)) => format!("{u}@{}:{p}", plan.host),
@@ -29,6 +36,7 @@ fn target(remote: &str, plan: &SftpPlan) -> Target {
             Some(f) => HostKeys::File(PathBuf::from(f)),
             None => HostKeys::AcceptNew,
         },
+        ssh_config: Some(SSH_CONFIG.to_string()),
     }
 }
 

@@ -99,6 +99,7 @@ impl Transport {
                     user: None,
                     key_file: None,
                     host_keys: HostKeys::Strict,
+                    ssh_config: None,
                 };
                 Ok(Transport::Native(Box::new(SftpSession::connect(&target).await?)))
             }

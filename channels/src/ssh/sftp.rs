@@ -71,6 +71,9 @@ pub struct Target {
     pub key_file: Option<PathBuf>,
     /// Host-key checking.
     pub host_keys: HostKeys,
+    /// An ssh configuration to use instead of the user's `~/.ssh/config` and the system's (`ssh -F`), for
+    /// peers whose connection settings come from elsewhere (an rclone.conf).
+    pub ssh_config: Option<String>,
 }
 
 impl Target {
@@ -91,6 +94,26 @@ impl Target {
             None => c.push_str(&format!(" {}", self.destination)),
         }
         c
+    }
+}
+
+/// A private ssh configuration file, removed when dropped.
+struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn write(text: &str) -> std::io::Result<Self> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = std::env::temp_dir().join(format!("handoff-ssh-{}.conf", uuid::Uuid::new_v4().simple()));
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        f.write_all(text.as_bytes())?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -190,7 +213,19 @@ impl SftpSession {
         if let Some(k) = &t.key_file {
             b.keyfile(k);
         }
-        let session = Arc::new(b.connect_mux(&t.destination).await.map_err(|e| from_openssh(t, e))?);
+        // ssh reads its configuration once, when the master starts: the file is only needed until then.
+        let config = match &t.ssh_config {
+            Some(text) => Some(ConfigFile::write(text).map_err(|e| {
+                ChannelError::permanent(format!("{}: cannot write an ssh configuration file ({e})", t.label))
+            })?),
+            None => None,
+        };
+        if let Some(c) = &config {
+            b.config_file(&c.0);
+        }
+        let connected = b.connect_mux(&t.destination).await;
+        drop(config);
+        let session = Arc::new(connected.map_err(|e| from_openssh(t, e))?);
         // The session stays ours rather than the SFTP client's, so closing never depends on the client's
         // background tasks having let go of it.
         let mut child = Session::to_subsystem(session.clone(), "sftp")
