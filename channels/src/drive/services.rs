@@ -8,7 +8,7 @@
 //! | `local` | opendal `fs` | |
 //! | `s3` (all providers) | opendal `s3` | bucket = first path segment; `env_auth` loads the usual AWS sources |
 //! | `webdav` | opendal `webdav` | one request per upload: above `single_request_max` → rclone; `bearer_token_command`, Nextcloud/ownCloud chunking → rclone |
-//! | `sftp` | the system `ssh` + SFTP ([`crate::ssh`], shared with the droplet; pipelined, flat memory) | `host`, `port`, `user`, `key_file`, `known_hosts_file` map onto ssh; password-only login, `key_pem`, `key_file_pass`, custom `ssh` → rclone (ssh takes none of these non-interactively) |
+//! | `sftp` | the system `ssh` + SFTP ([`crate::ssh`], shared with the droplet; pipelined, flat memory) | `host`, `port`, `user`, `key_file`, `known_hosts_file` map onto ssh (as in rclone, `~/.ssh/config` is not read; without `known_hosts_file` the user's known_hosts, a new host added, a changed key refused); password-only login, `key_pem`, `key_file_pass`, custom `ssh` → rclone (ssh takes none of these non-interactively) |
 //! | `drive` | opendal `gdrive` | token issued to rclone's own OAuth client (empty `client_id`), shared drives (`team_drive`), `root_folder_id`, service accounts → rclone; one request per upload |
 //! | `dropbox`, `onedrive` | opendal | only with the user's own `client_id` (rclone's built-in client cannot be refreshed by anyone else); SharePoint libraries → rclone |
 //! | `azureblob` | opendal `azblob` | account key or SAS URL; MSI/env auth → rclone |
