@@ -24,11 +24,11 @@ impl HashingReader {
             let mut hasher = Sha256::new();
             let mut total = 0u64;
             loop {
-                let mut buf = vec![0u8; chunk];
-                match file.read(&mut buf) {
+                // read_to_end fills the spare capacity without zeroing it first
+                let mut buf = Vec::with_capacity(chunk);
+                match (&mut file).take(chunk as u64).read_to_end(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        buf.truncate(n);
                         hasher.update(&buf);
                         total += n as u64;
                         if tx.blocking_send(Ok(buf)).is_err() {

@@ -325,8 +325,11 @@ impl SftpSession {
                     *step.insert(n.max(1))
                 }
             };
+            // Equal pieces of at most `step`: a 256 KiB chunk against OpenSSH's 255 KiB limit makes two
+            // 128 KiB requests, not 255 KiB and 1 KiB.
+            let size = rest.len().div_ceil(rest.len().div_ceil(step).max(1)).max(1);
             while !rest.is_empty() {
-                let piece = rest.split_to(step.min(rest.len()));
+                let piece = rest.split_to(size.min(rest.len()));
                 while in_flight + piece.len() > WRITE_IN_FLIGHT
                     && let Option::<Result<usize, SftpError>>::Some(done) = writes.next().await
                 {
