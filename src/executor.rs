@@ -4,6 +4,7 @@
 use crate::outbox::{Job, LockedJob, Outbox, Role, Step};
 use crate::registry::Registry;
 use crate::router::{BusPart, Plan, SendRequest};
+use anyhow::Context as _;
 use handoff_channels::parcel::FileRef;
 use handoff_channels::pointer::{POINTER_TAG, Pointer, PointerItem};
 use handoff_channels::{ChannelError, Parcel, ParcelKind, Receipt};
@@ -191,6 +192,7 @@ pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> 
             match ch.deliver(&step.parcel).await {
                 Ok(r) => {
                     errors.clear();
+                    record_file_hash(&mut locked.job.steps[i], &r)?;
                     locked.job.steps[i].receipt = Some(r);
                     break;
                 }
@@ -236,6 +238,21 @@ pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> 
         locked.snapshot_files()?;
     }
     Ok(report)
+}
+
+/// A file sent without a known sha256 (see `handoff send`) gets the one the channel computed while
+/// uploading; when the channel sent nothing now (the object was already there), the local file is hashed.
+/// Saved with the job before the pointer that carries it is built.
+fn record_file_hash(step: &mut Step, receipt: &handoff_channels::Receipt) -> anyhow::Result<()> {
+    if let Some(f) = step.parcel.file.as_mut()
+        && f.sha256.is_empty()
+    {
+        f.sha256 = match &receipt.sha256 {
+            Some(sha) => sha.clone(),
+            None => crate::hash::sha256_file(&f.path).with_context(|| format!("hashing {}", f.path.display()))?.0,
+        };
+    }
+    Ok(())
 }
 
 /// Fills in a step whose content depends on earlier steps (pointer, page). `Err` = not ready yet.
@@ -369,6 +386,7 @@ mod tests {
                     uri: Some(format!("{}:{}", self.name, p.key)),
                     message_id: None,
                     detail: None,
+                    sha256: None,
                 }),
                 Some(kind) => Err(ChannelError { kind, message: format!("{} says no", self.name) }),
             }

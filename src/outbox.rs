@@ -241,6 +241,10 @@ impl LockedJob {
                     std::fs::copy(&f.path, &dest)?;
                 }
                 File::open(&dest)?.sync_all()?;
+                if f.sha256.is_empty() {
+                    // a queued file keeps the content it had when it was queued
+                    f.sha256 = crate::hash::sha256_file(&dest)?.0;
+                }
                 f.path = dest;
             }
         }

@@ -107,8 +107,13 @@ mod tests {
     fn the_page_names_the_bus_message_or_carries_the_text() {
         let text = "prod down\nthe deploy of 1.4 stalled at migration 17; rolled back\n";
         let mut posted = step(Role::Inline, ParcelKind::Text, text);
-        posted.receipt =
-            Some(Receipt { channel: "bus".into(), uri: None, message_id: Some("42".into()), detail: None });
+        posted.receipt = Some(Receipt {
+            channel: "bus".into(),
+            uri: None,
+            message_id: Some("42".into()),
+            detail: None,
+            sha256: None,
+        });
         assert_eq!(page_body(&job(posted), "prod down"), "mac: prod down (bus msg 42)");
 
         let queued = job(step(Role::Inline, ParcelKind::Text, text));

@@ -96,16 +96,18 @@ impl Channel for LocalFiles {
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         let rel = Self::relative_path(parcel);
         let dest = self.root.join(&rel);
+        let mut stored_sha = None;
         match (parcel.kind, &parcel.file) {
             (ParcelKind::File, Some(f)) => {
                 let (size, sha) = copy_hashed(&f.path, &dest).await?;
-                if sha != f.sha256 || size != f.size {
+                if !f.matches(size, &sha) {
                     let _ = tokio::fs::remove_file(&dest).await;
                     return Err(ChannelError::permanent(format!(
                         "{} changed while it was being sent",
                         f.path.display()
                     )));
                 }
+                stored_sha = Some(sha);
             }
             (ParcelKind::Document, _) => {
                 tokio::fs::create_dir_all(dest.parent().expect("dated dir")).await?;
@@ -116,7 +118,13 @@ impl Channel for LocalFiles {
             }
             (kind, _) => return Err(ChannelError::permanent(format!("the local folder does not take {kind:?}"))),
         }
-        Ok(Receipt { channel: "local".into(), uri: Some(format!("local:{rel}")), message_id: None, detail: None })
+        Ok(Receipt {
+            channel: "local".into(),
+            uri: Some(format!("local:{rel}")),
+            message_id: None,
+            detail: None,
+            sha256: stored_sha,
+        })
     }
     async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
         let src = self.resolve(uri)?;

@@ -26,8 +26,17 @@ pub struct FileRef {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// Hex sha256 of the content.
+    /// Hex sha256 of the content; empty when not known yet: the channel hashes the bytes while uploading
+    /// them and reports the result in [`Receipt::sha256`], so a big file is read once, not twice.
     pub sha256: String,
+}
+
+impl FileRef {
+    /// Whether `size` and `sha256` (what a channel just read and sent) are this file's content: the size
+    /// always, the hash when it was known beforehand. A mismatch means the file changed while being sent.
+    pub fn matches(&self, size: u64, sha256: &str) -> bool {
+        size == self.size && (self.sha256.is_empty() || sha256 == self.sha256)
+    }
 }
 
 /// One unit of delivery.
@@ -85,4 +94,8 @@ pub struct Receipt {
     /// A short human note ("via rclone", "commit 1a2b3c4").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For a file: the sha256 of the bytes stored, hashed while uploading them (`None` when nothing was
+    /// uploaded now, e.g. the object was already there from an earlier attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }

@@ -134,20 +134,14 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     }
     // earlier work first, so order is kept
     let earlier = session.flush_outbox().await?;
-    let mut hashes = Vec::new();
-    // encrypting hashes the plaintext while it reads it (Sealing::seal_job): no separate pass
-    for f in req.files.iter().filter(|_| sealing.is_none()) {
-        let (sha, size) = crate::hash::sha256_file(&f.path)
+    // No sha256 pass here: the channel hashes each file while uploading it (one read, not two) and the
+    // executor records that hash before the pointer is built; encrypting hashes the plaintext while it
+    // reads it (Sealing::seal_job). A file that cannot be read fails before anything is queued.
+    for f in req.files.iter() {
+        std::fs::File::open(&f.path)
             .map_err(|e| exit::with_code(exit::DATA, anyhow::anyhow!("{}: {e}", f.path.display())))?;
-        if size != f.size {
-            return Err(exit::with_code(
-                exit::DATA,
-                anyhow::anyhow!("{} changed size while being read; try again", f.path.display()),
-            ));
-        }
-        hashes.push(sha);
     }
-    hashes.resize(req.files.len(), String::new());
+    let hashes = vec![String::new(); req.files.len()];
     let mut job = job_for(&travelling, &plan, &session.settings.machine, &hashes);
     if let Some(s) = &sealing
         && let Err(e) = s.seal_job(&mut job, &req, &session.outbox)

@@ -199,6 +199,7 @@ impl Channel for BusChannel {
             uri: None,
             message_id: Some(saved.id.0),
             detail: Some(self.api.location()),
+            sha256: None,
         })
     }
     async fn health(&self) -> Result<Health, ChannelError> {

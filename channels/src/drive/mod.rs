@@ -240,17 +240,18 @@ impl Channel for DriveChannel {
         };
         let conf = self.load_conf()?;
         let uri = DriveUri { remote: self.cfg.remote.clone(), path: self.object_path(parcel)? };
-        let receipt = |detail: &str| Receipt {
+        let receipt = |detail: &str, sha256: Option<String>| Receipt {
             channel: "drive".into(),
             uri: Some(uri.to_uri()),
             message_id: None,
             detail: Some(detail.to_string()),
+            sha256,
         };
         match self.plan(&conf, &uri, Some(f.size))? {
             Plan::Opendal(plan) => {
                 let op = transfer::operator(&plan)?;
                 if transfer::stat(&op, &plan.path).await? == Some(f.size) {
-                    return Ok(receipt("via opendal, already uploaded"));
+                    return Ok(receipt("via opendal, already uploaded", None));
                 }
                 let cap = op.info().full_capability();
                 // Stores where a write is visible while in progress get a temporary name and a rename.
@@ -267,8 +268,8 @@ impl Channel for DriveChannel {
                 )
                 .await;
                 bar.finish();
-                r.map_err(|e| e.context(format!("drive upload to {}", uri.rclone_target())))?;
-                Ok(receipt("via opendal"))
+                let (_, sha) = r.map_err(|e| e.context(format!("drive upload to {}", uri.rclone_target())))?;
+                Ok(receipt("via opendal", Some(sha)))
             }
             #[cfg(unix)]
             Plan::Sftp(plan) => {
@@ -276,7 +277,10 @@ impl Channel for DriveChannel {
                 let r = sftp::upload(&uri.remote, &plan, f, bar.as_ref()).await;
                 bar.finish();
                 let sent = r.map_err(|e| e.context(format!("drive upload to {}", uri.rclone_target())))?;
-                Ok(receipt(&if sent { sftp::VIA.to_string() } else { format!("{}, already uploaded", sftp::VIA) }))
+                Ok(match sent {
+                    Some(sha) => receipt(sftp::VIA, Some(sha)),
+                    None => receipt(&format!("{}, already uploaded", sftp::VIA), None),
+                })
             }
             #[cfg(not(unix))]
             Plan::Sftp(_) => unreachable!("mapped to rclone by plan()"),
@@ -284,13 +288,13 @@ impl Channel for DriveChannel {
                 let rc = self.rclone(&conf, &reason)?;
                 let target = uri.rclone_target();
                 if rc.stat(&target).await? == Some(f.size) {
-                    return Ok(receipt(&format!("via rclone ({reason}), already uploaded")));
+                    return Ok(receipt(&format!("via rclone ({reason}), already uploaded"), None));
                 }
                 let bar = self.ctx.progress.start(&f.name, f.size);
                 let r = rc.upload(&f.path, &target, (f.size, &f.sha256), bar.as_ref()).await;
                 bar.finish();
-                r.map_err(|e| e.context(format!("drive upload to {target}")))?;
-                Ok(receipt(&format!("via rclone: {reason}")))
+                let (_, sha) = r.map_err(|e| e.context(format!("drive upload to {target}")))?;
+                Ok(receipt(&format!("via rclone: {reason}"), Some(sha)))
             }
         }
     }
@@ -319,7 +323,9 @@ impl Channel for DriveChannel {
                 #[cfg(unix)]
                 Plan::Sftp(plan) => {
                     let bar = |size| self.ctx.progress.start(&uri.path, size);
-                    sftp::download(&uri.remote, &plan, &tmp, bar).await.map(|(size, sha256)| crate::Fetched { size, sha256 })
+                    sftp::download(&uri.remote, &plan, &tmp, bar)
+                        .await
+                        .map(|(size, sha256)| crate::Fetched { size, sha256 })
                 }
                 #[cfg(not(unix))]
                 Plan::Sftp(_) => unreachable!("mapped to rclone by plan()"),

@@ -83,7 +83,8 @@ impl Rclone {
     }
 
     /// Streams `src` to `target` with `rclone rcat`, hashing as it goes. Returns (bytes, sha256 hex).
-    /// When `expected` (size, sha256) does not match what was read, the upload is cancelled and removed.
+    /// When `expected` (size, and sha256 unless empty) does not match what was read, the upload is cancelled
+    /// and removed.
     pub async fn upload(
         &self,
         src: &Path,
@@ -116,7 +117,7 @@ impl Rclone {
             }
         }
         let sha = hex::encode(hasher.finalize());
-        if !pipe_broken && (total != expected.0 || sha != expected.1) {
+        if !pipe_broken && (total != expected.0 || (!expected.1.is_empty() && sha != expected.1)) {
             // Kill rclone before it sees the end of its input, so it does not commit a wrong payload.
             let _ = child.kill().await;
             let _ = self.command(&["deletefile", target]).output().await;

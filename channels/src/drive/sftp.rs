@@ -60,30 +60,36 @@ fn parent_and_name(path: &str) -> (&str, &str) {
     }
 }
 
-/// Uploads `f` to the plan's path unless it is already there; true when it was sent now.
-pub async fn upload(remote: &str, plan: &SftpPlan, f: &FileRef, bar: &dyn ProgressBar) -> Result<bool, ChannelError> {
+/// Uploads `f` to the plan's path unless it is already there; the sha256 of what was sent now, `None` when
+/// it was already there.
+pub async fn upload(
+    remote: &str,
+    plan: &SftpPlan,
+    f: &FileRef,
+    bar: &dyn ProgressBar,
+) -> Result<Option<String>, ChannelError> {
     with_session(remote, plan, async |s: &SftpSession| {
         if s.size_of(&plan.path).await? == Some(f.size) {
-            return Ok(false);
+            return Ok(None);
         }
         let (dir, name) = parent_and_name(&plan.path);
         s.ensure_dir(dir, "fix the drive folder in handoff's config").await?;
         let tmp = format!("{dir}/.{name}.{}.part", uuid::Uuid::new_v4().simple());
         let sent = s.upload(&f.path, &tmp, bar).await;
         let ok = match sent {
-            Ok((size, sha)) => size == f.size && sha == f.sha256,
+            Ok((size, sha)) => f.matches(size, &sha).then_some(sha),
             Err(e) => {
                 let _ = s.remove(&tmp).await;
                 return Err(e);
             }
         };
-        if !ok {
+        let Some(sha) = ok else {
             let _ = s.remove(&tmp).await;
             return Err(ChannelError::permanent(format!(
                 "{} changed while it was being sent; send it again",
                 f.path.display()
             )));
-        }
+        };
         if let Err(e) = s.rename(&tmp, &plan.path).await {
             // A server whose rename does not replace: an earlier partial object may stand in the way.
             if s.size_of(&plan.path).await?.is_some() {
@@ -94,7 +100,7 @@ pub async fn upload(remote: &str, plan: &SftpPlan, f: &FileRef, bar: &dyn Progre
                 return Err(e);
             }
         }
-        Ok(true)
+        Ok(Some(sha))
     })
     .await
 }

@@ -71,8 +71,9 @@ pub async fn stat(op: &Operator, path: &str) -> Result<Option<u64>, ChannelError
     }
 }
 
-/// Streams `src` to `path`, hashing it. When the content does not match `expected` (size, sha256) the
-/// write is aborted, so nothing is committed. When `via_temp` is set the object is written under a temporary
+/// Streams `src` to `path`, hashing it; returns (bytes, sha256 hex). When the content does not match
+/// `expected` (size, and sha256 unless it is empty: not known beforehand) the write is aborted, so nothing
+/// is committed. When `via_temp` is set the object is written under a temporary
 /// name in the same folder and renamed at the end (for stores where a write is visible while in progress).
 /// When `one_shot` is set (services that upload in one request) the file is gathered into one buffer first:
 /// the caller only sends files up to `single_request_max` this way.
@@ -84,7 +85,7 @@ pub async fn upload(
     via_temp: bool,
     one_shot: bool,
     bar: &dyn ProgressBar,
-) -> Result<u64, ChannelError> {
+) -> Result<(u64, String), ChannelError> {
     let write_path = if via_temp {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         let tmp = format!(".{name}.{}.part", uuid::Uuid::new_v4().simple());
@@ -134,7 +135,7 @@ pub async fn upload(
         let _ = writer.abort().await;
         return Err(e);
     }
-    if total != expected.0 || sha != expected.1 {
+    if total != expected.0 || (!expected.1.is_empty() && sha != expected.1) {
         let _ = writer.abort().await;
         if via_temp {
             let _ = op.delete(&write_path).await;
@@ -149,7 +150,7 @@ pub async fn upload(
         let _ = op.delete(&write_path).await;
         return Err(map_err(&format!("renaming the upload to {path}"), e));
     }
-    Ok(total)
+    Ok((total, sha))
 }
 
 /// Streams `path` into `dest` (a file this function creates), hashing on the way.

@@ -221,21 +221,22 @@ impl DropletChannel {
         let f = parcel.file.as_ref().ok_or_else(|| ChannelError::permanent("a droplet parcel needs a file"))?;
         let name = Self::stored_name(parcel);
         let (dest, tmp) = (self.remote_path(&name), self.remote_path(&format!(".{name}.part")));
-        let receipt = |detail: &str| Receipt {
+        let receipt = |detail: &str, sha256: Option<String>| Receipt {
             channel: "droplet".into(),
             uri: Some(self.uri_for(&name)),
             message_id: None,
             detail: Some(format!("{detail} {}:{}", self.host, self.dir)),
+            sha256,
         };
         remote.ensure_dir(&self.dir).await?;
         if remote.size_of(&dest).await? == Some(f.size) {
-            return Ok(receipt("already on"));
+            return Ok(receipt("already on", None));
         }
         let bar = self.ctx.progress.start(&format!("droplet {}", f.name), f.size);
         let sent = remote.upload(&f.path, &tmp, bar.as_ref()).await;
         bar.finish();
         let (size, sha) = sent?;
-        if size != f.size || sha != f.sha256 {
+        if !f.matches(size, &sha) {
             let _ = remote.remove(&tmp).await;
             return Err(ChannelError::permanent(format!(
                 "{} changed while it was being sent (now {size} bytes, sha256 {sha}); send it again",
@@ -253,7 +254,7 @@ impl DropletChannel {
             }
         }
         remote.rename(&tmp, &dest).await?;
-        Ok(receipt("uploaded to"))
+        Ok(receipt("uploaded to", Some(sha)))
     }
 }
 

@@ -88,6 +88,7 @@ fn receipt(s: &Settings, meta: &DocMeta, id: Oid, note: &str) -> Receipt {
         uri: Some(format!("git:{}@{id}", meta.path)),
         message_id: None,
         detail: Some(format!("commit {} on {} of {} ({note})", short(id), s.branch, s.remote_shown())),
+        sha256: None,
     }
 }
 

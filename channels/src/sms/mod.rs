@@ -327,7 +327,7 @@ impl Channel for SmsChannel {
             .map(|d| format!("{} to {}{}", d.sid, validate::mask(&d.to), if d.earlier { " (earlier)" } else { "" }))
             .collect::<Vec<_>>()
             .join(", ");
-        Ok(Receipt { channel: "sms".into(), uri: None, message_id: None, detail: Some(detail) })
+        Ok(Receipt { channel: "sms".into(), uri: None, message_id: None, detail: Some(detail), sha256: None })
     }
 
     async fn health(&self) -> Result<Health, ChannelError> {
