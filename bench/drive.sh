@@ -82,6 +82,8 @@ head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$payload"
 # seconds and peak RSS (KiB) of a command, from /usr/bin/time
 measure() {
   local log=$work/time.log
+  # every command starts with no dirty pages left by the one before (writeback would be charged to it)
+  sync
   /usr/bin/time -f '%e %M' -o "$log" "$@" >"$work/cmd.out" 2>"$work/cmd.err" || { cat "$work/cmd.out" "$work/cmd.err" >&2; return 1; }
   cat "$log"
 }
@@ -133,7 +135,8 @@ Run by \`bash bench/drive.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), l
 Servers are \`rclone serve s3\` / \`rclone serve sftp\` on loopback (and a \`local\` remote), so the
 network is not the bottleneck: this measures the client's own overhead. s3 and local go through opendal;
 sftp through the system ssh and SFTP (the droplet's pipelined transfers). "up" for handoff is the whole
-\`handoff send --file\` (sha256 pass + upload + pointer); "down" is \`handoff fetch\` (download + sha256 verify).
+\`handoff send --file\` (upload hashing as it streams, pointer); "down" is \`handoff fetch\` (download hashing as it
+streams, sha256 checked, fsync). \`sync\` before each command.
 Speed ratio = handoff throughput / rclone throughput (target ≥ 0.8×).
 
 | remote | way | handoff | rclone copyto | ratio | handoff peak RSS | rclone peak RSS |
