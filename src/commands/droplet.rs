@@ -2,12 +2,21 @@
 
 use crate::cli::PruneArgs;
 use crate::config::{ConfigError, Settings};
+#[cfg(feature = "droplet")]
 use crate::exit;
-use handoff_channels::Context;
-use handoff_channels::droplet::DropletChannel;
-use handoff_channels::pointer::human_size;
+#[cfg(feature = "droplet")]
+use handoff_channels::{Context, droplet::DropletChannel, pointer::human_size};
+
+/// Runs `handoff droplet prune` in a build without the droplet channel: says so.
+#[cfg(not(feature = "droplet"))]
+pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Result<i32> {
+    let _ = (settings, a, json);
+    Err(ConfigError("this handoff was built without the droplet channel: rebuild it with `--features droplet`".into())
+        .into())
+}
 
 /// Runs `handoff droplet prune`.
+#[cfg(feature = "droplet")]
 pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Result<i32> {
     let cfg = settings.file.droplet.as_ref().ok_or_else(|| {
         ConfigError(
