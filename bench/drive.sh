@@ -141,7 +141,8 @@ Servers are \`rclone serve s3\` / \`rclone serve sftp\` on loopback (and a \`loc
 network is not the bottleneck: this measures the client's own overhead. s3 and local go through opendal;
 sftp through the system ssh and SFTP (the droplet's pipelined transfers). "up" for handoff is the whole
 \`handoff send --file\` (upload hashing as it streams, pointer); "down" is \`handoff fetch\` (download hashing as it
-streams, sha256 checked, fsync). \`sync\` before each command.
+streams, sha256 checked, fsync). \`sync\` before each command; both tools download the object handoff stored,
+after one unmeasured read of it.
 Speed ratio = handoff throughput / rclone throughput (target ≥ 0.8×).
 
 | remote | way | handoff | rclone copyto | ratio | handoff peak RSS | rclone peak RSS |
