@@ -7,18 +7,7 @@ use crate::support::{Env, OutputExt, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Deterministic pseudo-random bytes (xorshift), so payloads do not compress or repeat.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use crate::support::noise as payload;
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -208,35 +197,9 @@ fn drive_sftp_checks_the_host_key_against_the_remotes_known_hosts_file() {
 
 #[test]
 fn drive_one_gib_through_sftp_streams_with_flat_memory() {
-    const SIZE: u64 = 1 << 30;
-    const LIMIT: u64 = 100 << 20;
     let server = Server::start(Kind::Sftp);
     let (env, conf) = drive_env("box", "big", &server.section("box", true));
-    // A sparse 1 GiB file: reading it costs no disk; the server really stores 1 GiB.
-    let big = env.path().join("outgoing/big.iso");
-    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
-    std::fs::File::create(&big).unwrap().set_len(SIZE).unwrap();
-    let mut c = env.handoff("a");
-    c.args(["--json", "send", "--to", "b", "--file"]).arg(&big);
-    let (out, send_peak) = run_measuring_peak_rss(c);
-    out.ok();
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (uri, detail) = drive_receipt(&json);
-    assert_eq!(detail, "via the system ssh (SFTP)");
-    assert_eq!(rclone::stat(&conf, &rclone_target(&uri), None)["Size"], SIZE, "rclone sees the whole object");
-    eprintln!("sftp send of 1 GiB: peak RSS {} MiB", send_peak >> 20);
-    assert!(send_peak > 0 && send_peak < LIMIT, "send peak RSS {} MiB is not under 100 MiB", send_peak >> 20);
-    std::fs::remove_file(&big).unwrap();
-
-    let id = pointer_id(&env);
-    let dir = env.path().join("inbox");
-    let mut c = env.handoff("b");
-    c.args(["fetch", &id, "--out"]).arg(&dir);
-    let (out, fetch_peak) = run_measuring_peak_rss(c);
-    out.ok();
-    eprintln!("sftp fetch of 1 GiB: peak RSS {} MiB", fetch_peak >> 20);
-    assert_eq!(std::fs::metadata(dir.join("big.iso")).unwrap().len(), SIZE);
-    assert!(fetch_peak > 0 && fetch_peak < LIMIT, "fetch peak RSS {} MiB is not under 100 MiB", fetch_peak >> 20);
+    send_and_fetch_a_big_sparse_file(&env, &conf, 1 << 30, |detail| detail == "via the system ssh (SFTP)");
 }
 
 #[test]
@@ -413,16 +376,14 @@ fn run_measuring_peak_rss(mut c: std::process::Command) -> (std::process::Output
     (out, peak.load(std::sync::atomic::Ordering::Relaxed))
 }
 
-#[test]
-fn drive_two_gib_through_s3_streams_with_flat_memory() {
-    const SIZE: u64 = 2 << 30;
+/// Sends a sparse file of `size` bytes from a and fetches it on b, each with its peak RSS under 100 MiB;
+/// rclone sees the whole object, and the receipt's detail passes `via` (which path carried it).
+fn send_and_fetch_a_big_sparse_file(env: &Env, conf: &Path, size: u64, via: impl Fn(&str) -> bool) {
     const LIMIT: u64 = 100 << 20;
-    let server = Server::start(Kind::S3);
-    let (env, conf) = drive_env("objects", "bucket/big", &server.section("objects", false));
-    // A sparse 2 GiB file: reading it costs no disk, and the server really stores 2 GiB.
+    // A sparse file: reading it costs no disk, and the server really stores all of it.
     let big = env.path().join("outgoing/big.iso");
     std::fs::create_dir_all(big.parent().unwrap()).unwrap();
-    std::fs::File::create(&big).unwrap().set_len(SIZE).unwrap();
+    std::fs::File::create(&big).unwrap().set_len(size).unwrap();
 
     let mut c = env.handoff("a");
     c.args(["--json", "send", "--to", "b", "--file"]).arg(&big);
@@ -430,21 +391,28 @@ fn drive_two_gib_through_s3_streams_with_flat_memory() {
     out.ok();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (uri, detail) = drive_receipt(&json);
-    assert!(detail.contains("via opendal"), "{detail}");
-    assert_eq!(rclone::stat(&conf, &rclone_target(&uri), None)["Size"], SIZE, "rclone sees the whole 2 GiB object");
-    eprintln!("send of 2 GiB: peak RSS {} MiB", send_peak >> 20);
+    assert!(via(&detail), "{detail}");
+    assert_eq!(rclone::stat(conf, &rclone_target(&uri), None)["Size"], size, "rclone sees the whole object");
+    eprintln!("send of {} MiB: peak RSS {} MiB", size >> 20, send_peak >> 20);
     assert!(send_peak > 0 && send_peak < LIMIT, "send peak RSS {} MiB is not under 100 MiB", send_peak >> 20);
     std::fs::remove_file(&big).unwrap();
 
-    let id = pointer_id(&env);
+    let id = pointer_id(env);
     let dir = env.path().join("inbox");
     let mut c = env.handoff("b");
     c.args(["fetch", &id, "--out"]).arg(&dir);
     let (out, fetch_peak) = run_measuring_peak_rss(c);
     out.ok();
-    eprintln!("fetch of 2 GiB: peak RSS {} MiB", fetch_peak >> 20);
-    assert_eq!(std::fs::metadata(dir.join("big.iso")).unwrap().len(), SIZE);
+    eprintln!("fetch of {} MiB: peak RSS {} MiB", size >> 20, fetch_peak >> 20);
+    assert_eq!(std::fs::metadata(dir.join("big.iso")).unwrap().len(), size);
     assert!(fetch_peak > 0 && fetch_peak < LIMIT, "fetch peak RSS {} MiB is not under 100 MiB", fetch_peak >> 20);
+}
+
+#[test]
+fn drive_two_gib_through_s3_streams_with_flat_memory() {
+    let server = Server::start(Kind::S3);
+    let (env, conf) = drive_env("objects", "bucket/big", &server.section("objects", false));
+    send_and_fetch_a_big_sparse_file(&env, &conf, 2 << 30, |detail| detail.contains("via opendal"));
 }
 
 #[test]

@@ -48,18 +48,7 @@ fn sha256_file(p: &Path) -> String {
     hex::encode(h.finalize())
 }
 
-/// Deterministic pseudo-random bytes (incompressible, unlike zeros).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use crate::support::noise;
 
 fn send(rig: &Rig, file: &Path) -> std::process::Output {
     let mut c = rig.env.handoff("a");

@@ -13,17 +13,7 @@ mod drive {
     use super::*;
     use crate::support::rclone;
 
-    fn payload(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    use crate::support::noise as payload;
 
     pub(super) fn drive_machine(bus: &BusServer, folder: &Path) -> (Env, PathBuf) {
         let mut env = machine(bus, &format!("[drive]\nremote = \"here\"\nfolder = \"{}\"\n", folder.display()));

@@ -47,6 +47,20 @@ pub fn tool(name: &str) -> PathBuf {
     );
 }
 
+/// Deterministic pseudo-random bytes (xorshift): payloads that neither compress nor repeat, the same for
+/// the same `seed`.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// A free TCP port on loopback (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
