@@ -264,6 +264,41 @@ fn drive_fetch_of_a_corrupted_payload_fails_loudly_and_leaves_nothing() {
 }
 
 #[test]
+fn drive_sftp_large_fetch_over_several_channels_is_exact_and_a_corrupted_region_fails() {
+    let server = Server::start(Kind::Sftp);
+    let (env, conf) = drive_env("box", "h", &server.section("box", true));
+    // Three 64 MiB regions' worth: read by several channels at once, hashed in file order.
+    let bytes = payload(2 * 64 * 1024 * 1024 + 3 * 1024 * 1024 + 77, 11);
+    let f = write_file(&env, "build.tar", &bytes);
+    let (out, json) = send(&env, &f, &[]);
+    out.ok();
+    let (uri, _) = drive_receipt(&json);
+    assert!(rclone::cat(&conf, &rclone_target(&uri), None).stdout == bytes, "rclone reads the exact bytes");
+
+    let id = pointer_id(&env);
+    let dir = env.path().join("inbox");
+    let mut c = env.handoff("b");
+    c.args(["-vv", "fetch", &id, "--out"]).arg(&dir);
+    let got = run(c);
+    got.ok();
+    assert!(got.err().contains("over 4 SFTP channel(s)"), "{}", got.err());
+    assert!(std::fs::read(dir.join("build.tar")).unwrap() == bytes, "fetched bytes differ");
+
+    // One byte flipped in the second region, on the server's disk: the whole fetch fails, nothing is left.
+    let on_disk = server.root.join(rclone_target(&uri).split_once(':').unwrap().1);
+    let mut stored = std::fs::read(&on_disk).unwrap();
+    stored[64 * 1024 * 1024 + 4321] ^= 0x01;
+    std::fs::write(&on_disk, &stored).unwrap();
+    let dir = env.path().join("inbox2");
+    let got = fetch(&env, &id, &dir, false);
+    assert_ne!(got.code(), 0, "a corrupted payload must fail: {}", got.out());
+    assert!(got.err().contains("sha256 mismatch"), "{}", got.err());
+    let left: Vec<_> =
+        std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "nothing may be left behind: {left:?}");
+}
+
+#[test]
 fn drive_encrypted_rclone_conf_works_with_its_password_and_fails_clearly_otherwise() {
     let server = Server::start(Kind::Webdav);
     let (mut env, conf) = drive_env("dav", "h", &server.section("dav", false));

@@ -28,7 +28,10 @@ fn rig() -> Rig {
 }
 
 fn rig_with(vars: &[(&str, &str)]) -> Rig {
-    let sshd = Sshd::start();
+    rig_on(Sshd::start(), vars)
+}
+
+fn rig_on(sshd: Sshd, vars: &[(&str, &str)]) -> Rig {
     let bus = BusServer::start();
     let mut env = Env::new();
     bus.write_env_file(&env);
@@ -326,6 +329,35 @@ fn stopped_sshd_queues_with_75_then_delivers_exactly_once() {
     // a second flush delivers nothing new
     flush().ok();
     assert_eq!(listing(&rig.dir).len(), 1);
+}
+
+/// Sends a file of two 64 MiB regions and a bit, fetches it on b with debug logging; returns fetch's
+/// stderr after checking the fetched bytes are the sent ones.
+fn fetch_a_multi_region_file(rig: &Rig) -> String {
+    let src = rig.env.path().join("big.bin");
+    let data = noise(2 * 64 * 1024 * 1024 + 5 * 1024 * 1024 + 123, 7);
+    std::fs::write(&src, &data).unwrap();
+    let o = send(rig, &src);
+    o.ok();
+    let out = rig.env.path().join("inbox");
+    let o = run({
+        let mut c = rig.env.handoff("b");
+        c.args(["-vv", "fetch", &pointer_id(&o.json()), "--out"]).arg(&out);
+        c
+    });
+    o.ok();
+    assert!(std::fs::read(out.join("big.bin")).unwrap() == data, "fetched bytes differ from the sent ones");
+    o.err()
+}
+
+#[test]
+fn a_large_fetch_reads_over_four_channels_or_as_many_as_the_server_allows() {
+    // Regions read at once by different channels arrive out of order and are hashed in file order.
+    let err = fetch_a_multi_region_file(&rig());
+    assert!(err.contains("over 4 SFTP channel(s)"), "{err}");
+    // A server that allows one session per connection: the same download over the one channel.
+    let err = fetch_a_multi_region_file(&rig_on(Sshd::start_with_max_sessions(1), &[]));
+    assert!(err.contains("over 1 SFTP channel(s)"), "{err}");
 }
 
 #[test]

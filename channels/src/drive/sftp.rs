@@ -121,7 +121,7 @@ pub async fn download(
             ))
         })?;
         let bar = bar(size);
-        let got = s.download(&plan.path, dest, bar.as_ref()).await;
+        let got = s.download(&plan.path, size, dest, bar.as_ref()).await;
         bar.finish();
         got
     })

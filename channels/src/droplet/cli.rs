@@ -283,7 +283,13 @@ impl Remote for CliRemote {
         self.run(&format!("-rm {}\n", quote(path))).await.map(|_| ())
     }
 
-    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
+    async fn download(
+        &self,
+        src: &str,
+        _size: u64,
+        dest: &Path,
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError> {
         check_remote(src)?;
         let target: PathBuf = match local_arg(dest) {
             Some(_) => dest.to_path_buf(),

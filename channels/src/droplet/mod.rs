@@ -296,7 +296,7 @@ impl Channel for DropletChannel {
             };
             let tmp = dir.join(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()));
             let bar = self.ctx.progress.start(&format!("droplet {name}"), size);
-            let got = remote.download(&src, &tmp, bar.as_ref()).await;
+            let got = remote.download(&src, size, &tmp, bar.as_ref()).await;
             bar.finish();
             match got {
                 Ok((size, sha256)) => {

@@ -37,7 +37,13 @@ pub(crate) trait Remote {
     /// Removes a file; a missing file is not an error.
     async fn remove(&self, path: &str) -> Result<(), ChannelError>;
     /// Streams `src` into the local file `dest`; returns bytes received and their sha256.
-    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError>;
+    async fn download(
+        &self,
+        src: &str,
+        size: u64,
+        dest: &Path,
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError>;
     /// Lists `dir`.
     async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError>;
     /// Ends the session.
@@ -71,8 +77,14 @@ impl Remote for Box<SftpSession> {
     async fn remove(&self, path: &str) -> Result<(), ChannelError> {
         SftpSession::remove(self, path).await
     }
-    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
-        SftpSession::download(self, src, dest, bar).await
+    async fn download(
+        &self,
+        src: &str,
+        size: u64,
+        dest: &Path,
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError> {
+        SftpSession::download(self, src, size, dest, bar).await
     }
     async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError> {
         let entries = SftpSession::list(self, dir).await?;
@@ -141,8 +153,14 @@ impl Remote for Transport {
     async fn remove(&self, path: &str) -> Result<(), ChannelError> {
         each!(self, r => r.remove(path).await)
     }
-    async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
-        each!(self, r => r.download(src, dest, bar).await)
+    async fn download(
+        &self,
+        src: &str,
+        size: u64,
+        dest: &Path,
+        bar: &dyn ProgressBar,
+    ) -> Result<(u64, String), ChannelError> {
+        each!(self, r => r.download(src, size, dest, bar).await)
     }
     async fn list(&self, dir: &str) -> Result<Vec<RemoteEntry>, ChannelError> {
         each!(self, r => r.list(dir).await)

@@ -6,6 +6,8 @@
 //! memory bounded by a few MiB whatever the file size. [`errors`] turns what `ssh` printed into errors that
 //! name the peer, the cause and the fix.
 
+#[cfg(unix)]
+pub(crate) mod download;
 pub mod errors;
 #[cfg(unix)]
 pub(crate) mod reader;

@@ -6,20 +6,17 @@
 //! Throughput comes from pipelining: SFTP answers each request separately, so one request at a time waits a
 //! round trip per 20-255 KiB. Uploads keep up to [`WRITE_IN_FLIGHT`] bytes of write requests outstanding,
 //! each handed to the client without copying (its buffered writes serialise the data byte by byte, which
-//! cost more CPU than the rest of the upload); downloads keep up to [`READ_IN_FLIGHT`] bytes of read
-//! requests outstanding and write the answers in order on a blocking thread. Both hash on the way, so no
-//! second pass over the file is needed.
+//! cost more CPU than the rest of the upload), and hash on the way. Downloads are in [`super::download`].
 
 // Each of the two users needs only part of this (the droplet lists, the drive accepts new host keys).
 #![cfg_attr(not(all(feature = "droplet", feature = "drive")), allow(dead_code))]
 
 use super::errors;
 use super::reader::HashingReader;
-use super::writer::HashingWriter;
 use crate::{ChannelError, ProgressBar};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures::StreamExt;
-use futures::stream::{FuturesOrdered, FuturesUnordered};
+use futures::stream::FuturesUnordered;
 use openssh::{Child, ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use openssh_sftp_client::error::{Error as SftpError, SftpErrorKind};
 use openssh_sftp_client::file::File;
@@ -35,15 +32,8 @@ use tokio::io::AsyncSeek;
 const CHUNK: usize = 256 * 1024;
 /// Bytes of write requests outstanding at most during an upload (the client copies them into its buffer).
 pub const WRITE_IN_FLIGHT: usize = 8 << 20;
-/// Bytes of read requests outstanding at most during a download.
-pub const READ_IN_FLIGHT: usize = 8 << 20;
-/// Size asked for by the first read of a download; the server's answer tells the size of the next ones
-/// (OpenSSH's sftp-server answers up to ~255 KiB, servers without the limits extension 20 KiB).
-const FIRST_READ: u32 = 256 * 1024;
-/// Bytes handed to the local writing thread at once during a download.
-const WRITE_BATCH: usize = 1 << 20;
 /// Read requests outstanding at most, whatever their size.
-const MAX_READS: usize = 512;
+pub(super) const MAX_READS: usize = 512;
 
 /// How the server's host key is checked. Never off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,11 +123,27 @@ pub struct Entry {
 /// An SFTP session.
 pub struct SftpSession {
     label: String,
+    target: Target,
     sftp: Sftp,
     /// The remote `sftp` subsystem process (reaped on close).
     child: std::sync::Mutex<Option<Child<Arc<Session>>>>,
     /// The multiplexed ssh master; dropping the last reference shuts it down.
     session: Arc<Session>,
+}
+
+/// A further SFTP channel of an [`SftpSession`] (see [`SftpSession::open_channel`]).
+pub(super) struct SftpChannel {
+    /// The channel's SFTP client.
+    pub sftp: Sftp,
+    child: Child<Arc<Session>>,
+}
+
+impl SftpChannel {
+    /// Closes the channel (the session stays).
+    pub async fn close(self) {
+        let _ = self.sftp.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
 }
 
 /// Maps an openssh error from connecting to `t`.
@@ -156,7 +162,7 @@ fn from_openssh(t: &Target, e: openssh::Error) -> ChannelError {
 }
 
 /// Maps an SFTP error during `what` on `path`.
-fn from_sftp(label: &str, what: &str, path: &str, e: SftpError) -> ChannelError {
+pub(super) fn from_sftp(label: &str, what: &str, path: &str, e: SftpError) -> ChannelError {
     match e {
         SftpError::SftpError(kind, msg) => {
             let cause = match kind {
@@ -226,27 +232,27 @@ impl SftpSession {
         let connected = b.connect_mux(&t.destination).await;
         drop(config);
         let session = Arc::new(connected.map_err(|e| from_openssh(t, e))?);
-        // The session stays ours rather than the SFTP client's, so closing never depends on the client's
-        // background tasks having let go of it.
-        let mut child = Session::to_subsystem(session.clone(), "sftp")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .await
-            .map_err(|e| from_openssh(t, e))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
-            return Err(ChannelError::permanent(format!("{}: the SFTP subsystem gave no pipes", t.label)));
-        };
-        widen_pipe(&stdin);
-        widen_pipe(&stdout);
-        let sftp = Sftp::new(stdin, stdout, options()).await.map_err(|e| match e {
-            SftpError::RemoteChildSpawnError(e) => from_openssh(t, e),
-            e => from_sftp(&t.label, "starting", "sftp", e),
-        })?;
-        Ok(Self { label: t.label.clone(), sftp, child: std::sync::Mutex::new(Some(child)), session })
+        let (sftp, child) = start_sftp(&session, t).await?;
+        Ok(Self { label: t.label.clone(), target: t.clone(), sftp, child: std::sync::Mutex::new(Some(child)), session })
     }
 
-    fn err(&self, what: &str, path: &str) -> impl FnOnce(SftpError) -> ChannelError + '_ {
+    /// How errors name the peer.
+    pub(super) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The SFTP client of the session's first channel.
+    pub(super) fn sftp(&self) -> &Sftp {
+        &self.sftp
+    }
+
+    /// Opens another SFTP channel over the same ssh master: no new login, its own requests and answers.
+    pub(super) async fn open_channel(&self) -> Result<SftpChannel, ChannelError> {
+        let (sftp, child) = start_sftp(&self.session, &self.target).await?;
+        Ok(SftpChannel { sftp, child })
+    }
+
+    pub(super) fn err(&self, what: &str, path: &str) -> impl FnOnce(SftpError) -> ChannelError + '_ {
         let (what, path) = (what.to_string(), path.to_string());
         move |e| from_sftp(&self.label, &what, &path, e)
     }
@@ -353,45 +359,6 @@ impl SftpSession {
         input.finish().await.map_err(|e| ChannelError::permanent(format!("reading {}: {e}", src.display())))
     }
 
-    /// Streams `src` into the local file `dest` (created), with many reads in flight; returns bytes received
-    /// and their sha256 (hex).
-    pub async fn download(&self, src: &str, dest: &Path, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
-        let file = self.sftp.open(src).await.map_err(self.err("opening", src))?;
-        let mut out = HashingWriter::create(dest)
-            .map_err(|e| ChannelError::permanent(format!("cannot write {}: {e}", dest.display())))?;
-        // The first answer's length is the most the server gives per read: the size of all further requests.
-        let (first, mut eof) = read_once(file.clone(), FIRST_READ).await.map_err(self.err("reading", src))?;
-        let step = first.len().max(4096);
-        let depth = (READ_IN_FLIGHT / step).clamp(4, MAX_READS);
-        let mut next = first.len() as u64;
-        bar.advance(first.len() as u64);
-        // Answers are gathered into WRITE_BATCH-sized buffers for the writing thread: one hand-over per
-        // 1 MiB rather than one per (possibly 20 KiB) answer.
-        let mut batch = first;
-        batch.reserve(WRITE_BATCH.saturating_sub(batch.len()));
-        let mut reads = FuturesOrdered::new();
-        loop {
-            while !eof && reads.len() < depth {
-                reads.push_back(read_at(file.clone(), next, step as u32));
-                next += step as u64;
-            }
-            let Some(got) = reads.next().await else { break };
-            let (data, at_end) = got.map_err(self.err("reading", src))?;
-            eof |= at_end;
-            bar.advance(data.len() as u64);
-            batch.extend_from_slice(&data);
-            if batch.len() >= WRITE_BATCH
-                && !out.write(std::mem::replace(&mut batch, Vec::with_capacity(WRITE_BATCH))).await
-            {
-                return Err(writer_failed(out, dest).await);
-            }
-        }
-        if !batch.is_empty() && !out.write(batch).await {
-            return Err(writer_failed(out, dest).await);
-        }
-        out.finish().await.map_err(|e| ChannelError::permanent(format!("writing {}: {e}", dest.display())))
-    }
-
     /// Creates an empty file at `path` (or empties it).
     pub async fn write_empty(&self, path: &str) -> Result<(), ChannelError> {
         let file = self
@@ -451,6 +418,27 @@ impl SftpSession {
     }
 }
 
+/// Starts the `sftp` subsystem on a new channel of `session`. The session stays ours rather than the SFTP
+/// client's, so closing never depends on the client's background tasks having let go of it.
+async fn start_sftp(session: &Arc<Session>, t: &Target) -> Result<(Sftp, Child<Arc<Session>>), ChannelError> {
+    let mut child = Session::to_subsystem(session.clone(), "sftp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .map_err(|e| from_openssh(t, e))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
+        return Err(ChannelError::permanent(format!("{}: the SFTP subsystem gave no pipes", t.label)));
+    };
+    widen_pipe(&stdin);
+    widen_pipe(&stdout);
+    let sftp = Sftp::new(stdin, stdout, options()).await.map_err(|e| match e {
+        SftpError::RemoteChildSpawnError(e) => from_openssh(t, e),
+        e => from_sftp(&t.label, "starting", "sftp", e),
+    })?;
+    Ok((sftp, child))
+}
+
 /// Pipe capacity asked for between handoff and the ssh master: with Linux's default 64 KiB every 64 KiB of
 /// data costs a wake-up on both sides, which limits throughput more than the link or the ciphers.
 #[cfg(target_os = "linux")]
@@ -480,40 +468,4 @@ async fn write_at(mut file: File, offset: u64, mut data: Bytes, once: bool) -> R
         }
     }
     Ok(done)
-}
-
-/// The error of a local writer that stopped taking chunks.
-async fn writer_failed(out: HashingWriter, dest: &Path) -> ChannelError {
-    let why = match out.finish().await {
-        Err(e) => e.to_string(),
-        Ok(_) => "the writer stopped early".to_string(),
-    };
-    ChannelError::permanent(format!("writing {}: {why}", dest.display()))
-}
-
-/// One read request for up to `len` bytes at the file's offset; the flag is true at the end of the file.
-async fn read_once(mut file: File, len: u32) -> Result<(Vec<u8>, bool), SftpError> {
-    match file.read(len, BytesMut::with_capacity(len as usize)).await? {
-        Some(b) if !b.is_empty() => Ok((Vec::from(b), false)),
-        _ => Ok((Vec::new(), true)),
-    }
-}
-
-/// Reads `len` bytes at `offset` (fewer at the end of the file), asking again when the server answers with
-/// less. The flag is true when the end of the file was reached.
-async fn read_at(mut file: File, offset: u64, len: u32) -> Result<(Vec<u8>, bool), SftpError> {
-    let mut data: Vec<u8> = Vec::new();
-    while data.len() < len as usize {
-        let at = offset + data.len() as u64;
-        Pin::new(&mut file).start_seek(std::io::SeekFrom::Start(at))?;
-        let (got, eof) = read_once(file.clone(), len - data.len() as u32).await?;
-        if data.is_empty() && got.len() == len as usize {
-            return Ok((got, false));
-        }
-        data.extend_from_slice(&got);
-        if eof {
-            return Ok((data, true));
-        }
-    }
-    Ok((data, false))
 }

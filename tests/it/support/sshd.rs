@@ -31,6 +31,8 @@ pub struct Sshd {
     pub log: PathBuf,
     tmp: tempfile::TempDir,
     generation: u32,
+    /// sshd's `MaxSessions`.
+    max_sessions: u32,
 }
 
 fn keygen(path: &Path, comment: &str) {
@@ -69,6 +71,11 @@ pub fn nss_wrapper_lib() -> PathBuf {
 impl Sshd {
     /// Starts sshd on a free loopback port with fresh keys.
     pub fn start() -> Self {
+        Self::start_with_max_sessions(200)
+    }
+
+    /// Like [`Sshd::start`], allowing at most `n` sessions (channels) per connection.
+    pub fn start_with_max_sessions(n: u32) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
         let client_key = root.join("client_ed25519");
@@ -85,6 +92,7 @@ impl Sshd {
             log: root.join("sshd.log"),
             tmp,
             generation: 0,
+            max_sessions: n,
         };
         s.spawn();
         s
@@ -124,13 +132,14 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
              StrictModes no\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              UsePAM no\nPermitRootLogin prohibit-password\nAllowUsers {user}\nSubsystem sftp internal-sftp\n\
-             LogLevel VERBOSE\nMaxStartups 200\nMaxSessions 200\nUseDNS no\nSetEnv HANDOFF_CANARY={canary}\n",
+             LogLevel VERBOSE\nMaxStartups 200\nMaxSessions {max_sessions}\nUseDNS no\nSetEnv HANDOFF_CANARY={canary}\n",
             port = self.port,
             hk = self.host_key.display(),
             pid = root.join("sshd.pid").display(),
             ak = root.join("authorized_keys").display(),
             user = self.user,
             canary = self.canary_prefix(),
+            max_sessions = self.max_sessions,
         );
         std::fs::write(&cfg, text).unwrap();
         cfg
