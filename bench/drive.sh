@@ -102,11 +102,17 @@ for remote in $REMOTES; do
   printf '[drive]\nremote = "%s"\nfolder = "%s"\n' "$remote" "$folder" > "$XDG_CONFIG_HOME/handoff/config.toml"
   b_h_up=""; b_r_up=""; b_h_down=""; b_r_down=""; h_up_rss=0; r_up_rss=0; h_down_rss=0; r_down_rss=0
   for run in $(seq "$RUNS"); do
-    # upload: handoff send (hash + upload + pointer) vs rclone copyto
-    read -r t m < <(measure "$handoff" --json send --to any --file "$payload" --via drive)
-    b_h_up=$(keep_best "$b_h_up" "$t"); h_up_rss=$(( m > h_up_rss ? m : h_up_rss ))
-    read -r t m < <(measure rclone --config "$conf" copyto "$payload" "$remote:$folder/rclone-copy.bin")
-    b_r_up=$(keep_best "$b_r_up" "$t"); r_up_rss=$(( m > r_up_rss ? m : r_up_rss ))
+    # upload: handoff send (hash + upload + pointer) vs rclone copyto; which goes first alternates between
+    # runs, so neither always inherits the state (page cache, server heap) the other leaves behind
+    h_up() {
+      read -r t m < <(measure "$handoff" --json send --to any --file "$payload" --via drive)
+      b_h_up=$(keep_best "$b_h_up" "$t"); h_up_rss=$(( m > h_up_rss ? m : h_up_rss ))
+    }
+    r_up() {
+      read -r t m < <(measure rclone --config "$conf" copyto "$payload" "$remote:$folder/rclone-copy.bin")
+      b_r_up=$(keep_best "$b_r_up" "$t"); r_up_rss=$(( m > r_up_rss ? m : r_up_rss ))
+    }
+    if (( run % 2 )); then h_up; r_up; else r_up; h_up; fi
     # download: handoff fetch (download + sha256 verify) vs rclone copyto
     id=$(HANDOFF_MACHINE=other "$handoff" --json sync | python3 -c 'import json,sys; print([m["id"] for m in json.load(sys.stdin)["sync"]["messages"] if m.get("pointer")][-1])')
     rm -rf "$work/out"/*
@@ -115,10 +121,15 @@ for remote in $REMOTES; do
     # uploads carry it in their metadata, handoff's do not), and that one-off cost belongs to neither client.
     stored=$(rclone --config "$conf" lsf -R --files-only "$remote:$folder" | grep -v '^rclone-copy.bin$' | head -1)
     rclone --config "$conf" cat "$remote:$folder/$stored" > /dev/null
-    read -r t m < <(HANDOFF_MACHINE=other measure "$handoff" fetch "$id" --out "$work/out")
-    b_h_down=$(keep_best "$b_h_down" "$t"); h_down_rss=$(( m > h_down_rss ? m : h_down_rss ))
-    read -r t m < <(measure rclone --config "$conf" copyto "$remote:$folder/$stored" "$work/out/rclone.bin")
-    b_r_down=$(keep_best "$b_r_down" "$t"); r_down_rss=$(( m > r_down_rss ? m : r_down_rss ))
+    h_down() {
+      read -r t m < <(HANDOFF_MACHINE=other measure "$handoff" fetch "$id" --out "$work/out")
+      b_h_down=$(keep_best "$b_h_down" "$t"); h_down_rss=$(( m > h_down_rss ? m : h_down_rss ))
+    }
+    r_down() {
+      read -r t m < <(measure rclone --config "$conf" copyto "$remote:$folder/$stored" "$work/out/rclone.bin")
+      b_r_down=$(keep_best "$b_r_down" "$t"); r_down_rss=$(( m > r_down_rss ? m : r_down_rss ))
+    }
+    if (( run % 2 )); then h_down; r_down; else r_down; h_down; fi
     cmp -s "$payload" "$work/out/payload.bin" || { echo "fetched payload differs" >&2; exit 1; }
     echo "$remote run $run: up handoff ${b_h_up}s rclone ${b_r_up}s; down handoff ${b_h_down}s rclone ${b_r_down}s (best so far)" >&2
     # keep disk use bounded; through the remote, so the server's own caches know (rclone serve's VFS)
@@ -141,8 +152,8 @@ Servers are \`rclone serve s3\` / \`rclone serve sftp\` on loopback (and a \`loc
 network is not the bottleneck: this measures the client's own overhead. s3 and local go through opendal;
 sftp through the system ssh and SFTP (the droplet's pipelined transfers). "up" for handoff is the whole
 \`handoff send --file\` (upload hashing as it streams, pointer); "down" is \`handoff fetch\` (download hashing as it
-streams, sha256 checked, fsync). \`sync\` before each command; both tools download the object handoff stored,
-after one unmeasured read of it.
+streams, sha256 checked, fsync). \`sync\` before each command; which tool goes first alternates between runs;
+both tools download the object handoff stored, after one unmeasured read of it.
 Speed ratio = handoff throughput / rclone throughput (target ≥ 0.8×).
 
 | remote | way | handoff | rclone copyto | ratio | handoff peak RSS | rclone peak RSS |
