@@ -75,6 +75,11 @@ impl BusServer {
     }
 
     fn spawn(data: &Path, port: u16, pg: Option<Arc<PgServer>>) -> Self {
+        Self::try_spawn(data, port, pg).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `bus serve`; an error when it exits without announcing its address (e.g. the port is taken).
+    fn try_spawn(data: &Path, port: u16, pg: Option<Arc<PgServer>>) -> Result<Self, String> {
         let mut cmd = Command::new(handoff_bin());
         cmd.args(["bus", "serve", "--listen", &format!("127.0.0.1:{port}")]);
         match &pg {
@@ -96,15 +101,15 @@ impl BusServer {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("bus serve did not announce its address: {line:?}"))
-            .to_string();
+        let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_string) else {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            return Err(format!("bus serve on port {port} did not announce its address: {line:?} (exit: {status:?})"));
+        };
         let port = url.rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
         let s = BusServer { child: Some(child), url, data: data.to_path_buf(), port, pg, _tmp: None };
         s.wait_healthy();
-        s
+        Ok(s)
     }
 
     /// Blocks until `/health` answers 200.
@@ -140,7 +145,16 @@ impl BusServer {
     /// Starts again on the same port and data.
     pub fn restart(&mut self) {
         self.kill();
-        let mut again = Self::spawn(&self.data, self.port, self.pg.clone());
+        // Between the kill and the new bind another process may briefly hold the port (an outgoing
+        // connection's local port comes from the same range): try again for a while before failing.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut again = loop {
+            match Self::try_spawn(&self.data, self.port, self.pg.clone()) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => panic!("restarting the bus: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
         self.child = again.child.take();
         self.url = again.url.clone();
     }
