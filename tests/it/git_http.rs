@@ -64,6 +64,8 @@ fn https_remote_with_the_token_only_in_a_credential_helper_delivers_and_another_
     assert!(log.contains("GET /handoffs.git/info/refs?service=git-receive-pack 401"), "{log}");
     assert!(log.contains("GET /handoffs.git/info/refs?service=git-receive-pack 200"), "{log}");
     assert!(log.contains("POST /handoffs.git/git-receive-pack 200"), "{log}");
+    let stored = std::fs::read_to_string(env.path().join("git-credentials")).unwrap();
+    assert!(stored.contains(TOKEN), "credentials that worked stay in the helper: {stored}");
 
     // a second machine (its own HOME and clone, the same helper setup) syncs over https
     let laptop = https_env(&server, &bus, TOKEN, Trust::GitConfig);
@@ -104,6 +106,9 @@ fn a_wrong_password_from_the_credential_helper_is_an_auth_failure_naming_the_rem
         "asked once without, once with the helper's answer: {log}"
     );
     assert!(!log.lines().any(|l| l.ends_with(" 200")), "{log}");
+    // the refused password is erased from the helper's store (`git credential reject`), as git does
+    let stored = std::fs::read_to_string(env.path().join("git-credentials")).unwrap();
+    assert!(!stored.contains(wrong), "the refused password is still stored: {stored}");
     let heads = std::process::Command::new("git").arg("-C").arg(&bare).args(["for-each-ref"]).output().unwrap();
     assert!(heads.stdout.is_empty(), "nothing landed");
 }

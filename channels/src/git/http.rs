@@ -12,7 +12,7 @@
 //! * Credentials, as git does: a user and password in the URL first, then the git credential helper
 //!   (`credential.helper` from the clone's and the user's git config) when the server answers 401; a
 //!   bounded number of tries. After a success, `git credential approve` lets caching helpers keep the
-//!   answer. Errors name the remote (without its password) and what was tried.
+//!   answer; after a refusal, `git credential reject` makes them forget it. Errors name the remote (without its password) and what was tried.
 //! * Trust, as git's: the CA file named by `GIT_SSL_CAINFO` or git's `http.sslCAInfo` (a self-hosted
 //!   server's CA) when set, else the system's CA certificates (Mozilla's list when there are none).
 //!   Verification is never disabled.
@@ -186,7 +186,7 @@ impl Http {
                 if status.is_success() && state.from_helper && !state.approved {
                     state.approved = true;
                     if let Some((u, p)) = &state.creds {
-                        credential_approve(target, u, p);
+                        credential_tell("approve", self.repo.as_deref(), target, u, p);
                     }
                 }
                 return check_status(resp, &shown, &state);
@@ -208,6 +208,13 @@ impl Http {
                     break;
                 }
             }
+        }
+        // Credentials the helper gave and the server refused are erased from it, as git does, so a stale
+        // stored password does not fail every later send.
+        if state.from_helper
+            && let Some((u, p)) = &state.creds
+        {
+            credential_tell("reject", self.repo.as_deref(), target, u, p);
         }
         Err(git2::Error::new(
             ErrorCode::Auth,
@@ -346,15 +353,21 @@ fn tls_config(repo: Option<&std::path::Path>) -> Result<rustls::ClientConfig, gi
         .with_no_client_auth())
 }
 
-/// `git credential approve`, so caching helpers keep credentials that worked (best effort, as git does).
-fn credential_approve(target: &Target, user: &str, password: &str) {
+/// `git credential approve` (caching helpers keep credentials that worked) or `reject` (helpers forget
+/// credentials the server refused); best effort, as git does. Run in the clone, when there is one, so the
+/// helpers it configures are the ones told.
+fn credential_tell(action: &str, repo: Option<&std::path::Path>, target: &Target, user: &str, password: &str) {
     let mut input = format!("protocol={}\nhost={}", target.url.scheme(), target.host());
     if let Some(port) = target.url.port() {
         input.push_str(&format!(":{port}"));
     }
     input.push_str(&format!("\nusername={user}\npassword={password}\n\n"));
-    let child = std::process::Command::new("git")
-        .args(["credential", "approve"])
+    let mut git = std::process::Command::new("git");
+    if let Some(dir) = repo.filter(|d| d.is_dir()) {
+        git.current_dir(dir);
+    }
+    let child = git
+        .args(["credential", action])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
