@@ -114,6 +114,28 @@ fn a_wrong_password_from_the_credential_helper_is_an_auth_failure_naming_the_rem
 }
 
 #[test]
+fn a_renamed_repository_redirect_is_followed_for_the_whole_push_as_git_does() {
+    let server = GitHttpServer::start_with_moved(USER, TOKEN, "old.git=handoffs.git");
+    let bare = server.bare_repo("handoffs.git");
+    let bus = BusServer::start();
+    let env = https_env(&server, &bus, TOKEN, Trust::GitConfig);
+    // the config still names the repository's old path
+    let config = env.path().join("config/handoff/config.toml");
+    env.write_config(&std::fs::read_to_string(&config).unwrap().replace("handoffs.git", "old.git"));
+
+    let sent = send_doc(&env, "mac-studio", "Moved", BODY);
+    sent.ok();
+    let (path, commit) = receipt_uri(&sent);
+    let clone = cli_clone(&env, &format!("file://{}", bare.display()));
+    assert_document_committed(&env, &clone, "mac-studio", "Moved", BODY, &path, &commit);
+    let log = server.log();
+    assert!(log.contains("GET /old.git/info/refs?service=git-receive-pack 301"), "{log}");
+    // the pack goes straight to where the first request was redirected, never to the old path
+    assert!(log.contains("POST /handoffs.git/git-receive-pack 200"), "{log}");
+    assert!(!log.contains("POST /old.git/"), "{log}");
+}
+
+#[test]
 fn https_server_down_queues_with_exit_75_then_delivers_exactly_once() {
     let mut server = GitHttpServer::start(USER, TOKEN);
     let bare = server.bare_repo("handoffs.git");

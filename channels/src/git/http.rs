@@ -13,6 +13,8 @@
 //!   (`credential.helper` from the clone's and the user's git config) when the server answers 401; a
 //!   bounded number of tries. After a success, `git credential approve` lets caching helpers keep the
 //!   answer; after a refusal, `git credential reject` makes them forget it. Errors name the remote (without its password) and what was tried.
+//! * Redirects, as git's default (`http.followRedirects = initial`): the first request of a connection
+//!   follows them, and the RPC that follows goes to the URL it was redirected to (a renamed repository).
 //! * Trust, as git's: the CA file named by `GIT_SSL_CAINFO` or git's `http.sslCAInfo` (a self-hosted
 //!   server's CA) when set, else the system's CA certificates (Mozilla's list when there are none).
 //!   Verification is never disabled.
@@ -86,6 +88,9 @@ struct State {
     approved: bool,
     helper_asked: bool,
     tried: Vec<String>,
+    /// Where the server redirected the first request (`.../info/refs`) to: the base every later request
+    /// of this connection goes to, as git does (`http.followRedirects = initial`).
+    redirected: Option<reqwest::Url>,
 }
 
 /// The remote's URL without user and password, the user, and the password.
@@ -119,6 +124,15 @@ impl Target {
     fn host(&self) -> String {
         self.url.host_str().unwrap_or("").to_string()
     }
+}
+
+/// The repository URL an `.../info/refs?service=...` URL belongs to (`None` for any other URL).
+fn base_of_info_refs(url: &reqwest::Url) -> Option<reqwest::Url> {
+    let mut base = url.clone();
+    let path = url.path().strip_suffix("/info/refs")?;
+    base.set_path(path);
+    base.set_query(None);
+    Some(base)
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
@@ -391,6 +405,12 @@ impl SmartSubtransport for Http {
             Service::UploadPackLs | Service::ReceivePackLs => {
                 let url = target.join(&format!("info/refs?service={service}"));
                 let resp = self.send(&target, |c| c.get(&url))?;
+                if resp.url().as_str() != url
+                    && let Some(base) = base_of_info_refs(resp.url())
+                {
+                    tracing::debug!("{} redirected to {base}", target.url);
+                    self.state.lock().unwrap_or_else(|p| p.into_inner()).redirected = Some(base);
+                }
                 let kind = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
                 let expected = format!("application/x-{service}-advertisement");
                 if kind != Some(expected.as_str()) {
@@ -408,7 +428,10 @@ impl SmartSubtransport for Http {
             }
             Service::UploadPack | Service::ReceivePack => Ok(Box::new(Stream::Writing {
                 http: Http { repo: self.repo.clone(), state: self.state.clone() },
-                target,
+                target: match self.state.lock().unwrap_or_else(|p| p.into_inner()).redirected.clone() {
+                    Some(url) => Target { url, ..target },
+                    None => target,
+                },
                 service,
                 body: Vec::new(),
             })),

@@ -14,6 +14,8 @@ pub struct GitHttpServer {
     /// The loopback port (the same across restarts).
     pub port: u16,
     auth: String,
+    /// `old=new` repository paths answered with a 301, or empty.
+    moved: String,
 }
 
 /// `openssl <args>` (split on whitespace) in `dir`.
@@ -25,6 +27,12 @@ fn openssl(dir: &Path, args: &str) {
 impl GitHttpServer {
     /// Starts a server that accepts `user` with `password` only.
     pub fn start(user: &str, password: &str) -> Self {
+        Self::start_with_moved(user, password, "")
+    }
+
+    /// Like [`GitHttpServer::start`], answering every request under `/<old>/` with a 301 to `/<new>/`
+    /// (`moved` is `old=new`, e.g. `old.git=handoffs.git`): a renamed repository.
+    pub fn start_with_moved(user: &str, password: &str, moved: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         std::fs::create_dir_all(d.join("repos")).unwrap();
@@ -51,7 +59,8 @@ impl GitHttpServer {
             "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
              -extfile server.ext",
         );
-        let mut s = Self { tmp, child: None, port: free_port(), auth: format!("{user}:{password}") };
+        let mut s =
+            Self { tmp, child: None, port: free_port(), auth: format!("{user}:{password}"), moved: moved.to_string() };
         s.spawn();
         s
     }
@@ -68,6 +77,7 @@ impl GitHttpServer {
                 .arg(d.join("server.pem"))
                 .arg(d.join("server.key"))
                 .env("GIT_HTTP_TEST_AUTH", &self.auth)
+                .env("GIT_HTTP_TEST_MOVED", &self.moved)
                 .stdout(Stdio::piped())
                 .stderr(std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap())
                 .spawn()
