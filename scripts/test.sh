@@ -5,6 +5,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 bash scripts/install-test-deps.sh
 export PATH="$here/.test-tools/venv/bin:$PATH"
+# every channel is a cargo feature: the code and its tests must also build with none of them
+cargo check --workspace --no-default-features --all-targets --quiet
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo test --workspace --all-features --doc --quiet
   cargo nextest run --workspace --all-features --no-fail-fast

@@ -8,6 +8,8 @@ use crate::support::{Env, OutputExt, run};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
+// One test per store; they share helpers, so they build with every store compiled in.
+#[cfg(all(feature = "drive", feature = "droplet", feature = "git"))]
 mod payloads;
 
 /// A machine of its own on `bus`, optionally with extra config.

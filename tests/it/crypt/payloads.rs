@@ -5,10 +5,8 @@
 use super::{data_dir, handoff, machine, make_key, messages, raw_bus, sync_json};
 use crate::support::bus::BusServer;
 use crate::support::{Env, OutputExt};
-#[cfg(feature = "drive")]
 use std::path::{Path, PathBuf};
 
-#[cfg(feature = "drive")]
 mod drive {
     use super::*;
     use crate::support::rclone;
@@ -133,7 +131,6 @@ mod drive {
     }
 }
 
-#[cfg(feature = "drive")]
 #[test]
 fn an_encrypted_pointer_queued_in_the_outbox_is_encrypted_when_flush_posts_it() {
     let mut bus = BusServer::start();
@@ -163,7 +160,6 @@ fn an_encrypted_pointer_queued_in_the_outbox_is_encrypted_when_flush_posts_it() 
     assert_eq!(std::fs::read_to_string(dest.join("notes.txt")).unwrap(), "queued notes\n");
 }
 
-#[cfg(feature = "git")]
 mod git {
     use super::*;
     use crate::support::run;
@@ -264,7 +260,6 @@ mod git {
     }
 }
 
-#[cfg(feature = "droplet")]
 #[test]
 fn an_encrypted_file_on_the_droplet_is_ciphertext_and_fetch_yields_the_same_bytes() {
     let sshd = crate::support::sshd::Sshd::start();
