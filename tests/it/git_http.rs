@@ -23,12 +23,14 @@ enum Trust {
     SystemOnly,
 }
 
-/// An env whose `[git] remote` is the server's https URL (no credentials in it); `~/.gitconfig` names a
+/// An env whose `[git] remote` is the server's URL (no credentials in it); `~/.gitconfig` names a
 /// `git credential-store` file holding `USER` with `password` for that server.
 fn https_env(server: &GitHttpServer, bus: &BusServer, password: &str, trust: Trust) -> Env {
     let mut env = env_with_git(&server.url("handoffs.git"), bus);
-    let store =
-        env.write_secret_file("git-credentials", &format!("https://{USER}:{password}@localhost:{}\n", server.port));
+    let store = env.write_secret_file(
+        "git-credentials",
+        &format!("{}://{USER}:{password}@localhost:{}\n", server.scheme(), server.port),
+    );
     let mut gitconfig = format!("[credential]\n\thelper = store --file {}\n", store.display());
     match trust {
         Trust::GitConfig => gitconfig.push_str(&format!("[http]\n\tsslCAInfo = {}\n", server.ca().display())),
@@ -133,6 +135,25 @@ fn a_renamed_repository_redirect_is_followed_for_the_whole_push_as_git_does() {
     // the pack goes straight to where the first request was redirected, never to the old path
     assert!(log.contains("POST /handoffs.git/git-receive-pack 200"), "{log}");
     assert!(!log.contains("POST /old.git/"), "{log}");
+}
+
+#[test]
+fn a_plain_http_remote_with_the_token_in_a_credential_helper_delivers() {
+    let server = GitHttpServer::start_plain(USER, TOKEN);
+    let bare = server.bare_repo("handoffs.git");
+    let bus = BusServer::start();
+    let env = https_env(&server, &bus, TOKEN, Trust::SystemOnly);
+    assert!(server.url("handoffs.git").starts_with("http://"));
+
+    let sent = send_doc(&env, "mac-studio", "Plain", BODY);
+    sent.ok();
+    assert_no_secret(&sent, TOKEN);
+    let (path, commit) = receipt_uri(&sent);
+    let clone = cli_clone(&env, &format!("file://{}", bare.display()));
+    assert_document_committed(&env, &clone, "mac-studio", "Plain", BODY, &path, &commit);
+    let log = server.log();
+    assert!(log.contains("GET /handoffs.git/info/refs?service=git-receive-pack 401"), "{log}");
+    assert!(log.contains("POST /handoffs.git/git-receive-pack 200"), "{log}");
 }
 
 #[test]

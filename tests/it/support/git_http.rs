@@ -16,6 +16,8 @@ pub struct GitHttpServer {
     auth: String,
     /// `old=new` repository paths answered with a 301, or empty.
     moved: String,
+    /// Plain http instead of https.
+    plain: bool,
 }
 
 /// `openssl <args>` (split on whitespace) in `dir`.
@@ -28,6 +30,15 @@ impl GitHttpServer {
     /// Starts a server that accepts `user` with `password` only.
     pub fn start(user: &str, password: &str) -> Self {
         Self::start_with_moved(user, password, "")
+    }
+
+    /// Like [`GitHttpServer::start`], over plain http (no TLS).
+    pub fn start_plain(user: &str, password: &str) -> Self {
+        let mut s = Self::start_with_moved(user, password, "");
+        s.stop();
+        s.plain = true;
+        s.spawn();
+        s
     }
 
     /// Like [`GitHttpServer::start`], answering every request under `/<old>/` with a 301 to `/<new>/`
@@ -59,8 +70,14 @@ impl GitHttpServer {
             "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
              -extfile server.ext",
         );
-        let mut s =
-            Self { tmp, child: None, port: free_port(), auth: format!("{user}:{password}"), moved: moved.to_string() };
+        let mut s = Self {
+            tmp,
+            child: None,
+            port: free_port(),
+            auth: format!("{user}:{password}"),
+            moved: moved.to_string(),
+            plain: false,
+        };
         s.spawn();
         s
     }
@@ -78,6 +95,7 @@ impl GitHttpServer {
                 .arg(d.join("server.key"))
                 .env("GIT_HTTP_TEST_AUTH", &self.auth)
                 .env("GIT_HTTP_TEST_MOVED", &self.moved)
+                .env("GIT_HTTP_TEST_PLAIN", if self.plain { "1" } else { "" })
                 .stdout(Stdio::piped())
                 .stderr(std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap())
                 .spawn()
@@ -120,9 +138,14 @@ impl GitHttpServer {
         p
     }
 
-    /// The https URL of repository `name` (no credentials in it).
+    /// `https`, or `http` for a plain server.
+    pub fn scheme(&self) -> &'static str {
+        if self.plain { "http" } else { "https" }
+    }
+
+    /// The URL of repository `name` (no credentials in it).
     pub fn url(&self, name: &str) -> String {
-        format!("https://localhost:{}/{name}", self.port)
+        format!("{}://localhost:{}/{name}", self.scheme(), self.port)
     }
 
     /// Stops the server (connections refused from now on).
