@@ -13,24 +13,16 @@ cd "$here"
 SIZE_MIB=${SIZE_MIB:-1024}
 REPS=${REPS:-3}
 export PATH="$here/.test-tools/venv/bin:$PATH"
-command -v rclone >/dev/null || { echo "rclone missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
-command -v age >/dev/null || { echo "age missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+. "$here/bench/lib.sh"
+need rclone
+need age
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing: apt-get install time" >&2; exit 1; }
-
-if [ -n "${HANDOFF_BIN:-}" ]; then
-  handoff=$HANDOFF_BIN   # an already built release binary
-else
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
-  cargo build --release --bin handoff -q
-  handoff="$CARGO_TARGET_DIR/release/handoff"
-fi
+handoff=$(handoff_bin)
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 mkdir -p "$work"/{home,remote,out,bus}
 unset RCLONE_CONFIG RCLONE_CONFIG_PASS HANDOFF_CONFIG

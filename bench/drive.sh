@@ -14,24 +14,16 @@ cd "$here"
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-1}
 export PATH="$here/.test-tools/venv/bin:$PATH"
-command -v rclone >/dev/null || { echo "rclone missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+. "$here/bench/lib.sh"
+need rclone
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing: apt-get install time" >&2; exit 1; }
-
-if [ -n "${HANDOFF_BIN:-}" ]; then
-  handoff=$HANDOFF_BIN   # an already built release binary
-else
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
-  cargo build --release --bin handoff -q
-  handoff="$CARGO_TARGET_DIR/release/handoff"
-fi
+handoff=$(handoff_bin)
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 mkdir -p "$work"/{home,served-s3/bucket,served-sftp,local,srvhome,out}
 : > "$work/empty.conf"
@@ -51,11 +43,7 @@ mkdir -p "$XDG_CONFIG_HOME/rclone" "$XDG_CONFIG_HOME/handoff" "$HOME/.ssh"
 conf=$XDG_CONFIG_HOME/rclone/rclone.conf
 # ssh (for the sftp remote) finds ~ through the password database: give it this HOME via nss_wrapper, so
 # its known_hosts is the bench's own.
-nss=$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null | head -1 || true)
-[ -n "$nss" ] || { echo "libnss_wrapper.so missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
-echo "$(id -un):x:$(id -u):$(id -g):bench:$HOME:/bin/sh" > "$work/passwd"
-echo "$(id -gn):x:$(id -g):" > "$work/group"
-export LD_PRELOAD=$nss NSS_WRAPPER_PASSWD=$work/passwd NSS_WRAPPER_GROUP=$work/group SSH_AUTH_SOCK=
+ssh_sees_home "$work"
 cat > "$conf" <<EOF
 [s3]
 type = s3
@@ -89,7 +77,6 @@ measure() {
 }
 mibps() { python3 -c "print(f'{$SIZE_MIB/max($1,0.001):.0f}')"; }
 ratio() { python3 -c "print(f'{$2/max($1,0.001):.2f}')"; }
-keep_best() { if [ -z "$1" ] || awk "BEGIN { exit !($2 < $1) }"; then echo "$2"; else echo "$1"; fi; }
 
 rows=()
 REMOTES=${REMOTES:-s3 sftp local}
@@ -106,11 +93,11 @@ for remote in $REMOTES; do
     # runs, so neither always inherits the state (page cache, server heap) the other leaves behind
     h_up() {
       read -r t m < <(measure "$handoff" --json send --to any --file "$payload" --via drive)
-      b_h_up=$(keep_best "$b_h_up" "$t"); h_up_rss=$(( m > h_up_rss ? m : h_up_rss ))
+      b_h_up=$(faster "$b_h_up" "$t"); h_up_rss=$(( m > h_up_rss ? m : h_up_rss ))
     }
     r_up() {
       read -r t m < <(measure rclone --config "$conf" copyto "$payload" "$remote:$folder/rclone-copy.bin")
-      b_r_up=$(keep_best "$b_r_up" "$t"); r_up_rss=$(( m > r_up_rss ? m : r_up_rss ))
+      b_r_up=$(faster "$b_r_up" "$t"); r_up_rss=$(( m > r_up_rss ? m : r_up_rss ))
     }
     if (( run % 2 )); then h_up; r_up; else r_up; h_up; fi
     # download: handoff fetch (download + sha256 verify) vs rclone copyto
@@ -123,11 +110,11 @@ for remote in $REMOTES; do
     rclone --config "$conf" cat "$remote:$folder/$stored" > /dev/null
     h_down() {
       read -r t m < <(HANDOFF_MACHINE=other measure "$handoff" fetch "$id" --out "$work/out")
-      b_h_down=$(keep_best "$b_h_down" "$t"); h_down_rss=$(( m > h_down_rss ? m : h_down_rss ))
+      b_h_down=$(faster "$b_h_down" "$t"); h_down_rss=$(( m > h_down_rss ? m : h_down_rss ))
     }
     r_down() {
       read -r t m < <(measure rclone --config "$conf" copyto "$remote:$folder/$stored" "$work/out/rclone.bin")
-      b_r_down=$(keep_best "$b_r_down" "$t"); r_down_rss=$(( m > r_down_rss ? m : r_down_rss ))
+      b_r_down=$(faster "$b_r_down" "$t"); r_down_rss=$(( m > r_down_rss ? m : r_down_rss ))
     }
     if (( run % 2 )); then h_down; r_down; else r_down; h_down; fi
     cmp -s "$payload" "$work/out/payload.bin" || { echo "fetched payload differs" >&2; exit 1; }

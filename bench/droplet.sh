@@ -12,53 +12,27 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-3}
-[ -x /usr/sbin/sshd ] || { echo "sshd missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+. "$here/bench/lib.sh"
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
-nss=$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null | head -1 || true)
-[ -n "$nss" ] || { echo "libnss_wrapper.so missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
-
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
-[ -n "${HANDOFF_BIN:-}" ] || cargo build --release --bin handoff -q
-handoff="${HANDOFF_BIN:-$CARGO_TARGET_DIR/release/handoff}"
+handoff=$(handoff_bin)
 
 work=$(mktemp -d)
 sshd_pid=""
 cleanup() { [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- the server: own host key, authorized client key, everything in $work
 mkdir -p "$work"/{home/.ssh,drop,scp-drop}
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key" >/dev/null
+start_sshd "$work"
+port=$sshd_port
 ssh-keygen -q -t ed25519 -N '' -f "$work/home/.ssh/id_bench" >/dev/null
 cp "$work/home/.ssh/id_bench.pub" "$work/authorized_keys"
-port=$(free_port)
-[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
-cat > "$work/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $work/host_key
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-PermitRootLogin prohibit-password
-AllowUsers $(id -un)
-Subsystem sftp internal-sftp
-EOF
-/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
-sshd_pid=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
 
 # --- the client, set up as a user would: ~/.ssh/config alias + known_hosts; ssh finds ~ via passwd, so
 # nss_wrapper gives it this HOME
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_DATA_HOME=$work/home/.local/share XDG_STATE_HOME=$work/home/.local/state HANDOFF_MACHINE=bench
 unset HANDOFF_CONFIG BUS_URL BUS_USER BUS_PASS
-echo "$(id -un):x:$(id -u):$(id -g):bench:$HOME:/bin/sh" > "$work/passwd"
-echo "$(id -gn):x:$(id -g):" > "$work/group"
-export LD_PRELOAD=$nss NSS_WRAPPER_PASSWD=$work/passwd NSS_WRAPPER_GROUP=$work/group SSH_AUTH_SOCK=
+ssh_sees_home "$work"
 printf 'Host bench-droplet\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  IdentityFile ~/.ssh/id_bench\n  IdentitiesOnly yes\n' "$port" "$(id -un)" > "$HOME/.ssh/config"
 echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/host_key.pub")" > "$HOME/.ssh/known_hosts"
 chmod 600 "$HOME/.ssh/config" "$HOME/.ssh/id_bench"
@@ -86,9 +60,9 @@ for run in $(seq "$RUNS"); do
   read -r t_h m_h < "$work/t.h"
   cmp -s "$payload" "$work/drop/"handoff-*-payload.bin || { echo "uploaded bytes differ" >&2; exit 1; }
   echo "run $run: scp ${t_scp}s (${m_scp} KiB), scp -c aes128-gcm ${t_gcm}s, handoff ${t_h}s (${m_h} KiB)"
-  if [ -z "$best_scp" ] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$t_scp" "$best_scp"; then best_scp=$t_scp; fi
-  if [ -z "$best_gcm" ] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$t_gcm" "$best_gcm"; then best_gcm=$t_gcm; fi
-  if [ -z "$best_handoff" ] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$t_h" "$best_handoff"; then best_handoff=$t_h; fi
+  best_scp=$(faster "$best_scp" "$t_scp")
+  best_gcm=$(faster "$best_gcm" "$t_gcm")
+  best_handoff=$(faster "$best_handoff" "$t_h")
   [ "$m_h" -gt "$rss_handoff" ] && rss_handoff=$m_h
   [ "$m_scp" -gt "$rss_scp" ] && rss_scp=$m_scp
 done

@@ -12,17 +12,13 @@
 #
 #   bash bench/git.sh          # N=30
 #   N=10 bash bench/git.sh
+#   HANDOFF_BIN=path/to/release/handoff bash bench/git.sh   # an already built binary
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 N=${N:-30}
-[ -x /usr/sbin/sshd ] || { echo "sshd missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
-nss=$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null | head -1 || true)
-[ -n "$nss" ] || { echo "libnss_wrapper.so missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
-
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
-cargo build --release --bin handoff -q
-handoff="$CARGO_TARGET_DIR/release/handoff"
+. "$here/bench/lib.sh"
+handoff=$(handoff_bin)
 
 work=$(mktemp -d)
 sshd_pid=
@@ -33,45 +29,25 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # sshd as this user, everything in $work
-port=$(free_port)
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
 mkdir -p "$work/home/.ssh" "$work/srv"
+start_sshd "$work"
+port=$sshd_port
 ssh-keygen -q -t ed25519 -N '' -f "$work/home/.ssh/id_bench"
 cp "$work/home/.ssh/id_bench.pub" "$work/authorized_keys"
-cat > "$work/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $work/host_key
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-AllowUsers $(id -un)
-MaxStartups 100
-UseDNS no
-EOF
-/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
-sshd_pid=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
 # the user's side: ~/.ssh/config alias, known_hosts, nss_wrapper so ssh sees this HOME
 export HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_DATA_HOME=$work/home/.local/share HANDOFF_MACHINE=bench
 unset HANDOFF_CONFIG BUS_URL BUS_USER BUS_PASS
 printf 'Host benchsrv\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  IdentityFile ~/.ssh/id_bench\n  IdentitiesOnly yes\n' "$port" "$(id -un)" > "$HOME/.ssh/config"
 echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/host_key.pub")" > "$HOME/.ssh/known_hosts"
-echo "$(id -un):x:$(id -u):$(id -g):bench:$HOME:/bin/sh" > "$work/passwd"
-echo "$(id -gn):x:$(id -g):" > "$work/group"
-export LD_PRELOAD=$nss NSS_WRAPPER_PASSWD=$work/passwd NSS_WRAPPER_GROUP=$work/group SSH_AUTH_SOCK=
+ssh_sees_home "$work"
 export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
 mkdir -p "$XDG_CONFIG_HOME/handoff"
 
 # git smart HTTP over TLS with basic auth; the token only in the credential store
-command -v openssl >/dev/null || { echo "openssl missing: run bash scripts/install-test-deps.sh" >&2; exit 1; }
+need openssl
 (
   cd "$work"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
