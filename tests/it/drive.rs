@@ -248,18 +248,27 @@ fn drive_fetch_of_a_corrupted_payload_fails_loudly_and_leaves_nothing() {
     out.ok();
     let (uri, _) = drive_receipt(&json);
     // Flip bytes in the stored object, on the server's disk, keeping its size.
-    let on_disk = server.root.join(rclone_target(&uri).split_once(':').unwrap().1);
-    let mut stored = std::fs::read(&on_disk).unwrap();
-    stored[1000] ^= 0xff;
-    std::fs::write(&on_disk, &stored).unwrap();
+    flip_stored_byte(&server, &uri, 1000);
 
     let id = pointer_id(&env);
     let dir = env.path().join("inbox");
-    let got = fetch(&env, &id, &dir, false);
+    assert_corrupt_fetch_fails_leaving_nothing(&env, &id, &dir);
+}
+
+/// Flips one byte of the object behind `uri` on the server's disk, keeping its size.
+fn flip_stored_byte(server: &Server, uri: &str, at: usize) {
+    let on_disk = server.root.join(rclone_target(uri).split_once(':').unwrap().1);
+    let mut stored = std::fs::read(&on_disk).unwrap();
+    stored[at] ^= 0xff;
+    std::fs::write(&on_disk, &stored).unwrap();
+}
+
+/// Fetching pointer `id` into `dir` fails on the sha256 check and leaves nothing in `dir`.
+fn assert_corrupt_fetch_fails_leaving_nothing(env: &Env, id: &str, dir: &Path) {
+    let got = fetch(env, id, dir, false);
     assert_ne!(got.code(), 0, "a corrupted payload must fail: {}", got.out());
     assert!(got.err().contains("sha256 mismatch"), "{}", got.err());
-    let left: Vec<_> =
-        std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "nothing may be left behind: {left:?}");
 }
 
@@ -285,17 +294,9 @@ fn drive_sftp_large_fetch_over_several_channels_is_exact_and_a_corrupted_region_
     assert!(std::fs::read(dir.join("build.tar")).unwrap() == bytes, "fetched bytes differ");
 
     // One byte flipped in the second region, on the server's disk: the whole fetch fails, nothing is left.
-    let on_disk = server.root.join(rclone_target(&uri).split_once(':').unwrap().1);
-    let mut stored = std::fs::read(&on_disk).unwrap();
-    stored[64 * 1024 * 1024 + 4321] ^= 0x01;
-    std::fs::write(&on_disk, &stored).unwrap();
+    flip_stored_byte(&server, &uri, 64 * 1024 * 1024 + 4321);
     let dir = env.path().join("inbox2");
-    let got = fetch(&env, &id, &dir, false);
-    assert_ne!(got.code(), 0, "a corrupted payload must fail: {}", got.out());
-    assert!(got.err().contains("sha256 mismatch"), "{}", got.err());
-    let left: Vec<_> =
-        std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
-    assert!(left.is_empty(), "nothing may be left behind: {left:?}");
+    assert_corrupt_fetch_fails_leaving_nothing(&env, &id, &dir);
 }
 
 #[test]
