@@ -59,7 +59,7 @@ impl SftpSession {
             .map_err(|e| ChannelError::permanent(format!("cannot write {}: {e}", dest.display())))?;
         let read = if size <= 2 * REGION {
             let only = Source { sftp: self.sftp(), label: self.label(), path: src };
-            read_region(&only, 0, None, READ_IN_FLIGHT, &out, bar).await.map(|_| ())
+            read_region(&only, 0, None, READ_IN_FLIGHT, &out, bar).await
         } else {
             self.read_striped(src, size, &out, bar).await
         };
@@ -121,8 +121,7 @@ impl SftpSession {
 }
 
 /// Reads `[start, end)` of the source (to the end of the file when `end` is `None`) through a handle of
-/// its own, with up to `in_flight` bytes of reads outstanding, handing the bytes to `out` at their offsets;
-/// returns the bytes read.
+/// its own, with up to `in_flight` bytes of reads outstanding, handing the bytes to `out` at their offsets.
 async fn read_region(
     source: &Source<'_>,
     start: u64,
@@ -130,7 +129,7 @@ async fn read_region(
     in_flight: usize,
     out: &HashingWriter,
     bar: &dyn ProgressBar,
-) -> Result<u64, Stop> {
+) -> Result<(), Stop> {
     let err = |what: &str| {
         let what = what.to_string();
         move |e| Stop::Read(from_sftp(source.label, &what, source.path, e))
@@ -169,12 +168,11 @@ async fn read_region(
             batch_at += len;
         }
     }
-    let total = batch_at + batch.len() as u64 - start;
     if !batch.is_empty() && !out.write_at(batch_at, batch).await {
         return Err(Stop::Writer);
     }
     let _ = file.close().await;
-    Ok(total)
+    Ok(())
 }
 
 /// Why a stream stopped early.
