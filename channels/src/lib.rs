@@ -21,6 +21,7 @@ pub mod pointer;
 pub mod sms;
 #[cfg(any(feature = "droplet", feature = "drive"))]
 pub mod ssh;
+pub mod untrusted;
 
 pub use context::{Context, Incoming, NoProgress, ProgressBar, ProgressSink, SyncReport};
 pub use error::{ChannelError, ErrorKind};
