@@ -279,6 +279,20 @@ pub struct ServeArgs {
     /// comma-separated in the env var). Without it the header is ignored.
     #[arg(long, value_name = "IP", env = "HANDOFF_TRUSTED_PROXY", value_delimiter = ',')]
     pub trusted_proxy: Vec<std::net::IpAddr>,
+    /// Take Twilio's inbound-SMS webhook at POST /twilio/sms: a person's text answer to a page becomes
+    /// a bus message (needs --public-url, --twilio-allow, and TWILIO_TOKEN in the environment or env file).
+    #[arg(long, requires_all = ["public_url", "twilio_allow"])]
+    pub twilio_webhook: bool,
+    /// The server's public URL as Twilio and browsers reach it (e.g. https://bus.example.com behind
+    /// nginx); the webhook URL to paste into Twilio's console is this plus /twilio/sms.
+    #[arg(long, value_name = "URL", env = "HANDOFF_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// A phone number (E.164) whose texts the webhook takes (repeatable: the people the machines page).
+    #[arg(long, value_name = "NUMBER")]
+    pub twilio_allow: Vec<String>,
+    /// The person's name on the bus: `from` of their SMS answers and of what they write in /inbox.
+    #[arg(long, visible_alias = "human", value_name = "NAME", default_value = "human")]
+    pub twilio_human: String,
 }
 
 /// `handoff bus import`.

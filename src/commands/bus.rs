@@ -80,8 +80,12 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         )
     })?;
     let user = lookup(&file, "BUS_USER").unwrap_or_else(|| "claude".into());
+    let twilio = if a.twilio_webhook { Some(twilio_settings(&a, &file, &env_path)?) } else { None };
+    crate::config::validate_machine(&a.twilio_human)
+        .map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("--twilio-human: {e}")))?;
     let spec = store_spec(a.store.as_deref(), a.data)?;
     let store = open_serving_store(&spec, lookup(&file, "PGPASSWORD")).await?;
+    let twilio_url = twilio.as_ref().map(|t| t.url.clone());
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .map_err(|e| exit::with_code(exit::CONFIG, anyhow::anyhow!("cannot listen on {}: {e}", a.listen)))?;
@@ -89,6 +93,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "handoff bus listening on http://{addr} (store {})", store.describe())?;
+        writeln!(out, "web inbox at http://{addr}/inbox")?;
+        if let Some(t) = &twilio_url {
+            writeln!(out, "twilio webhook: paste {t} into Twilio's console (A message comes in, HTTP POST)")?;
+        }
         out.flush()?;
     }
     let settings = ServeSettings {
@@ -97,9 +105,43 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
         max_wait: Duration::from_secs(30),
         request_timeout: Duration::from_secs(60),
         trusted_proxies: a.trusted_proxy.clone(),
+        human: a.twilio_human.clone(),
+        public_url: a.public_url.clone(),
+        twilio,
     };
     launch_with_tcp_listener(settings, store, listener, shutdown_signal()).await?;
     Ok(exit::OK)
+}
+
+/// `--twilio-webhook`'s settings: the webhook URL from `--public-url`, the checked `--twilio-allow`
+/// numbers, and the auth token from `TWILIO_TOKEN` (environment, else the env file).
+fn twilio_settings(
+    a: &ServeArgs,
+    file: &HashMap<String, String>,
+    env_path: &std::path::Path,
+) -> anyhow::Result<crate::server::twilio::WebhookSettings> {
+    use crate::server::twilio::{PATH, WebhookSettings, check_number};
+    let usage = |e: anyhow::Error| exit::with_code(exit::USAGE, e);
+    let public = a.public_url.as_deref().unwrap_or_default().trim_end_matches('/');
+    let base = public.strip_suffix(PATH).unwrap_or(public);
+    let parsed = url::Url::parse(base)
+        .map_err(|e| usage(anyhow::anyhow!("--public-url {base:?} is not a URL ({e}); e.g. https://bus.example.com")))?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() || !parsed.username().is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "--public-url must be the http(s) URL the server is reached at, without credentials or query, e.g. https://bus.example.com"
+        )));
+    }
+    let allow = a.twilio_allow.iter().map(|n| check_number(n).map_err(usage)).collect::<anyhow::Result<Vec<_>>>()?;
+    let token = lookup(file, "TWILIO_TOKEN").ok_or_else(|| {
+        exit::with_code(
+            exit::CONFIG,
+            anyhow::anyhow!(
+                "--twilio-webhook needs the Twilio auth token to check signatures: set TWILIO_TOKEN in the environment or in {}",
+                env_path.display()
+            ),
+        )
+    })?;
+    Ok(WebhookSettings { token, url: format!("{base}{PATH}"), allow, human: a.twilio_human.clone() })
 }
 
 /// Imports the original's JSON-lines file into the embedded store or PostgreSQL.

@@ -98,6 +98,10 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     if !a.allow_secret && refuse_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)), json)? {
         return Ok(exit::DATA);
     }
+    let mut req = req;
+    if req.urgent {
+        mark_urgent(&mut req, &settings);
+    }
     let encrypt = !a.no_encrypt && (a.encrypt || settings.file.encrypt == crate::config::EncryptMode::Always);
     // before anything is planned or queued: a missing key is a clear error, nothing is sent
     let sealing = if encrypt {
@@ -186,6 +190,24 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         eprintln!("handoff: queued in the outbox ({} step(s) waiting)", report.queued);
     }
     Ok(code)
+}
+
+/// Tags an urgent send's bus message `urgent`, plus one page record per number the page goes to
+/// (`paged:<hash>`), so the bus server can route a person's SMS answer back to this machine's message.
+fn mark_urgent(req: &mut SendRequest, settings: &Settings) {
+    use handoff_channels::bus::tags::{MAX_PAGED_TAGS, URGENT_TAG, paged_tag};
+    let mut add = |t: String| {
+        if !req.tags.contains(&t) {
+            req.tags.push(t);
+        }
+    };
+    add(URGENT_TAG.to_string());
+    #[cfg(feature = "sms")]
+    if let Some(sms) = &settings.file.sms {
+        sms.to.iter().take(MAX_PAGED_TAGS).for_each(|n| add(paged_tag(n)));
+    }
+    #[cfg(not(feature = "sms"))]
+    let _ = (settings, MAX_PAGED_TAGS, paged_tag);
 }
 
 /// Scans everything of `req` that leaves the machine as text; when a secret is found, says so (kind and

@@ -6,9 +6,11 @@ pub mod bulk;
 mod bulk_sqlite;
 pub mod guard;
 pub mod import;
+pub mod inbox;
 pub mod postgres;
 mod routes;
 pub mod store;
+pub mod twilio;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,11 +32,23 @@ pub struct ServeSettings {
     /// (for the failed-login limiter and logs) is the last forwarded hop that is not itself a trusted
     /// proxy. From any other peer the header is ignored, so it cannot be forged.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The person who reads the web inbox and answers pages: `from` of what they write, `reader` of
+    /// what they mark read (`--twilio-human`, default `human`).
+    pub human: String,
+    /// The URL the server is reached at from outside (`--public-url`), when a proxy stands in front.
+    pub public_url: Option<String>,
+    /// Twilio's inbound-SMS webhook, when enabled (`--twilio-webhook`).
+    pub twilio: Option<twilio::WebhookSettings>,
 }
 
 impl std::fmt::Debug for ServeSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServeSettings").field("user", &self.user).field("password", &"<redacted>").finish()
+        f.debug_struct("ServeSettings")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("human", &self.human)
+            .field("twilio", &self.twilio)
+            .finish()
     }
 }
 
@@ -50,7 +64,13 @@ pub async fn launch_with_tcp_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::serve::ListenerExt;
-    let app = routes::router(settings, store);
+    // the inbox's event streams end when shutdown starts, or they would hold the graceful shutdown open
+    let (stopping, stop_watch) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let app = routes::router(settings, store, stop_watch);
     // at most `max_connections()` open at once; tap_io keeps the client address available to handlers
     let listener = guard::CappedListener::new(listener, guard::max_connections()).tap_io(|_| {});
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -29,18 +29,34 @@ struct AppState {
     auth_limiter: Arc<super::guard::AuthLimiter>,
 }
 
-pub(super) fn router(settings: ServeSettings, store: Arc<dyn BusStore>) -> Router {
+pub(super) fn router(
+    settings: ServeSettings,
+    store: Arc<dyn BusStore>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     let credentials_digest = digest(&settings.user, &settings.password);
     let timeout = settings.request_timeout;
     let auth_limiter = Arc::new(super::guard::AuthLimiter::default());
+    let inbox = super::inbox::InboxSettings {
+        human: settings.human.clone(),
+        public_url: settings.public_url.clone(),
+        form_token: super::inbox::guard::form_token(&settings.user, &settings.password),
+    };
+    // Twilio proves itself with its signature, not basic auth: its route sits outside require_auth
+    let twilio = match settings.twilio.clone() {
+        Some(t) => super::twilio::routes(t, store.clone()),
+        None => Router::new(),
+    };
     let state = AppState { settings: Arc::new(settings), store, credentials_digest, auth_limiter };
     Router::new()
         .route("/health", get(health))
         .route("/post", post(post_message))
         .route("/messages", get(messages))
         .route("/ack/{id}", post(ack))
+        .merge(super::inbox::routes(inbox, state.store.clone(), stopping))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
+        .merge(twilio)
         .layer(DefaultBodyLimit::max(MAX_REQUEST))
         .layer(middleware::from_fn(super::guard::limit_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
@@ -103,7 +119,7 @@ async fn require_auth(State(st): State<AppState>, req: Request, next: Next) -> R
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such route; the bus has /health, /post, /messages, /ack/<id>")
+    error(StatusCode::NOT_FOUND, "no such route; the bus has /health, /post, /messages, /ack/<id> and the web inbox at /inbox")
 }
 
 /// `{ok, count, now}` as the original, plus which store serves and whether it is reachable; 503 with

@@ -25,6 +25,8 @@ pub trait BusStore: Send + Sync {
     fn describe(&self) -> String;
     /// Notified whenever a new message is stored (for long-polling readers).
     fn new_messages(&self) -> Arc<Notify>;
+    /// The queries of the web inbox and the Twilio webhook (search, threads, page records).
+    fn inbox(&self) -> &dyn crate::server::inbox::InboxStore;
 }
 
 enum WriteOp {
@@ -48,6 +50,7 @@ impl SqliteBusStore {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join("bus.sqlite");
         let mut writer_store = SqliteStore::open(&path)?;
+        super::inbox::sqlite::ensure_search_index(writer_store.connection())?;
         let (tx, rx) = std::sync::mpsc::channel::<WriteOp>();
         let notify = Arc::new(Notify::new());
         let n2 = notify.clone();
@@ -70,7 +73,8 @@ impl SqliteBusStore {
         Ok(Self { path, writer: tx, readers: Arc::new(Mutex::new(Vec::new())), notify })
     }
 
-    async fn read<T: Send + 'static>(
+    /// Runs `f` on a pooled reader connection, off the async runtime.
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -165,5 +169,8 @@ impl BusStore for SqliteBusStore {
     }
     fn new_messages(&self) -> Arc<Notify> {
         self.notify.clone()
+    }
+    fn inbox(&self) -> &dyn crate::server::inbox::InboxStore {
+        self
     }
 }

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod local;
 pub mod store;
+pub mod tags;
 
 use crate::{Capability, Channel, ChannelError, Health, LatencyClass, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;

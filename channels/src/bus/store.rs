@@ -118,6 +118,11 @@ impl SqliteStore {
         Ok(Self { conn })
     }
 
+    /// The underlying connection, for the bus server's own read queries (the web inbox's search).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Stores each message in one transaction (one fsync for the whole batch). Each entry's result is
     /// independent: a bad message fails alone. A known idempotency key returns the stored message.
     pub fn post_batch(

@@ -108,7 +108,8 @@ impl PgBusStore {
         Ok(Self { pool, writer: tx, notify, target, tasks: vec![writer, listener] })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    /// A pooled connection (503 when none can be had).
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
@@ -173,5 +174,8 @@ impl BusStore for PgBusStore {
     }
     fn new_messages(&self) -> Arc<Notify> {
         self.notify.clone()
+    }
+    fn inbox(&self) -> &dyn crate::server::inbox::InboxStore {
+        self
     }
 }

@@ -8,7 +8,8 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x68616e646f6666; // "handoff"
 
 /// `(version, description, SQL)`, in order.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
     1,
     "messages, acks, per-reader floors",
     r#"
@@ -38,7 +39,13 @@ CREATE TABLE bus_reader_floor (
     floor  BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "full-text index of bodies (the web inbox's search)",
+        "CREATE INDEX bus_messages_body_fts ON bus_messages USING gin (to_tsvector('simple', body));",
+    ),
+];
 
 /// Applies every migration the database lacks. Refuses a database whose schema is newer than this
 /// binary knows (an older replica must not write into a newer schema).
