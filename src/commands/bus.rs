@@ -124,8 +124,9 @@ fn twilio_settings(
     let usage = |e: anyhow::Error| exit::with_code(exit::USAGE, e);
     let public = a.public_url.as_deref().unwrap_or_default().trim_end_matches('/');
     let base = public.strip_suffix(PATH).unwrap_or(public);
-    let parsed = url::Url::parse(base)
-        .map_err(|e| usage(anyhow::anyhow!("--public-url {base:?} is not a URL ({e}); e.g. https://bus.example.com")))?;
+    let parsed = url::Url::parse(base).map_err(|e| {
+        usage(anyhow::anyhow!("--public-url {base:?} is not a URL ({e}); e.g. https://bus.example.com"))
+    })?;
     if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() || !parsed.username().is_empty() {
         return Err(usage(anyhow::anyhow!(
             "--public-url must be the http(s) URL the server is reached at, without credentials or query, e.g. https://bus.example.com"

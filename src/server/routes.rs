@@ -119,7 +119,10 @@ async fn require_auth(State(st): State<AppState>, req: Request, next: Next) -> R
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such route; the bus has /health, /post, /messages, /ack/<id> and the web inbox at /inbox")
+    error(
+        StatusCode::NOT_FOUND,
+        "no such route; the bus has /health, /post, /messages, /ack/<id> and the web inbox at /inbox",
+    )
 }
 
 /// `{ok, count, now}` as the original, plus which store serves and whether it is reachable; 503 with

@@ -16,6 +16,7 @@ mod droplet;
 mod git;
 #[cfg(feature = "git")]
 mod git_http;
+mod inbox;
 mod original_bus;
 mod pg;
 #[cfg(feature = "sms")]

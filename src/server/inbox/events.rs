@@ -20,10 +20,11 @@ const RECHECK: Duration = Duration::from_secs(20);
 /// Messages read per query.
 const BATCH: u32 = 100;
 
+/// `?after=ID`: the last message the page shows; `?after=` (empty): the page shows none, start from the
+/// first; no `after` at all: start from now.
 #[derive(serde::Deserialize)]
 pub(super) struct EventsQuery {
-    #[serde(default)]
-    after: String,
+    after: Option<String>,
 }
 
 struct Cursor {
@@ -34,8 +35,8 @@ struct Cursor {
 
 pub(super) async fn stream(State(st): State<InboxState>, headers: HeaderMap, Query(q): Query<EventsQuery>) -> Response {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let after = resume.or((!q.after.is_empty()).then_some(q.after));
-    let after = match after {
+    let after = match resume.or(q.after) {
+        Some(a) if a.is_empty() => None,
         Some(a) => Some(a),
         None => match super::newest(st.store.as_ref(), &st.settings.human).await {
             Ok(n) if !n.is_empty() => Some(n),
@@ -66,7 +67,9 @@ fn events(cursor: Cursor) -> impl Stream<Item = Result<Event, Infallible>> {
                 Ok(ms) if !ms.is_empty() => {
                     let human = c.st.settings.human.clone();
                     c.after = ms.last().map(|m| m.id.0.clone());
-                    c.queue.extend(ms.into_iter().map(|m| MessageView::new(&super::InboxMessage { msg: m, read: false }, &human)));
+                    c.queue.extend(
+                        ms.into_iter().map(|m| MessageView::new(&super::InboxMessage { msg: m, read: false }, &human)),
+                    );
                     continue;
                 }
                 Ok(_) => {}

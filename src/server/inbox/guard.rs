@@ -53,7 +53,11 @@ impl std::fmt::Display for Forgery {
         match self {
             Forgery::NoOrigin => f.write_str("refused: the request does not say which page sent it (no Origin)"),
             Forgery::OtherOrigin(o) => {
-                write!(f, "refused: a form from another site ({}) may not post here", handoff_channels::untrusted::inline(o))
+                write!(
+                    f,
+                    "refused: a form from another site ({}) may not post here",
+                    handoff_channels::untrusted::inline(o)
+                )
             }
             Forgery::BadToken => f.write_str("refused: the form token is missing or out of date; reload the page"),
         }

@@ -211,14 +211,10 @@ async fn load_thread(inbox: &dyn InboxStore, human: &str, id: &str) -> Result<Op
     });
     let mut convs = view::conversations(&messages, human);
     let root_id = handoff_channels::untrusted::inline(root.msg.id.as_str());
-    let thread = convs
-        .iter_mut()
-        .flat_map(|c| c.threads.drain(..))
-        .find(|t| t.root == root_id)
-        .map(|mut t| {
-            t.machine = view::machine_of(&t.messages, human);
-            t
-        });
+    let thread = convs.iter_mut().flat_map(|c| c.threads.drain(..)).find(|t| t.root == root_id).map(|mut t| {
+        t.machine = view::machine_of(&t.messages, human);
+        t
+    });
     Ok(thread)
 }
 
@@ -226,7 +222,12 @@ async fn thread(State(st): State<InboxState>, Path(id): Path<String>) -> Respons
     let human = &st.settings.human;
     let t = match load_thread(st.store.inbox(), human, &id).await {
         Ok(Some(t)) => t,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, format!("no message with id {}", handoff_channels::untrusted::inline(&id))),
+        Ok(None) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("no message with id {}", handoff_channels::untrusted::inline(&id)),
+            );
+        }
         Err(e) => return store_problem(e),
     };
     let newest = match newest(st.store.as_ref(), human).await {
@@ -286,7 +287,10 @@ async fn send(State(st): State<InboxState>, headers: HeaderMap, body: Bytes) -> 
         let to = f.to.trim().to_string();
         let to = if to.is_empty() { BROADCAST.to_string() } else { to };
         if to != BROADCAST && crate::config::validate_machine(&to).is_err() {
-            return problem(StatusCode::BAD_REQUEST, "`to` must be a machine name (letters, digits, - _ .) or any".into());
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "`to` must be a machine name (letters, digits, - _ .) or any".into(),
+            );
         }
         (to, Vec::new(), None)
     } else {

@@ -11,8 +11,10 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 /// Creates the full-text index of bodies (FTS5, external content: the text is not stored twice) and the
 /// trigger that fills it on every insert, indexing what was stored before. Idempotent.
 pub fn ensure_search_index(conn: &Connection) -> rusqlite::Result<()> {
-    let exists: bool =
-        conn.query_row("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'", [], |_| Ok(true)).optional()?.is_some();
+    let exists: bool = conn
+        .query_row("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'", [], |_| Ok(true))
+        .optional()?
+        .is_some();
     if exists {
         return Ok(());
     }
@@ -75,7 +77,8 @@ impl InboxStore for SqliteBusStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("SELECT {COLUMNS} FROM messages m WHERE m.id IN ({}) ORDER BY m.seq", placeholders(2, ids.len()));
+        let sql =
+            format!("SELECT {COLUMNS} FROM messages m WHERE m.id IN ({}) ORDER BY m.seq", placeholders(2, ids.len()));
         let mut args: Vec<rusqlite::types::Value> = vec![reader.to_string().into()];
         args.extend(ids.iter().map(|i| i.clone().into()));
         self.read(move |s| collect(s.connection(), &sql, args)).await

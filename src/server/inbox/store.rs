@@ -31,8 +31,12 @@ pub trait InboxStore: Send + Sync {
     async fn replies_to(&self, reader: &str, ids: &[String]) -> Result<Vec<InboxMessage>, StoreError>;
     /// The newest message tagged `tag` (and sent by `sender`, when given) stored at or after `since_ts`
     /// (RFC 3339, as the bus writes timestamps).
-    async fn latest_tagged(&self, tag: &str, sender: Option<&str>, since_ts: &str)
-    -> Result<Option<Message>, StoreError>;
+    async fn latest_tagged(
+        &self,
+        tag: &str,
+        sender: Option<&str>,
+        since_ts: &str,
+    ) -> Result<Option<Message>, StoreError>;
 }
 
 /// Turns what a person typed into a full-text query that cannot be a syntax error: each word becomes a
@@ -53,7 +57,10 @@ mod tests {
 
     #[test]
     fn search_terms_drop_nothing_but_blanks_and_control_characters() {
-        assert_eq!(fts_terms("  deploy \"stuck\"\tnow "), Some(vec!["deploy".into(), "\"stuck\"".into(), "now".into()]));
+        assert_eq!(
+            fts_terms("  deploy \"stuck\"\tnow "),
+            Some(vec!["deploy".into(), "\"stuck\"".into(), "now".into()])
+        );
         assert_eq!(fts_terms(" \t\n"), None);
         assert_eq!(fts_terms("\u{7}"), None);
     }

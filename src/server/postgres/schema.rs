@@ -10,9 +10,9 @@ const MIGRATION_LOCK: i64 = 0x68616e646f6666; // "handoff"
 /// `(version, description, SQL)`, in order.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
-    1,
-    "messages, acks, per-reader floors",
-    r#"
+        1,
+        "messages, acks, per-reader floors",
+        r#"
 CREATE TABLE bus_messages (
     seq       BIGINT PRIMARY KEY,
     id        TEXT NOT NULL UNIQUE,

@@ -67,7 +67,9 @@ pub fn check_number(n: &str) -> anyhow::Result<String> {
     {
         Ok(n.to_string())
     } else {
-        anyhow::bail!("--twilio-allow {n:?} is not an E.164 phone number; write + then country code and number, e.g. +15552223333")
+        anyhow::bail!(
+            "--twilio-allow {n:?} is not an E.164 phone number; write + then country code and number, e.g. +15552223333"
+        )
     }
 }
 
@@ -100,7 +102,12 @@ fn field<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-async fn inbound(State(st): State<WebhookState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+async fn inbound(
+    State(st): State<WebhookState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
         Ok(p) => p,
         Err(_) => return refuse(StatusCode::BAD_REQUEST, "the body must be form-encoded, as Twilio sends it"),
@@ -120,8 +127,7 @@ async fn inbound(State(st): State<WebhookState>, RawQuery(query): RawQuery, head
     if !st.settings.allow.iter().any(|n| n == from) {
         return refuse(StatusCode::FORBIDDEN, "this number is not allowed (--twilio-allow)");
     }
-    let Some(sid) = field(&params, "MessageSid").or_else(|| field(&params, "SmsSid")).filter(|s| !s.is_empty())
-    else {
+    let Some(sid) = field(&params, "MessageSid").or_else(|| field(&params, "SmsSid")).filter(|s| !s.is_empty()) else {
         return refuse(StatusCode::BAD_REQUEST, "no MessageSid");
     };
     let text = field(&params, "Body").unwrap_or_default();

@@ -75,13 +75,30 @@ impl BusServer {
     }
 
     fn spawn(data: &Path, port: u16, pg: Option<Arc<PgServer>>) -> Self {
-        Self::try_spawn(data, port, pg).unwrap_or_else(|e| panic!("{e}"))
+        Self::try_spawn(data, port, pg, &[], &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a bus with a fresh data dir on `port` (0: any), with extra `bus serve` arguments and
+    /// environment variables (the Twilio webhook's flags and token).
+    pub fn start_with(port: u16, args: &[&str], vars: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("bus-data");
+        let mut s = Self::try_spawn(&data, port, None, args, vars).unwrap_or_else(|e| panic!("{e}"));
+        s._tmp = Some(tmp);
+        s
     }
 
     /// Starts `bus serve`; an error when it exits without announcing its address (e.g. the port is taken).
-    fn try_spawn(data: &Path, port: u16, pg: Option<Arc<PgServer>>) -> Result<Self, String> {
+    fn try_spawn(
+        data: &Path,
+        port: u16,
+        pg: Option<Arc<PgServer>>,
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut cmd = Command::new(handoff_bin());
-        cmd.args(["bus", "serve", "--listen", &format!("127.0.0.1:{port}")]);
+        cmd.args(["bus", "serve", "--listen", &format!("127.0.0.1:{port}")]).args(args);
+        cmd.env_remove("TWILIO_TOKEN").envs(vars.iter().copied());
         match &pg {
             Some(pg) => cmd.args(["--store", &pg.url()]).env("PGPASSWORD", PG_PASSWORD),
             None => cmd.arg("--data").arg(data).env_remove("PGPASSWORD"),
@@ -149,7 +166,7 @@ impl BusServer {
         // connection's local port comes from the same range): try again for a while before failing.
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut again = loop {
-            match Self::try_spawn(&self.data, self.port, self.pg.clone()) {
+            match Self::try_spawn(&self.data, self.port, self.pg.clone(), &[], &[]) {
                 Ok(s) => break s,
                 Err(e) if Instant::now() > deadline => panic!("restarting the bus: {e}"),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod bus;
 pub mod git_http;
 pub mod postgres;

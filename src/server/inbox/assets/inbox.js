@@ -6,7 +6,8 @@
   var box = document.getElementById("live-box");
   if (!list || !box || !window.EventSource) return;
   var after = list.getAttribute("data-after") || "";
-  var es = new EventSource("/inbox/events" + (after ? "?after=" + encodeURIComponent(after) : ""));
+  // an empty `after` means the page showed no message yet: the stream starts from the first
+  var es = new EventSource("/inbox/events?after=" + encodeURIComponent(after));
   function text(tag, cls, value) {
     var el = document.createElement(tag);
     if (cls) el.className = cls;
