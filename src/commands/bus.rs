@@ -93,9 +93,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "handoff bus listening on http://{addr} (store {})", store.describe())?;
-        writeln!(out, "web inbox at http://{addr}/inbox")?;
+        // stdout's first line is what scripts read; the rest is for the person starting it
+        eprintln!("handoff: web inbox at http://{addr}/inbox");
         if let Some(t) = &twilio_url {
-            writeln!(out, "twilio webhook: paste {t} into Twilio's console (A message comes in, HTTP POST)")?;
+            eprintln!("handoff: twilio webhook on; paste {t} into Twilio's console (A message comes in, HTTP POST)");
         }
         out.flush()?;
     }
