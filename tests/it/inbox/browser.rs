@@ -184,7 +184,7 @@ fn a_form_posted_from_another_site_is_refused() {
         }
         r.send().unwrap().status().as_u16()
     };
-    assert_eq!(send(Some(&evil.trim_end_matches('/').to_string()), &token), 403, "right token, other origin");
+    assert_eq!(send(Some(evil.trim_end_matches('/')), &token), 403, "right token, other origin");
     assert_eq!(send(Some(&bus.url), "guessed"), 403, "our origin, wrong token");
     assert_eq!(send(None, &token), 403, "no origin at all");
     assert!(all_messages(&bus).is_empty());
