@@ -78,3 +78,26 @@ fn a_reply_goes_to_an_at_machine_or_else_to_everyone_when_no_page_matches() {
 fn own(p: &[(&str, &str)]) -> Vec<(String, String)> {
     p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
+
+#[test]
+fn malformed_signed_posts_are_refused_and_store_nothing() {
+    let bus = webhook_bus();
+    let url = webhook_url(&bus);
+    // signed, but without a MessageSid there is no way to keep a retry to one message
+    let no_sid = [("From", ALICE), ("Body", "yes"), ("To", TWILIO_NUMBER)];
+    assert_eq!(post_sms(&bus, &no_sid, Some(&twilio_sign(&url, &no_sid))).0, 400);
+    // not a form at all
+    let r = reqwest::blocking::Client::new()
+        .post(&url)
+        .header("X-Twilio-Signature", "x")
+        .body(vec![0xff, 0xfe, b'=', 0x00])
+        .send()
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 400 | 403), "{}", r.status());
+    // far over the body limit
+    let huge = "a".repeat(2 * 1024 * 1024);
+    let big = [("From", ALICE), ("Body", huge.as_str()), ("MessageSid", "SM0000000000000000000000000000ee01")];
+    let r = reqwest::blocking::Client::new().post(&url).header("X-Twilio-Signature", "x").form(&big).send();
+    assert!(r.map(|r| r.status().as_u16() == 413).unwrap_or(true), "refused for size");
+    assert!(all_messages(&bus).is_empty());
+}
