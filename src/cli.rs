@@ -56,6 +56,17 @@ pub enum Command {
         after_help = "Without a subcommand: create this machine's key if missing, publish it on the bus, show it.\n\nExamples:\n  handoff keys\n  handoff keys list\n  handoff keys trust mac-studio      # accept mac-studio's changed key\n  handoff send --encrypt --to mac-studio \"the plan\""
     )]
     Keys(KeysArgs),
+    /// Serve handoff to an agent over MCP (stdio): tools send, inbox, show, fetch, reply, status; with
+    /// --channel, new messages are pushed into the running Claude Code session.
+    #[command(
+        after_help = "Examples:\n  handoff mcp                      # tools only\n  handoff mcp --channel            # and push new messages live (claude/channel)\n  handoff hooks install --mcp      # register it in the project's .mcp.json"
+    )]
+    Mcp(McpArgs),
+    /// Wake a machine with no live session: run a command when messages arrive, or sync on a schedule.
+    #[command(
+        after_help = "Examples:\n  handoff watch --exec 'claude -p \"read the handoff digest on stdin and act on it\"'\n  handoff watch --exec ./on-message.sh --quiet-hours 22:00-07:00 --max-runs-per-hour 4\n  handoff watch --every 15m\n  handoff watch install --exec ./on-message.sh   # systemd user unit / launchd agent / scheduled task\n  handoff watch uninstall"
+    )]
+    Watch(WatchArgs),
     /// Run or manage the bus server.
     #[command(subcommand)]
     Bus(BusCommand),
@@ -134,6 +145,76 @@ pub struct SendArgs {
     /// Send even though the secret scanner found a private key, token, password or loaded secret in it.
     #[arg(long)]
     pub allow_secret: bool,
+}
+
+/// `handoff mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Also declare the `claude/channel` capability and push each new message for this machine into the
+    /// session as it arrives (long-polling the bus).
+    #[arg(long)]
+    pub channel: bool,
+}
+
+/// `handoff watch`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WatchArgs {
+    /// Install or remove the watcher as a user service.
+    #[command(subcommand)]
+    pub command: Option<WatchCommand>,
+    /// What to watch for and do.
+    #[command(flatten)]
+    pub run: WatchRun,
+}
+
+/// How `handoff watch` runs (also what `watch install` puts in the service).
+#[derive(Debug, Clone, Args)]
+pub struct WatchRun {
+    /// Command run (through the shell) once per batch of new messages, the digest on its stdin.
+    #[arg(long, value_name = "CMD", conflicts_with = "every", required_unless_present = "every")]
+    pub exec: Option<String>,
+    /// Instead of watching: run `sync` every DUR (`15m`, `1h`).
+    #[arg(long, value_name = "DUR", value_parser = parse_age)]
+    pub every: Option<std::time::Duration>,
+    /// Do not run the command in this local-time window (`22:00-07:00`); messages wait until it ends.
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub quiet_hours: Option<String>,
+    /// Run the command at most this many times an hour; messages beyond wait for the next run.
+    #[arg(long, value_name = "N", default_value = "12")]
+    pub max_runs_per_hour: u32,
+    /// Longest wait of one long-poll of the bus.
+    #[arg(long, value_name = "DUR", value_parser = parse_age, default_value = "25s")]
+    pub poll: std::time::Duration,
+}
+
+/// `handoff watch install|uninstall`.
+#[derive(Debug, Subcommand)]
+pub enum WatchCommand {
+    /// Write and enable a user service running `handoff watch` with these options: a systemd user unit
+    /// (Linux), a launchd agent (macOS) or a scheduled task (Windows).
+    Install(WatchInstallArgs),
+    /// Stop and remove the service `watch install` wrote.
+    Uninstall(WatchServiceArgs),
+}
+
+/// `handoff watch install`.
+#[derive(Debug, Args)]
+pub struct WatchInstallArgs {
+    /// What the service runs.
+    #[command(flatten)]
+    pub run: WatchRun,
+    /// Where the service lives.
+    #[command(flatten)]
+    pub service: WatchServiceArgs,
+}
+
+/// Where `watch install` writes.
+#[derive(Debug, Clone, Args)]
+pub struct WatchServiceArgs {
+    /// Only write (or remove) the service file; do not call systemctl / launchctl / schtasks.
+    #[arg(long)]
+    pub no_enable: bool,
 }
 
 /// `handoff keys`.
@@ -366,6 +447,13 @@ pub struct HooksArgs {
     /// Program the hooks run (default: `handoff` when it is this binary on PATH, else this binary's path).
     #[arg(long, value_name = "PROGRAM")]
     pub bin: Option<String>,
+    /// Register `handoff mcp` as an MCP server instead (the project's `.mcp.json` with --project, else the
+    /// user's `~/.claude.json`), by this binary's absolute path; other servers are kept.
+    #[arg(long)]
+    pub mcp: bool,
+    /// With --mcp: register it with `--channel` (pushes new messages into the session).
+    #[arg(long, requires = "mcp")]
+    pub channel: bool,
 }
 
 /// Which side of the history `log` shows.

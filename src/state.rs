@@ -90,6 +90,25 @@ impl State {
         Ok(())
     }
 
+    /// Marks messages shown and returns the ones this call marked (those not shown before): when several
+    /// readers take new messages at once (`sync`, the MCP `inbox` tool, the live channel push, `watch`),
+    /// each message goes to exactly one of them.
+    pub fn claim(&self, machine: &str, bus: &str, ids: &[MessageId]) -> anyhow::Result<Vec<MessageId>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut claimed = Vec::new();
+        for id in ids {
+            let n = tx.execute(
+                "UPDATE received SET shown = 1 WHERE machine = ?1 AND bus = ?2 AND id = ?3 AND shown = 0",
+                params![machine, bus, id.as_str()],
+            )?;
+            if n == 1 {
+                claimed.push(id.clone());
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
     /// A message this machine received, by id.
     pub fn find(&self, machine: &str, id: &str) -> anyhow::Result<Option<Message>> {
         let m: Option<String> = self

@@ -8,11 +8,14 @@ pub mod droplet;
 pub mod fetch;
 pub mod flush;
 pub mod hooks;
+pub mod inbox;
 pub mod init;
 pub mod keys;
 pub mod log;
+pub mod mcp;
 pub mod send;
 pub mod sync;
+pub mod watch;
 
 use crate::config::Settings;
 use crate::executor::JobReport;

@@ -87,16 +87,62 @@ pub fn request_from_args(a: &SendArgs) -> anyhow::Result<SendRequest> {
     })
 }
 
-/// Runs `handoff send`.
-pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<i32> {
+/// What a send came to, before anything is printed (shared by the CLI and the MCP `send` tool).
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// The secret scanner refused the content (exit 65); nothing was planned, queued or sent.
+    Refused {
+        /// The refusal: kinds and places, never the values.
+        message: String,
+        /// What was found (kind and line, never the value).
+        findings: Vec<crate::secrets::Finding>,
+    },
+    /// `--dry-run`: the plan, nothing sent.
+    Planned {
+        /// The plan.
+        plan: crate::router::Plan,
+        /// The plan for people.
+        described: String,
+        /// Keys it would be encrypted to (None: not encrypted).
+        encrypted_to: Option<usize>,
+    },
+    /// The job ran: delivered, queued in the outbox or failed.
+    Ran {
+        /// The exit code it comes to (0, 75, 69, 77).
+        code: i32,
+        /// Whether it went end-to-end encrypted.
+        encrypted: bool,
+        /// What each step did.
+        report: crate::executor::JobReport,
+        /// Jobs from the outbox delivered first.
+        earlier: Vec<crate::executor::JobReport>,
+    },
+}
+
+impl SendOutcome {
+    /// The exit code of this outcome.
+    pub fn code(&self) -> i32 {
+        match self {
+            SendOutcome::Refused { .. } => exit::DATA,
+            SendOutcome::Planned { .. } => exit::OK,
+            SendOutcome::Ran { code, .. } => *code,
+        }
+    }
+}
+
+/// Plans, scans and delivers a send; prints nothing on stdout (the MCP server's stdout is its transport).
+pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOutcome> {
     if a.to != handoff_channels::bus::BROADCAST {
         crate::config::validate_machine(&a.to)
             .map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("--to: {e}")))?;
     }
-    let req = request_from_args(&a)?;
+    let req = request_from_args(a)?;
     // before anything is planned, queued or sent: nothing with a secret in it reaches the outbox
-    if !a.allow_secret && refuse_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)), json)? {
-        return Ok(exit::DATA);
+    if !a.allow_secret {
+        let findings = find_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)))?;
+        if !findings.is_empty() {
+            return Ok(SendOutcome::Refused { message: crate::secrets::refusal(&findings), findings });
+        }
     }
     let mut req = req;
     if req.urgent {
@@ -126,15 +172,8 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     };
     let plan = plan(&travelling, &route).map_err(|e| exit::with_code(exit::CONFIG, e))?;
     if a.dry_run {
-        if json {
-            println!("{}", serde_json::json!({ "ok": true, "dry_run": true, "plan": plan, "encrypted": encrypt }));
-        } else {
-            print!("{}", plan.describe(&req));
-            if let Some(s) = &sealing {
-                println!("(end-to-end encrypted to {} key(s), this machine's included)", s.len());
-            }
-        }
-        return Ok(exit::OK);
+        let described = plan.describe(&req);
+        return Ok(SendOutcome::Planned { plan, described, encrypted_to: sealing.as_ref().map(|s| s.len()) });
     }
     // earlier work first, so order is kept
     let earlier = session.flush_outbox().await?;
@@ -165,31 +204,7 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     } else {
         exit::OK
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "encrypted": encrypt, "receipt": report, "flushed_earlier": earlier })
-        );
-    } else {
-        match code {
-            exit::OK => {
-                println!(
-                    "sent{}{}:",
-                    report.bus_message_id().map(|i| format!(" (bus msg {i})")).unwrap_or_default(),
-                    if encrypt { ", end-to-end encrypted" } else { "" }
-                )
-            }
-            exit::QUEUED => println!(
-                "queued: not everything could be delivered now; it is in the outbox and the next `handoff` run (or `handoff flush`) delivers it"
-            ),
-            _ => println!("failed:"),
-        }
-        print!("{}", describe_report(&report));
-    }
-    if code == exit::QUEUED {
-        eprintln!("handoff: queued in the outbox ({} step(s) waiting)", report.queued);
-    }
-    Ok(code)
+    Ok(SendOutcome::Ran { code, encrypted: encrypt, report, earlier })
 }
 
 /// Tags an urgent send's bus message `urgent`, plus one page record per number the page goes to
@@ -210,9 +225,64 @@ fn mark_urgent(req: &mut SendRequest, settings: &Settings) {
     let _ = (settings, MAX_PAGED_TAGS, paged_tag);
 }
 
-/// Scans everything of `req` that leaves the machine as text; when a secret is found, says so (kind and
-/// line, never the value) and returns true: the send is refused with exit 65.
-fn refuse_secrets(req: &SendRequest, scanner: &Scanner, json: bool) -> anyhow::Result<bool> {
+/// The one-line summary of a send that ran, for people (CLI) and agents (MCP).
+pub fn headline(code: i32, report: &crate::executor::JobReport, encrypted: bool) -> String {
+    match code {
+        exit::OK => format!(
+            "sent{}{}:",
+            report.bus_message_id().map(|i| format!(" (bus msg {i})")).unwrap_or_default(),
+            if encrypted { ", end-to-end encrypted" } else { "" }
+        ),
+        exit::QUEUED => "queued: not everything could be delivered now; it is in the outbox and the next `handoff` run (or `handoff flush`) delivers it".to_string(),
+        _ => "failed:".to_string(),
+    }
+}
+
+/// Runs `handoff send`.
+pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<i32> {
+    let outcome = execute(settings, &a).await?;
+    match &outcome {
+        SendOutcome::Refused { message, findings } => {
+            if json {
+                let v = serde_json::json!({ "ok": false, "exit_code": exit::DATA, "refused": "secret", "error": message, "findings": findings });
+                println!("{v}");
+            }
+            eprintln!("handoff: {message}");
+        }
+        SendOutcome::Planned { plan, described, encrypted_to } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "dry_run": true, "plan": plan, "encrypted": encrypted_to.is_some() })
+                );
+            } else {
+                print!("{described}");
+                if let Some(n) = encrypted_to {
+                    println!("(end-to-end encrypted to {n} key(s), this machine's included)");
+                }
+            }
+        }
+        SendOutcome::Ran { code, encrypted, report, earlier } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": *code == exit::OK, "exit_code": code, "encrypted": encrypted, "receipt": report, "flushed_earlier": earlier })
+                );
+            } else {
+                println!("{}", headline(*code, report, *encrypted));
+                print!("{}", describe_report(report));
+            }
+            if *code == exit::QUEUED {
+                eprintln!("handoff: queued in the outbox ({} step(s) waiting)", report.queued);
+            }
+        }
+    }
+    Ok(outcome.code())
+}
+
+/// Scans everything of `req` that leaves the machine as text and returns what was found (kind and line,
+/// never the value); anything found refuses the send with exit 65.
+fn find_secrets(req: &SendRequest, scanner: &Scanner) -> anyhow::Result<Vec<crate::secrets::Finding>> {
     let mut findings = Vec::new();
     if let Some(t) = &req.text {
         findings.extend(scanner.scan_text(t, if req.doc { "the document" } else { "the message text" }));
@@ -231,14 +301,5 @@ fn refuse_secrets(req: &SendRequest, scanner: &Scanner, json: bool) -> anyhow::R
             Err(e) => return Err(exit::with_code(exit::DATA, anyhow::anyhow!("{}: {e}", f.path.display()))),
         }
     }
-    if findings.is_empty() {
-        return Ok(false);
-    }
-    let message = crate::secrets::refusal(&findings);
-    if json {
-        let v = serde_json::json!({ "ok": false, "exit_code": exit::DATA, "refused": "secret", "error": message, "findings": findings });
-        println!("{v}");
-    }
-    eprintln!("handoff: {message}");
-    Ok(true)
+    Ok(findings)
 }

@@ -64,7 +64,7 @@ pub struct Digest {
 }
 
 /// Reads every unread message for `machine`, storing each before acking it. Returns how many were new.
-async fn pull_bus(s: &Session, state: &State) -> anyhow::Result<usize> {
+pub async fn pull_bus(s: &Session, state: &State) -> anyhow::Result<usize> {
     let me = &s.settings.machine;
     let bus = s.reg.bus.location();
     let mut new = 0;
@@ -185,7 +185,7 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
 /// Turns stored messages into digest entries: key announcements are recorded (trust on first use) and
 /// become notes; encrypted bodies are decrypted, and one that cannot be is shown as an error naming the
 /// message, never as text. Returns the entries and how many could not be decrypted.
-fn open_messages(
+pub fn open_messages(
     s: &Session,
     state: &State,
     unshown: &[crate::state::Received],

@@ -186,6 +186,43 @@ impl BusApi for HttpBus {
     }
 
     async fn messages(&self, q: &MessageQuery) -> Result<Vec<Message>, ChannelError> {
+        self.list(q, None).await
+    }
+
+    async fn wait_messages(&self, q: &MessageQuery, wait: Duration) -> Result<Vec<Message>, ChannelError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let asked = tokio::time::Instant::now();
+            let page = self.list(q, Some(deadline.saturating_duration_since(asked))).await?;
+            let now = tokio::time::Instant::now();
+            if !page.is_empty() || now >= deadline {
+                return Ok(page);
+            }
+            // an empty answer well before the deadline: a bus without `wait=` (the original); pace ourselves
+            if now - asked < Duration::from_secs(1) {
+                tokio::time::sleep((deadline - now).min(Duration::from_secs(2))).await;
+            }
+        }
+    }
+
+    async fn ack(&self, id: &MessageId, reader: &str) -> Result<(), ChannelError> {
+        let url = self.url(&format!("ack/{}", urlencode(id.as_str())));
+        let body = serde_json::json!({ "reader": reader });
+        self.send(&format!("acking message {id}"), || self.client.post(&url).json(&body)).await?;
+        Ok(())
+    }
+
+    async fn health(&self) -> Result<HealthInfo, ChannelError> {
+        let url = self.url("health");
+        let resp = self.send("bus health", || self.client.get(&url)).await?;
+        self.json("bus health", resp).await
+    }
+}
+
+impl HttpBus {
+    /// `GET /messages`, with the server's `wait=` long-poll (whole seconds) when `wait` is given; the
+    /// request's timeout grows by the wait.
+    async fn list(&self, q: &MessageQuery, wait: Option<Duration>) -> Result<Vec<Message>, ChannelError> {
         let url = self.url("messages");
         let mut params: Vec<(&str, String)> = Vec::new();
         if let Some(v) = &q.since {
@@ -203,22 +240,13 @@ impl BusApi for HttpBus {
         if let Some(v) = q.limit {
             params.push(("limit", v.to_string()));
         }
-        let resp = self.send("reading the bus", || self.client.get(&url).query(&params)).await?;
+        let timeout = self.cfg.timeout + wait.unwrap_or_default();
+        if let Some(w) = wait.filter(|w| !w.is_zero()) {
+            params.push(("wait", w.as_secs().max(1).to_string()));
+        }
+        let resp = self.send("reading the bus", || self.client.get(&url).query(&params).timeout(timeout)).await?;
         let page: MessagesPage = self.json("reading the bus", resp).await?;
         Ok(page.messages)
-    }
-
-    async fn ack(&self, id: &MessageId, reader: &str) -> Result<(), ChannelError> {
-        let url = self.url(&format!("ack/{}", urlencode(id.as_str())));
-        let body = serde_json::json!({ "reader": reader });
-        self.send(&format!("acking message {id}"), || self.client.post(&url).json(&body)).await?;
-        Ok(())
-    }
-
-    async fn health(&self) -> Result<HealthInfo, ChannelError> {
-        let url = self.url("health");
-        let resp = self.send("bus health", || self.client.get(&url)).await?;
-        self.json("bus health", resp).await
     }
 }
 

@@ -11,6 +11,7 @@ use crate::{Capability, Channel, ChannelError, Health, LatencyClass, Parcel, Par
 use async_trait::async_trait;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest `body` the original bus accepts, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -145,6 +146,19 @@ pub trait BusApi: Send + Sync {
     async fn post(&self, msg: &NewMessage, idempotency_key: &str) -> Result<Message, ChannelError>;
     /// Lists messages, oldest first.
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>, ChannelError>;
+    /// Lists messages like [`messages`](Self::messages), but when none is there yet waits up to `wait` for
+    /// the first (a long-poll). This default asks once a second; the HTTP client uses the server's `wait=`.
+    async fn wait_messages(&self, query: &MessageQuery, wait: Duration) -> Result<Vec<Message>, ChannelError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let page = self.messages(query).await?;
+            let now = tokio::time::Instant::now();
+            if !page.is_empty() || now >= deadline {
+                return Ok(page);
+            }
+            tokio::time::sleep((deadline - now).min(Duration::from_secs(1))).await;
+        }
+    }
     /// Marks a message read by `reader`; idempotent.
     async fn ack(&self, id: &MessageId, reader: &str) -> Result<(), ChannelError>;
     /// `GET /health`.
