@@ -140,7 +140,7 @@ pub fn settings_path(project: bool, dir: Option<&Path>, home: &Path) -> anyhow::
     Ok(base.join("settings.json"))
 }
 
-fn read_settings(path: &Path) -> anyhow::Result<(Value, Option<String>)> {
+pub(crate) fn read_settings(path: &Path) -> anyhow::Result<(Value, Option<String>)> {
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Ok((Value::Object(Map::new()), Some(text))),
         Ok(text) => {
@@ -154,7 +154,7 @@ fn read_settings(path: &Path) -> anyhow::Result<(Value, Option<String>)> {
     }
 }
 
-fn write_settings(path: &Path, v: &Value) -> anyhow::Result<()> {
+pub(crate) fn write_settings(path: &Path, v: &Value) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(v)?;
     text.push('\n');
     crate::outbox::write_atomic(path, text.as_bytes())
@@ -187,6 +187,9 @@ pub fn run(cmd: HooksCommand, home: &Path, json: bool) -> anyhow::Result<i32> {
         HooksCommand::Install(a) => (true, a),
         HooksCommand::Uninstall(a) => (false, a),
     };
+    if a.mcp {
+        return super::hooks_mcp::run(install_it, &a, home, json);
+    }
     let path = settings_path(a.project, a.dir.as_deref(), home)?;
     let (mut v, existed) = read_settings(&path)?;
     let (changed, removed) = if install_it {

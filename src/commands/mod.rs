@@ -8,6 +8,7 @@ pub mod droplet;
 pub mod fetch;
 pub mod flush;
 pub mod hooks;
+pub mod hooks_mcp;
 pub mod inbox;
 pub mod init;
 pub mod keys;

@@ -17,8 +17,10 @@ mod git;
 #[cfg(feature = "git")]
 mod git_http;
 mod inbox;
+mod mcp;
 mod original_bus;
 mod pg;
 #[cfg(feature = "sms")]
 mod sms;
 mod trust;
+mod watch;
