@@ -39,7 +39,8 @@ pub fn server_entry(command: &str, channel: bool) -> Value {
 
 /// Puts `entry` under `mcpServers.handoff`; returns whether anything changed.
 pub fn register(v: &mut Value, entry: Value, path: &Path) -> anyhow::Result<bool> {
-    let shape = || ConfigError(format!("{} is not a JSON object with an `mcpServers` object; fix it by hand", path.display()));
+    let shape =
+        || ConfigError(format!("{} is not a JSON object with an `mcpServers` object; fix it by hand", path.display()));
     let root = v.as_object_mut().ok_or_else(shape)?;
     let servers = root.entry("mcpServers").or_insert_with(|| Value::Object(Map::new()));
     let servers = servers.as_object_mut().ok_or_else(shape)?;

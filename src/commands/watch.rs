@@ -66,7 +66,11 @@ impl QuietHours {
 
     /// True when `minute` (after local midnight) is inside the window.
     pub fn contains(&self, minute: u16) -> bool {
-        if self.start < self.end { (self.start..self.end).contains(&minute) } else { minute >= self.start || minute < self.end }
+        if self.start < self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
     }
 
     /// Minutes from `minute` until the window ends (0 outside it).
@@ -162,7 +166,11 @@ async fn watch(o: &Overrides, run: WatchRun) -> anyhow::Result<i32> {
         }
         let wait = rate.wait(Instant::now());
         if !wait.is_zero() {
-            eprintln!("handoff watch: {} runs this hour already; next run in {}s", run.max_runs_per_hour, wait.as_secs());
+            eprintln!(
+                "handoff watch: {} runs this hour already; next run in {}s",
+                run.max_runs_per_hour,
+                wait.as_secs()
+            );
             tokio::time::sleep(wait).await;
             continue;
         }

@@ -80,12 +80,8 @@ pub async fn push_loop(overrides: Overrides, machine: String, peer: Peer<RoleSer
         }
         backoff = BACKOFF.0;
         // wait for something new; the take above pulls, stores, acks and claims it
-        let q = MessageQuery {
-            to: Some(me.clone()),
-            unread_by: Some(me.clone()),
-            limit: Some(1),
-            ..Default::default()
-        };
+        let q =
+            MessageQuery { to: Some(me.clone()), unread_by: Some(me.clone()), limit: Some(1), ..Default::default() };
         if let Err(e) = bus.wait_messages(&q, POLL).await {
             tracing::warn!(error = %e, machine = %machine, "channel: long-poll failed; retrying");
             tokio::time::sleep(backoff).await;

@@ -42,7 +42,9 @@ impl HandoffMcp {
 pub fn tool_error(e: &anyhow::Error) -> CallToolResult {
     let code = exit::code_of(e);
     let text = format!("handoff: {e:#}");
-    let mut r = CallToolResult::structured_error(serde_json::json!({ "ok": false, "exit_code": code, "error": format!("{e:#}") }));
+    let mut r = CallToolResult::structured_error(
+        serde_json::json!({ "ok": false, "exit_code": code, "error": format!("{e:#}") }),
+    );
     r.content = vec![Content::text(text)];
     r
 }

@@ -10,8 +10,8 @@ use crate::state::{Received, State};
 use handoff_channels::untrusted::{PREAMBLE, inline, redact_url};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ServerCapabilities, ServerInfo};
-use schemars::JsonSchema;
 use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -205,7 +205,10 @@ impl HandoffMcp {
             let received = Received { message: m, received_at: String::new() };
             let (opened, _) = crate::commands::sync::open_messages(&s, &state, &[received], &mut notes)?;
             let Some(m) = opened.first() else {
-                return Err(exit::with_code(exit::DATA, anyhow::anyhow!("message {} is a key announcement", inline(&p.id))));
+                return Err(exit::with_code(
+                    exit::DATA,
+                    anyhow::anyhow!("message {} is a key announcement", inline(&p.id)),
+                ));
             };
             let text = format!("{PREAMBLE}\n\n{}", frame(m));
             Ok(tool_result(text, json!({ "ok": true, "notice": PREAMBLE, "message": to_json(m) }), false))

@@ -67,7 +67,9 @@ fn systemd_quote(a: &str) -> String {
 /// The systemd user unit.
 pub fn systemd_unit(argv: &[String], data_dir: Option<&str>) -> String {
     let exec = argv.iter().map(|a| systemd_quote(a)).collect::<Vec<_>>().join(" ");
-    let env = data_dir.map(|d| format!("Environment={}\n", systemd_quote(&format!("HANDOFF_DATA_DIR={d}")))).unwrap_or_default();
+    let env = data_dir
+        .map(|d| format!("Environment={}\n", systemd_quote(&format!("HANDOFF_DATA_DIR={d}"))))
+        .unwrap_or_default();
     format!(
         "# Written by `handoff watch install`; removed by `handoff watch uninstall`.\n\
          [Unit]\n\
@@ -144,20 +146,17 @@ pub fn install(o: &Overrides, run: &WatchRun, svc: &WatchServiceArgs, json: bool
     let data_env = std::env::var("HANDOFF_DATA_DIR").ok();
     let path = service_file(&dirs.home);
     let mut notes = Vec::new();
-    match &path {
-        Some(p) => {
-            let text = if cfg!(target_os = "macos") {
-                launchd_plist(&argv, data_env.as_deref(), &dirs.data.join("logs/watch.log"))
-            } else {
-                systemd_unit(&argv, data_env.as_deref())
-            };
-            if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-            }
-            crate::outbox::write_atomic(p, text.as_bytes())
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    if let Some(p) = &path {
+        let text = if cfg!(target_os = "macos") {
+            launchd_plist(&argv, data_env.as_deref(), &dirs.data.join("logs/watch.log"))
+        } else {
+            systemd_unit(&argv, data_env.as_deref())
+        };
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
-        None => {}
+        crate::outbox::write_atomic(p, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
     }
     if !svc.no_enable {
         let result = if cfg!(target_os = "macos") {
