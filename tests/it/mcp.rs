@@ -151,6 +151,9 @@ fn sdk_client_lists_tools_sends_to_the_bus_and_takes_the_inbox_once() {
         { "name": "inbox" },
         { "name": "send", "arguments": { "text": "handed over via MCP", "to": "mac", "tags": ["mcp"] } },
         { "name": "inbox" },
+        { "name": "show", "arguments": { "id": id } },
+        { "name": "reply", "arguments": { "id": id, "text": "thanks, merging" } },
+        { "name": "show", "arguments": { "id": "no-such-id" } },
     ]);
     let (ready, lines) = run_client(&env, "linux", calls, 0, false);
     let mut tools: Vec<String> =
@@ -182,6 +185,19 @@ fn sdk_client_lists_tools_sends_to_the_bus_and_takes_the_inbox_once() {
     assert_eq!(m["tags"], json!(["mcp"]));
     // once: not again in the same session, nor by a later sync, nor by a second client
     assert_eq!(r[2]["structuredContent"]["messages"], json!([]), "{}", r[2]);
+    // show: the same message again, framed; reply: to its sender, threaded
+    assert!(text_of(&r[3]).starts_with(PREAMBLE) && text_of(&r[3]).contains("tests pass"), "{}", r[3]);
+    assert_eq!(r[4]["structuredContent"]["status"], "sent", "{}", r[4]);
+    let replies = curl_messages(&bus, "to=mac&from=linux");
+    let reply = replies.iter().find(|m| m["body"] == "thanks, merging").expect("the reply is on the bus");
+    assert_eq!(reply["tags"], json!([format!("re:{id}")]));
+    // an unknown id: a tool error with the CLI's exit code for refused input
+    assert_eq!(
+        (r[5]["isError"].clone(), r[5]["structuredContent"]["exit_code"].clone()),
+        (json!(true), json!(65)),
+        "{}",
+        r[5]
+    );
     assert!(!synced_ids(&env, "linux").contains(&id));
     let (_, again) = run_client(&env, "linux", json!([{ "name": "inbox" }]), 0, false);
     assert_eq!(results(&again)[0]["structuredContent"]["messages"], json!([]));
