@@ -370,3 +370,28 @@ fn hooks_install_mcp_registers_the_server_by_absolute_path_keeping_others() {
     assert_eq!(run(c).code(), 78);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "{not json");
 }
+
+#[test]
+fn channel_reconnects_after_the_bus_goes_down_and_comes_back() {
+    let mut bus = BusServer::start();
+    let env = env_for(&bus);
+    // a tool call while the push loop runs is answered (the loop never holds the tools)
+    let client = SdkClient::start(&env, "linux", json!([{ "name": "status" }]), 20_000, true);
+    let ready = client.next(Duration::from_secs(60)).expect("connects");
+    assert_eq!(ready["event"], "ready", "{ready}");
+    let status = client.next(Duration::from_secs(30)).expect("status answers");
+    assert_eq!(status["result"]["structuredContent"]["bus_reachable"], true, "{status}");
+    bus.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    bus.restart();
+    let id = curl_post(&bus, json!({ "from": "mac", "to": "linux", "body": "after the outage" }));
+    let pushed = loop {
+        let n = client.next(Duration::from_secs(15)).expect("pushed after the bus came back");
+        if n["params"]["meta"]["id"] == id.as_str() {
+            break n;
+        }
+    };
+    assert_eq!(pushed["params"]["meta"]["from"], "mac");
+    let rest = client.finish();
+    assert!(rest.iter().all(|l| l["params"]["meta"]["id"] != id.as_str()), "pushed once: {rest:#?}");
+}
