@@ -109,6 +109,20 @@ impl State {
         Ok(claimed)
     }
 
+    /// Undoes a [`claim`](Self::claim) for messages that could not be shown after all (the reader went
+    /// away): the next reader gets them.
+    pub fn release(&self, machine: &str, bus: &str, ids: &[MessageId]) -> anyhow::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for id in ids {
+            tx.execute(
+                "UPDATE received SET shown = 0 WHERE machine = ?1 AND bus = ?2 AND id = ?3",
+                params![machine, bus, id.as_str()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// A message this machine received, by id.
     pub fn find(&self, machine: &str, id: &str) -> anyhow::Result<Option<Message>> {
         let m: Option<String> = self
@@ -153,5 +167,24 @@ impl State {
             params![machine, channel, cursor],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_claimed_once_and_released_for_the_next_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (State::open(dir.path()).unwrap(), State::open(dir.path()).unwrap());
+        let m: Message = serde_json::from_str(r#"{"id":"7","from":"mac","to":"linux","body":"x"}"#).unwrap();
+        assert!(a.store("linux", "bus", &m).unwrap());
+        let ids = vec![m.id.clone()];
+        assert_eq!(a.claim("linux", "bus", &ids).unwrap(), ids);
+        assert!(b.claim("linux", "bus", &ids).unwrap().is_empty(), "a second reader gets nothing");
+        assert!(b.unshown("linux", "bus").unwrap().is_empty());
+        a.release("linux", "bus", &ids).unwrap();
+        assert_eq!(b.claim("linux", "bus", &ids).unwrap(), ids);
     }
 }

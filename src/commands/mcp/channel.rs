@@ -11,7 +11,7 @@ use crate::commands::inbox::{Taken, frame, is_urgent, take_new};
 use crate::commands::sync::DigestMessage;
 use crate::config::{Overrides, Settings};
 use crate::state::State;
-use handoff_channels::bus::{BusApi, MessageQuery};
+use handoff_channels::bus::{BusApi, MessageId, MessageQuery};
 use handoff_channels::untrusted::{PREAMBLE, inline};
 use rmcp::model::{CustomNotification, ServerNotification};
 use rmcp::{Peer, RoleServer};
@@ -50,6 +50,16 @@ async fn take(overrides: &Overrides) -> anyhow::Result<(Taken, Arc<dyn BusApi>, 
     .await
 }
 
+/// Hands claimed messages back (see [`State::release`]).
+async fn release(overrides: &Overrides, ids: Vec<MessageId>) -> anyhow::Result<()> {
+    let overrides = overrides.clone();
+    on_blocking(move || async move {
+        let s = Session::open(Settings::load(&overrides)?)?;
+        State::open(&s.settings.dirs.data)?.release(&s.settings.machine, &s.reg.bus.location(), &ids)
+    })
+    .await
+}
+
 /// Pushes until the client goes away; never returns an error (problems are logged and retried with
 /// backoff).
 pub async fn push_loop(overrides: Overrides, machine: String, peer: Peer<RoleServer>) {
@@ -64,10 +74,15 @@ pub async fn push_loop(overrides: Overrides, machine: String, peer: Peer<RoleSer
                 continue;
             }
         };
-        for m in &taken.messages {
+        for (i, m) in taken.messages.iter().enumerate() {
             let n = CustomNotification::new(CHANNEL_NOTIFICATION, Some(notification_params(m)));
             if let Err(e) = peer.send_notification(ServerNotification::CustomNotification(n)).await {
                 tracing::info!(error = %e, "channel: the client is gone; stopping the push");
+                // what was claimed but not pushed goes back to the next reader (sync, another session)
+                let unpushed: Vec<_> = taken.messages[i..].iter().map(|m| MessageId(m.id.clone())).collect();
+                if let Err(e) = release(&overrides, unpushed).await {
+                    tracing::warn!(error = %format!("{e:#}"), "channel: cannot hand back unpushed messages");
+                }
                 return;
             }
             tracing::info!(id = %m.id, "channel: pushed");
