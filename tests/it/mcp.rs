@@ -395,3 +395,36 @@ fn channel_reconnects_after_the_bus_goes_down_and_comes_back() {
     let rest = client.finish();
     assert!(rest.iter().all(|l| l["params"]["meta"]["id"] != id.as_str()), "pushed once: {rest:#?}");
 }
+
+#[test]
+fn fetch_tool_downloads_what_a_pointer_points_to_and_refuses_to_overwrite() {
+    // the embedded default: local bus and payload store, no server
+    let env = Env::new();
+    let file = env.path().join("trace.bin");
+    std::fs::write(&file, crate::support::noise(100_000, 21)).unwrap();
+    let mut send = env.handoff("mac");
+    send.args(["send", "--to", "linux", "--json", "--file"]).arg(&file).arg("the trace");
+    let o = run(send);
+    o.ok();
+    let id = o.json()["receipt"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| s["receipt"]["message_id"].as_str().map(str::to_string))
+        .expect("a pointer went on the bus");
+    let out = env.path().join("got");
+    let calls = json!([
+        { "name": "inbox" },
+        { "name": "fetch", "arguments": { "target": id, "out": out } },
+        { "name": "fetch", "arguments": { "target": id, "out": out } },
+    ]);
+    let (_, lines) = run_client(&env, "linux", calls, 0, false);
+    let r = results(&lines);
+    assert_eq!(r[0]["structuredContent"]["messages"][0]["fetch_command"], format!("handoff fetch {id}"), "{}", r[0]);
+    assert_eq!(r[1]["isError"], false, "{}", r[1]);
+    assert_eq!(std::fs::read(out.join("trace.bin")).unwrap(), std::fs::read(&file).unwrap());
+    // a second fetch into the same place: refused (exit 65) with the CLI's message
+    assert_eq!(r[2]["isError"], true, "{}", r[2]);
+    assert_eq!(r[2]["structuredContent"]["exit_code"], 65);
+    assert!(text_of(&r[2]).contains("exists; pass --force"), "{}", r[2]);
+}
