@@ -193,8 +193,14 @@ pub struct WatchRun {
 pub enum WatchCommand {
     /// Write and enable a user service running `handoff watch` with these options: a systemd user unit
     /// (Linux), a launchd agent (macOS) or a scheduled task (Windows).
+    #[command(
+        after_help = "Examples:\n  handoff watch install --exec ./on-message.sh --quiet-hours 22:00-07:00\n  handoff watch install --every 15m\n  handoff watch install --exec ./on-message.sh --no-enable   # only write the unit"
+    )]
     Install(WatchInstallArgs),
     /// Stop and remove the service `watch install` wrote.
+    #[command(
+        after_help = "Examples:\n  handoff watch uninstall\n  handoff watch uninstall --no-enable   # only remove the file"
+    )]
     Uninstall(WatchServiceArgs),
 }
 
