@@ -125,3 +125,24 @@ fn watch_install_writes_a_unit_systemd_accepts_and_uninstall_removes_it() {
     run(c).ok();
     assert!(!unit.exists());
 }
+
+#[test]
+fn watch_every_runs_sync_on_a_schedule() {
+    // the embedded default: no server
+    let env = Env::new();
+    let log = env.path().join("watch.out");
+    let mut c = env.handoff("linux");
+    c.args(["watch", "--every", "1s"]).stdin(Stdio::null()).stdout(std::fs::File::create(&log).unwrap());
+    let _w = Watcher(c.spawn().unwrap());
+    let mut send = env.handoff("mac");
+    send.args(["send", "--to", "linux", "scheduled pick-up"]);
+    run(send).ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).unwrap().contains("scheduled pick-up") {
+        assert!(Instant::now() < deadline, "sync never ran: {}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut sync = env.handoff("linux");
+    sync.args(["sync", "--json"]);
+    assert_eq!(run(sync).json()["sync"]["messages"], json!([]), "the scheduled sync showed it already");
+}
