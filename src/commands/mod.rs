@@ -11,7 +11,11 @@ pub mod hooks;
 pub mod init;
 pub mod keys;
 pub mod log;
+pub mod outbox;
+pub mod reply;
 pub mod send;
+pub mod show;
+pub mod status;
 pub mod sync;
 
 use crate::config::Settings;

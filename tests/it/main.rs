@@ -22,3 +22,4 @@ mod pg;
 #[cfg(feature = "sms")]
 mod sms;
 mod trust;
+mod ux;
