@@ -14,7 +14,8 @@ fn settings() -> Option<crate::config::Settings> {
 /// Completes a machine name (`--to`, `--with`): the known machines and `any`.
 pub fn machine_names() -> ArgValueCandidates {
     ArgValueCandidates::new(|| {
-        let mut names: Vec<String> = settings().map(|s| crate::known::machines(&s).into_iter().collect()).unwrap_or_default();
+        let mut names: Vec<String> =
+            settings().map(|s| crate::known::machines(&s).into_iter().collect()).unwrap_or_default();
         names.push(handoff_channels::bus::BROADCAST.to_string());
         names.into_iter().map(CompletionCandidate::new).collect()
     })

@@ -196,7 +196,11 @@ pub async fn migrate(a: MigrateArgs, json: bool) -> anyhow::Result<i32> {
     } else {
         crate::outln!(
             "copied {} messages ({} already there) and {} read marks from {} to {}",
-            r.messages, r.skipped, r.acks, r.from, r.to
+            r.messages,
+            r.skipped,
+            r.acks,
+            r.from,
+            r.to
         );
         crate::outln!(
             "source: {} messages, {} read marks; target: {} messages, {} read marks{}",

@@ -183,7 +183,10 @@ pub async fn run(settings: Settings, a: FetchArgs, json: bool) -> anyhow::Result
     let p = resolve_pointer(&s, &a.target).await?;
     let out = match &a.out {
         Some(o) => o.clone(),
-        None => default_dir(&s.settings, p.items.first().map(|_| a.target.as_str()).filter(|t| Pointer::from_body(t).is_none()).unwrap_or("pointer")),
+        None => default_dir(
+            &s.settings,
+            p.items.first().map(|_| a.target.as_str()).filter(|t| Pointer::from_body(t).is_none()).unwrap_or("pointer"),
+        ),
     };
     let got = fetch_pointer(&s, &p, &out, a.force).await?;
     if json {

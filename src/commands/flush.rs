@@ -28,7 +28,9 @@ pub async fn run(settings: Settings, a: FlushArgs, json: bool) -> anyhow::Result
             crate::out!("{}", describe_report(r));
         }
         if left > 0 {
-            crate::outln!("{left} job(s) still in the outbox ({queued} step(s) waiting); run `handoff flush` again later");
+            crate::outln!(
+                "{left} job(s) still in the outbox ({queued} step(s) waiting); run `handoff flush` again later"
+            );
         }
     }
     Ok(code)

@@ -58,7 +58,9 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
                     crate::outln!("created this machine's key ({}, mode 0600; back it up)", path.display());
                 }
                 if let Some(id) = &published {
-                    crate::outln!("published on the bus (msg {id}): other machines learn it on their next `handoff sync`");
+                    crate::outln!(
+                        "published on the bus (msg {id}): other machines learn it on their next `handoff sync`"
+                    );
                 }
                 crate::outln!("{me}: {recipient}");
             }
@@ -79,7 +81,11 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
             let id = publish(&s, &recipient).await?;
             crate::outbox::write_atomic(&data.join("keys").join("published"), recipient.as_bytes())?;
             if json {
-                crate::output::json("keys", exit::OK, serde_json::json!({ "recipient": recipient, "published_msg": id }));
+                crate::output::json(
+                    "keys",
+                    exit::OK,
+                    serde_json::json!({ "recipient": recipient, "published_msg": id }),
+                );
             } else {
                 crate::outln!("published {recipient} (bus msg {id})");
             }
@@ -98,7 +104,9 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
                     None => crate::outln!("{me} (this machine): no key yet (run `handoff keys`)"),
                 }
                 if known.is_empty() {
-                    crate::outln!("no other machine's key known yet: run `handoff keys` there, then `handoff sync` here");
+                    crate::outln!(
+                        "no other machine's key known yet: run `handoff keys` there, then `handoff sync` here"
+                    );
                 }
                 for k in &known {
                     crate::outln!("{}: {} (from {}, pinned {})", k.machine, k.recipient, k.source, k.pinned_at);

@@ -96,7 +96,11 @@ pub async fn run(settings: Settings, cmd: OutboxCommand, json: bool) -> anyhow::
             let report = crate::executor::run_job(&s.reg, &s.outbox, locked).await?;
             let code = exit::of_delivery(report.failed, report.queued, report.worst);
             if json {
-                crate::output::json("outbox", code, serde_json::json!({ "action": "retry", "id": a.id, "report": report }));
+                crate::output::json(
+                    "outbox",
+                    code,
+                    serde_json::json!({ "action": "retry", "id": a.id, "report": report }),
+                );
             } else {
                 crate::outln!("job {}:", a.id);
                 crate::out!("{}", describe_report(&report));
@@ -121,7 +125,7 @@ fn lock(outbox: &Outbox, id: &str) -> anyhow::Result<crate::outbox::LockedJob> {
     let known = outbox.ids()?;
     if !known.iter().any(|k| k == id) || id.contains(['/', '\\']) {
         return Err(exit::with_code(
-            exit::USAGE,
+            exit::DATA,
             anyhow::anyhow!("no job {} in the outbox (`handoff outbox list` shows the waiting ones)", inline(id)),
         ));
     }

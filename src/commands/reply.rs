@@ -16,14 +16,20 @@ pub async fn run(settings: Settings, a: ReplyArgs, json: bool) -> anyhow::Result
     };
     let state = crate::state::State::open(&settings.dirs.data)?;
     let Some(m) = state.find(&settings.machine, &id)? else {
-        return Err(usage(&format!(
-            "no received message {} here (`handoff log --show received` lists them; `handoff sync` fetches new ones)",
-            inline(&id)
-        )));
+        return Err(exit::with_code(
+            exit::DATA,
+            anyhow::anyhow!(
+                "no received message {} here (`handoff log --show received` lists them; `handoff sync` fetches new ones)",
+                inline(&id)
+            ),
+        ));
     };
     let to = m.from.clone();
     crate::config::validate_machine(&to).map_err(|e| {
-        exit::with_code(exit::DATA, anyhow::anyhow!("message {} names a sender handoff cannot reply to: {e}", inline(&id)))
+        exit::with_code(
+            exit::DATA,
+            anyhow::anyhow!("message {} names a sender handoff cannot reply to: {e}", inline(&id)),
+        )
     })?;
     let send = SendArgs {
         text: Some(text),

@@ -249,7 +249,9 @@ fn check_recipient(settings: &Settings, to: &str) -> anyhow::Result<()> {
             ),
         ));
     }
-    eprintln!("handoff: note: no machine named {to} has been seen yet; it gets the message when it first runs `handoff sync`");
+    eprintln!(
+        "handoff: note: no machine named {to} has been seen yet; it gets the message when it first runs `handoff sync`"
+    );
     Ok(())
 }
 

@@ -117,7 +117,10 @@ pub fn find(settings: &Settings, id: &str) -> anyhow::Result<Option<Shown>> {
             replies: Vec::new(),
         })
     } else {
-        jobs.iter().filter(|j| &j.from == me).find(|j| j.id == id || posted(j).iter().any(|p| p == id)).map(|j| sent_shown(settings, j, id))
+        jobs.iter()
+            .filter(|j| &j.from == me)
+            .find(|j| j.id == id || posted(j).iter().any(|p| p == id))
+            .map(|j| sent_shown(settings, j, id))
     };
     if let Some(s) = shown.as_mut() {
         let tag = format!("re:{id}");
@@ -139,7 +142,7 @@ pub fn find(settings: &Settings, id: &str) -> anyhow::Result<Option<Shown>> {
 pub fn run(settings: Settings, a: ShowArgs, json: bool) -> anyhow::Result<i32> {
     let Some(s) = find(&settings, &a.id)? else {
         return Err(exit::with_code(
-            exit::USAGE,
+            exit::DATA,
             anyhow::anyhow!(
                 "no message {} was received or sent here (`handoff log` lists them; `handoff sync` fetches new ones)",
                 inline(&a.id)
@@ -172,7 +175,13 @@ pub fn run(settings: Settings, a: ShowArgs, json: bool) -> anyhow::Result<i32> {
     }
     for i in &s.items {
         match &i.fetched {
-            Some(p) => crate::outln!("  ✓ {} ({} bytes, via {}): fetched to {}", inline(&i.name), i.size, i.channel, p.display()),
+            Some(p) => crate::outln!(
+                "  ✓ {} ({} bytes, via {}): fetched to {}",
+                inline(&i.name),
+                i.size,
+                i.channel,
+                p.display()
+            ),
             None => crate::outln!(
                 "  · {} ({} bytes, via {}): not fetched — handoff fetch {}",
                 inline(&i.name),

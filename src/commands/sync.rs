@@ -182,7 +182,9 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
     match format {
         SyncFormat::Json => crate::output::json("sync", code, serde_json::json!({ "sync": digest })),
         SyncFormat::Text => crate::out!("{}", render_text(&digest)),
-        SyncFormat::ClaudeHook => crate::outln!("{}", serde_json::to_string(&hook_output(&digest, &s.settings.dirs.data)?)?),
+        SyncFormat::ClaudeHook => {
+            crate::outln!("{}", serde_json::to_string(&hook_output(&digest, &s.settings.dirs.data)?)?)
+        }
     }
     let ids: Vec<_> = unshown.iter().map(|r| r.message.id.clone()).collect();
     state.mark_shown(&me, &bus, &ids)?;

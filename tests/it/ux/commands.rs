@@ -61,10 +61,10 @@ fn status_show_reply_and_a_thread_round_trip_through_a_real_bus() {
     assert!(lines[first + 1].contains("↳ re") && lines[first + 1].contains("merged"), "{lines:?}");
     // -m takes the id; an unknown id is a usage error naming the fix
     let o = handoff(&laptop, "laptop", &["reply", "-m", "999999", "hello?"]);
-    assert_eq!(o.code(), 2, "{}", o.err());
+    assert_eq!(o.code(), 65, "{}", o.err());
     assert!(o.err().contains("handoff log"), "{}", o.err());
     let o = handoff(&laptop, "laptop", &["show", "999999"]);
-    assert_eq!(o.code(), 2, "{}", o.err());
+    assert_eq!(o.code(), 65, "{}", o.err());
 }
 
 #[test]
@@ -87,9 +87,10 @@ fn outbox_list_drop_and_retry_decide_about_queued_work() {
 
     assert_eq!(json_line(&laptop, "laptop", &["outbox", "drop", drop_id])["action"], "drop");
     let o = handoff(&laptop, "laptop", &["outbox", "drop", drop_id]);
-    assert_eq!(o.code(), 2, "dropping twice names the missing job: {}", o.err());
+    assert_eq!(o.code(), 65, "dropping twice names the missing job: {}", o.err());
+    assert!(o.err().contains("handoff outbox list"), "{}", o.err());
     let o = handoff(&laptop, "laptop", &["outbox", "drop", "../../etc"]);
-    assert_eq!(o.code(), 2, "a path is no job id: {}", o.err());
+    assert_eq!(o.code(), 65, "a path is no job id: {}", o.err());
     let r = json_line(&laptop, "laptop", &["outbox", "retry", retry_id]);
     assert_eq!(r["exit_code"], 75, "bus still down: still queued: {r}");
 
@@ -98,7 +99,8 @@ fn outbox_list_drop_and_retry_decide_about_queued_work() {
     assert_eq!(r["exit_code"], 0, "{r}");
     assert!(json_line(&laptop, "laptop", &["outbox", "list"])["jobs"].as_array().unwrap().is_empty());
     let got = json_line(&desk, "desk", &["sync"]);
-    let bodies: Vec<&str> = got["sync"]["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    let bodies: Vec<&str> =
+        got["sync"]["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, ["hello", "to be retried"], "the dropped job never arrives, the retried one once");
 }
 

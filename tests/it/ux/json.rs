@@ -58,8 +58,11 @@ fn every_command_prints_one_line_that_matches_its_documented_schema() {
     note(&json_line(&env, "laptop", &["keys"]));
     note(&json_line(&env, "laptop", &["keys", "list"]));
     let jsonl = env.path().join("bus.jsonl");
-    std::fs::write(&jsonl, "{\"id\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"from\":\"a\",\"to\":\"b\",\"body\":\"hi\",\"tags\":[]}\n")
-        .unwrap();
+    std::fs::write(
+        &jsonl,
+        "{\"id\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"from\":\"a\",\"to\":\"b\",\"body\":\"hi\",\"tags\":[]}\n",
+    )
+    .unwrap();
     let (d1, d2) = (env.path().join("bus1"), env.path().join("bus2"));
     note(&json_line(&env, "laptop", &["bus", "import", jsonl.to_str().unwrap(), "--data", d1.to_str().unwrap()]));
     let (from, to) = (format!("sqlite:{}", d1.display()), format!("sqlite:{}", d2.display()));

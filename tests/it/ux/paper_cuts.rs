@@ -137,7 +137,10 @@ fn help_examples() -> Vec<String> {
                 }
             }
             let t = l.trim();
-            if (t.starts_with("handoff ") || t.contains("| handoff ") || t.starts_with("BUS_PASS=") || t.starts_with("PGPASSWORD="))
+            if (t.starts_with("handoff ")
+                || t.contains("| handoff ")
+                || t.starts_with("BUS_PASS=")
+                || t.starts_with("PGPASSWORD="))
                 && seen.insert(t.to_string())
             {
                 out.push(t.split("   #").next().unwrap().trim().to_string());
@@ -170,10 +173,24 @@ fn every_example_in_every_help_page_runs() {
     git(&["add", "tracked.txt"]);
     std::fs::write(env.path().join("tracked.txt"), "v2\n").unwrap();
     let bin_dir = handoff_bin().parent().unwrap().to_path_buf();
+    let tmp = env.path().display().to_string();
+    env.write_secret_file("serve.env", "BUS_PASS=example-pass\n");
     for ex in &examples {
-        // a server example runs until stopped: it must start and listen
+        // run where nothing outside the test's own directory can be touched
+        let mut line = ex
+            .replace("\"${fpath[1]}", &format!("\"{tmp}"))
+            .replace("/var/lib/", &format!("{tmp}/var/lib/"))
+            .replace("/opt/", &format!("{tmp}/opt/"));
+        // a server example runs until stopped: it must start and listen (on a free port)
         let serve = ex.contains("bus serve");
-        let line = if serve { format!("timeout 3 {ex}") } else { ex.clone() };
+        if serve {
+            let port = crate::support::free_port().to_string();
+            line = line.replace("~/.secrets/claude-bus.env", &format!("{tmp}/serve.env")).replace("8765", &port);
+            if !line.contains("--listen") {
+                line.push_str(&format!(" --listen 127.0.0.1:{port}"));
+            }
+            line = format!("timeout 3 bash -c '{line}'");
+        }
         let mut c = Command::new("bash");
         c.args(["-c", &line]);
         env.apply(&mut c);
@@ -183,7 +200,11 @@ fn every_example_in_every_help_page_runs() {
         let o = run(c);
         let code = o.code();
         assert!(!o.err().contains("panicked"), "{ex}: {}", o.err());
-        assert!(!o.err().contains("unexpected argument") && !o.err().contains("Usage:"), "{ex} is not a valid command line:\n{}", o.err());
+        assert!(
+            !o.err().contains("unexpected argument") && !o.err().contains("Usage:"),
+            "{ex} is not a valid command line:\n{}",
+            o.err()
+        );
         if serve {
             assert!(o.out().contains("listening"), "{ex}: {}\n{}", o.out(), o.err());
         } else {
