@@ -119,7 +119,6 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     if !a.allow_secret && refuse_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)), json)? {
         return Ok(exit::DATA);
     }
-    let mut req = req;
     if req.urgent {
         mark_urgent(&mut req, &settings);
     }
