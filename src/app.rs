@@ -8,14 +8,25 @@ use clap::Parser;
 
 /// Runs handoff and returns the process exit code.
 pub fn main() -> i32 {
+    quiet_on_closed_stdout();
+    // `COMPLETE=bash handoff` prints the dynamic completion script; the shell then calls back here
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            if code != exit::OK && wants_json(std::env::args_os()) {
+                let text = e.render().to_string();
+                let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("bad command line");
+                let error = first.trim_start_matches("error: ").trim();
+                crate::output::json("error", code, serde_json::json!({ "error": error }));
+            }
             let _ = e.print();
-            return if e.use_stderr() { exit::USAGE } else { exit::OK };
+            return code;
         }
     };
     init_logging(cli.verbose);
+    crate::output::set_quiet(cli.quiet);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -24,23 +35,53 @@ pub fn main() -> i32 {
         }
     };
     let json = cli.json;
-    match rt.block_on(run(cli)) {
+    let code = match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             let code = exit::code_of(&e);
             if json {
-                println!("{}", serde_json::json!({ "ok": false, "error": format!("{e:#}"), "exit_code": code }));
+                crate::output::json("error", code, serde_json::json!({ "error": format!("{e:#}") }));
             }
             eprintln!("handoff: {e:#}");
             code
         }
-    }
+    };
+    crate::output::flush();
+    code
+}
+
+/// True when the raw command line asks for JSON (`--json` or `-j`), for errors clap found before it
+/// could parse the flag itself.
+fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.skip(1).take_while(|a| a != "--").any(|a| {
+        let a = a.to_string_lossy();
+        a == "--json" || (a.starts_with('-') && !a.starts_with("--") && a[1..].contains('j'))
+    })
+}
+
+/// A last guard for output written outside [`crate::output`] (a library printing on its own): a panic
+/// about a closed stdout ends the process quietly instead of with a stack trace.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") || msg.contains("Broken pipe") {
+            std::process::exit(exit::OK);
+        }
+        default(info);
+    }));
 }
 
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // Logs are for -v and RUST_LOG only: what a user must know is said once, plainly, by the command.
     let default = match verbose {
-        0 => "warn",
+        0 => "off",
         1 => "info,handoff=info",
         _ => "debug",
     };
@@ -68,6 +109,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Mcp(a) => crate::commands::mcp::run(overrides, a).await,
         Command::Watch(a) => crate::commands::watch::run(&overrides, a, cli.json).await,
+        Command::Status => crate::commands::status::run(Settings::load(&overrides)?, cli.json).await,
+        Command::Show(a) => crate::commands::show::run(Settings::load(&overrides)?, a, cli.json),
+        Command::Reply(a) => crate::commands::reply::run(Settings::load(&overrides)?, a, cli.json).await,
+        Command::Outbox(c) => crate::commands::outbox::run(Settings::load(&overrides)?, c, cli.json).await,
         Command::Keys(a) => crate::commands::keys::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Day(d) => crate::commands::day(d, &overrides, cli.json).await,
     }

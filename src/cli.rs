@@ -8,21 +8,27 @@ use std::path::PathBuf;
 #[command(name = "handoff", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Config file (default: the platform config dir's handoff/config.toml).
-    #[arg(long, global = true, env = "HANDOFF_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, env = "HANDOFF_CONFIG", hide_env_values = true, value_name = "PATH", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// This machine's name (default: `machine` from the config, else the short hostname).
-    #[arg(long, global = true, env = "HANDOFF_MACHINE", value_name = "NAME")]
+    #[arg(long, global = true, env = "HANDOFF_MACHINE", hide_env_values = true, value_name = "NAME", help_heading = GLOBAL)]
     pub machine: Option<String>,
-    /// Machine-readable JSON on stdout.
-    #[arg(long, global = true)]
+    /// Machine-readable output: one JSON line on stdout (docs/json.md).
+    #[arg(short = 'j', long, global = true, help_heading = GLOBAL)]
     pub json: bool,
+    /// Print nothing on stdout but JSON and what was asked for; errors still go to stderr.
+    #[arg(short = 'q', long, global = true, help_heading = GLOBAL)]
+    pub quiet: bool,
     /// Log to stderr (-v info, -vv debug); RUST_LOG works too.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Heading of the flags every command takes.
+pub const GLOBAL: &str = "Global options";
 
 /// Exit codes, shown in `--help`.
 pub const EXIT_CODES: &str = "Exit codes: 0 ok · 1 failure · 2 usage · 65 input refused · 69 channel refused · 75 queued in the outbox (delivered by the next run or `handoff flush`) · 77 credentials refused · 78 config error";
@@ -67,6 +73,18 @@ pub enum Command {
         after_help = "Examples:\n  handoff watch --exec 'claude -p \"read the handoff digest on stdin and act on it\"'\n  handoff watch --exec ./on-message.sh --quiet-hours 22:00-07:00 --max-runs-per-hour 4\n  handoff watch --every 15m\n  handoff watch install --exec ./on-message.sh   # systemd user unit / launchd agent / scheduled task\n  handoff watch uninstall"
     )]
     Watch(WatchArgs),
+    /// Where things stand: this machine, the bus and unread count, the outbox, the last sync, the channels.
+    #[command(after_help = "Examples:\n  handoff status\n  handoff status --json")]
+    Status,
+    /// A received or sent message again, with its pointer items, their fetch state and its thread.
+    #[command(after_help = "Examples:\n  handoff show 42\n  handoff show 42 --json")]
+    Show(ShowArgs),
+    /// Reply to a message: to its sender, tagged `re:ID`, so the thread can be followed.
+    #[command(after_help = "Examples:\n  handoff reply 42 \"done; merged\"\n  handoff reply -m 42 \"on it\"")]
+    Reply(ReplyArgs),
+    /// See and manage what waits in the outbox.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Run or manage the bus server.
     #[command(subcommand)]
     Bus(BusCommand),
@@ -76,6 +94,50 @@ pub enum Command {
     /// hooks, log, completions, man, init.
     #[command(flatten)]
     Day(DayCommand),
+}
+
+/// `handoff show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A bus message id (received or sent) or an outbox job id.
+    #[arg(value_name = "ID", add = crate::complete::message_ids())]
+    pub id: String,
+}
+
+/// `handoff reply`.
+#[derive(Debug, Args)]
+pub struct ReplyArgs {
+    /// The message replied to (instead of the first positional argument).
+    #[arg(short = 'm', long = "message", value_name = "ID", add = crate::complete::message_ids())]
+    pub message: Option<String>,
+    /// `ID TEXT`, or just `TEXT` with -m; `-` reads the text from stdin.
+    #[arg(value_name = "ID TEXT", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+    /// Also page a human (as `send --urgent`).
+    #[arg(long)]
+    pub urgent: bool,
+}
+
+/// `handoff outbox ...`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// The jobs waiting, oldest first, with what is left and the last error.
+    #[command(after_help = "Examples:\n  handoff outbox list\n  handoff outbox list --json")]
+    List,
+    /// Try one job again now (a step that failed for good is tried again too).
+    #[command(after_help = "Example:\n  handoff outbox retry 01a20c85aa0374aca1539a8ac7d2ace7")]
+    Retry(OutboxIdArgs),
+    /// Discard one job: nothing of it will be delivered.
+    #[command(after_help = "Example:\n  handoff outbox drop 01a20c85aa0374aca1539a8ac7d2ace7")]
+    Drop(OutboxIdArgs),
+}
+
+/// The job an `outbox` subcommand acts on.
+#[derive(Debug, Args)]
+pub struct OutboxIdArgs {
+    /// The job id (`handoff outbox list` shows them).
+    #[arg(value_name = "JOB")]
+    pub id: String,
 }
 
 /// `handoff droplet ...`.
@@ -109,10 +171,13 @@ pub struct SendArgs {
     /// The message text, `-` to read stdin; with --doc, a markdown file (or `-`).
     pub text: Option<String>,
     /// Recipient machine, or `any` for every machine.
-    #[arg(long, default_value = "any", value_name = "NAME")]
+    #[arg(short = 't', long, default_value = "any", value_name = "NAME", add = crate::complete::machine_names())]
     pub to: String,
+    /// Send to a machine never seen before even though its name resembles a known one.
+    #[arg(long)]
+    pub new_machine: bool,
     /// A file to send (repeatable).
-    #[arg(long = "file", value_name = "PATH")]
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub files: Vec<PathBuf>,
     /// Send the text as a long-form document (git).
     #[arg(long)]
@@ -276,7 +341,7 @@ pub struct SyncArgs {
     /// Output format (`--json` is the same as `--format json`).
     #[arg(long, value_enum, default_value = "text")]
     pub format: SyncFormat,
-    /// Where `--fetch` puts downloads (default: the data dir's inbox).
+    /// Where `--fetch` puts downloads (default: the data directory's `inbox/<message id>/`, as for `fetch`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -285,10 +350,11 @@ pub struct SyncArgs {
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// A bus message id, or a pointer body (the `handoff-pointer/v1 {...}` line).
+    #[arg(add = crate::complete::message_ids())]
     pub target: String,
-    /// Directory to write into (default: current directory).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub out: PathBuf,
+    /// Directory to write into (default: the data directory's `inbox/<message id>/`, as for `sync --fetch`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
@@ -407,7 +473,7 @@ pub enum DayCommand {
     Hooks(HooksCommand),
     /// The local history of what this machine sent and received.
     #[command(
-        after_help = "Examples:\n  handoff log\n  handoff log --with mac-studio --since 2d\n  handoff log --channel drive --sent --json"
+        after_help = "Examples:\n  handoff log\n  handoff log --with mac-studio --since 2d\n  handoff log --channel drive --show sent --json"
     )]
     Log(LogArgs),
     /// Print a shell completion script.
@@ -477,7 +543,7 @@ pub enum LogDirection {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only what was exchanged with this machine (sent to it or received from it).
-    #[arg(long = "with", value_name = "MACHINE")]
+    #[arg(long = "with", value_name = "MACHINE", add = crate::complete::machine_names())]
     pub with: Option<String>,
     /// Only entries that went over this channel: bus, git, drive, droplet, sms, local.
     #[arg(long, value_name = "CHANNEL")]

@@ -5,12 +5,15 @@
 pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod config;
 pub mod crypto;
 pub mod executor;
 pub mod exit;
 pub mod hash;
+pub mod known;
 pub mod outbox;
+pub mod output;
 pub mod progress;
 pub mod registry;
 pub mod router;

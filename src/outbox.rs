@@ -174,6 +174,26 @@ impl Outbox {
         Ok(Some(LockedJob { job, dir, _lock: lock }))
     }
 
+    /// Reads a waiting job without locking it (for `outbox list`, `status`, `show`); `None` when absent.
+    pub fn load(&self, id: &str) -> std::io::Result<Option<Job>> {
+        match std::fs::read(self.dir.join(id).join("job.json")) {
+            Ok(t) => serde_json::from_slice(&t).map(Some).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("outbox job {id} is unreadable: {e}"))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Discards a waiting job the user chose to drop (`handoff outbox drop`): its record and its queued
+    /// file copies go. The job is locked first, so one being delivered right now is not pulled away.
+    pub fn discard(&self, locked: LockedJob) -> std::io::Result<()> {
+        std::fs::remove_file(locked.dir.join("job.json"))?;
+        let dir = locked.dir.clone();
+        drop(locked);
+        std::fs::remove_dir_all(&dir)
+    }
+
     /// Number of jobs waiting.
     pub fn len(&self) -> usize {
         self.ids().map(|v| v.len()).unwrap_or(0)

@@ -152,10 +152,11 @@ pub async fn import(a: ImportArgs, json: bool) -> anyhow::Result<i32> {
     let spec = store_spec(a.store.as_deref(), a.data)?;
     let store = bulk::open(&spec, lookup(&file, "PGPASSWORD")).await?;
     let r = crate::server::import::import_jsonl(&a.file, store.as_ref()).await?;
+    let code = if r.bad_lines.is_empty() { exit::OK } else { exit::DATA };
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        crate::output::json("bus_import", code, serde_json::to_value(&r)?);
     } else {
-        println!(
+        crate::outln!(
             "imported {} messages ({} already present, {} read marks) into {}",
             r.imported,
             r.skipped,
@@ -166,7 +167,7 @@ pub async fn import(a: ImportArgs, json: bool) -> anyhow::Result<i32> {
             eprintln!("handoff: skipped {b}");
         }
     }
-    Ok(if r.bad_lines.is_empty() { exit::OK } else { exit::DATA })
+    Ok(code)
 }
 
 /// Copies a whole bus between stores and checks that both now hold the same counts.
@@ -191,13 +192,17 @@ pub async fn migrate(a: MigrateArgs, json: bool) -> anyhow::Result<i32> {
     let r = bulk::migrate(src.as_ref(), dst.as_ref()).await?;
     let agree = r.source_counts == r.target_counts;
     if json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "migrate": r, "identical_counts": agree }))?);
+        crate::output::json("bus_migrate", exit::OK, serde_json::json!({ "migrate": r, "identical_counts": agree }));
     } else {
-        println!(
+        crate::outln!(
             "copied {} messages ({} already there) and {} read marks from {} to {}",
-            r.messages, r.skipped, r.acks, r.from, r.to
+            r.messages,
+            r.skipped,
+            r.acks,
+            r.from,
+            r.to
         );
-        println!(
+        crate::outln!(
             "source: {} messages, {} read marks; target: {} messages, {} read marks{}",
             r.source_counts.0,
             r.source_counts.1,

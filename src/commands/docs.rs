@@ -8,7 +8,9 @@ use clap::CommandFactory;
 /// Prints the completion script for `shell` on stdout.
 pub fn completions(shell: clap_complete::Shell) -> i32 {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "handoff", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "handoff", &mut script);
+    crate::output::write_bytes(&script);
     exit::OK
 }
 
@@ -16,8 +18,7 @@ pub fn completions(shell: clap_complete::Shell) -> i32 {
 pub fn man() -> anyhow::Result<i32> {
     let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-    use std::io::Write;
-    std::io::stdout().write_all(&out)?;
+    crate::output::write_bytes(&out);
     Ok(exit::OK)
 }
 

@@ -100,13 +100,14 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
         }
     }
     let ok = checks.iter().all(|c| c.ok);
+    let code = if ok { exit::OK } else { exit::FAILURE };
     if json {
-        println!("{}", serde_json::json!({ "ok": ok, "checks": checks }));
+        crate::output::json("doctor", code, serde_json::json!({ "checks": checks }));
     } else {
         for c in &checks {
             let fix = c.fix.as_deref().map(|f| format!(" — fix: {f}")).unwrap_or_default();
-            println!("{} {}: {}{fix}", if c.ok { "✓" } else { "✗" }, c.check, c.detail);
+            crate::outln!("{} {}: {}{fix}", if c.ok { "✓" } else { "✗" }, c.check, c.detail);
         }
     }
-    Ok(if ok { exit::OK } else { exit::FAILURE })
+    Ok(code)
 }

@@ -31,16 +31,17 @@ pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Resu
     let ch = DropletChannel::new(cfg, ctx).map_err(|e| ConfigError(e.message))?;
     let report = ch.prune(a.older_than, a.dry_run).await?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "ok": true, "host": ch.host(), "dir": ch.dir(), "dry_run": a.dry_run, "report": report })
+        crate::output::json(
+            "droplet_prune",
+            exit::OK,
+            serde_json::json!({ "host": ch.host(), "dir": ch.dir(), "dry_run": a.dry_run, "report": report }),
         );
     } else {
         let verb = if a.dry_run { "would remove" } else { "removed" };
         for name in &report.removed {
-            println!("{verb} {}/{name}", ch.dir());
+            crate::outln!("{verb} {}/{name}", ch.dir());
         }
-        println!(
+        crate::outln!(
             "{verb} {} payload(s), {} on {}:{}; kept {} younger; left {} other entr(ies) alone",
             report.removed.len(),
             human_size(report.bytes_freed),

@@ -94,9 +94,17 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
         let name = safe_file_name(&item.name);
         let dest = out.join(&name);
         if dest.exists() && !force {
+            // the same content already there is what was asked for: success, nothing downloaded
+            let want = item.plain.as_ref().map(|p| p.sha256.as_str()).unwrap_or(&item.sha256);
+            if let Ok((sha, size)) = crate::hash::sha256_file(&dest)
+                && sha == want
+            {
+                done.push(Fetched { name: item.name.clone(), path: dest, size, sha256: sha });
+                continue;
+            }
             return Err(exit::with_code(
                 exit::DATA,
-                anyhow::anyhow!("{} exists; pass --force to overwrite it", dest.display()),
+                anyhow::anyhow!("{} exists with other content; pass --force to overwrite it", dest.display()),
             ));
         }
         let ch = s.reg.get(&item.channel)?;
@@ -162,17 +170,30 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
     Ok(done)
 }
 
+/// The one default place for fetched files, shared by `fetch` and `sync --fetch`: the data directory's
+/// `inbox/<message id>/` (README "Where fetched files go").
+pub fn default_dir(settings: &crate::config::Settings, message_id: &str) -> PathBuf {
+    settings.dirs.data.join("inbox").join(safe_file_name(message_id))
+}
+
 /// Runs `handoff fetch`.
 pub async fn run(settings: Settings, a: FetchArgs, json: bool) -> anyhow::Result<i32> {
     let s = Session::open(settings)?;
     let _ = s.flush_outbox().await;
     let p = resolve_pointer(&s, &a.target).await?;
-    let got = fetch_pointer(&s, &p, &a.out, a.force).await?;
+    let out = match &a.out {
+        Some(o) => o.clone(),
+        None => default_dir(
+            &s.settings,
+            p.items.first().map(|_| a.target.as_str()).filter(|t| Pointer::from_body(t).is_none()).unwrap_or("pointer"),
+        ),
+    };
+    let got = fetch_pointer(&s, &p, &out, a.force).await?;
     if json {
-        println!("{}", serde_json::json!({ "ok": true, "fetched": got }));
+        crate::output::json("fetch", exit::OK, serde_json::json!({ "fetched": got }));
     } else {
         for f in &got {
-            println!("✓ {} ({} bytes, sha256 verified) -> {}", f.name, f.size, f.path.display());
+            crate::outln!("✓ {} ({} bytes, sha256 verified) -> {}", f.name, f.size, f.path.display());
         }
     }
     Ok(exit::OK)

@@ -16,26 +16,24 @@ pub async fn run(settings: Settings, a: FlushArgs, json: bool) -> anyhow::Result
     let queued: usize = reports.iter().map(|r| r.queued).sum();
     let failed: usize = reports.iter().map(|r| r.failed).sum();
     let left = s.outbox.len();
+    let worst_kind = reports.iter().filter_map(|r| r.worst).max_by_key(|k| exit::of_kind(*k) == exit::AUTH);
+    let code = exit::of_delivery(failed, left, worst_kind);
     if json {
-        println!("{}", serde_json::json!({ "ok": failed == 0 && left == 0, "jobs": reports, "left_in_outbox": left }));
+        crate::output::json("flush", code, serde_json::json!({ "jobs": reports, "left_in_outbox": left }));
     } else if reports.is_empty() {
-        println!("outbox empty: nothing to deliver");
+        crate::outln!("outbox empty: nothing to deliver");
     } else {
         for r in &reports {
-            println!("job {}:", r.job);
-            print!("{}", describe_report(r));
+            crate::outln!("job {}:", r.job);
+            crate::out!("{}", describe_report(r));
         }
         if left > 0 {
-            println!("{left} job(s) still in the outbox ({queued} step(s) waiting); run `handoff flush` again later");
+            crate::outln!(
+                "{left} job(s) still in the outbox ({queued} step(s) waiting); run `handoff flush` again later"
+            );
         }
     }
-    Ok(if failed > 0 {
-        exit::UNAVAILABLE
-    } else if left > 0 {
-        exit::QUEUED
-    } else {
-        exit::OK
-    })
+    Ok(code)
 }
 
 /// Starts `handoff flush` as a detached process (its own session, no terminal, output appended to
@@ -45,9 +43,9 @@ fn background(settings: &Settings, json: bool) -> anyhow::Result<i32> {
     let waiting = Outbox::new(&settings.dirs.data).len();
     if waiting == 0 {
         if json {
-            println!("{}", serde_json::json!({ "ok": true, "background": false, "waiting": 0 }));
+            crate::output::json("flush_background", exit::OK, serde_json::json!({ "background": false, "waiting": 0 }));
         } else {
-            println!("outbox empty: nothing to deliver");
+            crate::outln!("outbox empty: nothing to deliver");
         }
         return Ok(exit::OK);
     }
@@ -84,12 +82,13 @@ fn background(settings: &Settings, json: bool) -> anyhow::Result<i32> {
     }
     let child = cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start the background flush: {e}"))?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "ok": true, "background": true, "waiting": waiting, "pid": child.id(), "log": log_path })
+        crate::output::json(
+            "flush_background",
+            exit::OK,
+            serde_json::json!({ "background": true, "waiting": waiting, "pid": child.id(), "log": log_path }),
         );
     } else {
-        println!("flushing {waiting} job(s) in the background (pid {}, log {})", child.id(), log_path.display());
+        crate::outln!("flushing {waiting} job(s) in the background (pid {}, log {})", child.id(), log_path.display());
     }
     Ok(exit::OK)
 }

@@ -161,23 +161,15 @@ pub(crate) fn write_settings(path: &Path, v: &Value) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
-/// The program the hooks call: `--bin`, else `handoff` when that is this binary on PATH, else this
-/// binary's absolute path.
+/// The program the hooks call: `--bin`, else this binary's absolute path (Claude Code runs hooks with a
+/// PATH that may not hold the directory `handoff` was installed in).
 fn default_bin() -> String {
-    let me = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok());
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(if cfg!(windows) { "handoff.exe" } else { "handoff" }))
-            .find(|p| p.is_file())
-            .and_then(|p| p.canonicalize().ok())
-    });
-    match (me, on_path) {
-        (Some(me), Some(p)) if me == p => "handoff".into(),
-        (Some(me), _) => {
+    match std::env::current_exe().ok().and_then(|p| p.canonicalize().ok()) {
+        Some(me) => {
             let s = me.display().to_string();
             if s.contains(' ') { format!("\"{s}\"") } else { s }
         }
-        _ => "handoff".into(),
+        None => "handoff".into(),
     }
 }
 
@@ -199,7 +191,14 @@ pub fn run(cmd: HooksCommand, home: &Path, json: bool) -> anyhow::Result<i32> {
         let n = uninstall(&mut v);
         (n > 0, n)
     };
-    if changed {
+    // uninstall leaves no empty settings file (and no empty `.claude` folder) behind
+    let deleted = !install_it && changed && v.as_object().is_some_and(|o| o.is_empty());
+    if deleted {
+        std::fs::remove_file(&path).map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    } else if changed {
         write_settings(&path, &v)?;
     }
     let hooks: Vec<Value> = OURS
@@ -218,23 +217,28 @@ pub fn run(cmd: HooksCommand, home: &Path, json: bool) -> anyhow::Result<i32> {
         })
         .collect();
     if json {
-        println!(
-            "{}",
-            json!({ "ok": true, "action": if install_it { "install" } else { "uninstall" }, "settings": path, "changed": changed, "removed": removed, "hooks": hooks, "claude_md_line": CLAUDE_MD_LINE })
+        crate::output::json(
+            "hooks",
+            exit::OK,
+            json!({ "action": if install_it { "install" } else { "uninstall" }, "settings": path, "changed": changed, "removed": removed, "deleted": deleted, "hooks": hooks, "claude_md_line": CLAUDE_MD_LINE }),
         );
     } else if install_it {
         if changed {
-            println!("installed handoff's SessionStart and SessionEnd hooks in {}", path.display());
+            crate::outln!("installed handoff's SessionStart and SessionEnd hooks in {}", path.display());
         } else {
-            println!("handoff's hooks are already in {} (nothing changed)", path.display());
+            crate::outln!("handoff's hooks are already in {} (nothing changed)", path.display());
         }
-        println!("if a hook does not fire, put this line in CLAUDE.md:\n  {CLAUDE_MD_LINE}");
+        crate::outln!("if a hook does not fire, put this line in CLAUDE.md:\n  {CLAUDE_MD_LINE}");
     } else if removed > 0 {
-        println!("removed {removed} handoff hook(s) from {}", path.display());
+        crate::outln!(
+            "removed {removed} handoff hook(s) from {}{}",
+            path.display(),
+            if deleted { " (nothing else was in it: the file is gone)" } else { "" }
+        );
     } else if existed.is_some() {
-        println!("no handoff hooks in {} (nothing changed)", path.display());
+        crate::outln!("no handoff hooks in {} (nothing changed)", path.display());
     } else {
-        println!("{} does not exist (nothing to remove)", path.display());
+        crate::outln!("{} does not exist (nothing to remove)", path.display());
     }
     Ok(exit::OK)
 }

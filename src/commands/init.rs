@@ -306,14 +306,14 @@ pub fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> {
     }
     write_private(&path, &text)?;
     if json {
-        println!("{}", serde_json::json!({ "ok": true, "config": path, "plan": p }));
+        crate::output::json("init", exit::OK, serde_json::json!({ "config": path, "plan": p }));
     } else {
-        println!("wrote {}:\n", path.display());
-        print!("{text}");
+        crate::outln!("wrote {}:\n", path.display());
+        crate::out!("{text}");
         for n in &p.notes {
-            println!("\nnote: {n}");
+            crate::outln!("\nnote: {n}");
         }
-        println!("\nnext: `handoff doctor` checks every channel; `handoff hooks install` wires Claude Code");
+        crate::outln!("\nnext: `handoff doctor` checks every channel; `handoff hooks install` wires Claude Code");
     }
     Ok(exit::OK)
 }

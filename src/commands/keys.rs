@@ -47,28 +47,31 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
             };
             let path = crate::crypto::keys::identity_path(&data);
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": true, "machine": me, "recipient": recipient, "created": created,
-                        "identity": path, "published_msg": published })
+                crate::output::json(
+                    "keys",
+                    exit::OK,
+                    serde_json::json!({ "machine": me, "recipient": recipient, "created": created,
+                        "identity": path, "published_msg": published }),
                 );
             } else {
                 if created {
-                    println!("created this machine's key ({}, mode 0600; back it up)", path.display());
+                    crate::outln!("created this machine's key ({}, mode 0600; back it up)", path.display());
                 }
                 if let Some(id) = &published {
-                    println!("published on the bus (msg {id}): other machines learn it on their next `handoff sync`");
+                    crate::outln!(
+                        "published on the bus (msg {id}): other machines learn it on their next `handoff sync`"
+                    );
                 }
-                println!("{me}: {recipient}");
+                crate::outln!("{me}: {recipient}");
             }
             Ok(exit::OK)
         }
         Some(KeysCommand::Show) => {
             let recipient = require_identity(&data)?.to_public().to_string();
             if json {
-                println!("{}", serde_json::json!({ "ok": true, "machine": me, "recipient": recipient }));
+                crate::output::json("keys", exit::OK, serde_json::json!({ "machine": me, "recipient": recipient }));
             } else {
-                println!("{recipient}");
+                crate::outln!("{recipient}");
             }
             Ok(exit::OK)
         }
@@ -78,9 +81,13 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
             let id = publish(&s, &recipient).await?;
             crate::outbox::write_atomic(&data.join("keys").join("published"), recipient.as_bytes())?;
             if json {
-                println!("{}", serde_json::json!({ "ok": true, "recipient": recipient, "published_msg": id }));
+                crate::output::json(
+                    "keys",
+                    exit::OK,
+                    serde_json::json!({ "recipient": recipient, "published_msg": id }),
+                );
             } else {
-                println!("published {recipient} (bus msg {id})");
+                crate::outln!("published {recipient} (bus msg {id})");
             }
             Ok(exit::OK)
         }
@@ -90,19 +97,21 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
             let known = store.all()?;
             let own = crate::crypto::keys::load_identity(&data)?.map(|i| i.to_public().to_string());
             if json {
-                println!("{}", serde_json::json!({ "ok": true, "machine": me, "own": own, "keys": known }));
+                crate::output::json("keys", exit::OK, serde_json::json!({ "machine": me, "own": own, "keys": known }));
             } else {
                 match &own {
-                    Some(r) => println!("{me} (this machine): {r}"),
-                    None => println!("{me} (this machine): no key yet (run `handoff keys`)"),
+                    Some(r) => crate::outln!("{me} (this machine): {r}"),
+                    None => crate::outln!("{me} (this machine): no key yet (run `handoff keys`)"),
                 }
                 if known.is_empty() {
-                    println!("no other machine's key known yet: run `handoff keys` there, then `handoff sync` here");
+                    crate::outln!(
+                        "no other machine's key known yet: run `handoff keys` there, then `handoff sync` here"
+                    );
                 }
                 for k in &known {
-                    println!("{}: {} (from {}, pinned {})", k.machine, k.recipient, k.source, k.pinned_at);
+                    crate::outln!("{}: {} (from {}, pinned {})", k.machine, k.recipient, k.source, k.pinned_at);
                     if let Some(c) = &k.changed_to {
-                        println!(
+                        crate::outln!(
                             "  ! changed to {c} ({}); not used until `handoff keys trust {}`",
                             k.changed_source.as_deref().unwrap_or("?"),
                             k.machine
@@ -122,9 +131,9 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
             let store = KeyStore::new(&state, &me)?;
             let now = store.trust(&machine, recipient.as_deref()).map_err(|e| exit::with_code(exit::DATA, e))?;
             if json {
-                println!("{}", serde_json::json!({ "ok": true, "machine": machine, "recipient": now }));
+                crate::output::json("keys", exit::OK, serde_json::json!({ "machine": machine, "recipient": now }));
             } else {
-                println!("{machine}: now encrypting to {now}");
+                crate::outln!("{machine}: now encrypting to {now}");
             }
             Ok(exit::OK)
         }

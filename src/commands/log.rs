@@ -3,7 +3,7 @@
 //! machine, channel and time. Nothing here touches the network.
 
 use crate::cli::{LogArgs, LogDirection};
-use crate::config::{ConfigError, Settings};
+use crate::config::Settings;
 use crate::exit;
 use crate::outbox::{Job, Outbox, Role};
 use crate::state::State;
@@ -33,6 +33,26 @@ pub struct Entry {
     pub status: &'static str,
     /// First line of the text, the title, or the file names.
     pub summary: String,
+    /// The message this one replies to (its `re:ID` tag): entries of one thread share it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// Sent with `--urgent` (a human was paged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
+}
+
+/// An RFC 3339 time (the bus's, the outbox's) in this machine's time zone with its offset, to the second:
+/// `2026-11-24 08:46:55 +01:00`. Text that is not a time is shown as it came (escaped).
+pub fn local_time(ts: &str) -> String {
+    match ts.parse::<jiff::Timestamp>() {
+        Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S %:z").to_string(),
+        Err(_) => handoff_channels::untrusted::inline(ts),
+    }
+}
+
+/// The message a `re:ID` tag says this one replies to.
+pub fn thread_of(tags: &[String]) -> Option<String> {
+    tags.iter().find_map(|t| t.strip_prefix("re:")).filter(|id| !id.is_empty()).map(str::to_string)
 }
 
 fn first_line(s: &str, max: usize) -> String {
@@ -50,8 +70,10 @@ pub fn parse_since(s: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
         return Ok(now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH));
     }
     parse_time(s).ok_or_else(|| {
-        ConfigError(format!("--since {s:?} is neither an age (2d, 36h, 90min) nor a time (2026-01-31T09:00:00Z)"))
-            .into()
+        exit::with_code(
+            exit::USAGE,
+            anyhow::anyhow!("--since {s:?} is neither an age (2d, 36h, 90min) nor a time (2026-01-31T09:00:00Z)"),
+        )
     })
 }
 
@@ -116,6 +138,8 @@ pub fn sent_entry(job: &Job, waiting: bool, identity: Option<&age::x25519::Ident
             "delivered"
         },
         summary,
+        thread: job.steps.iter().find_map(|s| thread_of(&s.parcel.tags)),
+        urgent: job.steps.iter().any(|s| matches!(s.role, Role::Page { .. })),
     }
 }
 
@@ -186,6 +210,8 @@ pub fn collect(settings: &Settings, a: &LogArgs) -> anyhow::Result<Vec<Entry>> {
                 message_ids: Vec::new(),
                 status: "received",
                 summary,
+                thread: thread_of(&m.tags),
+                urgent: m.tags.iter().any(|t| t == crate::commands::send::URGENT_TAG),
             });
         }
     }
@@ -212,23 +238,49 @@ pub fn filter(entries: Vec<Entry>, a: &LogArgs, now: SystemTime) -> anyhow::Resu
 pub fn run(settings: Settings, a: LogArgs, json: bool) -> anyhow::Result<i32> {
     let entries = filter(collect(&settings, &a)?, &a, SystemTime::now())?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "ok": true, "machine": settings.machine, "entries": entries })
-            )?
-        );
+        crate::output::json("log", exit::OK, serde_json::json!({ "machine": settings.machine, "entries": entries }));
         return Ok(exit::OK);
     }
     if entries.is_empty() {
-        println!("no history for {} matches", settings.machine);
+        crate::outln!("no history for {} matches", settings.machine);
     }
-    for e in &entries {
+    use handoff_channels::untrusted::inline;
+    // a thread is shown together: each reply right under the message it answers (or its earlier reply)
+    let ids_of = |e: &Entry| -> Vec<String> {
+        let mut v = e.message_ids.clone();
+        if e.direction == "received" {
+            v.push(e.id.clone());
+        }
+        v
+    };
+    let mut order: Vec<usize> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if order.contains(&i) {
+            continue;
+        }
+        order.push(i);
+        let mut thread = ids_of(e);
+        for (j, r) in entries.iter().enumerate().skip(i + 1) {
+            if r.thread.as_ref().is_some_and(|t| thread.contains(t)) && !order.contains(&j) {
+                order.push(j);
+                thread.extend(ids_of(r));
+            }
+        }
+    }
+    for i in order {
+        let e = &entries[i];
         let (arrow, peer) = if e.direction == "sent" { ("→", &e.to) } else { ("←", &e.from) };
-        let time: String = e.time.chars().take(19).collect::<String>().replace('T', " ");
         let status =
             if e.status == "delivered" || e.status == "received" { String::new() } else { format!(" [{}]", e.status) };
-        println!("{time} {arrow} {peer:<12} {:<14} {}{status}", e.channels.join(","), e.summary);
+        let reply = e.thread.as_deref().map(|t| format!("  ↳ re {} ", inline(t))).unwrap_or_default();
+        let urgent = if e.urgent { "[URGENT] " } else { "" };
+        crate::outln!(
+            "{} {arrow} {:<12} {:<14} {reply}{urgent}{}{status}",
+            local_time(&e.time),
+            inline(peer),
+            e.channels.join(","),
+            inline(&e.summary)
+        );
     }
     Ok(exit::OK)
 }

@@ -14,7 +14,11 @@ pub mod init;
 pub mod keys;
 pub mod log;
 pub mod mcp;
+pub mod outbox;
+pub mod reply;
 pub mod send;
+pub mod show;
+pub mod status;
 pub mod sync;
 pub mod watch;
 

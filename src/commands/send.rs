@@ -11,6 +11,10 @@ use anyhow::Context as _;
 use std::io::Read;
 use std::path::Path;
 
+/// Tag of a bus message sent with `--urgent`, so every reader can mark it (one definition, in the channels
+/// crate).
+pub use handoff_channels::bus::tags::URGENT_TAG;
+
 /// Largest text read from stdin or a --doc file (documents are for prose, not payloads).
 const MAX_TEXT: u64 = 16 * 1024 * 1024;
 
@@ -136,7 +140,24 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         crate::config::validate_machine(&a.to)
             .map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("--to: {e}")))?;
     }
-    let req = request_from_args(a)?;
+    let mut req = request_from_args(a)?;
+    if req.text.is_none() && req.files.is_empty() {
+        return Err(exit::with_code(
+            exit::USAGE,
+            anyhow::anyhow!("nothing to send: give a message, `-` for stdin, or --file PATH"),
+        ));
+    }
+    if !a.new_machine && !a.dry_run {
+        check_recipient(&settings, &req.to)?;
+    }
+    let inline_max = settings.file.route.inline_max.as_u64();
+    if req.title.is_none()
+        && let Some(t) = req.text.as_deref().filter(|t| t.len() as u64 > inline_max)
+    {
+        // text too long for the bus becomes a document: its first line names it, not "handoff"
+        let first = t.lines().map(|l| l.trim().trim_start_matches('#').trim()).find(|l| !l.is_empty());
+        req.title = first.map(|l| crate::executor::truncate_chars(l, 80));
+    }
     // before anything is planned, queued or sent: nothing with a secret in it reaches the outbox
     if !a.allow_secret {
         let findings = find_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)))?;
@@ -144,7 +165,6 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
             return Ok(SendOutcome::Refused { message: crate::secrets::refusal(&findings), findings });
         }
     }
-    let mut req = req;
     if req.urgent {
         mark_urgent(&mut req, &settings);
     }
@@ -170,7 +190,8 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         Some(s) => s.request(&req)?,
         None => req.clone(),
     };
-    let plan = plan(&travelling, &route).map_err(|e| exit::with_code(exit::CONFIG, e))?;
+    let plan = plan(&travelling, &route)
+        .map_err(|e| exit::with_code(exit::CONFIG, anyhow::anyhow!("{}", routing_error(&req, &route, &e.0))))?;
     if a.dry_run {
         let described = plan.describe(&req);
         return Ok(SendOutcome::Planned { plan, described, encrypted_to: sealing.as_ref().map(|s| s.len()) });
@@ -194,16 +215,7 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
     }
     let locked = session.outbox.create(job).context("writing the send to the outbox")?;
     let report = run_job(&session.reg, &session.outbox, locked).await?;
-    let code = if report.failed > 0 {
-        match report.worst {
-            Some(handoff_channels::ErrorKind::Auth) => exit::AUTH,
-            _ => exit::UNAVAILABLE,
-        }
-    } else if report.queued > 0 {
-        exit::QUEUED
-    } else {
-        exit::OK
-    };
+    let code = exit::of_delivery(report.failed, report.queued, report.worst);
     Ok(SendOutcome::Ran { code, encrypted: encrypt, report, earlier })
 }
 
@@ -225,6 +237,75 @@ fn mark_urgent(req: &mut SendRequest, settings: &Settings) {
     let _ = (settings, MAX_PAGED_TAGS, paged_tag);
 }
 
+/// Refuses a recipient that is probably a typo of a known machine (differs only in case, or by an edit or
+/// two): "did you mean X?", exit 2, nothing posted. A name that resembles nothing known is accepted with a
+/// note. `--new-machine` skips the check.
+fn check_recipient(settings: &Settings, to: &str) -> anyhow::Result<()> {
+    if to == handoff_channels::bus::BROADCAST {
+        return Ok(());
+    }
+    let known = crate::known::machines(settings);
+    if known.contains(to) {
+        return Ok(());
+    }
+    if let Some(k) = crate::known::did_you_mean(to, &known) {
+        return Err(exit::with_code(
+            exit::USAGE,
+            anyhow::anyhow!(
+                "--to {to}: no machine of that name is known; did you mean {k}? (nothing was sent; if {to} is a new machine, send again with --new-machine)"
+            ),
+        ));
+    }
+    eprintln!(
+        "handoff: note: no machine named {to} has been seen yet; it gets the message when it first runs `handoff sync`"
+    );
+    Ok(())
+}
+
+/// A routing error that says what the user asked for and the one command that makes it possible.
+fn routing_error(req: &SendRequest, route: &RouteContext, reason: &str) -> String {
+    let has = |c: &str| route.channels.contains_key(c);
+    let enable = |c: &str| match c {
+        "git" => "handoff init --git-remote URL".to_string(),
+        "drive" => "handoff init --drive-remote NAME".to_string(),
+        "droplet" => "handoff init --droplet-host HOST".to_string(),
+        other => format!("a [{other}] section in the config"),
+    };
+    if let Some(via) = req.via.as_deref().filter(|v| !has(v)) {
+        if via == "local" {
+            return format!(
+                "--via local: the local payload folder is the embedded default's, used only when no config file is in use; here the channels are {} — pick one of them",
+                route.channels.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        return format!("--via {via}: the {via} channel is not configured here; enable it with `{}`", enable(via));
+    }
+    if !req.files.is_empty() && !["droplet", "drive", "local"].iter().any(|c| has(c)) {
+        return format!(
+            "--file: sending files needs a place to store them and none is configured; enable one with `{}` (or `{}`)",
+            enable("drive"),
+            enable("droplet")
+        );
+    }
+    if let Some(t) = &req.text
+        && (req.doc || t.len() as u64 > route.inline_max)
+        && !has("git")
+        && !has("local")
+    {
+        let why = if req.doc {
+            "--doc sends a document".to_string()
+        } else {
+            format!(
+                "the text is {}, over the bus's inline_max of {}, so it goes as a document",
+                handoff_channels::pointer::human_size(t.len() as u64),
+                handoff_channels::pointer::human_size(route.inline_max)
+            )
+        };
+        return format!("{why}, which needs a git repo: enable one with `{}`", enable("git"));
+    }
+    reason.to_string()
+}
+
 /// The one-line summary of a send that ran, for people (CLI) and agents (MCP).
 pub fn headline(code: i32, report: &crate::executor::JobReport, encrypted: bool) -> String {
     match code {
@@ -244,36 +325,47 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     match &outcome {
         SendOutcome::Refused { message, findings } => {
             if json {
-                let v = serde_json::json!({ "ok": false, "exit_code": exit::DATA, "refused": "secret", "error": message, "findings": findings });
-                println!("{v}");
+                crate::output::json(
+                    "error",
+                    exit::DATA,
+                    serde_json::json!({ "refused": "secret", "error": message, "findings": findings }),
+                );
             }
             eprintln!("handoff: {message}");
         }
         SendOutcome::Planned { plan, described, encrypted_to } => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": true, "dry_run": true, "plan": plan, "encrypted": encrypted_to.is_some() })
+                crate::output::json(
+                    "send_plan",
+                    exit::OK,
+                    serde_json::json!({ "dry_run": true, "plan": plan, "encrypted": encrypted_to.is_some() }),
                 );
             } else {
-                print!("{described}");
+                crate::out!("{described}");
                 if let Some(n) = encrypted_to {
-                    println!("(end-to-end encrypted to {n} key(s), this machine's included)");
+                    crate::outln!("(end-to-end encrypted to {n} key(s), this machine's included)");
                 }
             }
         }
         SendOutcome::Ran { code, encrypted, report, earlier } => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": *code == exit::OK, "exit_code": code, "encrypted": encrypted, "receipt": report, "flushed_earlier": earlier })
+                crate::output::json(
+                    "send",
+                    *code,
+                    serde_json::json!({ "encrypted": encrypted, "receipt": report, "flushed_earlier": earlier }),
                 );
             } else {
-                println!("{}", headline(*code, report, *encrypted));
-                print!("{}", describe_report(report));
+                // a queued send: the ✗ lines say what failed, the one stderr line below says why it is 75
+                if *code != exit::QUEUED {
+                    crate::outln!("{}", headline(*code, report, *encrypted));
+                }
+                crate::out!("{}", describe_report(report));
             }
             if *code == exit::QUEUED {
-                eprintln!("handoff: queued in the outbox ({} step(s) waiting)", report.queued);
+                eprintln!(
+                    "handoff: queued in the outbox ({} step(s) waiting); the next `handoff` run or `handoff flush` delivers it",
+                    report.queued
+                );
             }
         }
     }

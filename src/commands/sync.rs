@@ -127,24 +127,25 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
             }
             Err(e) => {
                 notes.push(format!("{name}: {e}"));
-                code = code.max(if e.is_transient() { exit::QUEUED } else { exit::UNAVAILABLE });
+                code = exit::worst(code, exit::of_kind(e.kind));
             }
         }
     }
     if let Err(e) = pull_bus(&s, &state).await {
         notes.push(format!("bus: {e:#}"));
-        code = exit::code_of(&e).max(code);
+        code = exit::worst(code, exit::code_of(&e));
     }
     let bus = s.reg.bus.location();
     let unshown = state.unshown(&me, &bus)?;
     let (messages, bad) = open_messages(&s, &state, &unshown, &mut notes)?;
     let bad = bad + open_documents(&s, &mut documents, &mut notes)?;
     if bad > 0 {
-        code = code.max(exit::DATA);
+        code = exit::worst(code, exit::DATA);
     }
     let mut fetched = Vec::new();
+    let mut fetched_ids = Vec::new();
     if a.fetch {
-        let base = a.out.clone().unwrap_or_else(|| s.settings.dirs.data.join("inbox"));
+        let base = a.out.clone();
         let cap = s.settings.file.route.fetch_max.as_u64();
         for m in messages.iter().filter(|m| m.pointer.is_some()) {
             let p = m.pointer.as_ref().expect("filtered");
@@ -159,26 +160,35 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
                 ));
                 continue;
             }
-            let dir = base.join(handoff_channels::names::safe_file_name(&m.id));
+            let dir = match &base {
+                Some(b) => b.join(handoff_channels::names::safe_file_name(&m.id)),
+                None => super::fetch::default_dir(&s.settings, &m.id),
+            };
             match super::fetch::fetch_pointer(&s, p, &dir, false).await {
-                Ok(f) => fetched.extend(f),
+                Ok(f) => {
+                    fetched_ids.push(m.id.clone());
+                    fetched.extend(f)
+                }
                 Err(e) => notes.push(format!("fetch {}: {e:#}", m.id)),
             }
         }
     }
+    // what was fetched is listed once, as fetched, not again as something to fetch
+    let mut messages = messages;
+    for m in messages.iter_mut().filter(|m| fetched_ids.contains(&m.id)) {
+        m.fetch_command = None;
+    }
     let digest = Digest { machine: me.clone(), bus: bus.clone(), flushed, messages, documents, notes, fetched };
     match format {
-        SyncFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "sync": digest })
-            )?
-        ),
-        SyncFormat::Text => print!("{}", render_text(&digest)),
-        SyncFormat::ClaudeHook => println!("{}", serde_json::to_string(&hook_output(&digest, &s.settings.dirs.data)?)?),
+        SyncFormat::Json => crate::output::json("sync", code, serde_json::json!({ "sync": digest })),
+        SyncFormat::Text => crate::out!("{}", render_text(&digest)),
+        SyncFormat::ClaudeHook => {
+            crate::outln!("{}", serde_json::to_string(&hook_output(&digest, &s.settings.dirs.data)?)?)
+        }
     }
     let ids: Vec<_> = unshown.iter().map(|r| r.message.id.clone()).collect();
     state.mark_shown(&me, &bus, &ids)?;
+    state.set_cursor(&me, super::status::LAST_SYNC, &handoff_channels::bus::store::now_ts())?;
     Ok(code)
 }
 

@@ -111,7 +111,10 @@ fn round_trip(conf_text: &str, remote: &str, folder: &str, expect_detail: &str) 
     let fetched = std::fs::read(dir.join("build_log___x___v2.bin")).unwrap();
     assert_eq!(sha256_hex(&fetched), sha256_hex(&bytes));
     let again = fetch(&env, &id, &dir, false);
-    assert_ne!(again.code(), 0, "fetching over an existing file must be refused");
+    assert_eq!(again.code(), 0, "the identical file already there is success: {}", again.err());
+    std::fs::write(dir.join("build_log___x___v2.bin"), b"other content").unwrap();
+    let again = fetch(&env, &id, &dir, false);
+    assert_ne!(again.code(), 0, "fetching over a different existing file must be refused");
     assert!(again.err().contains("--force"), "{}", again.err());
     fetch(&env, &id, &dir, true).ok();
 }
@@ -338,8 +341,10 @@ fn drive_missing_remote_lists_the_remotes_found() {
     let f = write_file(&env, "a.txt", b"x");
     let (out, _) = send(&env, &f, &["--via", "drive"]);
     assert_ne!(out.code(), 0);
-    let text = format!("{}{}", out.out(), out.err());
-    assert!(text.contains("\"gdrive\" is not configured"), "{text}");
+    // the step's error, said once (in the JSON receipt; no log line without -v)
+    let v = out.json();
+    let text = v["receipt"]["steps"][0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(text.contains("\"gdrive\" is not configured"), "{v}");
     assert!(text.contains("dav (webdav)") && text.contains("here (local)"), "{text}");
 }
 

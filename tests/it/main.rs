@@ -24,3 +24,4 @@ mod pg;
 mod sms;
 mod trust;
 mod watch;
+mod ux;

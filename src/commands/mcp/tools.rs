@@ -48,6 +48,9 @@ pub struct SendParams {
     /// Only plan: say where everything would go, send nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// `to` names a machine not seen yet that resembles a known one (skips the "did you mean" check).
+    #[serde(default)]
+    pub new_machine: bool,
     /// Encrypt end to end (true), never (false), or as the config says (absent).
     #[serde(default)]
     pub encrypt: Option<bool>,
@@ -113,6 +116,7 @@ fn send_args(p: SendParams) -> anyhow::Result<SendArgs> {
         tags: p.tags,
         via: p.via,
         dry_run: p.dry_run,
+        new_machine: p.new_machine,
         encrypt: p.encrypt == Some(true),
         no_encrypt: p.encrypt == Some(false),
         // an agent cannot wave a secret through: that takes a person at the command line

@@ -137,7 +137,11 @@ fn the_installed_hooks_inject_the_digest_and_flush_within_the_session_end_budget
         serde_json::from_str(&std::fs::read_to_string(env.path().join(".claude/settings.json")).unwrap()).unwrap();
     let start = commands(&v, "SessionStart").pop().unwrap();
     let end = commands(&v, "SessionEnd").pop().unwrap();
-    assert_eq!(start, "handoff sync --format claude-hook", "handoff on PATH is written as `handoff`");
+    assert_eq!(
+        start,
+        format!("{} sync --format claude-hook", handoff_bin().canonicalize().unwrap().display()),
+        "the hooks run the binary by its absolute path, whatever PATH holds"
+    );
 
     // another machine left a message: the SessionStart hook injects it
     let mut c = env.handoff("desk");

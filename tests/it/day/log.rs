@@ -74,6 +74,6 @@ fn history_of_sent_and_received_filtered_by_machine_channel_and_time() {
     let mut c = env.handoff("laptop");
     c.args(["log", "--since", "yesterday-ish"]);
     let o = run(c);
-    assert_eq!(o.code(), 78);
+    assert_eq!(o.code(), 2, "a bad --since is a usage error");
     assert!(o.err().contains("--since") && o.err().contains("2d"), "{}", o.err());
 }

@@ -9,6 +9,7 @@ pub mod postgres;
 pub mod prism;
 #[cfg(feature = "drive")]
 pub mod rclone;
+pub mod schema;
 pub mod sshd;
 pub mod twilio_stub;
 
@@ -199,7 +200,12 @@ impl OutputExt for Output {
         self
     }
     fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.out(), self.err()))
+        let v: serde_json::Value = serde_json::from_slice(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.out(), self.err()));
+        // every `--json` document any test reads is checked against its documented schema
+        if v["schema"].as_str().is_some_and(|s| s.starts_with("handoff.")) {
+            schema::check(&v);
+        }
+        v
     }
 }

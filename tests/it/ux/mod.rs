@@ -1,0 +1,8 @@
+//! The command line as a new user meets it (issue 16): closed pipes, the exit-code table, `--json` against
+//! its schemas, quiet logs, the new commands, recipient typos, help and its examples.
+
+mod commands;
+mod exit_codes;
+pub mod json;
+mod paper_cuts;
+mod pipe;
