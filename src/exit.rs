@@ -50,6 +50,7 @@ pub fn code_of(e: &anyhow::Error) -> i32 {
                 handoff_channels::ErrorKind::Transient => QUEUED,
                 handoff_channels::ErrorKind::Permanent => UNAVAILABLE,
                 handoff_channels::ErrorKind::Auth => AUTH,
+                handoff_channels::ErrorKind::Refused => DATA,
             };
         }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {

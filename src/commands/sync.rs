@@ -146,25 +146,16 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
     if a.fetch {
         let base = a.out.clone().unwrap_or_else(|| s.settings.dirs.data.join("inbox"));
         let cap = s.settings.file.route.fetch_max.as_u64();
-        for m in messages.iter().filter(|m| m.pointer.is_some()) {
-            let p = m.pointer.as_ref().expect("filtered");
-            let total: u64 = p.items.iter().map(|i| i.size).sum();
-            if total > cap {
-                notes.push(format!(
-                    "not fetched: message {} holds {} (over [route] fetch_max {}); get it with `handoff fetch {}`",
-                    m.id,
-                    handoff_channels::pointer::human_size(total),
-                    handoff_channels::pointer::human_size(cap),
-                    m.id
-                ));
-                continue;
-            }
-            let dir = base.join(handoff_channels::names::safe_file_name(&m.id));
-            match super::fetch::fetch_pointer(&s, p, &dir, false).await {
-                Ok(f) => fetched.extend(f),
-                Err(e) => notes.push(format!("fetch {}: {e:#}", m.id)),
-            }
-        }
+        let pending: Vec<_> = messages
+            .iter()
+            .filter_map(|m| {
+                let origin = super::fetch::Origin { id: Some(m.id.clone()), from: Some(m.from.clone()) };
+                m.pointer.as_ref().map(|pointer| super::fetch::Pending { origin, pointer })
+            })
+            .collect();
+        let (got, fetch_code) = super::fetch::fetch_for_sync(&s, &pending, &base, cap, &mut notes).await;
+        fetched = got;
+        code = code.max(fetch_code);
     }
     let digest = Digest { machine: me.clone(), bus: bus.clone(), flushed, messages, documents, notes, fetched };
     match format {
