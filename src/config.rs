@@ -303,7 +303,9 @@ pub enum BusTarget {
 impl std::fmt::Debug for BusTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BusTarget::Http { url, user, .. } => write!(f, "Http {{ url: {url}, user: {user} }}"),
+            BusTarget::Http { url, user, .. } => {
+                write!(f, "Http {{ url: {}, user: {user} }}", handoff_channels::untrusted::redact_url(url))
+            }
             BusTarget::Local { path } => write!(f, "Local {{ {} }}", path.display()),
         }
     }
@@ -375,7 +377,8 @@ impl Settings {
             Some(url) => {
                 let password = lookup("BUS_PASS").ok_or_else(|| {
                     config_err(format!(
-                        "the bus {url} is configured but no password was found: set BUS_PASS or put it in {}",
+                        "the bus {} is configured but no password was found: set BUS_PASS or put it in {}",
+                        handoff_channels::untrusted::redact_url(&url),
                         env_file_path.display()
                     ))
                 })?;

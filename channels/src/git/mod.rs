@@ -62,7 +62,7 @@ pub const ARCHIVE_DIR: &str = "handoffs";
 /// Everything the blocking git code needs; shared by the async wrappers.
 #[derive(Debug)]
 pub(crate) struct Settings {
-    /// Remote URL or path, as configured (may hold credentials: show it through [`remote::redact`]).
+    /// Remote URL or path, as configured (may hold credentials: show it through [`crate::untrusted::redact_url`]).
     pub remote: String,
     /// The local clone.
     pub checkout: PathBuf,
@@ -87,7 +87,7 @@ impl Settings {
     }
     /// The remote as safe to show.
     pub fn remote_shown(&self) -> String {
-        remote::redact(&self.remote)
+        crate::untrusted::redact_url(&self.remote)
     }
     /// Takes the clone's lock (blocking until other handoff processes are done with it).
     pub fn lock(&self) -> Result<std::fs::File, ChannelError> {
