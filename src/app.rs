@@ -31,7 +31,8 @@ pub fn main() -> i32 {
             if json {
                 println!("{}", serde_json::json!({ "ok": false, "error": format!("{e:#}"), "exit_code": code }));
             }
-            eprintln!("handoff: {e:#}");
+            // an error may quote text from other machines: nothing raw reaches the terminal
+            eprintln!("handoff: {}", handoff_channels::untrusted::body(&format!("{e:#}")));
             code
         }
     }

@@ -100,7 +100,14 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
                     println!("no other machine's key known yet: run `handoff keys` there, then `handoff sync` here");
                 }
                 for k in &known {
-                    println!("{}: {} (from {}, pinned {})", k.machine, k.recipient, k.source, k.pinned_at);
+                    use handoff_channels::untrusted::inline;
+                    println!(
+                        "{}: {} (from {}, pinned {})",
+                        inline(&k.machine),
+                        inline(&k.recipient),
+                        inline(&k.source),
+                        k.pinned_at
+                    );
                     if let Some(c) = &k.changed_to {
                         println!(
                             "  ! changed to {c} ({}); not used until `handoff keys trust {}`",

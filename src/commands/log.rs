@@ -224,11 +224,13 @@ pub fn run(settings: Settings, a: LogArgs, json: bool) -> anyhow::Result<i32> {
         println!("no history for {} matches", settings.machine);
     }
     for e in &entries {
-        let (arrow, peer) = if e.direction == "sent" { ("→", &e.to) } else { ("←", &e.from) };
+        // names, channels and summaries of received messages were written by other machines
+        use handoff_channels::untrusted::inline;
+        let (arrow, peer) = if e.direction == "sent" { ("→", inline(&e.to)) } else { ("←", inline(&e.from)) };
         let time: String = e.time.chars().take(19).collect::<String>().replace('T', " ");
         let status =
             if e.status == "delivered" || e.status == "received" { String::new() } else { format!(" [{}]", e.status) };
-        println!("{time} {arrow} {peer:<12} {:<14} {}{status}", e.channels.join(","), e.summary);
+        println!("{time} {arrow} {peer:<12} {:<14} {}{status}", inline(&e.channels.join(",")), inline(&e.summary));
     }
     Ok(exit::OK)
 }
