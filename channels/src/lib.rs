@@ -123,7 +123,11 @@ pub trait Channel: Send + Sync {
     /// bytes (the size the pointer claims): an item holding more is refused and nothing of it is kept.
     async fn fetch(&self, uri: &str, dest: &std::path::Path, max: u64) -> Result<Fetched, ChannelError> {
         let _ = (dest, max);
-        Err(ChannelError::permanent(format!("the {} channel cannot fetch {uri}", self.name())))
+        Err(ChannelError::refused(format!(
+            "the {} channel holds no items to fetch; refusing {}",
+            self.name(),
+            untrusted::inline(uri)
+        )))
     }
 
     /// For channels read at session start (git): what is new since `cursor` (a string this channel chose

@@ -159,3 +159,29 @@ impl Channel for LocalFiles {
         Ok(Health { check: format!("payload folder {} writable", self.root.display()), detail: None })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fetch_stays_in_the_payload_folder_and_stops_at_the_claimed_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("payloads");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("d/a.bin"), b"0123456789").unwrap();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        let ch = LocalFiles::new(root);
+        let dest = dir.path().join("out/a.bin");
+        for bad in ["local:../secret", "local:/etc/passwd", "local:d/../../secret", "../secret", "local:d\\..\\x"] {
+            let e = ch.fetch(bad, &dest, 100).await.unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::Refused, "{bad}: {}", e.message);
+        }
+        let e = ch.fetch("local:d/a.bin", &dest, 9).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "{}", e.message);
+        assert!(!dest.exists(), "nothing kept of an item larger than claimed");
+        let got = ch.fetch("local:d/a.bin", &dest, 10).await.unwrap();
+        assert_eq!(got.size, 10);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789");
+    }
+}
