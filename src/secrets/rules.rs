@@ -76,10 +76,10 @@ pub(super) static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         r("Databricks token", r"\bdapi[a-f0-9]{32}(?:-[0-9]+)?\b", hex_token),
         r("Shopify token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b", hex_token),
         r("Mailgun API key", r"\bkey-[a-f0-9]{32}\b", hex_token),
-        r("Telegram bot token", r"\b[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}\b", not_an_example),
+        r("Telegram bot token", r"\b[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}", not_an_example),
         r(
             "Discord bot token",
-            r"\b[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}\b",
+            r"\b[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}",
             mixed_token,
         ),
         r(
@@ -238,6 +238,10 @@ pub(super) fn is_placeholder(v: &str) -> bool {
     matches!(first, '$' | '<' | '{' | '%' | '(' | '[' | '*' | '@' | '&' | '!')
         || v.contains('(')
         || v.contains('[')
+        // `dop_v1_<your token>`, `sk-ant-...`: a stand-in with its prefix kept
+        || v.contains('<')
+        || v.ends_with("...")
+        || v.contains('…')
         || v.contains("{{")
         // a generic type (`Option<String>`), not a value
         || (v.contains('<') && v.ends_with('>'))

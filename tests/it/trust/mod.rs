@@ -4,4 +4,8 @@ mod abuse;
 #[cfg(feature = "drive")]
 mod confine;
 mod disk;
+#[cfg(feature = "drive")]
+mod escapes;
+mod secret_formats;
 mod secrets;
+mod shedding;
