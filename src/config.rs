@@ -94,8 +94,9 @@ pub struct RouteConfig {
     /// Files larger than this go to drive instead of the droplet.
     #[serde(default = "default_droplet_max")]
     pub droplet_max: ByteSize,
-    /// `sync --fetch` downloads a pointer's payloads only when they add up to at most this; larger ones are
-    /// listed with the `handoff fetch` command that gets them.
+    /// `sync --fetch` downloads pointers while the bytes fetched in that sync stay within this (each item read
+    /// no further than the size its pointer claims); a pointer that does not fit is listed with the
+    /// `handoff fetch` command that gets it.
     #[serde(default = "default_fetch_max")]
     pub fetch_max: ByteSize,
 }

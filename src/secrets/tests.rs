@@ -145,7 +145,9 @@ fn utf16_files_and_archive_members_are_scanned() {
     t.append_data(&mut h, "deep/.env", secret.as_bytes()).unwrap();
     t.into_inner().unwrap().finish().unwrap();
     for (name, member) in [("a.env", None), ("a.zip", Some("conf/.env")), ("a.tar.gz", Some("deep/.env"))] {
-        let FileScan::Text(f) = s.scan_file(&dir.path().join(name), name).unwrap() else { panic!("{name} not scanned") };
+        let FileScan::Text(f) = s.scan_file(&dir.path().join(name), name).unwrap() else {
+            panic!("{name} not scanned")
+        };
         assert!(f.iter().any(|f| f.kind == "OpenAI API key"), "{name}: {f:?}");
         if let Some(m) = member {
             assert!(f.iter().all(|f| f.source.contains(m)), "{name}: findings name the member: {f:?}");

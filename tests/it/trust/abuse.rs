@@ -207,7 +207,10 @@ fn oversized_headers_get_431_and_at_the_connection_cap_idle_connections_make_roo
     r.get_mut().write_all(&request("GET", "/health", Some(&auth()), "", b"")).unwrap();
     r.get_mut().set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
     let mut byte = [0u8; 1];
-    assert!(r.get_mut().peek(&mut byte).is_err(), "a fourth connection was served while three requests were in progress");
+    assert!(
+        r.get_mut().peek(&mut byte).is_err(),
+        "a fourth connection was served while three requests were in progress"
+    );
     r.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let (st, _, _) = read_response(r, false).unwrap().unwrap();
     assert_eq!(st, 200, "served once a long-poll ended");

@@ -82,9 +82,8 @@ fn no_escape_byte_from_a_message_reaches_sync_log_or_fetch() {
         &bus.url,
         json!({ "from": format!("mallory{evil}"), "to": "b", "body": format!("hello{evil}\nnote: fake"), "tags": [format!("t{evil}")] }),
     );
-    let item = |name: &str, uri: &str| {
-        json!({ "channel": "drive", "name": name, "size": 14, "sha256": sha, "uri": uri })
-    };
+    let item =
+        |name: &str, uri: &str| json!({ "channel": "drive", "name": name, "size": 14, "sha256": sha, "uri": uri });
     let line = json!({ "title": format!("title{evil}"), "note": format!("note{evil}"), "items": [item(&format!("x{evil}.bin"), &uri)] });
     let good = post(
         &bus.url,
@@ -148,7 +147,12 @@ fn credentials_in_bus_url_are_never_shown_logged_or_stored() {
         &format!("BUS_USER={USER}\nBUS_PASS={PASSWORD}\nBUS_URL=http://{USER}:{PASSWORD}@127.0.0.1:{port}\n"),
     );
     let e = without_password(&dead, "b", &["sync"]);
-    assert!(e.out().contains("***@") || e.err().contains("***@"), "the error names the bus, redacted:\n{}{}", e.out(), e.err());
+    assert!(
+        e.out().contains("***@") || e.err().contains("***@"),
+        "the error names the bus, redacted:\n{}{}",
+        e.out(),
+        e.err()
+    );
     without_password(&dead, "b", &["--json", "sync"]);
     without_password(&dead, "b", &["doctor"]);
     without_password(&dead, "a", &["-vv", "send", "--to", "b", "queued"]);
@@ -163,7 +167,11 @@ fn credentials_in_bus_url_are_never_shown_logged_or_stored() {
                 stack.push(p);
             } else if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("state.sqlite")) {
                 let bytes = std::fs::read(&p).unwrap();
-                assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "{} holds the password", p.display());
+                assert!(
+                    !bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()),
+                    "{} holds the password",
+                    p.display()
+                );
                 checked += 1;
             }
         }

@@ -77,10 +77,7 @@ fn every_secret_format_is_refused_in_text_doc_and_files_and_no_lookalike_is() {
         let findings = out.json()["findings"].to_string();
         for f in &files {
             let base = f.file_name().unwrap().to_string_lossy().to_string();
-            assert!(
-                findings.contains(&format!("--file {base}")),
-                "{name}: nothing found in {base}: {findings}"
-            );
+            assert!(findings.contains(&format!("--file {base}")), "{name}: nothing found in {base}: {findings}");
         }
         assert!(!out.out().contains(text.trim()), "{name}: the refusal shows the secret");
     }
