@@ -605,7 +605,7 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
         assert_eq!(p.options.get("disable_config_load"), Some("true"));
         assert_eq!(p.options.get("enable_virtual_host_style"), None);
         let c = conf("[a]\ntype = s3\nprovider = AWS\nenv_auth = true\n");
-        let p = od(plan(&c, &c.remotes[0], "b/x", Some(1), MAX).unwrap());
+        let p = od(plan(&c, &c.remotes[0], "bkt/x", Some(1), MAX).unwrap());
         assert_eq!(p.options.get("disable_config_load"), None);
         assert_eq!(p.options.get("enable_virtual_host_style"), Some("true"));
         assert_eq!(p.options.get("region"), Some("us-east-1"));
