@@ -42,7 +42,8 @@ pub fn main() -> i32 {
             if json {
                 crate::output::json("error", code, serde_json::json!({ "error": format!("{e:#}") }));
             }
-            eprintln!("handoff: {e:#}");
+            // an error may quote text from other machines: nothing raw reaches the terminal
+            eprintln!("handoff: {}", handoff_channels::untrusted::body(&format!("{e:#}")));
             code
         }
     };

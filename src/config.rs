@@ -94,8 +94,9 @@ pub struct RouteConfig {
     /// Files larger than this go to drive instead of the droplet.
     #[serde(default = "default_droplet_max")]
     pub droplet_max: ByteSize,
-    /// `sync --fetch` downloads a pointer's payloads only when they add up to at most this; larger ones are
-    /// listed with the `handoff fetch` command that gets them.
+    /// `sync --fetch` downloads pointers while the bytes fetched in that sync stay within this (each item read
+    /// no further than the size its pointer claims); a pointer that does not fit is listed with the
+    /// `handoff fetch` command that gets it.
     #[serde(default = "default_fetch_max")]
     pub fetch_max: ByteSize,
 }
@@ -303,7 +304,9 @@ pub enum BusTarget {
 impl std::fmt::Debug for BusTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BusTarget::Http { url, user, .. } => write!(f, "Http {{ url: {url}, user: {user} }}"),
+            BusTarget::Http { url, user, .. } => {
+                write!(f, "Http {{ url: {}, user: {user} }}", handoff_channels::untrusted::redact_url(url))
+            }
             BusTarget::Local { path } => write!(f, "Local {{ {} }}", path.display()),
         }
     }
@@ -375,7 +378,8 @@ impl Settings {
             Some(url) => {
                 let password = lookup("BUS_PASS").ok_or_else(|| {
                     config_err(format!(
-                        "the bus {url} is configured but no password was found: set BUS_PASS or put it in {}",
+                        "the bus {} is configured but no password was found: set BUS_PASS or put it in {}",
+                        handoff_channels::untrusted::redact_url(&url),
                         env_file_path.display()
                     ))
                 })?;

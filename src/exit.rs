@@ -64,6 +64,7 @@ pub fn of_kind(kind: handoff_channels::ErrorKind) -> i32 {
     match kind {
         handoff_channels::ErrorKind::Auth => AUTH,
         handoff_channels::ErrorKind::Transient | handoff_channels::ErrorKind::Permanent => UNAVAILABLE,
+        handoff_channels::ErrorKind::Refused => DATA,
     }
 }
 

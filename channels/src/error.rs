@@ -10,6 +10,9 @@ pub enum ErrorKind {
     Permanent,
     /// Credentials were refused: permanent, reported with its own exit code.
     Auth,
+    /// The input was refused as something this channel could not have written: an item uri outside its
+    /// configured remote, folder, host or clone, or an item larger than its pointer claims (EX_DATAERR).
+    Refused,
 }
 
 /// A channel failure with a message that names the problem and, where possible, the fix.
@@ -34,6 +37,16 @@ impl ChannelError {
     /// Credentials refused.
     pub fn auth(message: impl Into<String>) -> Self {
         Self { kind: ErrorKind::Auth, message: message.into() }
+    }
+    /// An item refused as hostile or malformed input (see [`ErrorKind::Refused`]).
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Refused, message: message.into() }
+    }
+    /// The refusal for an item that holds more bytes than `max`, the size its pointer claims.
+    pub fn over_claimed(what: &str, max: u64) -> Self {
+        Self::refused(format!(
+            "{what} holds more than the {max} bytes its pointer claims; reading stopped there and nothing was kept"
+        ))
     }
     /// True when the router should try again later (or fall back to another channel).
     pub fn is_transient(&self) -> bool {

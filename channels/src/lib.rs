@@ -17,6 +17,7 @@ pub mod local_files;
 pub mod names;
 pub mod parcel;
 pub mod pointer;
+pub mod receive;
 #[cfg(feature = "sms")]
 pub mod sms;
 #[cfg(any(feature = "droplet", feature = "drive"))]
@@ -115,9 +116,18 @@ pub trait Channel: Send + Sync {
 
     /// Downloads the item at `uri` (as written in a pointer by this channel) into `dest`, streaming, and
     /// reports its size and sha256 (hashed on the way, not by reading `dest` again).
-    async fn fetch(&self, uri: &str, dest: &std::path::Path) -> Result<Fetched, ChannelError> {
-        let _ = dest;
-        Err(ChannelError::permanent(format!("the {} channel cannot fetch {uri}", self.name())))
+    ///
+    /// `uri` comes from a bus message anybody with the bus password could have posted. Before touching
+    /// anything, a channel checks it against its own configuration (its remote, folder, host or clone) and
+    /// refuses ([`ErrorKind::Refused`]) an item it could not have written itself. It reads at most `max`
+    /// bytes (the size the pointer claims): an item holding more is refused and nothing of it is kept.
+    async fn fetch(&self, uri: &str, dest: &std::path::Path, max: u64) -> Result<Fetched, ChannelError> {
+        let _ = (dest, max);
+        Err(ChannelError::refused(format!(
+            "the {} channel holds no items to fetch; refusing {}",
+            self.name(),
+            untrusted::inline(uri)
+        )))
     }
 
     /// For channels read at session start (git): what is new since `cursor` (a string this channel chose

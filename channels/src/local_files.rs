@@ -2,11 +2,11 @@
 //! into a local directory. Used when no drive or droplet is configured, and by tests.
 
 use crate::names::{safe_file_name, stays_inside};
+use crate::receive::LimitedWriter;
 use crate::{Capability, Channel, ChannelError, Health, LatencyClass, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// A local directory holding payloads.
 pub struct LocalFiles {
@@ -30,10 +30,18 @@ impl LocalFiles {
         format!("{day}/{key}-{name}")
     }
 
-    fn resolve(&self, uri: &str) -> Result<PathBuf, ChannelError> {
-        let rel = uri.strip_prefix("local:").unwrap_or(uri);
-        if !stays_inside(rel) {
-            return Err(ChannelError::permanent(format!("refusing {uri:?}: it points outside the payload folder")));
+    /// The file a `local:<relative path>` uri names, refused ([`crate::ErrorKind::Refused`]) unless it is a
+    /// relative path that stays inside the payload folder (no `..`, not absolute, no control characters).
+    pub fn resolve(&self, uri: &str) -> Result<PathBuf, ChannelError> {
+        let refuse = |why: &str| {
+            ChannelError::refused(format!(
+                "refusing {}: {why}; handoff only fetches its own payloads from the local payload folder",
+                crate::untrusted::inline(uri)
+            ))
+        };
+        let rel = uri.strip_prefix("local:").ok_or_else(|| refuse("it is not a local: uri"))?;
+        if !stays_inside(rel) || rel.contains('\\') || rel.chars().any(crate::untrusted::is_unsafe) {
+            return Err(refuse("it points outside the payload folder"));
         }
         Ok(self.root.join(rel))
     }
@@ -41,27 +49,28 @@ impl LocalFiles {
 
 /// Streams `src` into `dest` through a temporary name and an fsync, returning (bytes, sha256 hex).
 pub async fn copy_hashed(src: &Path, dest: &Path) -> Result<(u64, String), ChannelError> {
+    copy_at_most(src, dest, u64::MAX).await
+}
+
+/// [`copy_hashed`] that refuses (keeping nothing) a source holding more than `max` bytes.
+pub async fn copy_at_most(src: &Path, dest: &Path, max: u64) -> Result<(u64, String), ChannelError> {
     let dir = dest.parent().ok_or_else(|| ChannelError::permanent("destination has no parent"))?;
     tokio::fs::create_dir_all(dir).await?;
     let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
     let result = async {
         let mut input =
             tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
-        let mut out = tokio::fs::File::create(&tmp).await?;
-        let mut hasher = Sha256::new();
+        let mut out = LimitedWriter::create(&tmp, max, &src.display().to_string()).await?;
         let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
         loop {
             let n = input.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).await?;
-            total += n as u64;
+            out.write(&buf[..n]).await?;
         }
-        out.sync_all().await?;
-        Ok::<_, ChannelError>((total, hex::encode(hasher.finalize())))
+        let got = out.finish().await?;
+        Ok::<_, ChannelError>((got.size, got.sha256))
     }
     .await;
     match result {
@@ -126,15 +135,20 @@ impl Channel for LocalFiles {
             sha256: stored_sha,
         })
     }
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
+    async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<crate::Fetched, ChannelError> {
         let src = self.resolve(uri)?;
-        if !src.exists() {
-            return Err(ChannelError::permanent(format!(
-                "{uri} is not in the local payload folder {}",
-                self.root.display()
-            )));
+        let shown = crate::untrusted::inline(uri);
+        match tokio::fs::symlink_metadata(&src).await {
+            Ok(m) if m.is_file() => crate::receive::check_size(&shown, m.len(), max)?,
+            Ok(_) => return Err(ChannelError::refused(format!("refusing {shown}: it is not a plain file"))),
+            Err(_) => {
+                return Err(ChannelError::permanent(format!(
+                    "{shown} is not in the local payload folder {}",
+                    self.root.display()
+                )));
+            }
         }
-        let (size, sha256) = copy_hashed(&src, dest).await?;
+        let (size, sha256) = copy_at_most(&src, dest, max).await?;
         Ok(crate::Fetched { size, sha256 })
     }
     async fn health(&self) -> Result<Health, ChannelError> {
@@ -143,5 +157,31 @@ impl Channel for LocalFiles {
         tokio::fs::write(&probe, b"ok").await?;
         tokio::fs::remove_file(&probe).await?;
         Ok(Health { check: format!("payload folder {} writable", self.root.display()), detail: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fetch_stays_in_the_payload_folder_and_stops_at_the_claimed_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("payloads");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("d/a.bin"), b"0123456789").unwrap();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        let ch = LocalFiles::new(root);
+        let dest = dir.path().join("out/a.bin");
+        for bad in ["local:../secret", "local:/etc/passwd", "local:d/../../secret", "../secret", "local:d\\..\\x"] {
+            let e = ch.fetch(bad, &dest, 100).await.unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::Refused, "{bad}: {}", e.message);
+        }
+        let e = ch.fetch("local:d/a.bin", &dest, 9).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "{}", e.message);
+        assert!(!dest.exists(), "nothing kept of an item larger than claimed");
+        let got = ch.fetch("local:d/a.bin", &dest, 10).await.unwrap();
+        assert_eq!(got.size, 10);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789");
     }
 }

@@ -84,13 +84,19 @@ pub fn fenced(s: &str) -> String {
     format!("{fence}text\n{text}{nl}{fence}")
 }
 
-/// A URL safe to show, log or store: any `user:password@` part replaced by `***@`.
+/// A URL safe to show, log or store: any `user:password@` (or bare `token@`) part replaced by `***@`. The
+/// one home for this: bus URLs, git remotes, anything else that may carry credentials. A bare user name of
+/// an ssh URL (`ssh://git@host/x.git`) is kept: ssh never carries a password there.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let scheme = &url[..scheme_end];
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}://***@{}", &url[..scheme_end], &rest[at + 1..]),
+        Some(at) if matches!(scheme, "ssh" | "git+ssh" | "ssh+git" | "sftp") && !rest[..at].contains(':') => {
+            url.to_owned()
+        }
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
         None => url.to_owned(),
     }
 }
@@ -126,5 +132,9 @@ mod tests {
         assert_eq!(redact_url("http://user:pa%40ss@host:1/p?q"), "http://***@host:1/p?q");
         assert_eq!(redact_url("https://host/a@b"), "https://host/a@b");
         assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(redact_url("https://ghp_t0ken@github.com/a/b.git"), "https://***@github.com/a/b.git");
+        assert_eq!(redact_url("ssh://git@host:22/x.git"), "ssh://git@host:22/x.git");
+        assert_eq!(redact_url("ssh://u:pw@host/x.git"), "ssh://***@host/x.git");
+        assert_eq!(redact_url("git@github.com:a/b.git"), "git@github.com:a/b.git");
     }
 }

@@ -99,7 +99,7 @@ pub fn bus_fix(e: &ChannelError, s: &Settings, env_file: Option<&Path>) -> Strin
     let env =
         env_file.map(|p| p.display().to_string()).unwrap_or_else(|| "the environment (BUS_URL / BUS_PASS)".into());
     let url = match &s.bus {
-        BusTarget::Http { url, .. } => url.clone(),
+        BusTarget::Http { url, .. } => handoff_channels::untrusted::redact_url(url),
         BusTarget::Local { path } => path.display().to_string(),
     };
     match e.kind {
@@ -111,7 +111,7 @@ pub fn bus_fix(e: &ChannelError, s: &Settings, env_file: Option<&Path>) -> Strin
                 "start the bus (`handoff bus serve`, or its systemd service) or correct BUS_URL in {env}; try `curl {url}/health`"
             )
         }
-        handoff_channels::ErrorKind::Permanent => {
+        handoff_channels::ErrorKind::Permanent | handoff_channels::ErrorKind::Refused => {
             format!("check BUS_URL in {env}: {url} does not answer like a handoff bus")
         }
     }

@@ -7,6 +7,7 @@ use crate::exit;
 use handoff_channels::Pointer;
 use handoff_channels::bus::MessageQuery;
 use handoff_channels::names::safe_file_name;
+use handoff_channels::untrusted;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -23,13 +24,37 @@ pub struct Fetched {
     pub sha256: String,
 }
 
+/// Most items one pointer may name: far more than a send makes, few enough that a crafted pointer cannot
+/// make a receiver write the same payload hundreds of times.
+pub const MAX_ITEMS: usize = 64;
+
+/// Where a pointer came from, named in every refusal (`message 42 from mac-studio`).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The bus message id, when the pointer came from the bus.
+    pub id: Option<String>,
+    /// Its sender.
+    pub from: Option<String>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.id, &self.from) {
+            (Some(id), Some(from)) => write!(f, "message {} from {}", untrusted::inline(id), untrusted::inline(from)),
+            (Some(id), None) => write!(f, "message {}", untrusted::inline(id)),
+            _ => f.write_str("the pointer given on the command line"),
+        }
+    }
+}
+
 /// Finds the pointer: a pointer body given directly, or a message id looked up locally then on the bus.
-pub async fn resolve_pointer(s: &Session, target: &str) -> anyhow::Result<Pointer> {
+pub async fn resolve_pointer(s: &Session, target: &str) -> anyhow::Result<(Pointer, Origin)> {
+    let given = Origin { id: None, from: None };
     if let Some(p) = Pointer::from_body(target) {
-        return Ok(p);
+        return Ok((p, given));
     }
     if let Ok(p) = serde_json::from_str::<Pointer>(target) {
-        return Ok(p);
+        return Ok((p, given));
     }
     let state = crate::state::State::open(&s.settings.dirs.data)?;
     let msg = match state.find(&s.settings.machine, target)? {
@@ -61,37 +86,68 @@ pub async fn resolve_pointer(s: &Session, target: &str) -> anyhow::Result<Pointe
     let msg = msg.ok_or_else(|| {
         exit::with_code(
             exit::DATA,
-            anyhow::anyhow!("no message {target} addressed to {} was found", s.settings.machine),
+            anyhow::anyhow!("no message {} addressed to {} was found", untrusted::inline(target), s.settings.machine),
         )
     })?;
+    let origin = Origin { id: Some(msg.id.0.clone()), from: Some(msg.from.clone()) };
     let body = if crate::crypto::is_sealed_text(&msg.body) {
         let id = crate::crypto::keys::require_identity(&s.settings.dirs.data)?;
         crate::crypto::open_text(&msg.body, &id).map_err(|e| {
-            exit::with_code(
-                exit::DATA,
-                anyhow::anyhow!("encrypted message {target} from {} could not be decrypted: {e}", msg.from),
-            )
+            exit::with_code(exit::DATA, anyhow::anyhow!("encrypted {origin} could not be decrypted: {e}"))
         })?
     } else {
         msg.body.clone()
     };
-    Pointer::from_body(&body).ok_or_else(|| {
+    let p = Pointer::from_body(&body).ok_or_else(|| {
         exit::with_code(
             exit::DATA,
             anyhow::anyhow!(
-                "message {target} is not a pointer; it says: {}",
-                crate::executor::truncate_chars(&body, 200)
+                "{origin} is not a pointer; it says: {}",
+                untrusted::inline(&crate::executor::truncate_chars(&body, 200))
+            ),
+        )
+    })?;
+    Ok((p, origin))
+}
+
+/// Checks what a pointer claims before anything is fetched: at most [`MAX_ITEMS`] items, and sizes whose
+/// sum does not overflow. Returns the claimed total in bytes.
+pub fn claimed_total(p: &Pointer, origin: &Origin) -> anyhow::Result<u64> {
+    if p.items.len() > MAX_ITEMS {
+        return Err(exit::with_code(
+            exit::DATA,
+            anyhow::anyhow!(
+                "refused {origin}: its pointer names {} items, more than the {MAX_ITEMS} handoff fetches from one pointer; nothing was fetched",
+                p.items.len()
+            ),
+        ));
+    }
+    p.items.iter().try_fold(0u64, |sum, i| sum.checked_add(i.size)).ok_or_else(|| {
+        exit::with_code(
+            exit::DATA,
+            anyhow::anyhow!(
+                "refused {origin}: the sizes its pointer claims add up to more than 2^64 bytes; nothing was fetched"
             ),
         )
     })
 }
 
-/// Downloads every item of a pointer into `out`, verifying each sha256.
-pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) -> anyhow::Result<Vec<Fetched>> {
+/// Downloads every item of a pointer into `out`, verifying each sha256. Each channel checks the item's uri
+/// against its own configuration and reads no more than the size the pointer claims; a refusal names the
+/// message and its sender and leaves nothing of that item behind.
+pub async fn fetch_pointer(
+    s: &Session,
+    p: &Pointer,
+    origin: &Origin,
+    out: &Path,
+    force: bool,
+) -> anyhow::Result<Vec<Fetched>> {
+    claimed_total(p, origin)?;
     std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
     let mut done = Vec::new();
     for item in &p.items {
         let name = safe_file_name(&item.name);
+        let shown = untrusted::inline(&item.name);
         let dest = out.join(&name);
         if dest.exists() && !force {
             // the same content already there is what was asked for: success, nothing downloaded
@@ -107,31 +163,36 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
                 anyhow::anyhow!("{} exists with other content; pass --force to overwrite it", dest.display()),
             ));
         }
-        let ch = s.reg.get(&item.channel)?;
+        let ch = s.reg.get(&item.channel).map_err(|e| {
+            exit::with_code(exit::DATA, anyhow::anyhow!("refused {origin}: item {shown}: {e:#}; nothing was fetched"))
+        })?;
         let tmp = out.join(format!(".{name}.handoff-part"));
-        let got = match ch.fetch(&item.uri, &tmp).await {
+        let got = match ch.fetch(&item.uri, &tmp, item.size).await {
             Ok(got) => got,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(e.context(format!("fetching {}", item.uri)).into());
+                if e.kind == handoff_channels::ErrorKind::Refused {
+                    return Err(exit::with_code(
+                        exit::DATA,
+                        anyhow::anyhow!("refused {origin}: item {shown}: {e}; nothing was written"),
+                    ));
+                }
+                return Err(e.context(format!("fetching {shown} ({origin})")).into());
             }
         };
         // The channel hashed the bytes as it wrote them: no second read of a (possibly huge) file.
         let (sha, size) = (got.sha256, got.size);
-        if sha != item.sha256 {
+        if sha != item.sha256 || size != item.size {
             let _ = std::fs::remove_file(&tmp);
             let what = if item.plain.is_some() {
-                "the stored ciphertext does not match the pointer (tampered with or corrupted): "
+                "sha256 mismatch: the stored ciphertext does not match the pointer (tampered with or corrupted)"
             } else {
-                ""
+                "sha256 mismatch: the content does not match the size and sha256 the pointer gives"
             };
+            // The hash of what was read is not printed: it says nothing useful and could leak a file's hash.
             return Err(exit::with_code(
                 exit::DATA,
-                anyhow::anyhow!(
-                    "{}: {what}sha256 mismatch (pointer says {}, got {sha}); nothing was written",
-                    item.name,
-                    item.sha256
-                ),
+                anyhow::anyhow!("{shown} ({origin}): {what}; nothing was written"),
             ));
         }
         if let Some(plain) = &item.plain {
@@ -144,9 +205,10 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
             let result = crate::crypto::open_file(&tmp, &opened, &id);
             let _ = std::fs::remove_file(&tmp);
             let (psha, psize) = result.map_err(|e| {
+                let _ = std::fs::remove_file(&opened);
                 exit::with_code(
                     exit::DATA,
-                    anyhow::anyhow!("{}: cannot decrypt {}: {e}; nothing was written", item.name, item.uri),
+                    anyhow::anyhow!("{shown} ({origin}): cannot decrypt it: {e}; nothing was written"),
                 )
             })?;
             if psha != plain.sha256 || psize != plain.size {
@@ -154,9 +216,7 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
                 return Err(exit::with_code(
                     exit::DATA,
                     anyhow::anyhow!(
-                        "{}: the decrypted content does not match the pointer (sha256 {}, got {psha}); nothing was written",
-                        item.name,
-                        plain.sha256
+                        "{shown} ({origin}): the decrypted content does not match the pointer; nothing was written"
                     ),
                 ));
             }
@@ -176,24 +236,76 @@ pub fn default_dir(settings: &crate::config::Settings, message_id: &str) -> Path
     settings.dirs.data.join("inbox").join(safe_file_name(message_id))
 }
 
+/// One pointer `sync --fetch` may download.
+pub struct Pending<'a> {
+    /// Where it came from.
+    pub origin: Origin,
+    /// The pointer.
+    pub pointer: &'a Pointer,
+}
+
+/// `sync --fetch`: downloads pointers into `base/<message id>/` while the bytes fetched stay within `cap`
+/// (`[route] fetch_max`). Every item is read only up to the size its pointer claims, so the claimed sizes
+/// bound the real bytes; the claimed sizes of a pointer are summed with checked arithmetic before any of
+/// it is fetched. Returns what was fetched and the exit code (65 when a pointer was refused).
+pub async fn fetch_for_sync(
+    s: &Session,
+    pending: &[Pending<'_>],
+    base: &Path,
+    cap: u64,
+    notes: &mut Vec<String>,
+) -> (Vec<Fetched>, i32) {
+    let (mut fetched, mut spent, mut code) = (Vec::new(), 0u64, exit::OK);
+    for Pending { origin, pointer } in pending {
+        let id = origin.id.as_deref().unwrap_or("pointer");
+        let total = match claimed_total(pointer, origin) {
+            Ok(t) => t,
+            Err(e) => {
+                notes.push(format!("{e:#}"));
+                code = exit::worst(code, exit::code_of(&e));
+                continue;
+            }
+        };
+        let left = cap.saturating_sub(spent);
+        if total > left {
+            notes.push(format!(
+                "not fetched: {origin} holds {} (over what is left of [route] fetch_max {}); get it with `handoff fetch {}`",
+                handoff_channels::pointer::human_size(total),
+                handoff_channels::pointer::human_size(cap),
+                untrusted::inline(id)
+            ));
+            continue;
+        }
+        let dir = base.join(safe_file_name(id));
+        match fetch_pointer(s, pointer, origin, &dir, false).await {
+            Ok(f) => {
+                spent = f.iter().fold(spent, |sum, x| sum.saturating_add(x.size));
+                fetched.extend(f);
+            }
+            Err(e) => {
+                notes.push(format!("fetch {}: {e:#}", untrusted::inline(id)));
+                code = exit::worst(code, exit::code_of(&e));
+            }
+        }
+    }
+    (fetched, code)
+}
+
 /// Runs `handoff fetch`.
 pub async fn run(settings: Settings, a: FetchArgs, json: bool) -> anyhow::Result<i32> {
     let s = Session::open(settings)?;
     let _ = s.flush_outbox().await;
-    let p = resolve_pointer(&s, &a.target).await?;
+    let (p, origin) = resolve_pointer(&s, &a.target).await?;
     let out = match &a.out {
         Some(o) => o.clone(),
-        None => default_dir(
-            &s.settings,
-            p.items.first().map(|_| a.target.as_str()).filter(|t| Pointer::from_body(t).is_none()).unwrap_or("pointer"),
-        ),
+        None => default_dir(&s.settings, origin.id.as_deref().unwrap_or("pointer")),
     };
-    let got = fetch_pointer(&s, &p, &out, a.force).await?;
+    let got = fetch_pointer(&s, &p, &origin, &out, a.force).await?;
     if json {
         crate::output::json("fetch", exit::OK, serde_json::json!({ "fetched": got }));
     } else {
         for f in &got {
-            crate::outln!("✓ {} ({} bytes, sha256 verified) -> {}", f.name, f.size, f.path.display());
+            crate::outln!("✓ {} ({} bytes, sha256 verified) -> {}", untrusted::inline(&f.name), f.size, f.path.display());
         }
     }
     Ok(exit::OK)

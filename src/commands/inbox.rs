@@ -42,7 +42,7 @@ pub async fn take_new(s: &Session, state: &State) -> anyhow::Result<Taken> {
     let mine: Vec<_> = unshown.into_iter().filter(|r| claimed.contains(&r.message.id)).collect();
     let (mut messages, bad) = open_messages(s, state, &mine, &mut taken.notes)?;
     if bad > 0 {
-        taken.code = taken.code.max(exit::DATA);
+        taken.code = exit::worst(taken.code, exit::DATA);
     }
     // stable: urgent first, each group oldest first
     messages.sort_by_key(|m| !is_urgent(m));

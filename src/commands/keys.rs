@@ -109,7 +109,14 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
                     );
                 }
                 for k in &known {
-                    crate::outln!("{}: {} (from {}, pinned {})", k.machine, k.recipient, k.source, k.pinned_at);
+                    use handoff_channels::untrusted::inline;
+                    crate::outln!(
+                        "{}: {} (from {}, pinned {})",
+                        inline(&k.machine),
+                        inline(&k.recipient),
+                        inline(&k.source),
+                        k.pinned_at
+                    );
                     if let Some(c) = &k.changed_to {
                         crate::outln!(
                             "  ! changed to {c} ({}); not used until `handoff keys trust {}`",

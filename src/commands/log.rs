@@ -278,7 +278,7 @@ pub fn run(settings: Settings, a: LogArgs, json: bool) -> anyhow::Result<i32> {
             "{} {arrow} {:<12} {:<14} {reply}{urgent}{}{status}",
             local_time(&e.time),
             inline(peer),
-            e.channels.join(","),
+            inline(&e.channels.join(",")),
             inline(&e.summary)
         );
     }

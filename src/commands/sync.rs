@@ -147,31 +147,24 @@ pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<
     if a.fetch {
         let base = a.out.clone();
         let cap = s.settings.file.route.fetch_max.as_u64();
-        for m in messages.iter().filter(|m| m.pointer.is_some()) {
-            let p = m.pointer.as_ref().expect("filtered");
-            let total: u64 = p.items.iter().map(|i| i.size).sum();
-            if total > cap {
-                notes.push(format!(
-                    "not fetched: message {} holds {} (over [route] fetch_max {}); get it with `handoff fetch {}`",
-                    m.id,
-                    handoff_channels::pointer::human_size(total),
-                    handoff_channels::pointer::human_size(cap),
-                    m.id
-                ));
-                continue;
-            }
-            let dir = match &base {
-                Some(b) => b.join(handoff_channels::names::safe_file_name(&m.id)),
-                None => super::fetch::default_dir(&s.settings, &m.id),
-            };
-            match super::fetch::fetch_pointer(&s, p, &dir, false).await {
-                Ok(f) => {
-                    fetched_ids.push(m.id.clone());
-                    fetched.extend(f)
-                }
-                Err(e) => notes.push(format!("fetch {}: {e:#}", m.id)),
+        let pending: Vec<_> = messages
+            .iter()
+            .filter_map(|m| {
+                let origin = super::fetch::Origin { id: Some(m.id.clone()), from: Some(m.from.clone()) };
+                m.pointer.as_ref().map(|pointer| super::fetch::Pending { origin, pointer })
+            })
+            .collect();
+        let base = base.unwrap_or_else(|| s.settings.dirs.data.join("inbox"));
+        let (got, fetch_code) = super::fetch::fetch_for_sync(&s, &pending, &base, cap, &mut notes).await;
+        for m in &pending {
+            let id = m.origin.id.clone().unwrap_or_default();
+            let dir = base.join(handoff_channels::names::safe_file_name(&id));
+            if got.iter().any(|f| f.path.starts_with(&dir)) {
+                fetched_ids.push(id);
             }
         }
+        fetched = got;
+        code = exit::worst(code, fetch_code);
     }
     // what was fetched is listed once, as fetched, not again as something to fetch
     let mut messages = messages;
@@ -313,8 +306,9 @@ fn open_documents(s: &Session, documents: &mut [Incoming], notes: &mut Vec<Strin
     Ok(bad)
 }
 
-/// The digest for people (also the hook's context).
+/// The digest for people (also the hook's context). Every field written by another machine is escaped.
 pub fn render_text(d: &Digest) -> String {
+    use handoff_channels::untrusted::{body as esc_body, inline};
     let mut out = String::new();
     if d.messages.is_empty() && d.documents.is_empty() {
         out.push_str(&format!("handoff: nothing new for {}\n", d.machine));
@@ -327,10 +321,11 @@ pub fn render_text(d: &Digest) -> String {
         ));
     }
     for m in &d.messages {
-        let to = if m.to == handoff_channels::bus::BROADCAST { "everyone".to_string() } else { m.to.clone() };
-        let tags = if m.tags.is_empty() { String::new() } else { format!(" [{}]", m.tags.join(", ")) };
+        let to = if m.to == handoff_channels::bus::BROADCAST { "everyone".to_string() } else { inline(&m.to) };
+        let tags = if m.tags.is_empty() { String::new() } else { format!(" [{}]", inline(&m.tags.join(", "))) };
         let lock = if m.encrypted && m.error.is_none() { " (end-to-end encrypted)" } else { "" };
-        out.push_str(&format!("\n── msg {} from {} to {} at {}{}{lock}\n", m.id, m.from, to, m.ts, tags));
+        let (id, from, ts) = (inline(&m.id), inline(&m.from), inline(&m.ts));
+        out.push_str(&format!("\n── msg {id} from {from} to {to} at {ts}{tags}{lock}\n"));
         let shown = match &m.pointer {
             Some(_) => m
                 .body
@@ -340,32 +335,32 @@ pub fn render_text(d: &Digest) -> String {
                 .join("\n"),
             None => m.body.clone(),
         };
-        for l in shown.lines() {
+        for l in esc_body(&shown).lines() {
             out.push_str(&format!("  {l}\n"));
         }
         if let Some(c) = &m.fetch_command {
-            out.push_str(&format!("  → fetch: {c}\n"));
+            out.push_str(&format!("  → fetch: {}\n", inline(c)));
         }
     }
     for doc in &d.documents {
         out.push_str(&format!(
             "\n── document \"{}\"{}{} ({})\n",
-            doc.title,
-            doc.from.as_deref().map(|f| format!(" from {f}")).unwrap_or_default(),
-            doc.ts.as_deref().map(|t| format!(" at {t}")).unwrap_or_default(),
-            doc.location
+            inline(&doc.title),
+            doc.from.as_deref().map(|f| format!(" from {}", inline(f))).unwrap_or_default(),
+            doc.ts.as_deref().map(|t| format!(" at {}", inline(t))).unwrap_or_default(),
+            inline(&doc.location)
         ));
         if let Some(c) = &doc.content {
-            for l in c.lines() {
+            for l in esc_body(c).lines() {
                 out.push_str(&format!("  {l}\n"));
             }
         }
     }
     for f in &d.fetched {
-        out.push_str(&format!("fetched {} -> {}\n", f.name, f.path.display()));
+        out.push_str(&format!("fetched {} -> {}\n", inline(&f.name), f.path.display()));
     }
     for n in &d.notes {
-        out.push_str(&format!("note: {n}\n"));
+        out.push_str(&format!("note: {}\n", inline(n)));
     }
     out
 }

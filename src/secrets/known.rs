@@ -38,6 +38,15 @@ pub fn gather(settings: &Settings) -> Vec<KnownSecret> {
     for v in &settings.secrets {
         out.push(KnownSecret { value: v.clone(), label: "the bus password (BUS_PASS)".into() });
     }
+    if let crate::config::BusTarget::Http { url, user, password, .. } = &settings.bus {
+        // the bus's own credentials as an `Authorization: Basic` header carries them
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        out.push(KnownSecret { value: basic, label: "the bus credentials in base64 (BUS_USER:BUS_PASS)".into() });
+        if let Some(pw) = url_password(url) {
+            out.push(KnownSecret { value: pw, label: "the password in BUS_URL".into() });
+        }
+    }
     for var in SECRET_VARS {
         if let Ok(v) = std::env::var(var) {
             out.push(KnownSecret { value: v, label: format!("the value of ${var}") });
@@ -69,4 +78,13 @@ pub fn gather(settings: &Settings) -> Vec<KnownSecret> {
     }
     let _ = expand_home;
     out
+}
+
+/// The password part of `scheme://user:password@host…`, percent-decoded.
+fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let pw = userinfo.split_once(':')?.1;
+    Some(percent_encoding::percent_decode_str(pw).decode_utf8_lossy().into_owned())
 }

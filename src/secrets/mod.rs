@@ -7,13 +7,17 @@
 //! GCP, GitHub, GitLab, Slack, Twilio, Stripe, npm and PyPI tokens, JWTs, passwords in URLs,
 //! `password = ...`-style assignments, high-entropy values in `key = value` lines, and the exact values
 //! of every secret handoff itself loaded (the bus password, the Twilio token, rclone passwords).
-//! Binary files are skipped. The corpus in `tests/fixtures/secrets/` measures it.
+//! Also OpenAI, Anthropic, Slack app, Hugging Face, SendGrid, DigitalOcean, Databricks, Shopify, Mailgun,
+//! Telegram and Discord tokens, `Authorization: Bearer`/`Basic` headers, passwords on `curl -u`, `mysql -p`
+//! and `sshpass -p` command lines; known values are matched in any case and URL-encoded. Files are read as
+//! UTF-8 or UTF-16 text, `.zip` and `.tar.gz` member by member ([`files`] has the limits); other binary
+//! files are skipped. The corpus in `tests/fixtures/secrets/` measures it.
 
+mod files;
 pub mod known;
 mod rules;
 
-use std::io::{BufRead, Read};
-use std::path::Path;
+pub use files::{MAX_MEMBERS, MAX_UNPACKED, MAX_UTF16};
 
 /// One secret found: what kind, where. Never holds the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -47,6 +51,10 @@ impl std::fmt::Debug for KnownSecret {
     }
 }
 
+/// What URL encoders leave as it is (RFC 3986's unreserved characters); everything else is encoded.
+const URL_UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// Values shorter than this are not looked for (a 3-letter password would match ordinary words).
 pub const MIN_KNOWN_LEN: usize = 6;
 
@@ -54,6 +62,9 @@ pub const MIN_KNOWN_LEN: usize = 6;
 #[derive(Debug, Default, Clone)]
 pub struct Scanner {
     known: Vec<KnownSecret>,
+    /// For each known value: the forms looked for, lower-cased (the value itself and its percent-encoded
+    /// form), so a password is caught in any case and URL-encoded too.
+    known_forms: Vec<Vec<String>>,
 }
 
 /// The result of scanning a file.
@@ -61,7 +72,7 @@ pub struct Scanner {
 pub enum FileScan {
     /// Text, scanned: the findings (empty = clean).
     Text(Vec<Finding>),
-    /// Binary (a NUL byte in its first 8 KiB): not scanned.
+    /// Binary (a NUL byte in its first 8 KiB, and not UTF-16 text or a .zip/.tar.gz archive): not scanned.
     Binary,
 }
 
@@ -70,7 +81,17 @@ impl Scanner {
     pub fn new(known: Vec<KnownSecret>) -> Self {
         let mut known: Vec<KnownSecret> = known.into_iter().filter(|k| k.value.trim().len() >= MIN_KNOWN_LEN).collect();
         known.dedup_by(|a, b| a.value == b.value);
-        Self { known }
+        let known_forms = known
+            .iter()
+            .map(|k| {
+                let encode = |set| percent_encoding::utf8_percent_encode(&k.value, set).to_string().to_lowercase();
+                let mut forms =
+                    vec![k.value.to_lowercase(), encode(URL_UNRESERVED), encode(percent_encoding::NON_ALPHANUMERIC)];
+                forms.dedup();
+                forms
+            })
+            .collect();
+        Self { known, known_forms }
     }
 
     /// Scans text; `source` names it in findings.
@@ -81,33 +102,6 @@ impl Scanner {
             self.scan_line(line, i + 1, source, &mut state, &mut out);
         }
         out
-    }
-
-    /// Scans a file as text, line by line (memory stays flat); a file with a NUL byte in its first 8 KiB
-    /// is binary and skipped. Invalid UTF-8 is read lossily.
-    pub fn scan_file(&self, path: &Path, source: &str) -> std::io::Result<FileScan> {
-        let f = std::fs::File::open(path)?;
-        let mut r = std::io::BufReader::with_capacity(64 * 1024, f);
-        let head = r.fill_buf()?;
-        if head[..head.len().min(8192)].contains(&0) {
-            return Ok(FileScan::Binary);
-        }
-        let mut state = LineState::default();
-        let mut out = Vec::new();
-        let mut buf = Vec::new();
-        let mut n = 0;
-        // lines longer than 1 MiB are scanned in 1 MiB pieces
-        loop {
-            buf.clear();
-            let got = (&mut r).take(1 << 20).read_until(b'\n', &mut buf)?;
-            if got == 0 {
-                break;
-            }
-            n += 1;
-            let line = String::from_utf8_lossy(&buf);
-            self.scan_line(line.trim_end_matches(['\n', '\r']), n, source, &mut state, &mut out);
-        }
-        Ok(FileScan::Text(out))
     }
 
     fn scan_line(&self, line: &str, n: usize, source: &str, state: &mut LineState, out: &mut Vec<Finding>) {
@@ -128,9 +122,12 @@ impl Scanner {
                 out.push(Finding { kind, source: source.to_string(), line: n });
             }
         };
-        for k in &self.known {
-            if line.contains(k.value.as_str()) {
-                found(k.label.clone());
+        if !self.known.is_empty() {
+            let lower = line.to_lowercase();
+            for (k, forms) in self.known.iter().zip(&self.known_forms) {
+                if forms.iter().any(|f| lower.contains(f.as_str())) {
+                    found(k.label.clone());
+                }
             }
         }
         if PEM_BEGIN.is_match(line) {

@@ -67,8 +67,92 @@ pub(super) static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         r("npm token", r"\bnpm_[A-Za-z0-9]{36}\b", not_an_example),
         r("PyPI token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}", always),
         r("password in a URL", r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:(?P<pw>[^\s:/@]{3,})@[^\s/@]+", url_password),
+        r("Anthropic API key", r"\bsk-ant-[a-z0-9]{2,12}-[A-Za-z0-9_\-]{32,}", not_an_example),
+        r("OpenAI API key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}", openai_key),
+        r("Slack app token", r"\bxapp-[0-9]-[A-Za-z0-9\-]{20,}", not_an_example),
+        r("Hugging Face token", r"\bhf_[A-Za-z0-9]{30,}\b", mixed_token),
+        r("SendGrid API key", r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{30,50}", not_an_example),
+        r("DigitalOcean token", r"\bdo[opr]_v1_[a-f0-9]{64}\b", not_an_example),
+        r("Databricks token", r"\bdapi[a-f0-9]{32}(?:-[0-9]+)?\b", hex_token),
+        r("Shopify token", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b", hex_token),
+        r("Mailgun API key", r"\bkey-[a-f0-9]{32}\b", hex_token),
+        r("Telegram bot token", r"\b[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}", not_an_example),
+        r("Discord bot token", r"\b[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}", mixed_token),
+        r(
+            "a bearer token in an Authorization header",
+            r"(?i)\bauthorization\s*:\s*bearer\s+(?P<tok>[A-Za-z0-9._~+/\-]{12,}=*)",
+            bearer_token,
+        ),
+        r(
+            "credentials in an Authorization: Basic header",
+            r"(?i)\bauthorization\s*:\s*basic\s+(?P<b64>[A-Za-z0-9+/]{4,}={0,2})",
+            basic_credentials,
+        ),
+        r(
+            "a password on a curl command line",
+            r#"\bcurl\b.*?\s(?:-u|--user)(?:\s+|=)["']?[^\s:"']+:(?P<pw>[^\s"']{3,})"#,
+            command_password,
+        ),
+        r(
+            "a password on a mysql command line",
+            r#"\bmysql(?:dump|admin)?\b.*?\s-p(?P<pw>[^\s"'\-][^\s"']{2,})"#,
+            command_password,
+        ),
+        r(
+            "a password on an sshpass command line",
+            r#"\bsshpass\b.*?\s-p\s*["']?(?P<pw>[^\s"']{3,})"#,
+            command_password,
+        ),
     ]
 });
+
+/// Upper case, lower case and a digit: a random token, not a word with a prefix.
+fn mixed(v: &str) -> bool {
+    v.chars().any(|c| c.is_ascii_uppercase())
+        && v.chars().any(|c| c.is_ascii_lowercase())
+        && v.chars().any(|c| c.is_ascii_digit())
+}
+
+fn mixed_token(c: &regex::Captures<'_>, l: &str) -> bool {
+    not_an_example(c, l) && mixed(c.get(0).map_or("", |m| m.as_str()))
+}
+
+/// OpenAI keys: `sk-` then a random mixed-case token (not `sk-ant-`, which is Anthropic's, nor
+/// `sk-learn-style-names`).
+fn openai_key(c: &regex::Captures<'_>, l: &str) -> bool {
+    let m = c.get(0).map_or("", |m| m.as_str());
+    !m.starts_with("sk-ant-") && mixed_token(c, l)
+}
+
+/// Hex tokens: digits and letters both (a run of one is a pattern, not a key).
+fn hex_token(c: &regex::Captures<'_>, l: &str) -> bool {
+    let m = c.get(0).map_or("", |m| m.as_str());
+    let tail = m.rsplit(['_', '-']).find(|t| t.len() >= 32).unwrap_or(m);
+    let tail = tail.strip_prefix("dapi").unwrap_or(tail);
+    not_an_example(c, l) && tail.chars().any(|c| c.is_ascii_digit()) && tail.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+fn bearer_token(c: &regex::Captures<'_>, _: &str) -> bool {
+    c.name("tok").is_some_and(|t| {
+        let t = t.as_str();
+        !is_placeholder(t) && t.chars().any(|c| c.is_ascii_digit()) && t.chars().any(|c| c.is_ascii_alphabetic())
+    })
+}
+
+/// `Authorization: Basic` followed by base64 that decodes to `user:password`.
+fn basic_credentials(c: &regex::Captures<'_>, _: &str) -> bool {
+    use base64::Engine;
+    c.name("b64")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.as_str()).ok())
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+        .is_some_and(|(u, p)| !u.is_empty() && p.len() >= 3 && !is_placeholder(&p))
+}
+
+/// A password given on a command line: not a variable or placeholder.
+fn command_password(c: &regex::Captures<'_>, _: &str) -> bool {
+    c.name("pw").is_some_and(|p| !is_placeholder(p.as_str().trim_matches(['"', '\''])))
+}
 
 fn url_password(c: &regex::Captures<'_>, _: &str) -> bool {
     c.name("pw").is_some_and(|p| !is_placeholder(p.as_str()))
@@ -150,6 +234,10 @@ pub(super) fn is_placeholder(v: &str) -> bool {
     matches!(first, '$' | '<' | '{' | '%' | '(' | '[' | '*' | '@' | '&' | '!')
         || v.contains('(')
         || v.contains('[')
+        // `dop_v1_<your token>`, `sk-ant-...`: a stand-in with its prefix kept
+        || v.contains('<')
+        || v.ends_with("...")
+        || v.contains('…')
         || v.contains("{{")
         // a generic type (`Option<String>`), not a value
         || (v.contains('<') && v.ends_with('>'))
@@ -167,9 +255,12 @@ pub(super) fn is_placeholder(v: &str) -> bool {
         || l.starts_with("settings.")
         || l.starts_with("config.")
         || l.starts_with("self.")
-        // a dotted identifier (`cfg.bus.password`) is a reference to a value, not one
-        || DOTTED.is_match(v)
+        // a dotted identifier (`cfg.bus.password`) is a reference to a value, not one; a dotted value
+        // whose first part is not a plain lower-case name (`Hunter2.Prod`, `k8Ds9f.Ja72kd9s`) is a value
+        || (DOTTED.is_match(v) && v.split('.').next().is_some_and(|first| PLAIN_NAME.is_match(first)))
 }
+
+static PLAIN_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z_]+[0-9]?$").expect("valid pattern"));
 
 static DOTTED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$").expect("valid pattern"));

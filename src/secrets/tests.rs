@@ -97,3 +97,60 @@ fn short_known_values_are_ignored_and_duplicates_collapse() {
     assert!(s.scan_text("abc abc", "t").is_empty());
     assert_eq!(s.scan_text("x long-enough-1 y", "t").len(), 1);
 }
+
+#[test]
+fn every_format_of_issue_14_is_caught_and_none_of_its_lookalikes() {
+    let s = scanner();
+    let formats = samples(include_str!("../../tests/fixtures/secrets/formats.txt"));
+    assert!(formats.len() >= 20, "{} samples", formats.len());
+    let missed: Vec<&str> =
+        formats.iter().filter(|(_, t)| s.scan_text(t, "sample").is_empty()).map(|(n, _)| n.as_str()).collect();
+    assert!(missed.is_empty(), "missed: {missed:#?}");
+    let lookalikes = samples(include_str!("../../tests/fixtures/secrets/formats_lookalikes.txt"));
+    assert!(lookalikes.len() >= 20, "{} lookalikes", lookalikes.len());
+    let flagged: Vec<String> = lookalikes
+        .iter()
+        .filter_map(|(n, t)| {
+            let f = s.scan_text(t, "sample");
+            (!f.is_empty()).then(|| format!("{n}: {}", f.iter().map(|f| f.kind.clone()).collect::<Vec<_>>().join(", ")))
+        })
+        .collect();
+    assert!(flagged.is_empty(), "lookalikes flagged: {flagged:#?}");
+}
+
+#[test]
+fn utf16_files_and_archive_members_are_scanned() {
+    use std::io::Write;
+    let s = scanner();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "export OPENAI_API_KEY=sk-proj-oMNlXM1EJ9ykZ9gqWWVC84ftD3nSaef5flxaBAGDs6SwHxTk\n";
+    let utf16: Vec<u8> = [0xff, 0xfe].into_iter().chain(secret.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    std::fs::write(dir.path().join("a.env"), &utf16).unwrap();
+    let mut z = zip::ZipWriter::new(std::fs::File::create(dir.path().join("a.zip")).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    z.start_file("readme.txt", opts).unwrap();
+    z.write_all(b"nothing here\n").unwrap();
+    z.start_file("conf/.env", opts).unwrap();
+    z.write_all(&utf16).unwrap();
+    z.finish().unwrap();
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.path().join("a.tar.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut t = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(secret.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    t.append_data(&mut h, "deep/.env", secret.as_bytes()).unwrap();
+    t.into_inner().unwrap().finish().unwrap();
+    for (name, member) in [("a.env", None), ("a.zip", Some("conf/.env")), ("a.tar.gz", Some("deep/.env"))] {
+        let FileScan::Text(f) = s.scan_file(&dir.path().join(name), name).unwrap() else {
+            panic!("{name} not scanned")
+        };
+        assert!(f.iter().any(|f| f.kind == "OpenAI API key"), "{name}: {f:?}");
+        if let Some(m) = member {
+            assert!(f.iter().all(|f| f.source.contains(m)), "{name}: findings name the member: {f:?}");
+        }
+    }
+}

@@ -1,23 +1,19 @@
-//! The bus server's defences against abuse: a cap on concurrent connections (a listener that holds a permit
-//! per open connection), a cap on the size of request headers (431), and a per-client-address limit on
-//! failed authentication attempts (429 with `Retry-After`), so a password cannot be guessed at speed.
+//! The bus server's defences against abuse: the cap on concurrent connections (enforced, with idle
+//! connections shed at the cap, by [`super::accept`]), a cap on the size of request headers (431), and a
+//! per-client-address limit on failed authentication attempts (429 with `Retry-After`), so a password cannot
+//! be guessed at speed.
 
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Default cap on connections open at once (`HANDOFF_BUS_MAX_CONNECTIONS` overrides it); further clients
-/// wait in the kernel's accept queue until one closes.
+/// Default cap on connections open at once (`HANDOFF_BUS_MAX_CONNECTIONS` overrides it); at the cap the
+/// longest-idle connection is closed to admit a new one, and only when all are busy does a client wait.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Largest total size of a request's header names and values.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -35,69 +31,6 @@ pub fn max_connections() -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(MAX_CONNECTIONS)
-}
-
-/// A TCP listener that accepts a connection only while fewer than its cap are open.
-pub struct CappedListener {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
-}
-
-impl CappedListener {
-    /// Wraps `inner`, allowing `max` connections at once.
-    pub fn new(inner: TcpListener, max: usize) -> Self {
-        Self { inner, permits: Arc::new(Semaphore::new(max)) }
-    }
-}
-
-impl axum::serve::Listener for CappedListener {
-    type Io = CappedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = self.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return (CappedStream { stream, _permit: permit }, addr);
-                }
-                Err(e) => {
-                    // out of file descriptors and the like: log, back off, go on
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A connection holding one permit of its listener's cap until it is dropped.
-pub struct CappedStream {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for CappedStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CappedStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
 }
 
 /// 431 for a request whose headers add up to more than [`MAX_HEADER_BYTES`].

@@ -2,6 +2,7 @@
 //! shapes and status codes — with durable group-committed storage, bounded inputs, idempotency keys and
 //! long-polling as extras old clients never need to know about.
 
+pub mod accept;
 pub mod bulk;
 mod bulk_sqlite;
 pub mod guard;
@@ -63,7 +64,6 @@ pub async fn launch_with_tcp_listener(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
     // the inbox's event streams end when shutdown starts, or they would hold the graceful shutdown open
     let (stopping, stop_watch) = tokio::sync::watch::channel(false);
     let shutdown = async move {
@@ -71,12 +71,7 @@ pub async fn launch_with_tcp_listener(
         let _ = stopping.send(true);
     };
     let app = routes::router(settings, store, stop_watch);
-    // at most `max_connections()` open at once; tap_io keeps the client address available to handlers
-    let listener = guard::CappedListener::new(listener, guard::max_connections()).tap_io(|_| {});
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    accept::serve(listener, app, guard::max_connections(), shutdown).await
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -5,14 +5,17 @@ use crate::support::{Env, OutputExt, free_port, repo_root, run};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct OriginalBus {
+/// A Flask bus in the style of the original, which stores whatever it is sent.
+pub(crate) struct OriginalBus {
     child: Child,
-    url: String,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
 }
 
 impl OriginalBus {
-    fn start(id_style: &str) -> Self {
+    /// Starts one; `id_style` is `numeric` or `hex`.
+    pub(crate) fn start(id_style: &str) -> Self {
         let python = repo_root().join(".test-tools/venv/bin/python");
         assert!(python.exists(), "python venv missing: run `bash scripts/install-test-deps.sh`");
         let dir = tempfile::tempdir().unwrap();

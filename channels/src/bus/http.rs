@@ -26,7 +26,7 @@ pub struct HttpBusConfig {
 impl std::fmt::Debug for HttpBusConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpBusConfig")
-            .field("url", &self.url)
+            .field("url", &crate::untrusted::redact_url(&self.url))
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .finish()
@@ -36,6 +36,8 @@ impl std::fmt::Debug for HttpBusConfig {
 /// A bus reached over HTTP(S).
 pub struct HttpBus {
     cfg: HttpBusConfig,
+    /// The URL as shown in messages, logs and receipts: any `user:password@` replaced.
+    shown: String,
     client: reqwest::Client,
 }
 
@@ -53,7 +55,8 @@ impl HttpBus {
             .user_agent(concat!("handoff/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ChannelError::permanent(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { cfg, client })
+        let shown = crate::untrusted::redact_url(&cfg.url);
+        Ok(Self { cfg, shown, client })
     }
 
     fn url(&self, path: &str) -> String {
@@ -80,7 +83,7 @@ impl HttpBus {
                         let e = match (kind, status) {
                             (_, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => ChannelError::auth(format!(
                                 "{what}: the bus at {} refused the credentials ({status}); check BUS_USER/BUS_PASS in the env file",
-                                self.cfg.url
+                                self.shown
                             )),
                             (true, _) => ChannelError::transient(format!("{what}: bus answered {status}{detail}")),
                             (false, _) => ChannelError::permanent(format!("{what}: bus answered {status}{detail}")),
@@ -91,11 +94,9 @@ impl HttpBus {
                         e
                     }
                 },
-                Err(e) => ChannelError::transient(format!(
-                    "{what}: cannot reach the bus at {}: {}",
-                    self.cfg.url,
-                    describe(&e)
-                )),
+                Err(e) => {
+                    ChannelError::transient(format!("{what}: cannot reach the bus at {}: {}", self.shown, describe(&e)))
+                }
             };
             tracing::debug!(attempt, error = %err, "bus request failed");
             last = Some(err);
@@ -119,7 +120,7 @@ impl HttpBus {
         serde_json::from_slice(&bytes).map_err(|e| {
             ChannelError::permanent(format!(
                 "{what}: the bus at {} answered something that is not the bus API ({e})",
-                self.cfg.url
+                self.shown
             ))
         })
     }
@@ -172,7 +173,7 @@ fn describe(e: &reqwest::Error) -> String {
 #[async_trait]
 impl BusApi for HttpBus {
     fn location(&self) -> String {
-        self.cfg.url.clone()
+        self.shown.clone()
     }
 
     async fn post(&self, msg: &NewMessage, idempotency_key: &str) -> Result<Message, ChannelError> {

@@ -88,7 +88,22 @@ pub fn validate(msg: &NewMessage) -> Result<(), StoreError> {
     if let Some(t) = msg.tags.iter().find(|t| t.len() > MAX_TAG) {
         return Err(StoreError::BadRequest(format!("tag too long ({} bytes, max {MAX_TAG})", t.len())));
     }
+    for t in &msg.tags {
+        no_control_characters("tags", t)?;
+    }
     Ok(())
+}
+
+/// Names, recipients, readers and tags hold no control characters (newlines, ESC, NUL, bidi overrides):
+/// they are shown on one line, and the original bus's clients never send them.
+fn no_control_characters(field: &str, v: &str) -> Result<(), StoreError> {
+    match v.chars().find(|c| crate::untrusted::is_unsafe(*c)) {
+        Some(c) => Err(StoreError::BadRequest(format!(
+            "`{field}` holds the control character U+{:04X}; names, readers and tags must be plain one-line text",
+            c as u32
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Checks a machine/reader name.
@@ -99,7 +114,7 @@ pub fn check_name(field: &str, v: &str) -> Result<(), StoreError> {
     if v.len() > MAX_NAME {
         return Err(StoreError::BadRequest(format!("`{field}` is longer than {MAX_NAME} bytes")));
     }
-    Ok(())
+    no_control_characters(field, v)
 }
 
 impl SqliteStore {

@@ -158,6 +158,38 @@ impl DriveChannel {
         Ok(services::join(&self.cfg.folder, &format!("{day}/{key}/{}", safe_file_name(&f.name))))
     }
 
+    /// The item a pointer's `uri` names, refused ([`crate::ErrorKind::Refused`]) unless this channel could
+    /// have written it: the configured remote (no other remote of rclone.conf), and a path that is the
+    /// configured folder followed by plain relative components (no absolute path, no `..` or `.`, no empty
+    /// segment, no control characters or backslashes). Checked before rclone.conf is even read.
+    pub fn confine(&self, uri: &str) -> Result<DriveUri, ChannelError> {
+        let shown = crate::untrusted::inline(uri);
+        let refuse = |why: &str| {
+            ChannelError::refused(format!(
+                "refusing drive pointer {shown}: {why}; handoff only fetches its own payloads from [drive] remote {} folder {}",
+                self.cfg.remote, self.cfg.folder
+            ))
+        };
+        let rest = uri.strip_prefix("drive:").ok_or_else(|| refuse("it is not a drive: uri"))?;
+        let (remote, path) = rest.split_once(':').ok_or_else(|| refuse("it has no remote:path"))?;
+        if remote != self.cfg.remote {
+            return Err(refuse("it names another remote"));
+        }
+        if path.chars().any(|c| crate::untrusted::is_unsafe(c) || c == '\\') {
+            return Err(refuse("its path holds control characters or backslashes"));
+        }
+        let folder = self.cfg.folder.trim_end_matches('/');
+        let rel =
+            if folder.is_empty() { Some(path) } else { path.strip_prefix(folder).and_then(|r| r.strip_prefix('/')) };
+        let Some(rel) = rel else {
+            return Err(refuse("its path is not under the configured folder"));
+        };
+        if rel.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+            return Err(refuse("its path is absolute or climbs out of the configured folder"));
+        }
+        Ok(DriveUri { remote: remote.to_string(), path: path.to_string() })
+    }
+
     fn load_conf(&self) -> Result<RcloneConf, ChannelError> {
         RcloneConf::load(self.cfg.rclone_config.as_deref())
     }
@@ -299,8 +331,8 @@ impl Channel for DriveChannel {
         }
     }
 
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
-        let uri = DriveUri::parse(uri)?;
+    async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<crate::Fetched, ChannelError> {
+        let uri = self.confine(uri)?;
         let conf = self.load_conf()?;
         let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(dir).await?;
@@ -315,15 +347,16 @@ impl Channel for DriveChannel {
                             uri.to_uri()
                         ))
                     })?;
+                    crate::receive::check_size(&uri.to_uri(), size, max)?;
                     let bar = self.ctx.progress.start(&uri.path, size);
-                    let r = transfer::download(&op, &plan.path, &tmp, bar.as_ref()).await;
+                    let r = transfer::download(&op, &plan.path, &tmp, max, bar.as_ref()).await;
                     bar.finish();
                     r
                 }
                 #[cfg(unix)]
                 Plan::Sftp(plan) => {
                     let bar = |size| self.ctx.progress.start(&uri.path, size);
-                    sftp::download(&uri.remote, &plan, &tmp, bar)
+                    sftp::download(&uri.remote, &plan, &tmp, max, bar)
                         .await
                         .map(|(size, sha256)| crate::Fetched { size, sha256 })
                 }
@@ -336,8 +369,9 @@ impl Channel for DriveChannel {
                         .stat(&target)
                         .await?
                         .ok_or_else(|| ChannelError::permanent(format!("{} is not on the remote", uri.to_uri())))?;
+                    crate::receive::check_size(&uri.to_uri(), size, max)?;
                     let bar = self.ctx.progress.start(&uri.path, size);
-                    let r = rc.download(&target, &tmp, bar.as_ref()).await;
+                    let r = rc.download(&target, &tmp, max, bar.as_ref()).await;
                     bar.finish();
                     r
                 }
@@ -469,6 +503,29 @@ mod tests {
         assert!(DriveUri::parse("drive:nopath").is_err());
         // Local remotes hold absolute paths.
         assert_eq!(DriveUri::parse("drive:l:/tmp/x/a").unwrap().path, "/tmp/x/a");
+    }
+
+    #[test]
+    fn fetch_follows_only_the_configured_remote_and_folder() {
+        let ch = channel();
+        let ok = ch.confine("drive:r:claude-handoffs/2026-01-01/k/a.png").unwrap();
+        assert_eq!(ok.path, "claude-handoffs/2026-01-01/k/a.png");
+        for bad in [
+            "drive:r:/etc/passwd",
+            "drive:other:claude-handoffs/2026-01-01/k/a.png",
+            "drive:r:claude-handoffs/../etc/passwd",
+            "drive:r:claude-handoffs//etc/passwd",
+            "drive:r:claude-handoffs/./a",
+            "drive:r:claude-handoffs-x/a",
+            "drive:r:claude-handoffs",
+            "drive:r:claude-handoffs/a\x1b]0;x\x07",
+            "drive:r:claude-handoffs/a\\..\\b",
+            "local:claude-handoffs/a",
+        ] {
+            let e = ch.confine(bad).unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::Refused, "{bad}: {}", e.message);
+            assert!(!e.message.contains('\x1b'), "the refusal shows the uri escaped: {}", e.message);
+        }
     }
 
     #[test]

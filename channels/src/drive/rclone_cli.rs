@@ -139,30 +139,30 @@ impl Rclone {
         &self,
         target: &str,
         dest: &Path,
+        max: u64,
         bar: &dyn ProgressBar,
     ) -> Result<crate::Fetched, ChannelError> {
         let mut child = self.spawn(self.command(&["cat", target]))?;
         let mut stdout = child.stdout.take().expect("piped stdout");
-        let mut out = tokio::fs::File::create(dest).await?;
+        let mut out = crate::receive::LimitedWriter::create(dest, max, target).await?;
         let mut buf = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        let mut hasher = Sha256::new();
         loop {
             let n = stdout.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).await?;
-            total += n as u64;
+            if let Err(e) = out.write(&buf[..n]).await {
+                let _ = child.kill().await;
+                return Err(e);
+            }
             bar.advance(n as u64);
         }
-        out.sync_all().await?;
+        let got = out.finish().await?;
         let status = child.wait_with_output().await.map_err(ChannelError::from)?;
         if !status.status.success() {
             return Err(classify("rclone cat", status.status.code(), &String::from_utf8_lossy(&status.stderr)));
         }
-        Ok(crate::Fetched { size: total, sha256: hex::encode(hasher.finalize()) })
+        Ok(got)
     }
 
     /// Checks that the remote answers (lists at most the folder itself).

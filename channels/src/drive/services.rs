@@ -125,7 +125,28 @@ fn split_bucket<'a>(remote: &Remote, path: &'a str, what: &str) -> Result<(&'a s
             remote.kind()
         )));
     }
+    if !valid_bucket_name(bucket) {
+        return Err(ChannelError::refused(format!(
+            "{:?} is not a valid {what} name (3-63 lower-case letters, digits, '.', '-' or '_', starting and ending \
+             with a letter or digit, not an IP address); a {what} name goes into the host name of every request, \
+             so nothing else is sent",
+            crate::untrusted::inline(bucket)
+        )));
+    }
     Ok((bucket, rest))
+}
+
+/// A bucket or container name by S3's rules (which GCS and Azure's are within, GCS adding `_`): it becomes
+/// part of a host name, so anything else (`:`, `#`, `@`, a bare number that parses as an IP) could send a
+/// signed request to another host.
+pub fn valid_bucket_name(b: &str) -> bool {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&b.len())
+        && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+        && edge_ok(b.chars().next())
+        && edge_ok(b.chars().last())
+        && !b.contains("..")
+        && !b.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
 /// Decides how to reach `path` on `remote`. `conf` resolves `alias` remotes; `size` is the payload size for
@@ -558,6 +579,19 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
     }
 
     #[test]
+    fn bucket_names_that_could_name_another_host_are_refused() {
+        for good in ["bucket", "my-bucket.logs", "a1_b"] {
+            assert!(valid_bucket_name(good), "{good}");
+        }
+        for bad in ["2130706433:19001#", "2130706433", "127.0.0.1", "Bucket", "ab", "-ab", "a..b", "x@evil", "a b"] {
+            assert!(!valid_bucket_name(bad), "{bad}");
+        }
+        let c = conf("[m]\ntype = s3\nendpoint = http://127.0.0.1:9000\n");
+        let e = plan(&c, &c.remotes[0], "2130706433:19001#/obj", None, MAX).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "{}", e.message);
+    }
+
+    #[test]
     fn s3_splits_bucket_and_maps_keys_endpoint_and_env_auth() {
         let c = conf(
             "[m]\ntype = s3\nprovider = Minio\naccess_key_id = AK\nsecret_access_key = SK\nendpoint = http://127.0.0.1:9000\nregion = eu-1\n",
@@ -571,7 +605,7 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
         assert_eq!(p.options.get("disable_config_load"), Some("true"));
         assert_eq!(p.options.get("enable_virtual_host_style"), None);
         let c = conf("[a]\ntype = s3\nprovider = AWS\nenv_auth = true\n");
-        let p = od(plan(&c, &c.remotes[0], "b/x", Some(1), MAX).unwrap());
+        let p = od(plan(&c, &c.remotes[0], "bkt/x", Some(1), MAX).unwrap());
         assert_eq!(p.options.get("disable_config_load"), None);
         assert_eq!(p.options.get("enable_virtual_host_style"), Some("true"));
         assert_eq!(p.options.get("region"), Some("us-east-1"));

@@ -111,6 +111,7 @@ pub async fn download(
     remote: &str,
     plan: &SftpPlan,
     dest: &Path,
+    max: u64,
     bar: impl FnOnce(u64) -> Box<dyn ProgressBar>,
 ) -> Result<(u64, String), ChannelError> {
     with_session(remote, plan, async |s: &SftpSession| {
@@ -120,10 +121,15 @@ pub async fn download(
                 plan.path
             ))
         })?;
+        let what = format!("drive:{remote}:{}", plan.path);
+        crate::receive::check_size(&what, size, max)?;
         let bar = bar(size);
         let got = s.download(&plan.path, size, dest, bar.as_ref()).await;
         bar.finish();
-        got
+        // The file may have grown since it was measured: what was read counts.
+        let (size, sha) = got?;
+        crate::receive::check_size(&what, size, max)?;
+        Ok((size, sha))
     })
     .await
 }

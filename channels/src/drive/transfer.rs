@@ -2,13 +2,14 @@
 //! Memory stays flat: the file is read in fixed chunks, the writer holds one part, the reader `CONCURRENT`.
 
 use super::services::OpendalPlan;
+use crate::receive::LimitedWriter;
 use crate::{ChannelError, ProgressBar};
 use futures::StreamExt;
 use opendal::Operator;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// Size of the parts handed to the writer (S3's multipart minimum is 5 MiB).
 const PART: usize = 8 << 20;
@@ -158,6 +159,7 @@ pub async fn download(
     op: &Operator,
     path: &str,
     dest: &Path,
+    max: u64,
     bar: &dyn ProgressBar,
 ) -> Result<crate::Fetched, ChannelError> {
     let reader = op
@@ -167,16 +169,11 @@ pub async fn download(
         .await
         .map_err(|e| map_err(&format!("opening {path}"), e))?;
     let mut stream = reader.into_bytes_stream(..).await.map_err(|e| map_err(&format!("reading {path}"), e))?;
-    let mut out = tokio::fs::File::create(dest).await?;
-    let mut total = 0u64;
-    let mut hasher = Sha256::new();
+    let mut out = LimitedWriter::create(dest, max, path).await?;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ChannelError::transient(format!("reading {path}: {e}")))?;
-        hasher.update(&chunk);
-        out.write_all(&chunk).await?;
-        total += chunk.len() as u64;
+        out.write(&chunk).await?;
         bar.advance(chunk.len() as u64);
     }
-    out.sync_all().await?;
-    Ok(crate::Fetched { size: total, sha256: hex::encode(hasher.finalize()) })
+    out.finish().await
 }

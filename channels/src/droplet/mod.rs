@@ -159,8 +159,9 @@ impl DropletChannel {
     /// made by handoff.
     pub fn name_from_uri(&self, uri: &str) -> Result<String, ChannelError> {
         let refuse = |why: &str| {
-            ChannelError::permanent(format!(
-                "refusing droplet pointer {uri:?}: {why}; handoff only fetches its own payloads from [droplet] dir {}",
+            ChannelError::refused(format!(
+                "refusing droplet pointer {}: {why}; handoff only fetches its own payloads from [droplet] dir {}",
+                crate::untrusted::inline(uri),
                 self.dir
             ))
         };
@@ -281,7 +282,9 @@ impl Channel for DropletChannel {
         result
     }
 
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
+    async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<crate::Fetched, ChannelError> {
+        // The configured host is the only one ever contacted; the uri must name handoff's own payload in
+        // the configured directory (checked before connecting).
         let name = self.name_from_uri(uri)?;
         let src = self.remote_path(&name);
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -294,10 +297,15 @@ impl Channel for DropletChannel {
                     self.host
                 )));
             };
+            crate::receive::check_size(&format!("droplet {name}"), size, max)?;
             let tmp = dir.join(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()));
             let bar = self.ctx.progress.start(&format!("droplet {name}"), size);
             let got = remote.download(&src, size, &tmp, bar.as_ref()).await;
             bar.finish();
+            // The file may have grown since it was measured: what was read counts.
+            let got = got.and_then(|(size, sha)| {
+                crate::receive::check_size(&format!("droplet {name}"), size, max).map(|()| (size, sha))
+            });
             match got {
                 Ok((size, sha256)) => {
                     tokio::fs::rename(&tmp, dest).await?;

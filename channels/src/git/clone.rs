@@ -83,7 +83,7 @@ fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
                 return Err(ChannelError::permanent(format!(
                     "the clone {dir} has origin = {}, but [git] remote is {}: fix it with `git -C {dir} remote set-url origin <remote>` \
                      or set [git] checkout to another directory",
-                    remote::redact(url),
+                    crate::untrusted::redact_url(url),
                     s.remote_shown()
                 )));
             }

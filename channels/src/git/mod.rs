@@ -62,7 +62,7 @@ pub const ARCHIVE_DIR: &str = "handoffs";
 /// Everything the blocking git code needs; shared by the async wrappers.
 #[derive(Debug)]
 pub(crate) struct Settings {
-    /// Remote URL or path, as configured (may hold credentials: show it through [`remote::redact`]).
+    /// Remote URL or path, as configured (may hold credentials: show it through [`crate::untrusted::redact_url`]).
     pub remote: String,
     /// The local clone.
     pub checkout: PathBuf,
@@ -87,7 +87,7 @@ impl Settings {
     }
     /// The remote as safe to show.
     pub fn remote_shown(&self) -> String {
-        remote::redact(&self.remote)
+        crate::untrusted::redact_url(&self.remote)
     }
     /// Takes the clone's lock (blocking until other handoff processes are done with it).
     pub fn lock(&self) -> Result<std::fs::File, ChannelError> {
@@ -206,8 +206,11 @@ fn expand_home(p: &Path) -> PathBuf {
 pub fn parse_uri(uri: &str) -> Option<(&str, &str)> {
     let rest = uri.strip_prefix("git:")?;
     let (path, commit) = rest.rsplit_once('@')?;
-    (crate::names::stays_inside(path) && commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit()))
-        .then_some((path, commit))
+    (crate::names::stays_inside(path)
+        && !path.chars().any(crate::untrusted::is_unsafe)
+        && (7..=64).contains(&commit.len())
+        && commit.chars().all(|c| c.is_ascii_hexdigit()))
+    .then_some((path, commit))
 }
 
 #[async_trait]
@@ -238,13 +241,17 @@ impl Channel for GitChannel {
         self.blocking(move |s| publish::deliver(s, &parcel)).await
     }
 
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
+    async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<crate::Fetched, ChannelError> {
         Self::set_timeouts();
+        // Only a file of the configured clone: a relative path inside the tree at a commit named by its hash.
         let (path, commit) = parse_uri(uri).ok_or_else(|| {
-            ChannelError::permanent(format!("{uri:?} is not a git document address (expected git:<path>@<commit>)"))
+            ChannelError::refused(format!(
+                "refusing {}: not a file of the configured git clone (expected git:<relative path>@<commit hash>)",
+                crate::untrusted::inline(uri)
+            ))
         })?;
         let (path, commit, dest) = (path.to_string(), commit.to_string(), dest.to_path_buf());
-        self.blocking(move |s| sync::fetch(s, &path, &commit, &dest)).await
+        self.blocking(move |s| sync::fetch(s, &path, &commit, &dest, max)).await
     }
 
     async fn sync(&self, cursor: Option<&str>) -> Result<SyncReport, ChannelError> {

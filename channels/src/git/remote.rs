@@ -21,19 +21,6 @@ pub(crate) enum Push {
     Refused(String),
 }
 
-/// Masks a password or token in a URL (`https://u:secret@host` → `https://u:***@host`).
-pub(crate) fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-        if let Some(at) = authority.rfind('@')
-            && let Some((user, _password)) = authority[..at].split_once(':')
-        {
-            return format!("{scheme}://{user}:***{}", &rest[at..]);
-        }
-    }
-    url.to_string()
-}
-
 /// The filesystem path of a local remote (`/srv/h.git`, `./h.git`, `file:///srv/h.git`), `None` for
 /// network remotes (`ssh://`, `https://`, `user@host:path`).
 pub(crate) fn local_path(url: &str) -> Option<PathBuf> {
@@ -451,14 +438,6 @@ fn tempfile_dir() -> Result<PathBuf, ChannelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_in_urls_are_masked() {
-        assert_eq!(redact("https://u:tok3n@github.com/a/b.git"), "https://u:***@github.com/a/b.git");
-        assert_eq!(redact("https://github.com/a/b.git"), "https://github.com/a/b.git");
-        assert_eq!(redact("ssh://git@host:22/x.git"), "ssh://git@host:22/x.git");
-        assert_eq!(redact("git@github.com:a/b.git"), "git@github.com:a/b.git");
-    }
 
     #[test]
     fn local_remotes_are_told_apart_from_network_ones() {

@@ -138,7 +138,14 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
 }
 
 /// Writes the document at `path` as of `commit` to `dest` (fetching first when the commit is unknown).
-pub(crate) fn fetch(s: &Settings, path: &str, commit: &str, dest: &Path) -> Result<crate::Fetched, ChannelError> {
+/// Refuses anything but a plain file (a blob, not a tree or a submodule) of at most `max` bytes.
+pub(crate) fn fetch(
+    s: &Settings,
+    path: &str,
+    commit: &str,
+    dest: &Path,
+    max: u64,
+) -> Result<crate::Fetched, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
     fn find<'r>(repo: &'r Repository, commit: &str) -> Option<git2::Commit<'r>> {
@@ -157,7 +164,11 @@ pub(crate) fn fetch(s: &Settings, path: &str, commit: &str, dest: &Path) -> Resu
         .tree()
         .and_then(|t| t.get_path(Path::new(path)))
         .map_err(|_| ChannelError::permanent(format!("{path} is not in commit {commit} of {}", s.remote_shown())))?;
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Err(ChannelError::refused(format!("refusing git:{path}@{commit}: it is not a file")));
+    }
     let blob = repo.find_blob(entry.id()).map_err(|e| perm(&format!("read {path}"), e))?;
+    crate::receive::check_size(&format!("git:{path}@{commit}"), blob.size() as u64, max)?;
     let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));

@@ -229,9 +229,13 @@ impl HandoffMcp {
         guarded(move || async move {
             let s = Session::open(settings?)?;
             let _ = s.flush_outbox().await;
-            let pointer = crate::commands::fetch::resolve_pointer(&s, &p.target).await?;
-            let out = std::path::PathBuf::from(p.out.unwrap_or_else(|| ".".into()));
-            let got = crate::commands::fetch::fetch_pointer(&s, &pointer, &out, p.force).await?;
+            let (pointer, origin) = crate::commands::fetch::resolve_pointer(&s, &p.target).await?;
+            // the one default place for fetched files, as `handoff fetch` and `sync --fetch` use
+            let out = match p.out {
+                Some(o) => std::path::PathBuf::from(o),
+                None => crate::commands::fetch::default_dir(&s.settings, origin.id.as_deref().unwrap_or("pointer")),
+            };
+            let got = crate::commands::fetch::fetch_pointer(&s, &pointer, &origin, &out, p.force).await?;
             let text = got
                 .iter()
                 .map(|f| format!("✓ {} ({} bytes, sha256 verified) -> {}\n", inline(&f.name), f.size, f.path.display()))

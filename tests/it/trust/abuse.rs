@@ -189,29 +189,52 @@ fn failed_logins_are_rate_limited_per_address_with_429() {
 }
 
 #[test]
-fn oversized_headers_get_431_and_the_connection_cap_holds_extra_clients_back() {
+fn oversized_headers_get_431_and_at_the_connection_cap_idle_connections_make_room_busy_ones_do_not() {
     let s = Server::start(&[("HANDOFF_BUS_MAX_CONNECTIONS", "3")]);
     let mut c = s.conn("127.0.0.1");
     let big = format!("X-Junk: {}\r\n", "a".repeat(20_000));
     assert_eq!(c.send(&request("GET", "/health", Some(&auth()), &big, b"")).0, Some(431));
-    // three open connections take the cap; a fourth is not served until one closes
-    let mut open: Vec<Conn> = (0..3).map(|_| s.conn("127.0.0.1")).collect();
     drop(c);
-    std::thread::sleep(Duration::from_millis(200));
-    for o in &mut open {
-        assert_eq!(o.send(&request("GET", "/health", Some(&auth()), "", b"")).0, Some(200));
+    // three busy connections (long-polls in progress) take the cap: a fourth waits until one is done
+    let poll = request("GET", "/messages?to=nobody&wait=3", Some(&auth()), "", b"");
+    let mut busy: Vec<Conn> = (0..3).map(|_| s.conn("127.0.0.1")).collect();
+    for b in &mut busy {
+        b.connect().get_mut().write_all(&poll).unwrap();
     }
+    std::thread::sleep(Duration::from_millis(300));
     let mut fourth = s.conn("127.0.0.1");
     let r = fourth.connect();
     r.get_mut().write_all(&request("GET", "/health", Some(&auth()), "", b"")).unwrap();
-    r.get_mut().set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    r.get_mut().set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
     let mut byte = [0u8; 1];
-    let early = r.get_mut().peek(&mut byte);
-    assert!(early.is_err(), "a fourth connection was served while three were open");
-    drop(open.pop());
+    assert!(
+        r.get_mut().peek(&mut byte).is_err(),
+        "a fourth connection was served while three requests were in progress"
+    );
     r.get_mut().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let (st, _, _) = read_response(r, false).unwrap().unwrap();
-    assert_eq!(st, 200, "served once a connection closed");
+    assert_eq!(st, 200, "served once a long-poll ended");
+    // the cap is full of idle keep-alive connections: a new client gets in at once, the longest-idle one
+    // is closed to make room
+    drop(busy);
+    drop(fourth);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut idle: Vec<Conn> = (0..3).map(|_| s.conn("127.0.0.1")).collect();
+    for i in &mut idle {
+        assert_eq!(i.send(&request("GET", "/health", Some(&auth()), "", b"")).0, Some(200));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = Instant::now();
+    let mut newcomer = s.conn("127.0.0.1");
+    assert_eq!(newcomer.send(&request("GET", "/health", Some(&auth()), "", b"")).0, Some(200));
+    assert!(t.elapsed() < Duration::from_secs(3), "the newcomer waited {:?}", t.elapsed());
+    let oldest = idle[0].stream.as_mut().unwrap().get_mut();
+    oldest.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let closed = match oldest.read(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+    };
+    assert!(closed, "the longest-idle connection was closed to make room");
 }
 
 /// One random request of the fuzz run.
