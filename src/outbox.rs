@@ -2,6 +2,11 @@
 //! receipt is recorded as it completes, and the job is removed only when every step is done. A killed
 //! process, a down server or a flaky link therefore loses nothing, and a retry reuses the same
 //! idempotency keys so nothing is delivered twice.
+//!
+//! A job leaves the outbox only when it is delivered or the user drops it ([`Outbox::drop_job`]): a job
+//! that failed (on an explicit `handoff flush` or [`Outbox::retry`]) stays, listed by [`Outbox::list`].
+//! A job whose file cannot be read is moved to `outbox/quarantine/` with a note, so it never blocks the
+//! others. Folders are 0700 and files 0600 (they hold message text).
 
 use handoff_channels::{Parcel, Receipt};
 use serde::{Deserialize, Serialize};
@@ -54,6 +59,18 @@ pub struct Step {
     pub sealed: Option<SealedItem>,
 }
 
+impl Step {
+    /// A short name of what the step does (`payload`, `inline`, `pointer`, `page`).
+    pub fn role_name(&self) -> &'static str {
+        match &self.role {
+            Role::Payload => "payload",
+            Role::Inline => "inline",
+            Role::Pointer { .. } => "pointer",
+            Role::Page { .. } => "page",
+        }
+    }
+}
+
 /// What an encrypted payload holds once decrypted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SealedItem {
@@ -81,6 +98,9 @@ pub struct Job {
     /// End-to-end encrypted: the age public keys the pointer is encrypted to when it is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_to: Option<Vec<String>>,
+    /// When the user dropped it (`handoff outbox drop`): it is in the history, never delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<String>,
 }
 
 impl Job {
@@ -92,6 +112,75 @@ impl Job {
     pub fn pending(&self) -> usize {
         self.steps.iter().filter(|s| s.receipt.is_none() && !s.failed).count()
     }
+    /// True when a step failed for good: the job waits for the user (`outbox retry` or `outbox drop`).
+    pub fn failed(&self) -> bool {
+        self.steps.iter().any(|s| s.failed)
+    }
+    /// The last error of any step not delivered yet.
+    pub fn last_error(&self) -> Option<&str> {
+        self.steps.iter().filter(|s| s.receipt.is_none()).find_map(|s| s.last_error.as_deref())
+    }
+    /// A one-line summary of what the job carries (title, first line of text, or file names).
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        for s in &self.steps {
+            match (&s.parcel.file, &s.parcel.title, &s.role) {
+                (Some(f), _, _) => parts.push(f.name.clone()),
+                (None, Some(t), _) => parts.push(t.clone()),
+                (None, None, Role::Inline) => {
+                    parts.push(s.parcel.body.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string())
+                }
+                _ => {}
+            }
+        }
+        crate::executor::truncate_chars(&parts.join(", "), 80)
+    }
+}
+
+/// Where a job in the outbox stands, for `handoff outbox list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    /// Waiting: the next `handoff` run or `handoff flush` delivers it.
+    Queued,
+    /// A step failed for good on an explicit flush or retry: waits for `outbox retry` or `outbox drop`.
+    Failed,
+    /// Another process is delivering it right now.
+    Busy,
+    /// Its file could not be read; moved to `outbox/quarantine/` (see `note`).
+    Quarantined,
+}
+
+/// One job in the outbox, as `handoff outbox list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    /// Job id (what `outbox retry` / `outbox drop` take).
+    pub id: String,
+    /// Where it stands.
+    pub state: EntryState,
+    /// When it was queued (empty when unreadable).
+    pub created: String,
+    /// Recipient (empty when unreadable).
+    pub to: String,
+    /// What it carries.
+    pub summary: String,
+    /// Steps still waiting.
+    pub waiting: usize,
+    /// The last error, or for a quarantined job what is wrong and the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its folder.
+    pub path: PathBuf,
+}
+
+/// What [`Outbox::take`] found.
+pub enum Taken {
+    /// The job, locked by this process.
+    Job(LockedJob),
+    /// Another process holds it (or it vanished meanwhile).
+    Held,
+    /// Its file was unreadable: it was moved to the quarantine; the note names the path and the fix.
+    Quarantined(String),
 }
 
 /// The outbox directory.
@@ -99,6 +188,17 @@ pub struct Outbox {
     dir: PathBuf,
     sent: PathBuf,
 }
+
+/// Held while a flush runs (released on drop): one flush at a time per data directory.
+pub struct FlushLock {
+    _file: File,
+}
+
+/// Folders without a job file older than this are leftovers of a killed process (a live `create` writes
+/// its job file within milliseconds).
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+/// The folder of unreadable jobs, inside the outbox.
+pub const QUARANTINE: &str = "quarantine";
 
 /// A job held under an exclusive lock (released on drop), so two processes never run it at once.
 pub struct LockedJob {
@@ -122,8 +222,9 @@ impl Outbox {
     /// Writes a new job durably and returns it locked.
     pub fn create(&self, job: Job) -> std::io::Result<LockedJob> {
         let dir = self.dir.join(&job.id);
-        std::fs::create_dir_all(&dir)?;
-        let lock = File::create(dir.join("lock"))?;
+        crate::config::private_dir(&self.dir)?;
+        crate::config::private_dir(&dir)?;
+        let lock = private_file(&dir.join("lock"))?;
         lock.lock()?;
         let locked = LockedJob { job, dir, _lock: lock };
         locked.save()?;
@@ -150,28 +251,231 @@ impl Outbox {
         Ok(ids)
     }
 
-    /// Locks and loads a job; `None` when another process holds it (or it vanished).
-    pub fn try_lock(&self, id: &str) -> std::io::Result<Option<LockedJob>> {
+    /// Locks and loads a job. An unreadable job file is moved to the quarantine (and reported), a
+    /// temporary file a killed writer left is removed.
+    pub fn take(&self, id: &str) -> std::io::Result<Taken> {
         let dir = self.dir.join(id);
         let lock = match File::options().create(true).truncate(false).write(true).open(dir.join("lock")) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Taken::Held),
             Err(e) => return Err(e),
         };
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(Taken::Held),
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
+        remove_temporaries(&dir);
         let text = match std::fs::read(dir.join("job.json")) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Taken::Held),
+            Err(e) => return Ok(Taken::Quarantined(self.quarantine(id, &format!("cannot read it: {e}"))?)),
+        };
+        match serde_json::from_slice::<Job>(&text) {
+            Ok(job) => Ok(Taken::Job(LockedJob { job, dir, _lock: lock })),
+            Err(e) => {
+                drop(lock);
+                Ok(Taken::Quarantined(self.quarantine(id, &format!("it is not a job handoff can read ({e})"))?))
+            }
+        }
+    }
+
+    /// Locks and loads a job; `None` when another process holds it, it vanished, or it was unreadable
+    /// (then it is in the quarantine: see [`Outbox::take`] for the note).
+    pub fn try_lock(&self, id: &str) -> std::io::Result<Option<LockedJob>> {
+        Ok(match self.take(id)? {
+            Taken::Job(j) => Some(j),
+            Taken::Held | Taken::Quarantined(_) => None,
+        })
+    }
+
+    /// Moves an unreadable job to `outbox/quarantine/<id>` with a `NOTE.txt`; returns the note.
+    fn quarantine(&self, id: &str, why: &str) -> std::io::Result<String> {
+        let qdir = self.dir.join(QUARANTINE);
+        crate::config::private_dir(&qdir)?;
+        let dest = qdir.join(id);
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest)?;
+        }
+        std::fs::rename(self.dir.join(id), &dest)?;
+        let note = format!(
+            "outbox job {id} was unreadable ({why}); it was moved to {} and everything else is delivered. \
+             Look at its job.json there: repair it and move the folder back into the outbox, or delete it \
+             (`handoff outbox drop {id}`)",
+            dest.display()
+        );
+        write_atomic(&dest.join("NOTE.txt"), format!("{note}\n").as_bytes())?;
+        tracing::warn!(job = id, "quarantined an unreadable outbox job");
+        Ok(note)
+    }
+
+    /// Removes what killed processes left: job folders that never got (or already lost) their job file,
+    /// once no process holds them and they are old enough not to be a send being written right now.
+    pub fn sweep(&self) -> std::io::Result<usize> {
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
-        let job: Job = serde_json::from_slice(&text).map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("outbox job {id} is unreadable: {e}"))
-        })?;
-        Ok(Some(LockedJob { job, dir, _lock: lock }))
+        let mut removed = 0;
+        for e in rd {
+            let e = e?;
+            let path = e.path();
+            let name = e.file_name();
+            if name == QUARANTINE || !e.file_type()?.is_dir() || path.join("job.json").exists() {
+                continue;
+            }
+            let old = e.metadata()?.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > LEFTOVER_AGE);
+            if !old {
+                continue;
+            }
+            let Ok(lock) = File::options().write(true).open(path.join("lock")) else {
+                std::fs::remove_dir_all(&path)?;
+                removed += 1;
+                continue;
+            };
+            if lock.try_lock().is_ok() && !path.join("job.json").exists() {
+                std::fs::remove_dir_all(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Takes the outbox's flush lock: at once (`wait` = `None`) or waiting up to `wait`; `None` when
+    /// another flush holds it.
+    pub fn flush_lock(&self, wait: Option<std::time::Duration>) -> std::io::Result<Option<FlushLock>> {
+        crate::config::private_dir(&self.dir)?;
+        let file = private_file(&self.dir.join(".flush.lock"))?;
+        let until = wait.map(|w| std::time::Instant::now() + w);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(FlushLock { _file: file })),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            match until {
+                Some(u) if std::time::Instant::now() < u => std::thread::sleep(std::time::Duration::from_millis(50)),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// Every job in the outbox (queued, failed, busy) and in its quarantine, oldest first.
+    pub fn list(&self) -> std::io::Result<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            let path = self.dir.join(&id);
+            let held = match File::options().write(true).open(path.join("lock")) {
+                Ok(f) => match f.try_lock() {
+                    Ok(()) => false,
+                    Err(std::fs::TryLockError::WouldBlock) => true,
+                    Err(std::fs::TryLockError::Error(e)) => return Err(e),
+                },
+                Err(_) => false,
+            };
+            let job = std::fs::read(path.join("job.json")).ok().and_then(|t| serde_json::from_slice::<Job>(&t).ok());
+            out.push(match job {
+                Some(j) => OutboxEntry {
+                    state: if held {
+                        EntryState::Busy
+                    } else if j.failed() {
+                        EntryState::Failed
+                    } else {
+                        EntryState::Queued
+                    },
+                    created: j.created.clone(),
+                    to: j.to.clone(),
+                    summary: j.summary(),
+                    waiting: j.steps.iter().filter(|s| s.receipt.is_none()).count(),
+                    error: j.last_error().map(str::to_string),
+                    id,
+                    path,
+                },
+                None => OutboxEntry {
+                    id: id.clone(),
+                    state: if held { EntryState::Busy } else { EntryState::Queued },
+                    created: String::new(),
+                    to: String::new(),
+                    summary: String::new(),
+                    waiting: 0,
+                    error: Some("unreadable: the next flush moves it to the quarantine".into()),
+                    path,
+                },
+            });
+        }
+        let qdir = self.dir.join(QUARANTINE);
+        if let Ok(rd) = std::fs::read_dir(&qdir) {
+            let mut q: Vec<_> = rd.filter_map(Result::ok).filter(|e| e.path().is_dir()).collect();
+            q.sort_by_key(|e| e.file_name());
+            for e in q {
+                let path = e.path();
+                let note = std::fs::read_to_string(path.join("NOTE.txt")).unwrap_or_default();
+                out.push(OutboxEntry {
+                    id: e.file_name().to_string_lossy().into_owned(),
+                    state: EntryState::Quarantined,
+                    created: String::new(),
+                    to: String::new(),
+                    summary: String::new(),
+                    waiting: 0,
+                    error: Some(note.trim().to_string()),
+                    path,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops a job the user gives up on: a queued or failed job goes to the history marked dropped (never
+    /// delivered afterwards), a quarantined one is deleted. `Ok(false)` when no such job is in the outbox;
+    /// an error when another process is delivering it right now.
+    pub fn drop_job(&self, id: &str) -> std::io::Result<bool> {
+        if id.is_empty() || id.contains(['/', '\\']) || id == "." || id == ".." || id == QUARANTINE {
+            return Ok(false);
+        }
+        let q = self.dir.join(QUARANTINE).join(id);
+        if q.is_dir() {
+            std::fs::remove_dir_all(&q)?;
+            return Ok(true);
+        }
+        if !self.dir.join(id).join("job.json").exists() {
+            return Ok(false);
+        }
+        match self.take(id)? {
+            Taken::Job(mut locked) => {
+                locked.job.dropped = Some(handoff_channels::bus::store::now_ts());
+                self.finish(locked)?;
+                Ok(true)
+            }
+            Taken::Quarantined(_) => {
+                std::fs::remove_dir_all(self.dir.join(QUARANTINE).join(id))?;
+                Ok(true)
+            }
+            Taken::Held => Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("outbox job {id} is being delivered by another handoff process right now; try again when it is done"),
+            )),
+        }
+    }
+
+    /// Retries one job now, explicitly: a failed job gets a fresh start, and a step every channel refuses
+    /// for good is reported failed (the job stays in the outbox until it is delivered or dropped).
+    /// `Ok(None)` when no such job is waiting or another process holds it.
+    pub async fn retry(
+        &self,
+        reg: &crate::registry::Registry,
+        id: &str,
+    ) -> anyhow::Result<Option<crate::executor::JobReport>> {
+        let mut locked = match self.take(id)? {
+            Taken::Job(j) => j,
+            Taken::Held => return Ok(None),
+            Taken::Quarantined(note) => anyhow::bail!(note),
+        };
+        for s in locked.job.steps.iter_mut().filter(|s| s.receipt.is_none()) {
+            s.failed = false;
+        }
+        locked.save()?;
+        Ok(Some(crate::executor::run_job(reg, self, locked, crate::executor::Attempt::Explicit).await?))
     }
 
     /// Number of jobs waiting.
@@ -184,9 +488,9 @@ impl Outbox {
         self.len() == 0
     }
 
-    /// Moves a finished (or permanently failed) job to the history and removes it from the outbox.
+    /// Moves a delivered (or dropped) job to the history and removes it from the outbox.
     pub fn finish(&self, locked: LockedJob) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.sent)?;
+        crate::config::private_dir(&self.sent)?;
         let dest = self.sent.join(format!("{}.json", locked.job.id));
         write_atomic(&dest, &serde_json::to_vec_pretty(&locked.job).expect("job serialises"))?;
         // remove job.json first: a crash after this point leaves only an empty dir, never a second delivery
@@ -235,7 +539,7 @@ impl LockedJob {
                 if f.path.starts_with(&files) {
                     continue;
                 }
-                std::fs::create_dir_all(&files)?;
+                crate::config::private_dir(&files)?;
                 let dest = files.join(i.to_string());
                 if std::fs::hard_link(&f.path, &dest).is_err() {
                     std::fs::copy(&f.path, &dest)?;
@@ -269,6 +573,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     std::fs::rename(&tmp, path)?;
     sync_dir(dir)
+}
+
+/// Opens (creating, mode 0600) a file for locking.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut opts = File::options();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+}
+
+/// Removes temporary files (`.<uuid>.tmp`) a killed writer left in a job folder this process holds.
+fn remove_temporaries(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -308,6 +634,7 @@ mod tests {
                 sealed: None,
             }],
             sealed_to: None,
+            dropped: None,
         }
     }
 
@@ -328,5 +655,53 @@ mod tests {
         ob.finish(again).unwrap();
         assert!(ob.ids().unwrap().is_empty());
         assert_eq!(ob.history().unwrap().len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_job_is_quarantined_with_a_note_and_dropping_it_removes_it() {
+        let d = tempfile::tempdir().unwrap();
+        let ob = Outbox::new(d.path());
+        let bad = d.path().join("outbox/0001");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::write(bad.join("job.json"), b"{ not json").unwrap();
+        let Taken::Quarantined(note) = ob.take("0001").unwrap() else { panic!("must be quarantined") };
+        assert!(note.contains("quarantine") && note.contains("0001") && note.contains("outbox drop"), "{note}");
+        assert!(ob.ids().unwrap().is_empty(), "no longer waiting");
+        let listed = ob.list().unwrap();
+        assert_eq!((listed.len(), listed[0].state), (1, EntryState::Quarantined));
+        assert!(ob.drop_job("0001").unwrap());
+        assert!(ob.list().unwrap().is_empty());
+        assert!(!ob.drop_job("../x").unwrap(), "ids never name a path outside the outbox");
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_process_are_swept_but_a_fresh_folder_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let ob = Outbox::new(d.path());
+        let old = d.path().join("outbox/0002");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("lock"), b"").unwrap();
+        std::fs::write(old.join(".abc.tmp"), b"half").unwrap();
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::open(&old).unwrap().set_modified(past).unwrap();
+        let fresh = d.path().join("outbox/0003");
+        std::fs::create_dir_all(&fresh).unwrap();
+        assert_eq!(ob.sweep().unwrap(), 1);
+        assert!(!old.exists() && fresh.exists());
+    }
+
+    #[test]
+    fn one_flush_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let ob = Outbox::new(d.path());
+        let held = ob.flush_lock(None).unwrap().expect("free");
+        assert!(ob.flush_lock(Some(std::time::Duration::from_millis(100))).unwrap().is_none());
+        drop(held);
+        assert!(ob.flush_lock(None).unwrap().is_some());
     }
 }

@@ -89,9 +89,18 @@ pub async fn resolve_pointer(s: &Session, target: &str) -> anyhow::Result<Pointe
 /// Downloads every item of a pointer into `out`, verifying each sha256.
 pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) -> anyhow::Result<Vec<Fetched>> {
     std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    let mut done = Vec::new();
+    let mut done: Vec<Fetched> = Vec::new();
     for item in &p.items {
-        let name = safe_file_name(&item.name);
+        let mut name = safe_file_name(&item.name);
+        // two items of one send may share a name (a/notes.txt, b/notes.txt): the later gets a suffix
+        let mut n = 2;
+        while done.iter().any(|f| f.path == out.join(&name)) {
+            name = match safe_file_name(&item.name).rsplit_once('.') {
+                Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({n}).{ext}"),
+                _ => format!("{} ({n})", safe_file_name(&item.name)),
+            };
+            n += 1;
+        }
         let dest = out.join(&name);
         if dest.exists() && !force {
             return Err(exit::with_code(
@@ -165,7 +174,9 @@ pub async fn fetch_pointer(s: &Session, p: &Pointer, out: &Path, force: bool) ->
 /// Runs `handoff fetch`.
 pub async fn run(settings: Settings, a: FetchArgs, json: bool) -> anyhow::Result<i32> {
     let s = Session::open(settings)?;
-    let _ = s.flush_outbox().await;
+    if let Ok(o) = s.flush_outbox().await {
+        super::say_trouble(&o.trouble);
+    }
     let p = resolve_pointer(&s, &a.target).await?;
     let got = fetch_pointer(&s, &p, &a.out, a.force).await?;
     if json {

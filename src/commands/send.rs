@@ -3,7 +3,7 @@
 use super::{Session, describe_report};
 use crate::cli::SendArgs;
 use crate::config::Settings;
-use crate::executor::{job_for, run_job};
+use crate::executor::{Attempt, FlushOutcome, job_for, run_job};
 use crate::exit;
 use crate::router::{FileInfo, RouteContext, SendRequest, plan};
 use crate::secrets::{FileScan, Scanner};
@@ -136,8 +136,22 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         }
         return Ok(exit::OK);
     }
-    // earlier work first, so order is kept
-    let earlier = session.flush_outbox().await?;
+    // earlier work first, so order is kept; all of it within the send deadline
+    let limit = session.settings.file.budget.send;
+    let deadline = tokio::time::Instant::now() + limit;
+    let earlier = match tokio::time::timeout_at(deadline, session.flush_outbox()).await {
+        Ok(r) => r?,
+        Err(_) => FlushOutcome {
+            trouble: vec![format!(
+                "the outbox's earlier jobs were not delivered within the send deadline ({limit:?}, [budget] send); they stay queued"
+            )],
+            ..Default::default()
+        },
+    };
+    // outbox trouble first
+    if !json {
+        super::say_trouble(&earlier.trouble);
+    }
     // No sha256 pass here: the channel hashes each file while uploading it (one read, not two) and the
     // executor records that hash before the pointer is built; encrypting hashes the plaintext while it
     // reads it (Sealing::seal_job). A file that cannot be read fails before anything is queued.
@@ -153,8 +167,26 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         let _ = std::fs::remove_dir_all(session.outbox.files_dir(&job.id).parent().expect("job dir"));
         return Err(exit::with_code(exit::DATA, e));
     }
+    let job_id = job.id.clone();
     let locked = session.outbox.create(job).context("writing the send to the outbox")?;
-    let report = run_job(&session.reg, &session.outbox, locked).await?;
+    let report = match tokio::time::timeout_at(deadline, run_job(&session.reg, &session.outbox, locked, Attempt::Explicit))
+        .await
+    {
+        Ok(r) => r?,
+        Err(_) => {
+            // cut short: what was delivered is recorded step by step; the rest waits in the outbox
+            eprintln!(
+                "handoff: not delivered within the send deadline ({limit:?}, [budget] send); the rest waits in the outbox"
+            );
+            match session.outbox.take(&job_id)? {
+                crate::outbox::Taken::Job(mut l) => {
+                    l.snapshot_files()?;
+                    crate::executor::report_of(&l.job, None)
+                }
+                _ => anyhow::bail!("outbox job {job_id} vanished after the send deadline; `handoff outbox list` shows what waits"),
+            }
+        }
+    };
     let code = if report.failed > 0 {
         match report.worst {
             Some(handoff_channels::ErrorKind::Auth) => exit::AUTH,
@@ -168,7 +200,7 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     if json {
         println!(
             "{}",
-            serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "encrypted": encrypt, "receipt": report, "flushed_earlier": earlier })
+            serde_json::json!({ "ok": code == exit::OK, "exit_code": code, "outbox_trouble": earlier.trouble, "encrypted": encrypt, "receipt": report, "flushed_earlier": earlier.jobs })
         );
     } else {
         match code {
@@ -182,7 +214,10 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
             exit::QUEUED => println!(
                 "queued: not everything could be delivered now; it is in the outbox and the next `handoff` run (or `handoff flush`) delivers it"
             ),
-            _ => println!("failed:"),
+            _ => println!(
+                "failed (it stays in the outbox: `handoff outbox retry {}` tries again, `handoff outbox drop {}` discards it):",
+                report.job, report.job
+            ),
         }
         print!("{}", describe_report(&report));
     }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod boundary;
 mod bus;
 mod cli;
 mod crash;
