@@ -325,8 +325,8 @@ fn health_reports_an_instance_id_and_the_batch_ack_which_acks_many_at_once() {
     // bad input: a clear 400, never a panic
     let r = bus.post_json("/ack", &json!({ "reader": "b", "ids": "1" }));
     assert_eq!(r.status().as_u16(), 400);
-    let r = bus.post_json("/ack", &json!({ "reader": "b\nx", "ids": [] }));
-    assert_eq!(r.status().as_u16(), 400);
+    let r = bus.post_json("/ack", &json!({ "ids": ["1"] }));
+    assert_eq!(r.status().as_u16(), 400, "no reader");
     let r = bus.post_json("/ack", &json!({ "reader": "b", "ids": vec![json!("1"); 501] }));
     assert_eq!(r.status().as_u16(), 413);
     // a restart keeps the instance id

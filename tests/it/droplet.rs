@@ -493,3 +493,25 @@ fn one_gib_upload_keeps_peak_rss_under_100_mib() {
     assert_eq!(names.len(), 1);
     assert_eq!(std::fs::metadata(rig.dir.join(&names[0])).unwrap().len(), 1 << 30);
 }
+
+#[test]
+fn two_same_named_files_in_one_send_arrive_intact_on_the_droplet() {
+    let rig = rig();
+    let (a, b) = (rig.env.path().join("a/notes.bin"), rig.env.path().join("b/notes.bin"));
+    for (p, seed) in [(&a, 31), (&b, 32)] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, noise(4000 + seed as usize, seed)).unwrap();
+    }
+    let mut c = rig.env.handoff("a");
+    c.args(["send", "--to", "b", "--json", "--via", "droplet", "--file"]).arg(&a).arg("--file").arg(&b);
+    let o = run(c);
+    o.ok();
+    assert_eq!(listing(&rig.dir).iter().filter(|n| is_handoff_payload_name(n)).count(), 2, "two stored files");
+    let id = pointer_id(&o.json());
+    let out = rig.env.path().join("got");
+    let mut c = rig.env.handoff("b");
+    c.args(["fetch", &id, "--out"]).arg(&out);
+    run(c).ok();
+    assert_eq!(sha256_file(&out.join("notes.bin")), sha256_file(&a));
+    assert_eq!(sha256_file(&out.join("notes (2).bin")), sha256_file(&b));
+}
