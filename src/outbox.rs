@@ -325,7 +325,8 @@ impl Outbox {
             if name == QUARANTINE || !e.file_type()?.is_dir() || path.join("job.json").exists() {
                 continue;
             }
-            let old = e.metadata()?.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > LEFTOVER_AGE);
+            let old =
+                e.metadata()?.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > LEFTOVER_AGE);
             if !old {
                 continue;
             }
@@ -453,7 +454,9 @@ impl Outbox {
             }
             Taken::Held => Err(std::io::Error::new(
                 std::io::ErrorKind::WouldBlock,
-                format!("outbox job {id} is being delivered by another handoff process right now; try again when it is done"),
+                format!(
+                    "outbox job {id} is being delivered by another handoff process right now; try again when it is done"
+                ),
             )),
         }
     }

@@ -79,7 +79,13 @@ impl State {
 
     /// Stores a page of messages in one transaction (one fsync, not one per message), skipping those
     /// `skip` says not to keep; returns how many were new.
-    pub fn store_page(&self, machine: &str, bus: &str, page: &[Message], skip: impl Fn(&Message) -> bool) -> anyhow::Result<usize> {
+    pub fn store_page(
+        &self,
+        machine: &str,
+        bus: &str,
+        page: &[Message],
+        skip: impl Fn(&Message) -> bool,
+    ) -> anyhow::Result<usize> {
         let tx = self.conn.unchecked_transaction()?;
         let mut new = 0;
         {
@@ -136,8 +142,7 @@ impl State {
 
     /// Every message this machine received, oldest first (for `handoff log`).
     pub fn all_received(&self, machine: &str) -> anyhow::Result<Vec<Received>> {
-        let mut st =
-            self.conn.prepare("SELECT n, message, received_at FROM received WHERE machine = ?1 ORDER BY n")?;
+        let mut st = self.conn.prepare("SELECT n, message, received_at FROM received WHERE machine = ?1 ORDER BY n")?;
         let rows = st.query_map(params![machine], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
         })?;

@@ -181,7 +181,8 @@ pub fn render_text(d: &Digest) -> String {
 
 /// The SessionStart hook's context within its budget, and the overflow file when something did not fit.
 pub fn hook_context(d: &Digest, data_dir: &Path) -> anyhow::Result<HookContext> {
-    let path = data_dir.join("sync").join(format!("{}-last-sync.md", handoff_channels::names::safe_file_name(&d.machine)));
+    let path =
+        data_dir.join("sync").join(format!("{}-last-sync.md", handoff_channels::names::safe_file_name(&d.machine)));
     let newest_first: Vec<usize> = (0..d.messages.len()).rev().collect();
     // the head: the preamble, then what could not be read (never cut away: it comes first)
     let mut head = String::new();
@@ -204,7 +205,11 @@ pub fn hook_context(d: &Digest, data_dir: &Path) -> anyhow::Result<HookContext> 
         } else {
             cut_anything = true;
             docs.push_str(&document(&Incoming { content: None, ..doc.clone() }, None, None));
-            docs.push_str(&format!("  (not shown here: see {} or {})\n", untrusted::inline(&doc.location), path.display()));
+            docs.push_str(&format!(
+                "  (not shown here: see {} or {})\n",
+                untrusted::inline(&doc.location),
+                path.display()
+            ));
         }
     }
     let mut notes = String::new();

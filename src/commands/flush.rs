@@ -1,9 +1,9 @@
 //! `handoff flush`: deliver what the outbox holds.
 
 use super::{Session, describe_report, say_trouble};
-use crate::executor::Attempt;
 use crate::cli::FlushArgs;
 use crate::config::Settings;
+use crate::executor::Attempt;
 use crate::exit;
 use crate::outbox::Outbox;
 

@@ -169,8 +169,11 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
     }
     let job_id = job.id.clone();
     let locked = session.outbox.create(job).context("writing the send to the outbox")?;
-    let report = match tokio::time::timeout_at(deadline, run_job(&session.reg, &session.outbox, locked, Attempt::Explicit))
-        .await
+    let report = match tokio::time::timeout_at(
+        deadline,
+        run_job(&session.reg, &session.outbox, locked, Attempt::Explicit),
+    )
+    .await
     {
         Ok(r) => r?,
         Err(_) => {
@@ -183,7 +186,9 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
                     l.snapshot_files()?;
                     crate::executor::report_of(&l.job, None)
                 }
-                _ => anyhow::bail!("outbox job {job_id} vanished after the send deadline; `handoff outbox list` shows what waits"),
+                _ => anyhow::bail!(
+                    "outbox job {job_id} vanished after the send deadline; `handoff outbox list` shows what waits"
+                ),
             }
         }
     };

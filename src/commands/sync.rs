@@ -85,7 +85,9 @@ struct Budget {
 impl Budget {
     /// The deadline of a phase that may run until `share` of the budget has passed.
     fn until(&self, share: f64) -> Option<Instant> {
-        self.total.map(|t| self.start + t.mul_f64(share).saturating_sub(if share >= 1.0 { ANSWER_RESERVE } else { Duration::ZERO }))
+        self.total.map(|t| {
+            self.start + t.mul_f64(share).saturating_sub(if share >= 1.0 { ANSWER_RESERVE } else { Duration::ZERO })
+        })
     }
 }
 
@@ -133,12 +135,7 @@ async fn bus_identity(s: &Session, state: &State, problems: &mut Vec<String>) ->
 
 /// Reads every unread message for `machine`, storing each before acking it (one batch ack per page where
 /// the bus offers it). Counts the new ones in `new` as it goes (so a cut-short pull still counts).
-async fn pull_bus(
-    s: &Session,
-    state: &State,
-    problems: &mut Vec<String>,
-    new: &mut usize,
-) -> Result<(), ChannelError> {
+async fn pull_bus(s: &Session, state: &State, problems: &mut Vec<String>, new: &mut usize) -> Result<(), ChannelError> {
     let me = &s.settings.machine;
     let bus = bus_identity(s, state, problems).await?;
     let local = |e: anyhow::Error| ChannelError::permanent(format!("local state: {e:#}"));
@@ -222,17 +219,17 @@ fn hook_json(context: &str) -> serde_json::Value {
 
 async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::Result<i32> {
     let hook = format == SyncFormat::ClaudeHook;
-    let budget = Budget {
-        start: Instant::now(),
-        total: hook.then(|| a.budget.unwrap_or(settings.file.budget.hook)),
-    };
+    let budget = Budget { start: Instant::now(), total: hook.then(|| a.budget.unwrap_or(settings.file.budget.hook)) };
     let s = Session::open(settings)?;
     let me = s.settings.machine.clone();
     let lock_wait = budget.total.map(|t| t.mul_f64(0.3)).unwrap_or(LOCK_WAIT);
     let Some(_lock) = sync_lock(&s.settings.dirs.data, &me, lock_wait)? else {
-        let msg = "another `handoff sync` for this machine is running; it shows the new messages (nothing is shown twice)";
+        let msg =
+            "another `handoff sync` for this machine is running; it shows the new messages (nothing is shown twice)";
         match format {
-            SyncFormat::Json => println!("{}", serde_json::json!({ "ok": false, "exit_code": exit::QUEUED, "problems": [msg] })),
+            SyncFormat::Json => {
+                println!("{}", serde_json::json!({ "ok": false, "exit_code": exit::QUEUED, "problems": [msg] }))
+            }
             SyncFormat::Text => println!("⚠ {msg}"),
             SyncFormat::ClaudeHook => println!("{}", serde_json::to_string(&hook_json(&format!("⚠ {msg}\n")))?),
         }
@@ -326,7 +323,8 @@ async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::R
         }
     };
     // key announcements and undecryptable messages were handled above and are never shown again
-    let mut done: Vec<i64> = unshown.iter().map(|r| r.row).filter(|r| !digest.messages.iter().any(|m| m.row == *r)).collect();
+    let mut done: Vec<i64> =
+        unshown.iter().map(|r| r.row).filter(|r| !digest.messages.iter().any(|m| m.row == *r)).collect();
     done.extend(shown);
     state.mark_shown(&done)?;
     Ok(if hook { exit::OK } else { code })
@@ -355,7 +353,9 @@ async fn flush_phase(s: &Session, budget: Budget, problems: &mut Vec<String>) ->
     }
     let left = s.outbox.len();
     if left > 0 && !problems.iter().any(|p| p.starts_with("outbox: ")) {
-        problems.push(format!("outbox: {left} job(s) still waiting (`handoff outbox list` shows them, `handoff flush` retries)"));
+        problems.push(format!(
+            "outbox: {left} job(s) still waiting (`handoff outbox list` shows them, `handoff flush` retries)"
+        ));
     }
     flushed
 }
@@ -512,4 +512,3 @@ fn open_documents(s: &Session, documents: &mut [Incoming], notes: &mut Vec<Strin
     }
     Ok(bad)
 }
-

@@ -3,7 +3,7 @@
 //! syncs never show a message twice, a reset bus loses nothing, one bad outbox job blocks nothing, and
 //! stored names never collide. Real `handoff` binary, real `handoff bus serve`.
 
-use crate::support::bus::{BusServer, PASSWORD, USER};
+use crate::support::bus::{BusServer, PASSWORD, StoreKind, USER};
 use crate::support::{Env, OutputExt, run};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
@@ -156,7 +156,10 @@ fn the_start_hook_answers_within_its_budget_from_a_bus_that_never_answers() {
     let mut hole = BlackHole::start();
     let env = Env::new();
     let url = format!("http://127.0.0.1:{}", hole.port);
-    env.write_secret_file("home/.secrets/claude-bus.env", &format!("BUS_USER={USER}\nBUS_PASS={PASSWORD}\nBUS_URL={url}\n"));
+    env.write_secret_file(
+        "home/.secrets/claude-bus.env",
+        &format!("BUS_USER={USER}\nBUS_PASS={PASSWORD}\nBUS_URL={url}\n"),
+    );
     env.write_config("[budget]\nsend = \"1s\"\n");
     for text in ["first queued", "second queued"] {
         let t = Instant::now();
@@ -246,8 +249,12 @@ fn three_hundred_messages_fit_the_hook_newest_first_and_exactly_the_shown_ones_a
     assert!(shown.len() < 300, "1.2 MB of messages cannot all be in the 1 MiB overflow file");
     // the next sync shows exactly the others: nothing twice, nothing lost
     let (_, v) = sync_json(&env, "b");
-    let rest: BTreeSet<String> =
-        v["sync"]["messages"].as_array().unwrap().iter().map(|m| m["id"].to_string().trim_matches('"').to_string()).collect();
+    let rest: BTreeSet<String> = v["sync"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].to_string().trim_matches('"').to_string())
+        .collect();
     assert!(shown.is_disjoint(&rest), "shown twice: {:?}", shown.intersection(&rest).collect::<Vec<_>>());
     assert_eq!(shown.len() + rest.len(), 300);
 }
@@ -306,8 +313,17 @@ fn a_bus_wiped_and_restarted_on_the_same_url_shows_the_messages_posted_after_the
 }
 
 #[test]
-fn health_reports_an_instance_id_and_the_batch_ack_which_acks_many_at_once() {
-    let bus = BusServer::start();
+fn health_reports_an_instance_id_and_the_batch_ack_which_acks_many_at_once_on_sqlite() {
+    health_and_batch_ack(StoreKind::Sqlite);
+}
+
+#[test]
+fn health_reports_an_instance_id_and_the_batch_ack_which_acks_many_at_once_on_postgres() {
+    health_and_batch_ack(StoreKind::Postgres);
+}
+
+fn health_and_batch_ack(kind: StoreKind) {
+    let bus = BusServer::start_on(kind);
     let h: Value = bus.get("/health").json().unwrap();
     assert!(h["instance"].as_str().is_some_and(|s| s.len() >= 16), "{h}");
     assert!(h["features"].as_array().unwrap().contains(&json!("batch_ack")), "{h}");
