@@ -578,7 +578,7 @@ mod tests {
         assert_eq!(r.jobs[0].failed, 2, "the payload and its pointer");
         assert_eq!(r.jobs[0].worst, Some(Auth));
         assert!(reg.bus.messages(&Default::default()).await.unwrap().is_empty(), "no pointer to a payload that failed");
-        assert_eq!(outbox.ids().unwrap(), [id.clone()], "a failed job stays in the outbox");
+        assert_eq!(outbox.ids().unwrap(), std::slice::from_ref(&id), "a failed job stays in the outbox");
         assert_eq!(outbox.list().unwrap()[0].state, crate::outbox::EntryState::Failed);
         let again = flush(&reg, &outbox, Attempt::Implicit, None).await.unwrap();
         assert!(again.jobs.is_empty() && again.trouble[0].contains("failed and waits for you"), "{again:?}");
