@@ -347,7 +347,8 @@ impl Outbox {
     /// another flush holds it.
     pub fn flush_lock(&self, wait: Option<std::time::Duration>) -> std::io::Result<Option<FlushLock>> {
         crate::config::private_dir(&self.dir)?;
-        let file = private_file(&self.dir.join(".flush.lock"))?;
+        // beside the outbox, not in it: the outbox holds job folders only
+        let file = private_file(&self.dir.with_extension("lock"))?;
         let until = wait.map(|w| std::time::Instant::now() + w);
         loop {
             match file.try_lock() {
