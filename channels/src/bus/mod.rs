@@ -27,7 +27,7 @@ pub const BATCH_ACK_FEATURE: &str = "batch_ack";
 /// Most ids one batch ack carries.
 pub const MAX_BATCH_ACK: usize = 500;
 /// Most per-id acks in flight at once when the bus has no batch ack (the original).
-pub const ACK_CONCURRENCY: usize = 8;
+pub const ACK_CONCURRENCY: usize = 32;
 
 /// A message id: an opaque string. Decimal ids are written as JSON numbers (as the original's are), any
 /// other id as a JSON string; both forms are read.
