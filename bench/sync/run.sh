@@ -91,6 +91,7 @@ measure() { # LABEL -> appends a table row
   rows+=$(printf '| %s | %.2f s (%s) | %.2f s (%s) | %.3f× |' "$label" "$best_sync" "$rt_sync" "$best_loop" "$rt_loop" "$ratio")$'\n'
 }
 
+case "$bin" in */debug/*) build="Debug build (\$HANDOFF_BIN)";; *) build="Release build";; esac
 rows=""
 start_handoff; start_proxy; measure "handoff bus serve (batch ack)"; stop_pids
 start_flask; start_proxy; measure "original Flask bus (concurrent acks)"; stop_pids
@@ -99,7 +100,7 @@ machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | s
 section="<!-- sync-bench:start -->
 ## Session start behind a 50 ms round trip (bench/sync/run.sh)
 
-Machine: $machine; $(date -u +%Y-%m-%d). Release build; best of $runs runs.
+Machine: $machine; $(date -u +%Y-%m-%d). $build; best of $runs runs.
 $n unread messages (~230 bytes each) through bench/sync/delay_proxy.py (${delay_ms} ms added each way on
 loopback, connecting costs one round trip too). Requests and connections are counted by the proxy.
 
