@@ -344,6 +344,10 @@ pub struct SyncArgs {
     /// Where `--fetch` puts downloads (default: the data directory's `inbox/<message id>/`, as for `fetch`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Time budget of `--format claude-hook` (default: `[budget] hook`, 5s); what does not fit is left to
+    /// a background run or the next sync and named first in the context.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub budget: Option<std::time::Duration>,
 }
 
 /// `handoff fetch`.
@@ -367,6 +371,9 @@ pub struct FlushArgs {
     /// time limit); its output goes to the data dir's `logs/flush.log`.
     #[arg(long)]
     pub background: bool,
+    /// Retry only, never mark a job failed (the background flush a hook starts).
+    #[arg(long, hide = true)]
+    pub implicit: bool,
 }
 
 /// `handoff doctor`.

@@ -58,6 +58,9 @@ pub struct FileConfig {
     /// End-to-end encryption of sends: `never` (the default; `send --encrypt` asks for it) or `always`.
     #[serde(default)]
     pub encrypt: EncryptMode,
+    /// Time budgets of the session boundary (the start hook, `send`).
+    #[serde(default)]
+    pub budget: BudgetConfig,
 }
 
 /// `encrypt = "always" | "never"`.
@@ -82,6 +85,43 @@ pub struct BusSection {
     /// Per-request timeout, e.g. `"20s"`.
     #[serde(default, with = "humantime_serde_opt")]
     pub timeout: Option<std::time::Duration>,
+    /// Longest wait for a connection to open, e.g. `"2s"` (the default).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub connect_timeout: Option<std::time::Duration>,
+}
+
+/// `[budget]`: how long the session boundary may take.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// The whole of `sync --format claude-hook` (flush, documents, bus): what does not fit is left to a
+    /// background run or the next sync, and named in the context. Default 5 s.
+    #[serde(default = "default_hook_budget", with = "humantime_serde_req")]
+    pub hook: std::time::Duration,
+    /// How long `send` tries before it leaves the rest in the outbox and exits 75. Default 15 s.
+    #[serde(default = "default_send_deadline", with = "humantime_serde_req")]
+    pub send: std::time::Duration,
+}
+
+fn default_hook_budget() -> std::time::Duration {
+    std::time::Duration::from_secs(5)
+}
+fn default_send_deadline() -> std::time::Duration {
+    std::time::Duration::from_secs(15)
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self { hook: default_hook_budget(), send: default_send_deadline() }
+    }
+}
+
+mod humantime_serde_req {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{e} (write it like \"5s\")")))
+    }
 }
 
 /// `[route]`: thresholds of the router.
@@ -293,6 +333,8 @@ pub enum BusTarget {
         password: String,
         /// Per-request timeout.
         timeout: std::time::Duration,
+        /// Longest wait for a connection to open.
+        connect_timeout: std::time::Duration,
     },
     /// The embedded default: a local SQLite store.
     Local {
@@ -389,6 +431,7 @@ impl Settings {
                     user: lookup("BUS_USER").unwrap_or_else(|| "claude".into()),
                     password,
                     timeout: section.timeout.unwrap_or(std::time::Duration::from_secs(20)),
+                    connect_timeout: section.connect_timeout.unwrap_or(std::time::Duration::from_secs(2)),
                 }
             }
             None => BusTarget::Local { path: dirs.data.join("bus.sqlite") },
@@ -475,6 +518,7 @@ mod tests {
                 user: "claude".into(),
                 password: "pa55-w0rd-xyz".into(),
                 timeout: std::time::Duration::from_secs(1),
+                connect_timeout: std::time::Duration::from_secs(1),
             },
             secrets: vec!["pa55-w0rd-xyz".into()],
         };

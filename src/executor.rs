@@ -1,7 +1,7 @@
 //! Turns a plan into an outbox job and runs jobs: each step tries its channels in order, falls back on
 //! transient failures, records receipts as it goes, and leaves what could not be delivered in the outbox.
 
-use crate::outbox::{Job, LockedJob, Outbox, Role, Step};
+use crate::outbox::{Job, LockedJob, Outbox, Role, Step, Taken};
 use crate::registry::Registry;
 use crate::router::{BusPart, Plan, SendRequest};
 use anyhow::Context as _;
@@ -98,6 +98,7 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
         to: req.to.clone(),
         steps,
         sealed_to: None,
+        dropped: None,
     }
 }
 
@@ -149,9 +150,43 @@ pub struct JobReport {
     pub queued: usize,
     /// Steps that failed permanently.
     pub failed: usize,
+    /// Steps every channel refused for good on an implicit attempt: still queued (only an explicit
+    /// `handoff flush` or `outbox retry` marks a step failed), reported as outbox trouble.
+    pub refused: usize,
+    /// Recipient of the job.
+    pub to: String,
     /// Worst error kind seen among failed steps (for the exit code).
     #[serde(skip)]
     pub worst: Option<handoff_channels::ErrorKind>,
+}
+
+/// Who asked for an attempt: decides whether a refusal for good marks the step failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The opportunistic flush every command runs first (sync, hooks, fetch, send's earlier work): it
+    /// only retries; a refusal for good is recorded and reported, the step stays queued.
+    Implicit,
+    /// The user asked for this delivery (`send`, `handoff flush`, `outbox retry`): a step every channel
+    /// refuses for good is marked failed, and the job stays in the outbox until retried or dropped.
+    Explicit,
+}
+
+/// What one flush of the outbox did, and the trouble it found (said first by every command).
+#[derive(Debug, Default, Serialize)]
+pub struct FlushOutcome {
+    /// One report per job tried.
+    pub jobs: Vec<JobReport>,
+    /// Outbox trouble in one line each: refusals, failed jobs waiting for the user, quarantined jobs.
+    pub trouble: Vec<String>,
+    /// Another flush was running, so this one did nothing.
+    pub busy: bool,
+}
+
+impl FlushOutcome {
+    /// Jobs delivered completely.
+    pub fn delivered(&self) -> usize {
+        self.jobs.iter().filter(|r| r.queued == 0 && r.failed == 0).count()
+    }
 }
 
 impl JobReport {
@@ -164,10 +199,17 @@ impl JobReport {
     }
 }
 
-/// Runs every pending step of a locked job, saving after each, and files the job away when done.
-pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> anyhow::Result<JobReport> {
+/// Runs every pending step of a locked job, saving after each, and files the job away when delivered. A
+/// job with a failed step stays in the outbox (listed) until the user retries or drops it.
+pub async fn run_job(
+    reg: &Registry,
+    outbox: &Outbox,
+    mut locked: LockedJob,
+    attempt: Attempt,
+) -> anyhow::Result<JobReport> {
     let n = locked.job.steps.len();
     let mut worst = None;
+    let mut refused = 0;
     for i in 0..n {
         if locked.job.steps[i].receipt.is_some() || locked.job.steps[i].failed {
             continue;
@@ -177,6 +219,7 @@ pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> 
             locked.job.steps[i].last_error = Some(reason);
             // a pointer to a payload that can never be stored is never posted
             locked.job.steps[i].failed = payload_failed && matches!(locked.job.steps[i].role, Role::Pointer { .. });
+            locked.save()?;
             continue;
         }
         let step = locked.job.steps[i].clone();
@@ -216,7 +259,11 @@ pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> 
             } else {
                 handoff_channels::ErrorKind::Permanent
             };
-            s.failed = kind != handoff_channels::ErrorKind::Transient;
+            // only the user's own request gives up on a step; an opportunistic flush keeps it queued
+            s.failed = kind != handoff_channels::ErrorKind::Transient && attempt == Attempt::Explicit;
+            if kind != handoff_channels::ErrorKind::Transient {
+                refused += 1;
+            }
             worst = Some(match (worst, kind) {
                 (Some(handoff_channels::ErrorKind::Auth), _) | (_, handoff_channels::ErrorKind::Auth) => {
                     handoff_channels::ErrorKind::Auth
@@ -230,9 +277,9 @@ pub async fn run_job(reg: &Registry, outbox: &Outbox, mut locked: LockedJob) -> 
         }
         locked.save()?;
     }
-    let report = report_of(&locked.job, worst);
-    let finished = locked.job.steps.iter().all(|s| s.receipt.is_some() || s.failed);
-    if finished {
+    let mut report = report_of(&locked.job, worst);
+    report.refused = if attempt == Attempt::Implicit { refused } else { 0 };
+    if locked.job.done() {
         outbox.finish(locked)?;
     } else {
         locked.snapshot_files()?;
@@ -305,18 +352,13 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
     }
 }
 
-fn report_of(job: &Job, worst: Option<handoff_channels::ErrorKind>) -> JobReport {
+/// The report of a job as it stands.
+pub fn report_of(job: &Job, worst: Option<handoff_channels::ErrorKind>) -> JobReport {
     let steps = job
         .steps
         .iter()
         .map(|s| StepReport {
-            step: match &s.role {
-                Role::Payload => "payload",
-                Role::Inline => "inline",
-                Role::Pointer { .. } => "pointer",
-                Role::Page { .. } => "page",
-            }
-            .to_string(),
+            step: s.role_name().to_string(),
             what: match (&s.parcel.file, &s.parcel.title, s.parcel.kind) {
                 (Some(f), _, _) => f.name.clone(),
                 (None, Some(t), ParcelKind::Document) => t.clone(),
@@ -338,18 +380,87 @@ fn report_of(job: &Job, worst: Option<handoff_channels::ErrorKind>) -> JobReport
         steps,
         queued: job.pending(),
         failed: job.steps.iter().filter(|s| s.failed).count(),
+        refused: 0,
+        to: job.to.clone(),
         worst,
     }
 }
 
-/// Delivers every job waiting in the outbox that no other process holds. Returns one report per job tried.
-pub async fn flush(reg: &Registry, outbox: &Outbox) -> anyhow::Result<Vec<JobReport>> {
-    let mut out = Vec::new();
+/// Delivers what the outbox holds, one flush at a time (a second one waits up to `wait` for the lock,
+/// then does nothing), oldest job first. Per recipient, send order is kept: once a job to a recipient
+/// stays queued, later jobs to that recipient wait for the next flush. A job that failed for good waits
+/// for the user and is named in the trouble; an unreadable one is quarantined and named; every other job
+/// flows. Leftovers of killed processes are swept first.
+pub async fn flush(
+    reg: &Registry,
+    outbox: &Outbox,
+    attempt: Attempt,
+    wait: Option<std::time::Duration>,
+) -> anyhow::Result<FlushOutcome> {
+    let mut out = FlushOutcome::default();
+    let Some(_flushing) = outbox.flush_lock(wait)? else {
+        out.busy = true;
+        return Ok(out);
+    };
+    if let Err(e) = outbox.sweep() {
+        tracing::warn!(error = %e, "cleaning up outbox leftovers");
+    }
+    let mut behind: std::collections::HashSet<String> = Default::default();
     for id in outbox.ids()? {
-        let Some(locked) = outbox.try_lock(&id)? else { continue };
-        out.push(run_job(reg, outbox, locked).await?);
+        let locked = match outbox.take(&id)? {
+            Taken::Job(j) => j,
+            Taken::Held => continue,
+            Taken::Quarantined(note) => {
+                out.trouble.push(note);
+                continue;
+            }
+        };
+        if locked.job.failed() {
+            out.trouble.push(format!(
+                "outbox job {id} to {} failed and waits for you: {}; `handoff outbox retry {id}` tries again, `handoff outbox drop {id}` discards it",
+                locked.job.to,
+                locked.job.last_error().unwrap_or("a step was refused")
+            ));
+            continue;
+        }
+        if behind.contains(&locked.job.to) {
+            continue;
+        }
+        let to = locked.job.to.clone();
+        let report = run_job(reg, outbox, locked, attempt).await?;
+        if report.queued > 0 || report.failed > 0 {
+            behind.insert(to);
+        }
+        out.trouble.extend(trouble_of(&report));
+        out.jobs.push(report);
     }
     Ok(out)
+}
+
+/// The outbox trouble one job report holds, one line each (nothing for a job that is only waiting on a
+/// transient failure).
+pub fn trouble_of(r: &JobReport) -> Vec<String> {
+    let error = || r.steps.iter().find_map(|s| s.error.clone()).unwrap_or_default();
+    let mut out = Vec::new();
+    if r.failed > 0 {
+        out.push(format!(
+            "outbox job {} to {} failed: {}; it stays in the outbox: `handoff outbox retry {}` tries again, `handoff outbox drop {}` discards it",
+            r.job,
+            r.to,
+            error(),
+            r.job,
+            r.job
+        ));
+    } else if r.refused > 0 {
+        out.push(format!(
+            "outbox job {} to {} was refused: {}; it stays queued (fix the cause, then `handoff flush`; `handoff outbox drop {}` discards it)",
+            r.job,
+            r.to,
+            error(),
+            r.job
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -436,7 +547,7 @@ mod tests {
         use handoff_channels::ErrorKind::*;
         for first in [Transient, Permanent, Auth] {
             let (_d, reg, outbox, job) = setup(Some(first), None);
-            let r = run_job(&reg, &outbox, outbox.create(job).unwrap()).await.unwrap();
+            let r = run_job(&reg, &outbox, outbox.create(job).unwrap(), Attempt::Explicit).await.unwrap();
             assert_eq!((r.queued, r.failed), (0, 0), "{first:?}");
             assert_eq!(r.steps[0].receipt.as_ref().unwrap().channel, "drive");
             let ptr = reg.bus.messages(&Default::default()).await.unwrap();
@@ -449,19 +560,32 @@ mod tests {
     async fn the_step_is_queued_while_any_channel_may_recover_and_failed_when_none_can() {
         use handoff_channels::ErrorKind::*;
         let (_d, reg, outbox, job) = setup(Some(Transient), Some(Permanent));
-        let r = run_job(&reg, &outbox, outbox.create(job).unwrap()).await.unwrap();
+        let r = run_job(&reg, &outbox, outbox.create(job).unwrap(), Attempt::Explicit).await.unwrap();
         assert_eq!((r.queued, r.failed), (2, 0), "payload and pointer wait in the outbox");
         assert_eq!(outbox.ids().unwrap().len(), 1);
         assert!(r.steps[0].error.as_deref().unwrap().contains("droplet: droplet says no; drive: drive says no"));
         let (_d, reg, outbox, job) = setup(Some(Permanent), Some(Auth));
-        let r = run_job(&reg, &outbox, outbox.create(job).unwrap()).await.unwrap();
-        assert_eq!(r.failed, 2, "the payload and its pointer");
-        assert_eq!(r.worst, Some(Auth));
+        let id = job.id.clone();
+        // an opportunistic flush only retries: refused for good, yet still queued
+        let r = run_job(&reg, &outbox, outbox.create(job).unwrap(), Attempt::Implicit).await.unwrap();
+        assert_eq!((r.failed, r.refused, r.queued), (0, 1, 2), "{r:?}");
+        assert!(trouble_of(&r)[0].contains("refused") && trouble_of(&r)[0].contains(&id));
+        let r = flush(&reg, &outbox, Attempt::Implicit, None).await.unwrap();
+        assert_eq!(r.jobs[0].failed, 0);
+        assert_eq!(outbox.list().unwrap()[0].state, crate::outbox::EntryState::Queued);
+        // the user's own flush gives up on it, and the job stays listed until dropped
+        let r = flush(&reg, &outbox, Attempt::Explicit, None).await.unwrap();
+        assert_eq!(r.jobs[0].failed, 2, "the payload and its pointer");
+        assert_eq!(r.jobs[0].worst, Some(Auth));
         assert!(reg.bus.messages(&Default::default()).await.unwrap().is_empty(), "no pointer to a payload that failed");
-        assert!(outbox.ids().unwrap().is_empty(), "a job that can never complete does not stay in the outbox");
-        assert_eq!(
-            outbox.history().unwrap()[0].steps[1].last_error.as_deref(),
-            Some("a payload failed; no pointer posted")
-        );
+        assert_eq!(outbox.ids().unwrap(), std::slice::from_ref(&id), "a failed job stays in the outbox");
+        assert_eq!(outbox.list().unwrap()[0].state, crate::outbox::EntryState::Failed);
+        let again = flush(&reg, &outbox, Attempt::Implicit, None).await.unwrap();
+        assert!(again.jobs.is_empty() && again.trouble[0].contains("failed and waits for you"), "{again:?}");
+        assert!(outbox.drop_job(&id).unwrap());
+        assert!(outbox.ids().unwrap().is_empty());
+        let h = outbox.history().unwrap();
+        assert!(h[0].dropped.is_some());
+        assert_eq!(h[0].steps[1].last_error.as_deref(), Some("a payload failed; no pointer posted"));
     }
 }

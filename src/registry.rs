@@ -24,13 +24,16 @@ impl Registry {
     /// Builds the channels. Construction must not touch the network: channels connect lazily.
     pub fn build(settings: &Settings, ctx: Context) -> anyhow::Result<Self> {
         let bus: Arc<dyn BusApi> = match &settings.bus {
-            BusTarget::Http { url, user, password, timeout } => Arc::new(HttpBus::new(HttpBusConfig {
-                url: url.clone(),
-                user: user.clone(),
-                password: password.clone(),
-                timeout: *timeout,
-                attempts: 3,
-            })?),
+            BusTarget::Http { url, user, password, timeout, connect_timeout } => {
+                Arc::new(HttpBus::new(HttpBusConfig {
+                    url: url.clone(),
+                    user: user.clone(),
+                    password: password.clone(),
+                    timeout: *timeout,
+                    connect_timeout: *connect_timeout,
+                    attempts: 3,
+                })?)
+            }
             BusTarget::Local { path } => Arc::new(LocalBus::open(path.clone())?),
         };
         let mut channels: BTreeMap<String, Arc<dyn Channel>> = BTreeMap::new();

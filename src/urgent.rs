@@ -100,6 +100,7 @@ mod tests {
             to: "any".into(),
             steps: vec![bus, step(Role::Page { summary: "prod down".into() }, ParcelKind::Page, "")],
             sealed_to: None,
+            dropped: None,
         }
     }
 

@@ -19,14 +19,16 @@ impl LocalFiles {
         Self { root }
     }
 
-    /// The relative path a parcel is stored under: dated folder, key prefix, safe name. Unique per key.
+    /// The relative path a parcel is stored under: dated folder, the whole item key, safe name. Unique per
+    /// key: two items of one send (same name or not) never share a path.
     pub fn relative_path(parcel: &Parcel) -> String {
         let name = match (&parcel.file, parcel.kind) {
             (Some(f), _) => safe_file_name(&f.name),
             (None, _) => format!("{}.md", safe_file_name(parcel.title.as_deref().unwrap_or("document"))),
         };
         let day = &crate::bus::store::now_ts()[..10];
-        let key: String = parcel.key.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let key: String =
+            parcel.key.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(100).collect();
         format!("{day}/{key}-{name}")
     }
 

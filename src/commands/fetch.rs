@@ -144,9 +144,18 @@ pub async fn fetch_pointer(
 ) -> anyhow::Result<Vec<Fetched>> {
     claimed_total(p, origin)?;
     std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    let mut done = Vec::new();
+    let mut done: Vec<Fetched> = Vec::new();
     for item in &p.items {
-        let name = safe_file_name(&item.name);
+        let mut name = safe_file_name(&item.name);
+        // two items of one send may share a name (a/notes.txt, b/notes.txt): the later gets a suffix
+        let mut n = 2;
+        while done.iter().any(|f| f.path == out.join(&name)) {
+            name = match safe_file_name(&item.name).rsplit_once('.') {
+                Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({n}).{ext}"),
+                _ => format!("{} ({n})", safe_file_name(&item.name)),
+            };
+            n += 1;
+        }
         let shown = untrusted::inline(&item.name);
         let dest = out.join(&name);
         if dest.exists() && !force {
@@ -294,7 +303,9 @@ pub async fn fetch_for_sync(
 /// Runs `handoff fetch`.
 pub async fn run(settings: Settings, a: FetchArgs, json: bool) -> anyhow::Result<i32> {
     let s = Session::open(settings)?;
-    let _ = s.flush_outbox().await;
+    if let Ok(o) = s.flush_outbox().await {
+        super::say_trouble(&o.trouble);
+    }
     let (p, origin) = resolve_pointer(&s, &a.target).await?;
     let out = match &a.out {
         Some(o) => o.clone(),
@@ -305,7 +316,12 @@ pub async fn run(settings: Settings, a: FetchArgs, json: bool) -> anyhow::Result
         crate::output::json("fetch", exit::OK, serde_json::json!({ "fetched": got }));
     } else {
         for f in &got {
-            crate::outln!("✓ {} ({} bytes, sha256 verified) -> {}", untrusted::inline(&f.name), f.size, f.path.display());
+            crate::outln!(
+                "✓ {} ({} bytes, sha256 verified) -> {}",
+                untrusted::inline(&f.name),
+                f.size,
+                f.path.display()
+            );
         }
     }
     Ok(exit::OK)

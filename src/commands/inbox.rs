@@ -30,16 +30,16 @@ pub fn is_urgent(m: &DigestMessage) -> bool {
 /// earlier is still returned.
 pub async fn take_new(s: &Session, state: &State) -> anyhow::Result<Taken> {
     let mut taken = Taken::default();
-    if let Err(e) = pull_bus(s, state).await {
-        taken.notes.push(format!("bus: {e:#}"));
-        taken.code = exit::code_of(&e);
+    let (mut problems, mut new) = (Vec::new(), 0);
+    if let Err(e) = pull_bus(s, state, &mut problems, &mut new).await {
+        taken.notes.push(format!("bus: {e}"));
+        taken.code = exit::of_kind(e.kind);
     }
-    let me = &s.settings.machine;
-    let bus = s.reg.bus.location();
-    let unshown = state.unshown(me, &bus)?;
-    let ids: Vec<_> = unshown.iter().map(|r| r.message.id.clone()).collect();
-    let claimed = state.claim(me, &bus, &ids)?;
-    let mine: Vec<_> = unshown.into_iter().filter(|r| claimed.contains(&r.message.id)).collect();
+    taken.notes.extend(problems);
+    let unshown = state.unshown(&s.settings.machine)?;
+    let rows: Vec<i64> = unshown.iter().map(|r| r.row).collect();
+    let claimed = state.claim(&rows)?;
+    let mine: Vec<_> = unshown.into_iter().filter(|r| claimed.contains(&r.row)).collect();
     let (mut messages, bad) = open_messages(s, state, &mine, &mut taken.notes)?;
     if bad > 0 {
         taken.code = exit::worst(taken.code, exit::DATA);
@@ -126,6 +126,7 @@ mod tests {
             error: None,
             pointer: None,
             fetch_command: None,
+            row: 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! One module per command; shared set-up in [`Session`].
 
 pub mod bus;
+pub mod digest;
 pub mod docs;
 pub mod doctor;
 pub mod doctor_checks;
@@ -23,7 +24,7 @@ pub mod sync;
 pub mod watch;
 
 use crate::config::Settings;
-use crate::executor::JobReport;
+use crate::executor::{Attempt, FlushOutcome, JobReport};
 use crate::outbox::Outbox;
 use crate::registry::Registry;
 use handoff_channels::Context;
@@ -65,9 +66,17 @@ impl Session {
         Ok(Self { settings, reg, outbox })
     }
 
-    /// Delivers what earlier runs left in the outbox (every network command starts with this).
-    pub async fn flush_outbox(&self) -> anyhow::Result<Vec<JobReport>> {
-        crate::executor::flush(&self.reg, &self.outbox).await
+    /// Delivers what earlier runs left in the outbox (every network command starts with this). Implicit:
+    /// it only retries, never marks a job failed; when another flush is running it does nothing.
+    pub async fn flush_outbox(&self) -> anyhow::Result<FlushOutcome> {
+        crate::executor::flush(&self.reg, &self.outbox, Attempt::Implicit, None).await
+    }
+}
+
+/// Says outbox trouble first, on stderr (text mode): one `handoff: ` line each.
+pub fn say_trouble(trouble: &[String]) {
+    for t in trouble {
+        eprintln!("handoff: {}", handoff_channels::untrusted::inline(t));
     }
 }
 

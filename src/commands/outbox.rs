@@ -93,7 +93,8 @@ pub async fn run(settings: Settings, cmd: OutboxCommand, json: bool) -> anyhow::
                 step.failed = false;
             }
             locked.save()?;
-            let report = crate::executor::run_job(&s.reg, &s.outbox, locked).await?;
+            let report =
+                crate::executor::run_job(&s.reg, &s.outbox, locked, crate::executor::Attempt::Explicit).await?;
             let code = exit::of_delivery(report.failed, report.queued, report.worst);
             if json {
                 crate::output::json(

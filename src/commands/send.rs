@@ -3,7 +3,7 @@
 use super::{Session, describe_report};
 use crate::cli::SendArgs;
 use crate::config::Settings;
-use crate::executor::{job_for, run_job};
+use crate::executor::{Attempt, FlushOutcome, job_for, run_job};
 use crate::exit;
 use crate::router::{FileInfo, RouteContext, SendRequest, plan};
 use crate::secrets::{FileScan, Scanner};
@@ -120,6 +120,8 @@ pub enum SendOutcome {
         report: crate::executor::JobReport,
         /// Jobs from the outbox delivered first.
         earlier: Vec<crate::executor::JobReport>,
+        /// Trouble the outbox had before this send (quarantined or failed jobs, a flush cut short): said first.
+        trouble: Vec<String>,
     },
 }
 
@@ -196,8 +198,18 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         let described = plan.describe(&req);
         return Ok(SendOutcome::Planned { plan, described, encrypted_to: sealing.as_ref().map(|s| s.len()) });
     }
-    // earlier work first, so order is kept
-    let earlier = session.flush_outbox().await?;
+    // earlier work first, so order is kept; all of it within the send deadline
+    let limit = session.settings.file.budget.send;
+    let deadline = tokio::time::Instant::now() + limit;
+    let earlier = match tokio::time::timeout_at(deadline, session.flush_outbox()).await {
+        Ok(r) => r?,
+        Err(_) => FlushOutcome {
+            trouble: vec![format!(
+                "the outbox's earlier jobs were not delivered within the send deadline ({limit:?}, [budget] send); they stay queued"
+            )],
+            ..Default::default()
+        },
+    };
     // No sha256 pass here: the channel hashes each file while uploading it (one read, not two) and the
     // executor records that hash before the pointer is built; encrypting hashes the plaintext while it
     // reads it (Sealing::seal_job). A file that cannot be read fails before anything is queued.
@@ -213,10 +225,33 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         let _ = std::fs::remove_dir_all(session.outbox.files_dir(&job.id).parent().expect("job dir"));
         return Err(exit::with_code(exit::DATA, e));
     }
+    let job_id = job.id.clone();
     let locked = session.outbox.create(job).context("writing the send to the outbox")?;
-    let report = run_job(&session.reg, &session.outbox, locked).await?;
+    let report = match tokio::time::timeout_at(
+        deadline,
+        run_job(&session.reg, &session.outbox, locked, Attempt::Explicit),
+    )
+    .await
+    {
+        Ok(r) => r?,
+        Err(_) => {
+            // cut short: what was delivered is recorded step by step; the rest waits in the outbox
+            eprintln!(
+                "handoff: not delivered within the send deadline ({limit:?}, [budget] send); the rest waits in the outbox"
+            );
+            match session.outbox.take(&job_id)? {
+                crate::outbox::Taken::Job(mut l) => {
+                    l.snapshot_files()?;
+                    crate::executor::report_of(&l.job, None)
+                }
+                _ => anyhow::bail!(
+                    "outbox job {job_id} vanished after the send deadline; `handoff outbox list` shows what waits"
+                ),
+            }
+        }
+    };
     let code = exit::of_delivery(report.failed, report.queued, report.worst);
-    Ok(SendOutcome::Ran { code, encrypted: encrypt, report, earlier })
+    Ok(SendOutcome::Ran { code, encrypted: encrypt, report, earlier: earlier.jobs, trouble: earlier.trouble })
 }
 
 /// Tags an urgent send's bus message `urgent`, plus one page record per number the page goes to
@@ -315,7 +350,10 @@ pub fn headline(code: i32, report: &crate::executor::JobReport, encrypted: bool)
             if encrypted { ", end-to-end encrypted" } else { "" }
         ),
         exit::QUEUED => "queued: not everything could be delivered now; it is in the outbox and the next `handoff` run (or `handoff flush`) delivers it".to_string(),
-        _ => "failed:".to_string(),
+        _ => format!(
+            "failed (it stays in the outbox: `handoff outbox retry {}` tries again, `handoff outbox drop {}` discards it):",
+            report.job, report.job
+        ),
     }
 }
 
@@ -347,14 +385,15 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
                 }
             }
         }
-        SendOutcome::Ran { code, encrypted, report, earlier } => {
+        SendOutcome::Ran { code, encrypted, report, earlier, trouble } => {
             if json {
                 crate::output::json(
                     "send",
                     *code,
-                    serde_json::json!({ "encrypted": encrypted, "receipt": report, "flushed_earlier": earlier }),
+                    serde_json::json!({ "outbox_trouble": trouble, "encrypted": encrypted, "receipt": report, "flushed_earlier": earlier }),
                 );
             } else {
+                super::say_trouble(trouble);
                 // a queued send: the ✗ lines say what failed, the one stderr line below says why it is 75
                 if *code != exit::QUEUED {
                     crate::outln!("{}", headline(*code, report, *encrypted));

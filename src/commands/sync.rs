@@ -4,16 +4,23 @@
 use super::Session;
 use crate::cli::{SyncArgs, SyncFormat};
 use crate::config::Settings;
+use crate::executor::FlushOutcome;
 use crate::exit;
 use crate::state::State;
 use handoff_channels::bus::{Message, MessageQuery};
-use handoff_channels::{Incoming, Pointer};
+use handoff_channels::{ChannelError, Incoming, Pointer};
 use serde::Serialize;
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// Claude Code's limit on a SessionStart hook's additional context.
-pub const HOOK_LIMIT: usize = 10_000;
+pub use super::digest::{HOOK_LIMIT, render_text};
+
 /// Most bus pages read per sync (500 messages each).
 const MAX_PAGES: usize = 20;
+/// Longest a sync without a budget waits for another sync of the same machine to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// Kept back from the hook's budget for writing the answer.
+const ANSWER_RESERVE: Duration = Duration::from_millis(400);
 
 /// One message in the digest.
 #[derive(Debug, Serialize)]
@@ -42,11 +49,16 @@ pub struct DigestMessage {
     /// Command that downloads the pointed-to payloads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch_command: Option<String>,
+    /// Row in the local state (what "shown" is recorded on).
+    #[serde(skip)]
+    pub row: i64,
 }
 
 /// Everything `sync` found.
 #[derive(Debug, Serialize)]
 pub struct Digest {
+    /// What could not be read or delivered (bus, git, outbox): said first, in every format.
+    pub problems: Vec<String>,
     /// This machine.
     pub machine: String,
     /// Where the bus is.
@@ -57,132 +69,333 @@ pub struct Digest {
     pub messages: Vec<DigestMessage>,
     /// New documents and other items from channels read at session start.
     pub documents: Vec<Incoming>,
-    /// Problems and remarks.
+    /// Remarks.
     pub notes: Vec<String>,
     /// Payloads downloaded by `--fetch`.
     pub fetched: Vec<super::fetch::Fetched>,
 }
 
-/// Reads every unread message for `machine`, storing each before acking it. Returns how many were new.
-pub async fn pull_bus(s: &Session, state: &State) -> anyhow::Result<usize> {
+/// The time a sync may take: none (text, JSON) or the hook's budget, split between its phases.
+#[derive(Clone, Copy)]
+struct Budget {
+    start: Instant,
+    total: Option<Duration>,
+}
+
+impl Budget {
+    /// The deadline of a phase that may run until `share` of the budget has passed.
+    fn until(&self, share: f64) -> Option<Instant> {
+        self.total.map(|t| {
+            self.start + t.mul_f64(share).saturating_sub(if share >= 1.0 { ANSWER_RESERVE } else { Duration::ZERO })
+        })
+    }
+}
+
+/// Runs `fut` until `deadline` (forever without one); `None` when the deadline passed first.
+async fn within<T>(deadline: Option<Instant>, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+/// Which bus instance this is: the instance id `handoff bus serve` reports, else (the original bus) the
+/// first message's id and timestamp. A change from what this machine saw last time is a reset, noted in
+/// `problems`; messages are kept per instance, so a reset bus's reused ids are new messages.
+async fn bus_identity(s: &Session, state: &State, problems: &mut Vec<String>) -> Result<String, ChannelError> {
     let me = &s.settings.machine;
-    let bus = s.reg.bus.location();
-    let mut new = 0;
+    let location = s.reg.bus.location();
+    let health = s.reg.bus.health().await?;
+    let ident = match health.instance() {
+        Some(i) => format!("instance {i}"),
+        None => {
+            let q = MessageQuery { limit: Some(1), ..Default::default() };
+            match s.reg.bus.messages(&q).await?.first() {
+                Some(m) => format!("first {} {}", m.id, m.ts),
+                None => "empty".to_string(),
+            }
+        }
+    };
+    let key = format!("bus-identity:{location}");
+    let before = state.cursor(me, &key).map_err(|e| ChannelError::permanent(format!("local state: {e:#}")))?;
+    if let Some(b) = before.as_deref()
+        && b != ident
+        && b != "empty"
+    {
+        problems.push(format!(
+            "the bus at {} was reset or replaced since the last sync ({b} → {ident}): its messages are read afresh",
+            handoff_channels::untrusted::redact_url(&location)
+        ));
+    }
+    if before.as_deref() != Some(ident.as_str()) {
+        state.set_cursor(me, &key, &ident).map_err(|e| ChannelError::permanent(format!("local state: {e:#}")))?;
+    }
+    Ok(format!("{location}#{ident}"))
+}
+
+/// Reads every unread message for `machine`, storing each before acking it (one batch ack per page where
+/// the bus offers it). Counts the new ones in `new` as it goes (so a cut-short pull still counts).
+pub async fn pull_bus(
+    s: &Session,
+    state: &State,
+    problems: &mut Vec<String>,
+    new: &mut usize,
+) -> Result<(), ChannelError> {
+    let me = &s.settings.machine;
+    let bus = bus_identity(s, state, problems).await?;
+    let local = |e: anyhow::Error| ChannelError::permanent(format!("local state: {e:#}"));
     for _ in 0..MAX_PAGES {
         let q =
             MessageQuery { to: Some(me.clone()), unread_by: Some(me.clone()), limit: Some(500), ..Default::default() };
         let page: Vec<Message> = s.reg.bus.messages(&q).await?;
-        for m in &page {
-            if &m.from != me && state.store(me, &bus, m)? {
-                new += 1;
-            }
-        }
+        *new += state.store_page(me, &bus, &page, |m| &m.from == me).map_err(local)?;
         // stored durably above; only now acknowledge (own broadcasts are acked so they stop showing up)
-        for m in &page {
-            if let Err(e) = s.reg.bus.ack(&m.id, me).await {
-                if e.is_transient() {
-                    return Err(e.into());
-                }
-                tracing::warn!(id = %m.id, error = %e, "ack refused");
-            }
+        let ids: Vec<_> = page.iter().map(|m| m.id.clone()).collect();
+        for (id, e) in s.reg.bus.ack_many(&ids, me).await? {
+            tracing::warn!(id = %id, error = %e, "ack refused");
         }
         if page.len() < 500 {
             break;
         }
     }
-    Ok(new)
+    Ok(())
 }
 
-/// Runs `handoff sync`.
+/// Holds this machine's sync lock (released on drop): one sync per machine at a time, so two sessions
+/// starting together never show the same message twice.
+struct SyncLock {
+    _file: std::fs::File,
+}
+
+fn sync_lock(data: &std::path::Path, machine: &str, wait: Duration) -> anyhow::Result<Option<SyncLock>> {
+    let dir = data.join("sync");
+    crate::config::private_dir(&dir)?;
+    let path = dir.join(format!("{}.lock", handoff_channels::names::safe_file_name(machine)));
+    let mut opts = std::fs::File::options();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let file = opts.open(&path)?;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(SyncLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Runs `handoff sync`. As a hook (`--format claude-hook`) it always answers with valid hook JSON and
+/// exits 0, within its budget: whatever went wrong is at the top of the context instead.
 pub async fn run(settings: Settings, a: SyncArgs, json: bool) -> anyhow::Result<i32> {
     let format = if json { SyncFormat::Json } else { a.format };
+    if format != SyncFormat::ClaudeHook {
+        return sync(settings, &a, format).await;
+    }
+    let machine = settings.machine.clone();
+    let data = settings.dirs.data.clone();
+    match sync(settings, &a, format).await {
+        Ok(_) => Ok(exit::OK),
+        Err(e) => {
+            let d = Digest {
+                problems: vec![format!("handoff sync could not run: {e:#}")],
+                machine,
+                bus: String::new(),
+                flushed: 0,
+                messages: Vec::new(),
+                documents: Vec::new(),
+                notes: Vec::new(),
+                fetched: Vec::new(),
+            };
+            let ctx = super::digest::hook_context(&d, &data)?;
+            crate::outln!("{}", serde_json::to_string(&hook_json(&ctx.context))?);
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn hook_json(context: &str) -> serde_json::Value {
+    serde_json::json!({ "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": context } })
+}
+
+async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::Result<i32> {
+    let hook = format == SyncFormat::ClaudeHook;
+    let budget = Budget { start: Instant::now(), total: hook.then(|| a.budget.unwrap_or(settings.file.budget.hook)) };
     let s = Session::open(settings)?;
     let me = s.settings.machine.clone();
+    let lock_wait = budget.total.map(|t| t.mul_f64(0.3)).unwrap_or(LOCK_WAIT);
+    let Some(_lock) = sync_lock(&s.settings.dirs.data, &me, lock_wait)? else {
+        let msg =
+            "another `handoff sync` for this machine is running; it shows the new messages (nothing is shown twice)";
+        match format {
+            SyncFormat::Json => {
+                crate::output::json("error", exit::UNAVAILABLE, serde_json::json!({ "error": msg, "problems": [msg] }))
+            }
+            SyncFormat::Text => crate::outln!("⚠ {msg}"),
+            SyncFormat::ClaudeHook => crate::outln!("{}", serde_json::to_string(&hook_json(&format!("⚠ {msg}\n")))?),
+        }
+        // nothing was queued and nothing failed for good: the other sync shows the messages
+        return Ok(if hook { exit::OK } else { exit::UNAVAILABLE });
+    };
     let state = State::open(&s.settings.dirs.data)?;
+    let mut problems = Vec::new();
     let mut notes = Vec::new();
     let mut code = exit::OK;
-    let flushed = match s.flush_outbox().await {
-        Ok(r) => r.len(),
-        Err(e) => {
-            notes.push(format!("outbox: {e:#}"));
-            0
-        }
-    };
-    if !s.outbox.is_empty() {
-        notes.push(format!("{} job(s) still waiting in the outbox (`handoff flush` retries)", s.outbox.len()));
-    }
+    let flushed = flush_phase(&s, budget, &mut problems).await;
     let mut documents = Vec::new();
+    let docs_until = budget.until(0.6);
     for (name, ch) in &s.reg.channels {
         if name == "bus" || !ch.capability().can_receive {
             continue;
         }
         let cursor = state.cursor(&me, name)?;
-        match ch.sync(cursor.as_deref()).await {
-            Ok(rep) => {
+        match within(docs_until, ch.sync(cursor.as_deref())).await {
+            Some(Ok(rep)) => {
                 documents.extend(rep.items);
                 notes.extend(rep.notes);
                 if let Some(c) = rep.cursor {
                     state.set_cursor(&me, name, &c)?;
                 }
             }
-            Err(e) => {
-                notes.push(format!("{name}: {e}"));
+            Some(Err(e)) => {
+                problems.push(format!("{name}: could not be read: {e}"));
                 code = exit::worst(code, exit::of_kind(e.kind));
+            }
+            None => {
+                problems.push(format!(
+                    "{name}: not read within the hook's budget (a slow fetch); the next `handoff sync` reads it"
+                ));
+                code = exit::worst(code, exit::UNAVAILABLE);
             }
         }
     }
-    if let Err(e) = pull_bus(&s, &state).await {
-        notes.push(format!("bus: {e:#}"));
-        code = exit::worst(code, exit::code_of(&e));
+    let mut new = 0;
+    let bus_until = budget.until(1.0);
+    match within(bus_until, pull_bus(&s, &state, &mut problems, &mut new)).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            problems.insert(0, format!("bus: could not be read: {e}"));
+            code = exit::worst(code, exit::of_kind(e.kind));
+        }
+        None => {
+            problems.insert(
+                0,
+                format!(
+                    "bus: no answer from {} within the hook's budget of {:?}; unread messages stay on the bus for the next `handoff sync`",
+                    handoff_channels::untrusted::redact_url(&s.reg.bus.location()),
+                    budget.total.unwrap_or_default()
+                ),
+            );
+            code = exit::worst(code, exit::UNAVAILABLE);
+        }
     }
-    let bus = s.reg.bus.location();
-    let unshown = state.unshown(&me, &bus)?;
+    // claimed before shown: a live push, the MCP inbox or a watcher taking messages at the same moment
+    // gets each message, or this sync does, never both
+    let unshown = state.unshown(&me)?;
+    let claimed = state.claim(&unshown.iter().map(|r| r.row).collect::<Vec<_>>())?;
+    let unshown: Vec<_> = unshown.into_iter().filter(|r| claimed.contains(&r.row)).collect();
     let (messages, bad) = open_messages(&s, &state, &unshown, &mut notes)?;
     let bad = bad + open_documents(&s, &mut documents, &mut notes)?;
     if bad > 0 {
         code = exit::worst(code, exit::DATA);
     }
     let mut fetched = Vec::new();
-    let mut fetched_ids = Vec::new();
-    if a.fetch {
-        let base = a.out.clone();
-        let cap = s.settings.file.route.fetch_max.as_u64();
-        let pending: Vec<_> = messages
-            .iter()
-            .filter_map(|m| {
-                let origin = super::fetch::Origin { id: Some(m.id.clone()), from: Some(m.from.clone()) };
-                m.pointer.as_ref().map(|pointer| super::fetch::Pending { origin, pointer })
-            })
-            .collect();
-        let base = base.unwrap_or_else(|| s.settings.dirs.data.join("inbox"));
-        let (got, fetch_code) = super::fetch::fetch_for_sync(&s, &pending, &base, cap, &mut notes).await;
-        for m in &pending {
-            let id = m.origin.id.clone().unwrap_or_default();
-            let dir = base.join(handoff_channels::names::safe_file_name(&id));
-            if got.iter().any(|f| f.path.starts_with(&dir)) {
-                fetched_ids.push(id);
-            }
-        }
-        fetched = got;
-        code = exit::worst(code, fetch_code);
-    }
-    // what was fetched is listed once, as fetched, not again as something to fetch
     let mut messages = messages;
-    for m in messages.iter_mut().filter(|m| fetched_ids.contains(&m.id)) {
+    if a.fetch {
+        code = exit::worst(code, fetch_phase(&s, a, &mut messages, &mut fetched, &mut notes).await);
+    }
+    let bus = s.reg.bus.location();
+    let digest = Digest { problems, machine: me.clone(), bus, flushed, messages, documents, notes, fetched };
+    let shown: Vec<i64> = match format {
+        SyncFormat::Json => {
+            crate::output::json("sync", code, serde_json::json!({ "problems": digest.problems, "sync": digest }));
+            digest.messages.iter().map(|m| m.row).collect()
+        }
+        SyncFormat::Text => {
+            crate::out!("{}", render_text(&digest));
+            digest.messages.iter().map(|m| m.row).collect()
+        }
+        SyncFormat::ClaudeHook => {
+            let ctx = super::digest::hook_context(&digest, &s.settings.dirs.data)?;
+            crate::outln!("{}", serde_json::to_string(&hook_json(&ctx.context))?);
+            ctx.shown.iter().map(|&i| digest.messages[i].row).collect()
+        }
+    };
+    // key announcements and undecryptable messages were handled above and are never shown again
+    let mut done: Vec<i64> =
+        unshown.iter().map(|r| r.row).filter(|r| !digest.messages.iter().any(|m| m.row == *r)).collect();
+    done.extend(shown);
+    // what did not fit (the hook's context) goes back to the next reader
+    state.release(&unshown.iter().map(|r| r.row).filter(|r| !done.contains(r)).collect::<Vec<_>>())?;
+    state.set_cursor(&me, super::status::LAST_SYNC, &handoff_channels::bus::store::now_ts())?;
+    Ok(if hook { exit::OK } else { code })
+}
+
+/// Delivers what the outbox holds (implicitly: it only retries). As a hook, within its share of the
+/// budget: what does not fit is left to a detached background flush, named in `problems`.
+async fn flush_phase(s: &Session, budget: Budget, problems: &mut Vec<String>) -> usize {
+    let until = budget.until(0.35);
+    let waiting = s.outbox.len();
+    let outcome: Option<anyhow::Result<FlushOutcome>> = within(until, s.flush_outbox()).await;
+    let mut flushed = 0;
+    match outcome {
+        Some(Ok(o)) => {
+            flushed = o.delivered();
+            problems.extend(o.trouble);
+        }
+        Some(Err(e)) => problems.push(format!("outbox: {e:#}")),
+        None => match super::flush::spawn_background(&s.settings) {
+            Ok(log) => problems.push(format!(
+                "outbox: {waiting} job(s) did not fit in the hook's budget; a background `handoff flush` is delivering them (log: {})",
+                log.display()
+            )),
+            Err(e) => problems.push(format!("outbox: {waiting} job(s) wait; starting a background flush failed: {e:#}")),
+        },
+    }
+    let left = s.outbox.len();
+    if left > 0 && !problems.iter().any(|p| p.starts_with("outbox: ")) {
+        problems.push(format!(
+            "outbox: {left} job(s) still waiting (`handoff outbox list` shows them, `handoff flush` retries)"
+        ));
+    }
+    flushed
+}
+
+/// `--fetch`: downloads what the new pointers point to, within `[route] fetch_max` (real bytes, each item
+/// read no further than its claimed size); what was fetched is listed once, as fetched, not again as
+/// something to fetch. Returns the exit code of the phase (65 when a pointer was refused).
+async fn fetch_phase(
+    s: &Session,
+    a: &SyncArgs,
+    messages: &mut [DigestMessage],
+    fetched: &mut Vec<super::fetch::Fetched>,
+    notes: &mut Vec<String>,
+) -> i32 {
+    let base = a.out.clone().unwrap_or_else(|| s.settings.dirs.data.join("inbox"));
+    let cap = s.settings.file.route.fetch_max.as_u64();
+    let pending: Vec<_> = messages
+        .iter()
+        .filter_map(|m| {
+            let origin = super::fetch::Origin { id: Some(m.id.clone()), from: Some(m.from.clone()) };
+            m.pointer.as_ref().map(|pointer| super::fetch::Pending { origin, pointer })
+        })
+        .collect();
+    let (got, code) = super::fetch::fetch_for_sync(s, &pending, &base, cap, notes).await;
+    let done: Vec<String> = pending
+        .iter()
+        .filter_map(|p| p.origin.id.clone())
+        .filter(|id| got.iter().any(|f| f.path.starts_with(base.join(handoff_channels::names::safe_file_name(id)))))
+        .collect();
+    drop(pending);
+    for m in messages.iter_mut().filter(|m| done.contains(&m.id)) {
         m.fetch_command = None;
     }
-    let digest = Digest { machine: me.clone(), bus: bus.clone(), flushed, messages, documents, notes, fetched };
-    match format {
-        SyncFormat::Json => crate::output::json("sync", code, serde_json::json!({ "sync": digest })),
-        SyncFormat::Text => crate::out!("{}", render_text(&digest)),
-        SyncFormat::ClaudeHook => {
-            crate::outln!("{}", serde_json::to_string(&hook_output(&digest, &s.settings.dirs.data)?)?)
-        }
-    }
-    let ids: Vec<_> = unshown.iter().map(|r| r.message.id.clone()).collect();
-    state.mark_shown(&me, &bus, &ids)?;
-    state.set_cursor(&me, super::status::LAST_SYNC, &handoff_channels::bus::store::now_ts())?;
-    Ok(code)
+    fetched.extend(got);
+    code
 }
 
 /// Turns stored messages into digest entries: key announcements are recorded (trust on first use) and
@@ -262,6 +475,7 @@ pub fn open_messages(
             error,
             fetch_command: pointer.as_ref().map(|_| format!("handoff fetch {}", m.id)),
             pointer,
+            row: r.row,
         });
     }
     Ok((out, bad))
@@ -304,80 +518,4 @@ fn open_documents(s: &Session, documents: &mut [Incoming], notes: &mut Vec<Strin
         }
     }
     Ok(bad)
-}
-
-/// The digest for people (also the hook's context). Every field written by another machine is escaped.
-pub fn render_text(d: &Digest) -> String {
-    use handoff_channels::untrusted::{body as esc_body, inline};
-    let mut out = String::new();
-    if d.messages.is_empty() && d.documents.is_empty() {
-        out.push_str(&format!("handoff: nothing new for {}\n", d.machine));
-    } else {
-        out.push_str(&format!(
-            "handoff: {} new message(s), {} new document(s) for {}\n",
-            d.messages.len(),
-            d.documents.len(),
-            d.machine
-        ));
-    }
-    for m in &d.messages {
-        let to = if m.to == handoff_channels::bus::BROADCAST { "everyone".to_string() } else { inline(&m.to) };
-        let tags = if m.tags.is_empty() { String::new() } else { format!(" [{}]", inline(&m.tags.join(", "))) };
-        let lock = if m.encrypted && m.error.is_none() { " (end-to-end encrypted)" } else { "" };
-        let (id, from, ts) = (inline(&m.id), inline(&m.from), inline(&m.ts));
-        out.push_str(&format!("\n── msg {id} from {from} to {to} at {ts}{tags}{lock}\n"));
-        let shown = match &m.pointer {
-            Some(_) => m
-                .body
-                .lines()
-                .filter(|l| !l.starts_with(handoff_channels::pointer::POINTER_PREFIX) && !l.starts_with("fetch with:"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            None => m.body.clone(),
-        };
-        for l in esc_body(&shown).lines() {
-            out.push_str(&format!("  {l}\n"));
-        }
-        if let Some(c) = &m.fetch_command {
-            out.push_str(&format!("  → fetch: {}\n", inline(c)));
-        }
-    }
-    for doc in &d.documents {
-        out.push_str(&format!(
-            "\n── document \"{}\"{}{} ({})\n",
-            inline(&doc.title),
-            doc.from.as_deref().map(|f| format!(" from {}", inline(f))).unwrap_or_default(),
-            doc.ts.as_deref().map(|t| format!(" at {}", inline(t))).unwrap_or_default(),
-            inline(&doc.location)
-        ));
-        if let Some(c) = &doc.content {
-            for l in esc_body(c).lines() {
-                out.push_str(&format!("  {l}\n"));
-            }
-        }
-    }
-    for f in &d.fetched {
-        out.push_str(&format!("fetched {} -> {}\n", inline(&f.name), f.path.display()));
-    }
-    for n in &d.notes {
-        out.push_str(&format!("note: {}\n", inline(n)));
-    }
-    out
-}
-
-/// The SessionStart hook JSON, within the hook's size limit; the full digest goes to a file it names.
-pub fn hook_output(d: &Digest, data_dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
-    let full = render_text(d);
-    let context = if full.chars().count() <= HOOK_LIMIT {
-        full
-    } else {
-        let path = data_dir.join("sync").join(format!("{}-last-sync.md", d.machine));
-        crate::outbox::write_atomic(&path, full.as_bytes())?;
-        let tail = format!("\n… (truncated; the full digest is in {} — read it)\n", path.display());
-        let keep = HOOK_LIMIT - tail.chars().count();
-        let mut s: String = full.chars().take(keep).collect();
-        s.push_str(&tail);
-        s
-    };
-    Ok(serde_json::json!({ "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": context } }))
 }

@@ -53,6 +53,7 @@ pub(super) fn router(
         .route("/post", post(post_message))
         .route("/messages", get(messages))
         .route("/ack/{id}", post(ack))
+        .route("/ack", post(ack_batch))
         .merge(super::inbox::routes(inbox, state.store.clone(), stopping))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
@@ -121,17 +122,26 @@ async fn require_auth(State(st): State<AppState>, req: Request, next: Next) -> R
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such route; the bus has /health, /post, /messages, /ack/<id> and the web inbox at /inbox",
+        "no such route; the bus has /health, /post, /messages, /ack/<id>, /ack and the web inbox at /inbox",
     )
 }
 
-/// `{ok, count, now}` as the original, plus which store serves and whether it is reachable; 503 with
+/// `{ok, count, now}` as the original, plus which store serves and whether it is reachable, the store's
+/// instance id (a client notices a reset by it) and the extensions offered (`batch_ack`); 503 with
 /// `ok: false` while the store is unreachable (load balancers take the replica out meanwhile).
 async fn health(State(st): State<AppState>) -> Response {
+    use handoff_channels::bus::{BATCH_ACK_FEATURE, FEATURES_FIELD, INSTANCE_FIELD};
     match st.store.count().await {
-        Ok(count) => {
-            Json(json!({ "ok": true, "count": count, "now": now_ts(), "store": st.store.describe(), "store_reachable": true })).into_response()
-        }
+        Ok(count) => Json(json!({
+            "ok": true,
+            "count": count,
+            "now": now_ts(),
+            "store": st.store.describe(),
+            "store_reachable": true,
+            INSTANCE_FIELD: st.store.instance(),
+            FEATURES_FIELD: [BATCH_ACK_FEATURE, "idempotency_key", "wait"],
+        }))
+        .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health: store unreachable");
             let body = json!({
@@ -277,4 +287,50 @@ async fn ack(State(st): State<AppState>, Path(id): Path<String>, body: Result<By
         Ok(()) => Json(json!({ "ok": true })).into_response(),
         Err(e) => store_error(e),
     }
+}
+
+/// The batch ack extension: `POST /ack` with `{"reader", "ids": [...]}` (at most
+/// [`MAX_BATCH_ACK`](handoff_channels::bus::MAX_BATCH_ACK) ids, strings or numbers). Acks every known id in
+/// one commit and answers `{"ok": true, "acked": n, "not_found": [...]}`; idempotent like the per-id route.
+async fn ack_batch(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    use handoff_channels::bus::MAX_BATCH_ACK;
+    let v = match parse_json(body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let reader = match field_str(&v, "reader", true) {
+        Ok(r) => r.unwrap_or_default().to_string(),
+        Err(r) => return r,
+    };
+    if let Err(e) = check_name("reader", &reader) {
+        return store_error(e);
+    }
+    let Some(list) = v.get("ids").and_then(Value::as_array) else {
+        return error(StatusCode::BAD_REQUEST, "missing field `ids` (a list of message ids)");
+    };
+    if list.len() > MAX_BATCH_ACK {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {MAX_BATCH_ACK} ids per batch ack, got {}; send several", list.len()),
+        );
+    }
+    let mut ids = Vec::with_capacity(list.len());
+    for id in list {
+        match id {
+            Value::String(s) if !s.is_empty() && s.len() <= 200 => ids.push(s.clone()),
+            Value::Number(n) => ids.push(n.to_string()),
+            _ => return error(StatusCode::BAD_REQUEST, "`ids` must hold message ids (strings or numbers)"),
+        }
+    }
+    let results = st.store.ack_many(ids.clone(), reader).await;
+    let mut not_found = Vec::new();
+    for (id, r) in ids.into_iter().zip(results) {
+        match r {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => not_found.push(id),
+            Err(e) => return store_error(e),
+        }
+    }
+    let acked = list.len() - not_found.len();
+    Json(json!({ "ok": true, "acked": acked, "not_found": not_found })).into_response()
 }

@@ -19,6 +19,14 @@ pub trait BusStore: Send + Sync {
     async fn messages(&self, q: MessageQuery) -> Result<Vec<Message>, StoreError>;
     /// Marks a message read by a reader.
     async fn ack(&self, id: String, reader: String) -> Result<(), StoreError>;
+    /// Marks many messages read by a reader (the batch ack): the acks are queued together, so the
+    /// group-committing writer of either store commits them in one transaction. One result per id.
+    async fn ack_many(&self, ids: Vec<String>, reader: String) -> Vec<Result<(), StoreError>> {
+        futures::future::join_all(ids.into_iter().map(|id| self.ack(id, reader.clone()))).await
+    }
+    /// This store's instance id: made once when the store is created, so a wiped or replaced store has
+    /// another one (clients notice a reset by it; `/health` reports it).
+    fn instance(&self) -> String;
     /// Number of stored messages.
     async fn count(&self) -> Result<u64, StoreError>;
     /// A short description for `/health` and logs (`sqlite:/path`).
@@ -37,6 +45,7 @@ enum WriteOp {
 /// The embedded store: SQLite in WAL mode, one group-committing writer thread, a pool of readers.
 pub struct SqliteBusStore {
     path: PathBuf,
+    instance: String,
     writer: std::sync::mpsc::Sender<WriteOp>,
     readers: Arc<Mutex<Vec<SqliteStore>>>,
     notify: Arc<Notify>,
@@ -51,6 +60,7 @@ impl SqliteBusStore {
         let path = data_dir.join("bus.sqlite");
         let mut writer_store = SqliteStore::open(&path)?;
         super::inbox::sqlite::ensure_search_index(writer_store.connection())?;
+        let instance = instance_of(&path)?;
         let (tx, rx) = std::sync::mpsc::channel::<WriteOp>();
         let notify = Arc::new(Notify::new());
         let n2 = notify.clone();
@@ -70,7 +80,7 @@ impl SqliteBusStore {
                 }
             })
             .map_err(|e| StoreError::BadRequest(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { path, writer: tx, readers: Arc::new(Mutex::new(Vec::new())), notify })
+        Ok(Self { path, instance, writer: tx, readers: Arc::new(Mutex::new(Vec::new())), notify })
     }
 
     /// Runs `f` on a pooled reader connection, off the async runtime.
@@ -93,6 +103,16 @@ impl SqliteBusStore {
         .await
         .map_err(|e| StoreError::BadRequest(format!("reader task failed: {e}")))?
     }
+}
+
+/// The instance id kept inside the store file (made on first open), so deleting the store makes a new one.
+fn instance_of(path: &Path) -> Result<String, StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS bus_instance (id TEXT NOT NULL)")?;
+    let fresh = uuid::Uuid::new_v4().simple().to_string();
+    conn.execute("INSERT INTO bus_instance(id) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM bus_instance)", [&fresh])?;
+    Ok(conn.query_row("SELECT id FROM bus_instance LIMIT 1", [], |r| r.get(0))?)
 }
 
 /// Applies a group of writes in one transaction; each op gets its own result. If the commit itself
@@ -166,6 +186,9 @@ impl BusStore for SqliteBusStore {
     }
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
+    }
+    fn instance(&self) -> String {
+        self.instance.clone()
     }
     fn new_messages(&self) -> Arc<Notify> {
         self.notify.clone()

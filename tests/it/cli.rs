@@ -115,10 +115,10 @@ fn sync_as_a_claude_hook_stays_within_the_limit_and_names_the_overflow_file() {
     assert_eq!(v["hookSpecificOutput"]["hookEventName"], "SessionStart");
     let ctx = v["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
     assert!(ctx.chars().count() <= 10_000, "{}", ctx.chars().count());
-    assert!(ctx.contains("message 0:"));
+    assert!(ctx.contains("message 29:"), "newest first");
     let file = ctx.rsplit("full digest is in ").next().unwrap().split(" — ").next().unwrap();
     let full = std::fs::read_to_string(file).unwrap();
-    assert!(full.contains("message 29:"), "the overflow file holds everything");
+    assert!(full.contains("message 0:") && full.contains("message 29:"), "the overflow file holds everything");
 }
 
 #[test]

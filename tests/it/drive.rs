@@ -472,3 +472,21 @@ fn drive_webdav_above_single_request_max_is_streamed_by_rclone() {
     assert!(detail.starts_with("via rclone") && detail.contains("single_request_max"), "{detail}");
     assert!(rclone::cat(&conf, &rclone_target(&uri), None).stdout == large);
 }
+
+#[test]
+fn two_same_named_files_in_one_send_arrive_intact_on_drive() {
+    let store = tempfile::tempdir().unwrap();
+    let folder = store.path().join("p");
+    let (env, _) = drive_env("here", folder.to_str().unwrap(), "[here]\ntype = local\n");
+    let first = payload(3000, 21);
+    let second = payload(5000, 22);
+    let a = write_file(&env, "a/notes.bin", &first);
+    let b = write_file(&env, "b/notes.bin", &second);
+    let (out, _) = send(&env, &a, &["--file", b.to_str().unwrap()]);
+    out.ok();
+    let id = pointer_id(&env);
+    let dir = env.path().join("got");
+    fetch(&env, &id, &dir, false).ok();
+    assert_eq!(std::fs::read(dir.join("notes.bin")).unwrap(), first);
+    assert_eq!(std::fs::read(dir.join("notes (2).bin")).unwrap(), second);
+}

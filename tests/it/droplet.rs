@@ -493,3 +493,68 @@ fn one_gib_upload_keeps_peak_rss_under_100_mib() {
     assert_eq!(names.len(), 1);
     assert_eq!(std::fs::metadata(rig.dir.join(&names[0])).unwrap().len(), 1 << 30);
 }
+
+#[test]
+fn two_same_named_files_in_one_send_arrive_intact_on_the_droplet() {
+    let rig = rig();
+    let (a, b) = (rig.env.path().join("a/notes.bin"), rig.env.path().join("b/notes.bin"));
+    for (p, seed) in [(&a, 31), (&b, 32)] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, noise(4000 + seed as usize, seed)).unwrap();
+    }
+    let mut c = rig.env.handoff("a");
+    c.args(["send", "--to", "b", "--json", "--via", "droplet", "--file"]).arg(&a).arg("--file").arg(&b);
+    let o = run(c);
+    o.ok();
+    assert_eq!(listing(&rig.dir).iter().filter(|n| is_handoff_payload_name(n)).count(), 2, "two stored files");
+    let id = pointer_id(&o.json());
+    let out = rig.env.path().join("got");
+    let mut c = rig.env.handoff("b");
+    c.args(["fetch", &id, "--out"]).arg(&out);
+    run(c).ok();
+    assert_eq!(sha256_file(&out.join("notes.bin")), sha256_file(&a));
+    assert_eq!(sha256_file(&out.join("notes (2).bin")), sha256_file(&b));
+}
+
+#[test]
+fn a_queued_send_survives_a_sync_after_its_channel_left_the_config_and_flush_delivers_it_once() {
+    let mut rig = rig();
+    let config = std::fs::read_to_string(rig.env.path().join("config/handoff/config.toml")).unwrap();
+    let file = rig.env.path().join("report.bin");
+    std::fs::write(&file, noise(5000, 41)).unwrap();
+    rig.sshd.stop();
+    let o = send(&rig, &file);
+    assert_eq!(o.code(), 75, "the droplet is down: queued\n{}", o.err());
+    rig.env.write_config("# the droplet section was removed\n");
+    let mut c = rig.env.handoff("b");
+    c.args(["sync", "--json"]);
+    let o = run(c);
+    let v = o.json();
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("not configured") && problems.contains("stays queued"), "{v:#}");
+    let outbox = rig.env.path().join("data/handoff/outbox");
+    let jobs: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("job.json").exists())
+        .collect();
+    assert_eq!(jobs.len(), 1, "the implicit flush keeps the job");
+    let job: Value = serde_json::from_slice(&std::fs::read(jobs[0].path().join("job.json")).unwrap()).unwrap();
+    assert!(job["steps"].as_array().unwrap().iter().all(|s| s["failed"] == false), "{job:#}");
+    // the droplet is back in the config and up: the user's flush delivers it, once
+    rig.env.write_config(&config);
+    rig.sshd.restart();
+    let mut c = rig.env.handoff("a");
+    c.arg("flush");
+    run(c).ok();
+    let mut c = rig.env.handoff("a");
+    c.arg("flush");
+    run(c).ok();
+    assert_eq!(listing(&rig.dir).iter().filter(|n| is_handoff_payload_name(n)).count(), 1);
+    let mut c = rig.env.handoff("b");
+    c.args(["sync", "--json"]);
+    let v = run(c).json();
+    let pointers: Vec<&Value> =
+        v["sync"]["messages"].as_array().unwrap().iter().filter(|m| m["pointer"].is_object()).collect();
+    assert_eq!(pointers.len(), 1, "one pointer, delivered once: {v:#}");
+}

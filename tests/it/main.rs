@@ -3,6 +3,7 @@
 
 mod support;
 
+mod boundary;
 mod bus;
 mod cli;
 mod crash;
@@ -23,5 +24,5 @@ mod pg;
 #[cfg(feature = "sms")]
 mod sms;
 mod trust;
-mod watch;
 mod ux;
+mod watch;

@@ -16,10 +16,14 @@ pub(crate) struct OriginalBus {
 impl OriginalBus {
     /// Starts one; `id_style` is `numeric` or `hex`.
     pub(crate) fn start(id_style: &str) -> Self {
+        Self::start_on(id_style, free_port())
+    }
+
+    /// Starts on `port` with a fresh, empty data file.
+    pub(crate) fn start_on(id_style: &str, port: u16) -> Self {
         let python = repo_root().join(".test-tools/venv/bin/python");
         assert!(python.exists(), "python venv missing: run `bash scripts/install-test-deps.sh`");
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let child = Command::new(python)
             .arg(repo_root().join("tests/fixtures/original_bus.py"))
             .env("BUS_PASS", crate::support::bus::PASSWORD)
@@ -108,4 +112,40 @@ fn handoff_works_against_an_original_style_bus_with_numeric_ids() {
 #[test]
 fn handoff_works_against_an_original_style_bus_with_hex_ids() {
     round_trip("hex");
+}
+
+/// The original bus reports no instance id: handoff knows it by its first message. Replaced by a fresh one
+/// at the same URL (ids restart at 1), the messages posted after are shown, and the reset is noted.
+#[test]
+fn a_reset_original_bus_is_noticed_by_its_first_message_and_new_messages_are_shown() {
+    let bus = OriginalBus::start("numeric");
+    let port: u16 = bus.url.rsplit(':').next().unwrap().parse().unwrap();
+    let env = Env::new();
+    env.write_secret_file(
+        "home/.secrets/claude-bus.env",
+        &format!("BUS_USER=claude\nBUS_PASS={}\nBUS_URL={}\n", crate::support::bus::PASSWORD, bus.url),
+    );
+    let send = |text: &str| {
+        let mut c = env.handoff("a");
+        c.args(["send", "--to", "b", text]);
+        run(c).ok();
+    };
+    let sync = || {
+        let mut c = env.handoff("b");
+        c.args(["sync", "--json"]);
+        let o = run(c);
+        o.ok();
+        o.json()
+    };
+    send("old one");
+    send("old two");
+    assert_eq!(sync()["sync"]["messages"].as_array().unwrap().len(), 2);
+    drop(bus);
+    let _fresh = OriginalBus::start_on("numeric", port);
+    send("new one");
+    let v = sync();
+    let bodies: Vec<&str> =
+        v["sync"]["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["new one"], "{v:#}");
+    assert!(v["problems"].to_string().contains("was reset or replaced"), "{v:#}");
 }

@@ -106,7 +106,11 @@ fn sixteen_concurrent_posters_across_two_replicas_get_unique_ids_and_nothing_is_
         })
         .collect();
     let replicas: Vec<BusServer> = starting.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(pg.sql("SELECT count(*) FROM bus_schema_migrations"), "1");
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM bus_schema_migrations"),
+        handoff::server::postgres::schema::MIGRATIONS.len().to_string(),
+        "every migration ran once"
+    );
     let per_thread = 60;
     let results = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let threads: Vec<_> = (0..16)

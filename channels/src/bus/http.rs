@@ -1,7 +1,9 @@
 //! The bus client over HTTP: the original API (SPEC §5) and nothing more, with timeouts and retries with
 //! backoff on transient failures only.
 
-use super::{BusApi, HealthInfo, IDEMPOTENCY_HEADER, Message, MessageId, MessageQuery, NewMessage};
+use super::{
+    AckRefusals, BusApi, HealthInfo, IDEMPOTENCY_HEADER, MAX_BATCH_ACK, Message, MessageId, MessageQuery, NewMessage,
+};
 use crate::ChannelError;
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
@@ -19,6 +21,8 @@ pub struct HttpBusConfig {
     pub password: String,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Longest wait for a connection to open (a bus that is down should not cost the whole timeout).
+    pub connect_timeout: Duration,
     /// Attempts for a transient failure (1 = no retry).
     pub attempts: u32,
 }
@@ -39,6 +43,8 @@ pub struct HttpBus {
     /// The URL as shown in messages, logs and receipts: any `user:password@` replaced.
     shown: String,
     client: reqwest::Client,
+    /// What `/health` said about the batch ack, once asked (one client per command, so one answer).
+    batch_ack: std::sync::OnceLock<bool>,
 }
 
 #[derive(Deserialize)]
@@ -47,16 +53,41 @@ struct MessagesPage {
 }
 
 impl HttpBus {
-    /// Builds the client (rustls, no system proxy surprises beyond reqwest's defaults).
+    /// Builds the client (rustls, no system proxy surprises beyond reqwest's defaults). Every request of
+    /// one command goes through this one client, so they share its kept-alive connections.
     pub fn new(cfg: HttpBusConfig) -> Result<Self, ChannelError> {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .connect_timeout(cfg.connect_timeout.min(cfg.timeout))
+            .pool_max_idle_per_host(super::ACK_CONCURRENCY)
+            .tcp_nodelay(true)
             .user_agent(concat!("handoff/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ChannelError::permanent(format!("cannot build the HTTP client: {e}")))?;
         let shown = crate::untrusted::redact_url(&cfg.url);
-        Ok(Self { cfg, shown, client })
+        Ok(Self { cfg, shown, client, batch_ack: std::sync::OnceLock::new() })
+    }
+
+    /// One `POST /ack` with up to [`MAX_BATCH_ACK`] ids; ids the bus does not know come back refused.
+    async fn ack_batch(&self, ids: &[MessageId], reader: &str) -> Result<AckRefusals, ChannelError> {
+        #[derive(Deserialize)]
+        struct BatchAnswer {
+            #[serde(default)]
+            not_found: Vec<MessageId>,
+        }
+        let url = self.url("ack");
+        let body = serde_json::json!({ "reader": reader, "ids": ids });
+        let what = format!("acking {} message(s)", ids.len());
+        let resp = self.send(&what, || self.client.post(&url).json(&body)).await?;
+        let answer: BatchAnswer = self.json(&what, resp).await?;
+        Ok(answer
+            .not_found
+            .into_iter()
+            .map(|id| {
+                let e = ChannelError::permanent(format!("acking message {id}: the bus does not know it"));
+                (id, e)
+            })
+            .collect())
     }
 
     fn url(&self, path: &str) -> String {
@@ -213,10 +244,31 @@ impl BusApi for HttpBus {
         Ok(())
     }
 
+    async fn ack_many(&self, ids: &[MessageId], reader: &str) -> Result<AckRefusals, ChannelError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // ask once per command whether the bus takes a batch ack (sync asks /health first anyway)
+        let batch = match self.batch_ack.get() {
+            Some(b) => *b,
+            None => self.health().await?.batch_ack(),
+        };
+        if !batch {
+            return super::ack_concurrently(self, ids, reader).await;
+        }
+        let mut refused = Vec::new();
+        for chunk in ids.chunks(MAX_BATCH_ACK) {
+            refused.extend(self.ack_batch(chunk, reader).await?);
+        }
+        Ok(refused)
+    }
+
     async fn health(&self) -> Result<HealthInfo, ChannelError> {
         let url = self.url("health");
         let resp = self.send("bus health", || self.client.get(&url)).await?;
-        self.json("bus health", resp).await
+        let h: HealthInfo = self.json("bus health", resp).await?;
+        let _ = self.batch_ack.set(h.batch_ack());
+        Ok(h)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The embedded default's bus: the server's SQLite store opened directly, no network.
 
 use super::store::{SqliteStore, StoreError};
-use super::{BusApi, HealthInfo, Message, MessageId, MessageQuery, NewMessage};
+use super::{AckRefusals, BusApi, HealthInfo, Message, MessageId, MessageQuery, NewMessage};
 use crate::ChannelError;
 use async_trait::async_trait;
 use std::path::PathBuf;
@@ -60,6 +60,21 @@ impl BusApi for LocalBus {
     async fn ack(&self, id: &MessageId, reader: &str) -> Result<(), ChannelError> {
         let (id, reader) = (id.0.clone(), reader.to_string());
         self.with(move |s| s.ack(&id, &reader)).await
+    }
+    async fn ack_many(&self, ids: &[MessageId], reader: &str) -> Result<AckRefusals, ChannelError> {
+        let items: Vec<(String, String)> = ids.iter().map(|id| (id.0.clone(), reader.to_string())).collect();
+        let results = self.with(move |s| s.ack_batch(&items)).await?;
+        let mut refused = Vec::new();
+        for (id, r) in ids.iter().zip(results) {
+            if let Err(e) = r {
+                let e = store_error(e);
+                if e.is_transient() {
+                    return Err(e);
+                }
+                refused.push((id.clone(), e));
+            }
+        }
+        Ok(refused)
     }
     async fn health(&self) -> Result<HealthInfo, ChannelError> {
         let count = self.with(|s| s.count()).await?;

@@ -19,6 +19,16 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const BROADCAST: &str = "any";
 /// Header carrying the client-generated idempotency key (ignored by the original, honoured by ours).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+/// The `/health` field naming the bus instance (a fresh store gets a fresh id; the original has none).
+pub const INSTANCE_FIELD: &str = "instance";
+/// The `/health` field listing the extensions a bus offers beyond the original API.
+pub const FEATURES_FIELD: &str = "features";
+/// The extension `POST /ack` with `{"reader", "ids": [...]}`: many acks in one round trip.
+pub const BATCH_ACK_FEATURE: &str = "batch_ack";
+/// Most ids one batch ack carries.
+pub const MAX_BATCH_ACK: usize = 500;
+/// Most per-id acks in flight at once when the bus has no batch ack (the original).
+pub const ACK_CONCURRENCY: usize = 32;
 
 /// A message id: an opaque string. Decimal ids are written as JSON numbers (as the original's are), any
 /// other id as a JSON string; both forms are read.
@@ -137,6 +147,50 @@ pub struct HealthInfo {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl HealthInfo {
+    /// The bus instance id, when the bus reports one (`handoff bus serve` does; the original does not).
+    pub fn instance(&self) -> Option<&str> {
+        self.extra.get(INSTANCE_FIELD).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
+    }
+    /// True when the bus advertises the batch ack extension.
+    pub fn batch_ack(&self) -> bool {
+        self.extra
+            .get(FEATURES_FIELD)
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| a.iter().any(|f| f.as_str() == Some(BATCH_ACK_FEATURE)))
+    }
+}
+
+/// Acks that the bus refused for good (an unknown id, say): each id with its error. A transient failure
+/// is returned as the `Err` of [`BusApi::ack_many`] instead, so the caller stops and retries later.
+pub type AckRefusals = Vec<(MessageId, ChannelError)>;
+
+/// Acks `ids` one request each, at most [`ACK_CONCURRENCY`] in flight: the original API's way.
+pub async fn ack_concurrently<B: BusApi + ?Sized>(
+    bus: &B,
+    ids: &[MessageId],
+    reader: &str,
+) -> Result<AckRefusals, ChannelError> {
+    use futures::StreamExt;
+    let results: Vec<(MessageId, Result<(), ChannelError>)> = futures::stream::iter(ids.iter().cloned())
+        .map(|id| async move {
+            let r = bus.ack(&id, reader).await;
+            (id, r)
+        })
+        .buffer_unordered(ACK_CONCURRENCY)
+        .collect()
+        .await;
+    let mut refused = Vec::new();
+    for (id, r) in results {
+        match r {
+            Ok(()) => {}
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => refused.push((id, e)),
+        }
+    }
+    Ok(refused)
+}
+
 /// The four operations of the bus API, implemented over HTTP and over the local store.
 #[async_trait]
 pub trait BusApi: Send + Sync {
@@ -161,6 +215,11 @@ pub trait BusApi: Send + Sync {
     }
     /// Marks a message read by `reader`; idempotent.
     async fn ack(&self, id: &MessageId, reader: &str) -> Result<(), ChannelError>;
+    /// Marks many messages read by `reader` in as few round trips as the bus allows (by default, per-id
+    /// acks with a bounded number in flight). `Err` on a transient failure; refusals for good are returned.
+    async fn ack_many(&self, ids: &[MessageId], reader: &str) -> Result<AckRefusals, ChannelError> {
+        ack_concurrently(self, ids, reader).await
+    }
     /// `GET /health`.
     async fn health(&self) -> Result<HealthInfo, ChannelError>;
 }

@@ -11,7 +11,7 @@ use crate::commands::inbox::{Taken, frame, is_urgent, take_new};
 use crate::commands::sync::DigestMessage;
 use crate::config::{Overrides, Settings};
 use crate::state::State;
-use handoff_channels::bus::{BusApi, MessageId, MessageQuery};
+use handoff_channels::bus::{BusApi, MessageQuery};
 use handoff_channels::untrusted::{PREAMBLE, inline};
 use rmcp::model::{CustomNotification, ServerNotification};
 use rmcp::{Peer, RoleServer};
@@ -51,11 +51,11 @@ async fn take(overrides: &Overrides) -> anyhow::Result<(Taken, Arc<dyn BusApi>, 
 }
 
 /// Hands claimed messages back (see [`State::release`]).
-async fn release(overrides: &Overrides, ids: Vec<MessageId>) -> anyhow::Result<()> {
+async fn release(overrides: &Overrides, rows: Vec<i64>) -> anyhow::Result<()> {
     let overrides = overrides.clone();
     on_blocking(move || async move {
         let s = Session::open(Settings::load(&overrides)?)?;
-        State::open(&s.settings.dirs.data)?.release(&s.settings.machine, &s.reg.bus.location(), &ids)
+        State::open(&s.settings.dirs.data)?.release(&rows)
     })
     .await
 }
@@ -79,7 +79,7 @@ pub async fn push_loop(overrides: Overrides, machine: String, peer: Peer<RoleSer
             if let Err(e) = peer.send_notification(ServerNotification::CustomNotification(n)).await {
                 tracing::info!(error = %e, "channel: the client is gone; stopping the push");
                 // what was claimed but not pushed goes back to the next reader (sync, another session)
-                let unpushed: Vec<_> = taken.messages[i..].iter().map(|m| MessageId(m.id.clone())).collect();
+                let unpushed: Vec<_> = taken.messages[i..].iter().map(|m| m.row).collect();
                 if let Err(e) = release(&overrides, unpushed).await {
                     tracing::warn!(error = %format!("{e:#}"), "channel: cannot hand back unpushed messages");
                 }
@@ -122,6 +122,7 @@ mod tests {
             error: None,
             pointer: None,
             fetch_command: None,
+            row: 0,
         };
         let p = notification_params(&m);
         let meta = p["meta"].as_object().unwrap();

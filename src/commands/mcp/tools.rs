@@ -138,7 +138,7 @@ fn send_result(outcome: SendOutcome) -> CallToolResult {
             json!({ "ok": true, "exit_code": exit::OK, "dry_run": true, "plan": plan, "encrypted": encrypted_to.is_some() }),
             false,
         ),
-        SendOutcome::Ran { code, encrypted, report, earlier } => {
+        SendOutcome::Ran { code, encrypted, report, earlier, trouble } => {
             let status = match code {
                 exit::OK => "sent",
                 exit::QUEUED => "queued",
@@ -146,7 +146,7 @@ fn send_result(outcome: SendOutcome) -> CallToolResult {
             };
             let text = format!("{}\n{}", headline(code, &report, encrypted), describe_report(&report));
             let value = json!({ "ok": code == exit::OK, "status": status, "exit_code": code, "encrypted": encrypted,
-                "bus_message_id": report.bus_message_id(), "receipt": report, "flushed_earlier": earlier });
+                "bus_message_id": report.bus_message_id(), "receipt": report, "flushed_earlier": earlier, "outbox_trouble": trouble });
             tool_result(text, value, code != exit::OK && code != exit::QUEUED)
         }
     }
@@ -206,7 +206,7 @@ impl HandoffMcp {
             let state = State::open(&s.settings.dirs.data)?;
             let m = find_received(&s, &state, &p.id)?;
             let mut notes = Vec::new();
-            let received = Received { message: m, received_at: String::new() };
+            let received = Received { row: 0, message: m, received_at: String::new() };
             let (opened, _) = crate::commands::sync::open_messages(&s, &state, &[received], &mut notes)?;
             let Some(m) = opened.first() else {
                 return Err(exit::with_code(
@@ -282,7 +282,7 @@ impl HandoffMcp {
             let s = Session::open(settings?)?;
             let state = State::open(&s.settings.dirs.data)?;
             let bus = s.reg.bus.location();
-            let unshown = state.unshown(&s.settings.machine, &bus)?.len();
+            let unshown = state.unshown(&s.settings.machine)?.len();
             let (reachable, bus_error) = match s.reg.bus.health().await {
                 Ok(_) => (true, None),
                 Err(e) => (false, Some(e.to_string())),

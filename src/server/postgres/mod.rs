@@ -33,6 +33,7 @@ pub struct PgBusStore {
     writer: mpsc::UnboundedSender<WriteOp>,
     notify: Arc<Notify>,
     target: PgTarget,
+    instance: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -86,6 +87,11 @@ impl PgBusStore {
         if applied > 0 {
             tracing::info!(applied, store = %target.display, "bus schema migrated");
         }
+        let instance: String = client
+            .query_one("SELECT id FROM bus_instance LIMIT 1", &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("bus database {}: reading the instance id: {}", target.display, pg_text(&e)))?
+            .get(0);
         drop(client);
         conn_task.abort();
         let manager = Manager::from_config(
@@ -105,7 +111,7 @@ impl PgBusStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(writer_loop(pool.clone(), rx, notify.clone()));
         let listener = tokio::spawn(listen::listen_loop(target.config.clone(), tls, notify.clone()));
-        Ok(Self { pool, writer: tx, notify, target, tasks: vec![writer, listener] })
+        Ok(Self { pool, writer: tx, notify, target, instance, tasks: vec![writer, listener] })
     }
 
     /// A pooled connection (503 when none can be had).
@@ -171,6 +177,9 @@ impl BusStore for PgBusStore {
     }
     fn describe(&self) -> String {
         self.target.display.clone()
+    }
+    fn instance(&self) -> String {
+        self.instance.clone()
     }
     fn new_messages(&self) -> Arc<Notify> {
         self.notify.clone()

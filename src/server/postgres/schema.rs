@@ -45,6 +45,14 @@ CREATE TABLE bus_reader_floor (
         "full-text index of bodies (the web inbox's search)",
         "CREATE INDEX bus_messages_body_fts ON bus_messages USING gin (to_tsvector('simple', body));",
     ),
+    (
+        3,
+        "the instance id /health reports (a fresh database has a fresh one)",
+        r#"
+CREATE TABLE bus_instance (id TEXT NOT NULL);
+INSERT INTO bus_instance(id) VALUES (md5(random()::text || clock_timestamp()::text));
+"#,
+    ),
 ];
 
 /// Applies every migration the database lacks. Refuses a database whose schema is newer than this

@@ -2,6 +2,15 @@
 //! receipt is recorded as it completes, and the job is removed only when every step is done. A killed
 //! process, a down server or a flaky link therefore loses nothing, and a retry reuses the same
 //! idempotency keys so nothing is delivered twice.
+//!
+//! A job leaves the outbox only when it is delivered or the user drops it ([`Outbox::drop_job`]): a job
+//! that failed (on an explicit `handoff flush` or [`Outbox::retry`]) stays, listed by [`Outbox::list`].
+//! A job whose file cannot be read is moved to `outbox/quarantine/` with a note, so it never blocks the
+//! others. Folders are 0700 and files 0600 (they hold message text).
+
+mod manage;
+
+pub use manage::{EntryState, OutboxEntry};
 
 use handoff_channels::{Parcel, Receipt};
 use serde::{Deserialize, Serialize};
@@ -54,6 +63,18 @@ pub struct Step {
     pub sealed: Option<SealedItem>,
 }
 
+impl Step {
+    /// A short name of what the step does (`payload`, `inline`, `pointer`, `page`).
+    pub fn role_name(&self) -> &'static str {
+        match &self.role {
+            Role::Payload => "payload",
+            Role::Inline => "inline",
+            Role::Pointer { .. } => "pointer",
+            Role::Page { .. } => "page",
+        }
+    }
+}
+
 /// What an encrypted payload holds once decrypted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SealedItem {
@@ -81,6 +102,9 @@ pub struct Job {
     /// End-to-end encrypted: the age public keys the pointer is encrypted to when it is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_to: Option<Vec<String>>,
+    /// When the user dropped it (`handoff outbox drop`): it is in the history, never delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<String>,
 }
 
 impl Job {
@@ -92,6 +116,39 @@ impl Job {
     pub fn pending(&self) -> usize {
         self.steps.iter().filter(|s| s.receipt.is_none() && !s.failed).count()
     }
+    /// True when a step failed for good: the job waits for the user (`outbox retry` or `outbox drop`).
+    pub fn failed(&self) -> bool {
+        self.steps.iter().any(|s| s.failed)
+    }
+    /// The last error of any step not delivered yet.
+    pub fn last_error(&self) -> Option<&str> {
+        self.steps.iter().filter(|s| s.receipt.is_none()).find_map(|s| s.last_error.as_deref())
+    }
+    /// A one-line summary of what the job carries (title, first line of text, or file names).
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        for s in &self.steps {
+            match (&s.parcel.file, &s.parcel.title, &s.role) {
+                (Some(f), _, _) => parts.push(f.name.clone()),
+                (None, Some(t), _) => parts.push(t.clone()),
+                (None, None, Role::Inline) => {
+                    parts.push(s.parcel.body.lines().find(|l| !l.trim().is_empty()).unwrap_or("").to_string())
+                }
+                _ => {}
+            }
+        }
+        crate::executor::truncate_chars(&parts.join(", "), 80)
+    }
+}
+
+/// What [`Outbox::take`] found.
+pub enum Taken {
+    /// The job, locked by this process.
+    Job(LockedJob),
+    /// Another process holds it (or it vanished meanwhile).
+    Held,
+    /// Its file was unreadable: it was moved to the quarantine; the note names the path and the fix.
+    Quarantined(String),
 }
 
 /// The outbox directory.
@@ -99,6 +156,17 @@ pub struct Outbox {
     dir: PathBuf,
     sent: PathBuf,
 }
+
+/// Held while a flush runs (released on drop): one flush at a time per data directory.
+pub struct FlushLock {
+    _file: File,
+}
+
+/// Folders without a job file older than this are leftovers of a killed process (a live `create` writes
+/// its job file within milliseconds).
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+/// The folder of unreadable jobs, inside the outbox.
+pub const QUARANTINE: &str = "quarantine";
 
 /// A job held under an exclusive lock (released on drop), so two processes never run it at once.
 pub struct LockedJob {
@@ -122,8 +190,9 @@ impl Outbox {
     /// Writes a new job durably and returns it locked.
     pub fn create(&self, job: Job) -> std::io::Result<LockedJob> {
         let dir = self.dir.join(&job.id);
-        std::fs::create_dir_all(&dir)?;
-        let lock = File::create(dir.join("lock"))?;
+        crate::config::private_dir(&self.dir)?;
+        crate::config::private_dir(&dir)?;
+        let lock = private_file(&dir.join("lock"))?;
         lock.lock()?;
         let locked = LockedJob { job, dir, _lock: lock };
         locked.save()?;
@@ -150,28 +219,116 @@ impl Outbox {
         Ok(ids)
     }
 
-    /// Locks and loads a job; `None` when another process holds it (or it vanished).
-    pub fn try_lock(&self, id: &str) -> std::io::Result<Option<LockedJob>> {
+    /// Locks and loads a job. An unreadable job file is moved to the quarantine (and reported), a
+    /// temporary file a killed writer left is removed.
+    pub fn take(&self, id: &str) -> std::io::Result<Taken> {
         let dir = self.dir.join(id);
         let lock = match File::options().create(true).truncate(false).write(true).open(dir.join("lock")) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Taken::Held),
             Err(e) => return Err(e),
         };
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(Taken::Held),
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
+        remove_temporaries(&dir);
         let text = match std::fs::read(dir.join("job.json")) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Taken::Held),
+            Err(e) => return Ok(Taken::Quarantined(self.quarantine(id, &format!("cannot read it: {e}"))?)),
+        };
+        match serde_json::from_slice::<Job>(&text) {
+            Ok(job) => Ok(Taken::Job(LockedJob { job, dir, _lock: lock })),
+            Err(e) => {
+                drop(lock);
+                Ok(Taken::Quarantined(self.quarantine(id, &format!("it is not a job handoff can read ({e})"))?))
+            }
+        }
+    }
+
+    /// Locks and loads a job; `None` when another process holds it, it vanished, or it was unreadable
+    /// (then it is in the quarantine: see [`Outbox::take`] for the note).
+    pub fn try_lock(&self, id: &str) -> std::io::Result<Option<LockedJob>> {
+        Ok(match self.take(id)? {
+            Taken::Job(j) => Some(j),
+            Taken::Held | Taken::Quarantined(_) => None,
+        })
+    }
+
+    /// Moves an unreadable job to `outbox/quarantine/<id>` with a `NOTE.txt`; returns the note.
+    fn quarantine(&self, id: &str, why: &str) -> std::io::Result<String> {
+        let qdir = self.dir.join(QUARANTINE);
+        crate::config::private_dir(&qdir)?;
+        let dest = qdir.join(id);
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest)?;
+        }
+        std::fs::rename(self.dir.join(id), &dest)?;
+        let note = format!(
+            "outbox job {id} was unreadable ({why}); it was moved to {} and everything else is delivered. \
+             Look at its job.json there: repair it and move the folder back into the outbox, or delete it \
+             (`handoff outbox drop {id}`)",
+            dest.display()
+        );
+        write_atomic(&dest.join("NOTE.txt"), format!("{note}\n").as_bytes())?;
+        tracing::warn!(job = id, "quarantined an unreadable outbox job");
+        Ok(note)
+    }
+
+    /// Removes what killed processes left: job folders that never got (or already lost) their job file,
+    /// once no process holds them and they are old enough not to be a send being written right now.
+    pub fn sweep(&self) -> std::io::Result<usize> {
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
-        let job: Job = serde_json::from_slice(&text).map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("outbox job {id} is unreadable: {e}"))
-        })?;
-        Ok(Some(LockedJob { job, dir, _lock: lock }))
+        let mut removed = 0;
+        for e in rd {
+            let e = e?;
+            let path = e.path();
+            let name = e.file_name();
+            if name == QUARANTINE || !e.file_type()?.is_dir() || path.join("job.json").exists() {
+                continue;
+            }
+            let old =
+                e.metadata()?.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > LEFTOVER_AGE);
+            if !old {
+                continue;
+            }
+            let Ok(lock) = File::options().write(true).open(path.join("lock")) else {
+                std::fs::remove_dir_all(&path)?;
+                removed += 1;
+                continue;
+            };
+            if lock.try_lock().is_ok() && !path.join("job.json").exists() {
+                std::fs::remove_dir_all(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Takes the outbox's flush lock: at once (`wait` = `None`) or waiting up to `wait`; `None` when
+    /// another flush holds it.
+    pub fn flush_lock(&self, wait: Option<std::time::Duration>) -> std::io::Result<Option<FlushLock>> {
+        crate::config::private_dir(&self.dir)?;
+        // beside the outbox, not in it: the outbox holds job folders only
+        let file = private_file(&self.dir.with_extension("lock"))?;
+        let until = wait.map(|w| std::time::Instant::now() + w);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(FlushLock { _file: file })),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            match until {
+                Some(u) if std::time::Instant::now() < u => std::thread::sleep(std::time::Duration::from_millis(50)),
+                _ => return Ok(None),
+            }
+        }
     }
 
     /// Reads a waiting job without locking it (for `outbox list`, `status`, `show`); `None` when absent.
@@ -204,9 +361,9 @@ impl Outbox {
         self.len() == 0
     }
 
-    /// Moves a finished (or permanently failed) job to the history and removes it from the outbox.
+    /// Moves a delivered (or dropped) job to the history and removes it from the outbox.
     pub fn finish(&self, locked: LockedJob) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.sent)?;
+        crate::config::private_dir(&self.sent)?;
         let dest = self.sent.join(format!("{}.json", locked.job.id));
         write_atomic(&dest, &serde_json::to_vec_pretty(&locked.job).expect("job serialises"))?;
         // remove job.json first: a crash after this point leaves only an empty dir, never a second delivery
@@ -255,7 +412,7 @@ impl LockedJob {
                 if f.path.starts_with(&files) {
                     continue;
                 }
-                std::fs::create_dir_all(&files)?;
+                crate::config::private_dir(&files)?;
                 let dest = files.join(i.to_string());
                 if std::fs::hard_link(&f.path, &dest).is_err() {
                     std::fs::copy(&f.path, &dest)?;
@@ -289,6 +446,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     std::fs::rename(&tmp, path)?;
     sync_dir(dir)
+}
+
+/// Opens (creating, mode 0600) a file for locking.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut opts = File::options();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+}
+
+/// Removes temporary files (`.<uuid>.tmp`) a killed writer left in a job folder this process holds.
+fn remove_temporaries(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -328,6 +507,7 @@ mod tests {
                 sealed: None,
             }],
             sealed_to: None,
+            dropped: None,
         }
     }
 
