@@ -149,9 +149,6 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
             anyhow::anyhow!("nothing to send: give a message, `-` for stdin, or --file PATH"),
         ));
     }
-    if !a.new_machine && !a.dry_run {
-        check_recipient(&settings, &req.to)?;
-    }
     let inline_max = settings.file.route.inline_max.as_u64();
     if req.title.is_none()
         && let Some(t) = req.text.as_deref().filter(|t| t.len() as u64 > inline_max)
@@ -166,6 +163,10 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         if !findings.is_empty() {
             return Ok(SendOutcome::Refused { message: crate::secrets::refusal(&findings), findings });
         }
+    }
+    // after the scan: a refused send must not say where it would have gone
+    if !a.new_machine && !a.dry_run {
+        check_recipient(&settings, &req.to)?;
     }
     if req.urgent {
         mark_urgent(&mut req, &settings);
@@ -200,7 +201,10 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
     }
     // earlier work first, so order is kept; all of it within the send deadline
     let limit = session.settings.file.budget.send;
-    let deadline = tokio::time::Instant::now() + limit;
+    // the deadline is for sends that should be quick (text, documents, pages); a file upload is bound by
+    // its size, shows progress and is never cut short by it
+    let deadline = tokio::time::Instant::now()
+        + if req.files.is_empty() { limit } else { std::time::Duration::from_secs(365 * 24 * 3600) };
     let earlier = match tokio::time::timeout_at(deadline, session.flush_outbox()).await {
         Ok(r) => r?,
         Err(_) => FlushOutcome {

@@ -423,8 +423,15 @@ fn fetch_tool_downloads_what_a_pointer_points_to_and_refuses_to_overwrite() {
     assert_eq!(r[0]["structuredContent"]["messages"][0]["fetch_command"], format!("handoff fetch {id}"), "{}", r[0]);
     assert_eq!(r[1]["isError"], false, "{}", r[1]);
     assert_eq!(std::fs::read(out.join("trace.bin")).unwrap(), std::fs::read(&file).unwrap());
-    // a second fetch into the same place: refused (exit 65) with the CLI's message
-    assert_eq!(r[2]["isError"], true, "{}", r[2]);
-    assert_eq!(r[2]["structuredContent"]["exit_code"], 65);
-    assert!(text_of(&r[2]).contains("exists; pass --force"), "{}", r[2]);
+    // a second fetch of the same content into the same place is what was asked for: success, as on the CLI
+    assert_eq!(r[2]["isError"], false, "{}", r[2]);
+    // a different file already under that name: refused (exit 65) with the CLI's message, left untouched
+    std::fs::write(out.join("trace.bin"), b"someone else's file").unwrap();
+    let calls = json!([{ "name": "fetch", "arguments": { "target": id, "out": out } }]);
+    let (_, lines) = run_client(&env, "linux", calls, 0, false);
+    let r = results(&lines);
+    assert_eq!(r[0]["isError"], true, "{}", r[0]);
+    assert_eq!(r[0]["structuredContent"]["exit_code"], 65);
+    assert!(text_of(&r[0]).contains("exists with other content; pass --force"), "{}", r[0]);
+    assert_eq!(std::fs::read(out.join("trace.bin")).unwrap(), b"someone else's file");
 }

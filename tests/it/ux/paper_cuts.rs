@@ -137,6 +137,11 @@ fn help_examples() -> Vec<String> {
                 }
             }
             let t = l.trim();
+            // the usage lines (`Usage: handoff watch [OPTIONS]` and its `handoff watch <COMMAND>` continuation)
+            // are syntax, not examples
+            if l.starts_with("Usage:") || (l.starts_with("       ") && t.starts_with("handoff ")) {
+                continue;
+            }
             if (t.starts_with("handoff ")
                 || t.contains("| handoff ")
                 || t.starts_with("BUS_PASS=")
@@ -181,6 +186,14 @@ fn every_example_in_every_help_page_runs() {
             .replace("\"${fpath[1]}", &format!("\"{tmp}"))
             .replace("/var/lib/", &format!("{tmp}/var/lib/"))
             .replace("/opt/", &format!("{tmp}/opt/"));
+        // a daemon example (`watch` without install/uninstall, `mcp` on a stdin that stays open) runs until
+        // stopped: it must start and still be running after 3 s (timeout's 124), not fail on its command line
+        let daemon = (ex.starts_with("handoff watch") && !ex.contains(" install") && !ex.contains(" uninstall"))
+            || ex.starts_with("handoff mcp");
+        if daemon {
+            // stdin held open (and empty) for 4 s; timeout signals handoff itself, so nothing outlives the line
+            line = format!("sleep 4 | timeout 3 {line}");
+        }
         // a server example runs until stopped: it must start and listen (on a free port)
         let serve = ex.contains("bus serve");
         if serve {
@@ -207,6 +220,8 @@ fn every_example_in_every_help_page_runs() {
         );
         if serve {
             assert!(o.out().contains("listening"), "{ex}: {}\n{}", o.out(), o.err());
+        } else if daemon {
+            assert_eq!(code, 124, "{ex} should still be running after 3 s:\n{}", o.err());
         } else {
             assert_ne!(code, 2, "{ex}: usage error:\n{}", o.err());
         }
