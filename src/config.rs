@@ -588,7 +588,18 @@ mod tests {
     }
 }
 
-#[cfg(all(test, feature = "git", feature = "drive", feature = "droplet", feature = "sms"))]
+#[cfg(all(
+    test,
+    feature = "git",
+    feature = "drive",
+    feature = "droplet",
+    feature = "sms",
+    feature = "email",
+    feature = "slack",
+    feature = "discord",
+    feature = "imessage",
+    feature = "folder"
+))]
 mod example_tests {
     #[test]
     fn the_annotated_example_config_parses_with_every_section() {
@@ -596,6 +607,10 @@ mod example_tests {
         let c = super::parse(text).unwrap_or_else(|e| panic!("config/handoff.example.toml: {e}"));
         assert_eq!(c.machine.as_deref(), Some("mac-studio"));
         assert!(c.bus.is_some() && c.git.is_some() && c.drive.is_some() && c.droplet.is_some() && c.sms.is_some());
+        assert!(
+            c.email.is_some() && c.slack.is_some() && c.discord.is_some() && c.imessage.is_some() && c.folder.is_some()
+        );
+        assert_eq!(c.route.page.as_deref(), Some(&["sms".to_string(), "imessage".into(), "slack".into()][..]));
         assert_eq!(c.route.droplet_max.as_u64(), 256 << 20);
     }
 }

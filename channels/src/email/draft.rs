@@ -26,6 +26,40 @@ pub struct Addresses<'a> {
     pub cc: &'a [String],
 }
 
+/// Splits `Name <addr@host>` (or a bare `addr@host`) into its display name and address.
+pub fn mailbox(s: &str) -> (Option<&str>, &str) {
+    let s = s.trim();
+    match (s.rfind('<'), s.strip_suffix('>')) {
+        (Some(i), Some(_)) => {
+            let name = s[..i].trim().trim_matches('"').trim();
+            ((!name.is_empty()).then_some(name), s[i + 1..s.len() - 1].trim())
+        }
+        _ => (None, s),
+    }
+}
+
+/// Whether `s` is a usable `Name <addr>` or `addr`: an address with an `@`, no spaces, brackets, quotes or
+/// control characters, and a name on one line.
+pub fn address_ok(s: &str) -> bool {
+    let (name, addr) = mailbox(s);
+    let plain = |t: &str| !t.chars().any(|c| c.is_control() || matches!(c, '<' | '>' | '"' | ','));
+    addr.contains('@')
+        && !addr.starts_with('@')
+        && !addr.ends_with('@')
+        && plain(addr)
+        && !addr.contains(char::is_whitespace)
+        && name.is_none_or(plain)
+}
+
+fn addresses(list: &[String]) -> Vec<mail_builder::headers::address::Address<'_>> {
+    list.iter()
+        .map(|s| match mailbox(s) {
+            (Some(n), a) => (n, a).into(),
+            (None, a) => a.into(),
+        })
+        .collect()
+}
+
 /// Whether `key` can be searched for safely (handoff's keys are hex and `-`).
 pub fn key_ok(key: &str) -> bool {
     !key.is_empty() && key.len() <= 128 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -63,8 +97,9 @@ pub fn build(parcel: &Parcel, a: &Addresses<'_>) -> Result<Vec<u8>, ChannelError
         ParcelKind::Page => "page",
         ParcelKind::File => return Err(ChannelError::permanent("the email channel does not carry files")),
     };
+    let from = [a.from.to_string()];
     let mut m = MessageBuilder::new()
-        .from(a.from)
+        .from(addresses(&from).remove(0))
         .subject(subject(parcel))
         .message_id(format!("{}@handoff", parcel.key))
         .header(KEY_HEADER, Text::new(parcel.key.clone()))
@@ -73,10 +108,10 @@ pub fn build(parcel: &Parcel, a: &Addresses<'_>) -> Result<Vec<u8>, ChannelError
         .header(KIND_HEADER, Text::new(kind))
         .text_body(parcel.body.clone());
     if !a.to.is_empty() {
-        m = m.to(a.to.iter().map(String::as_str).collect::<Vec<_>>());
+        m = m.to(addresses(a.to));
     }
     if !a.cc.is_empty() {
-        m = m.cc(a.cc.iter().map(String::as_str).collect::<Vec<_>>());
+        m = m.cc(addresses(a.cc));
     }
     if parcel.kind == ParcelKind::Document {
         m = m.attachment("text/markdown", attachment_name(parcel), parcel.body.as_bytes().to_vec());
@@ -142,7 +177,7 @@ mod tests {
         let body = "# Plan\r\nline two\n\ttabs, é, 😀, trailing space \n=3D not QP\n.\n";
         let p = parcel(ParcelKind::Document, Some("Plan\r\nBcc: evil@x"), body);
         let to = vec!["me@example.com".to_string()];
-        let cc = vec!["other@example.org".to_string(), "third@example.net".to_string()];
+        let cc = vec!["other@example.org".to_string(), "Third Inbox <third@example.net>".to_string()];
         let raw = build(&p, &Addresses { from: "me@example.com", to: &to, cc: &cc }).unwrap();
         let text = String::from_utf8_lossy(&raw);
         assert!(!text.contains("\nBcc:"), "no header injection through the title:\n{text}");
@@ -154,6 +189,16 @@ mod tests {
         let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
         let cc: Vec<_> = m.cc().unwrap().iter().filter_map(|a| a.address()).collect();
         assert_eq!(cc, ["other@example.org", "third@example.net"]);
+    }
+
+    #[test]
+    fn addresses_may_carry_a_name() {
+        assert_eq!(mailbox("Me <me@x.org>"), (Some("Me"), "me@x.org"));
+        assert_eq!(mailbox("me@x.org"), (None, "me@x.org"));
+        assert!(address_ok("\"My Phone\" <me@x.org>") && address_ok("me@x.org"));
+        for bad in ["me", "me@x.org\r\nBcc: e@v", "a b@x", "<>", "x <y>"] {
+            assert!(!address_ok(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -84,11 +84,6 @@ fn password(cfg: &EmailConfig) -> Result<String, ChannelError> {
     })
 }
 
-fn address_ok(a: &str) -> bool {
-    let a = a.trim();
-    a.contains('@') && !a.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | ',' | '"'))
-}
-
 /// Drafts in a mailbox.
 pub struct EmailChannel {
     server: Server,
@@ -113,9 +108,9 @@ impl EmailChannel {
         }
         let from = cfg.from.clone().unwrap_or_else(|| cfg.user.clone());
         for (key, list) in [("from", std::slice::from_ref(&from)), ("to", &cfg.to[..]), ("cc", &cfg.cc[..])] {
-            if let Some(bad) = list.iter().find(|a| !address_ok(a)) {
+            if let Some(bad) = list.iter().find(|a| !draft::address_ok(a)) {
                 return Err(ChannelError::permanent(format!(
-                    "[email] {key}: {:?} is not an email address (write a plain you@example.com)",
+                    "[email] {key}: {:?} is not an email address (write you@example.com or Name <you@example.com>)",
                     crate::untrusted::inline(bad)
                 )));
             }
