@@ -18,8 +18,10 @@ fn env(imap: &Dovecot, url: &str, password: &str) -> Env {
 }
 
 fn send_doc(env: &Env, title: &str, text: &str) -> std::process::Output {
+    let doc = env.path().join("doc.md");
+    std::fs::write(&doc, text).unwrap();
     let mut c = env.handoff("mac-studio");
-    c.args(["--json", "send", "--doc", "--via", "email", "--to", "linux-box", "--title", title, text]);
+    c.args(["--json", "send", "--doc", "--via", "email", "--to", "linux-box", "--title", title]).arg(&doc);
     run(c)
 }
 

@@ -65,7 +65,7 @@ fn files_and_documents_round_trip_between_two_mount_points() {
     let o = run(c);
     assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
     let got = visible_files(&out);
-    let data = got.iter().find(|p| p.to_string_lossy().ends_with("build log.txt")).unwrap_or_else(|| panic!("{got:?}"));
+    let data = got.iter().find(|p| p.to_string_lossy().ends_with("build_log.txt")).unwrap_or_else(|| panic!("{got:?}"));
     assert_eq!(std::fs::read(data).unwrap(), bytes);
     let doc = got.iter().find(|p| p.to_string_lossy().ends_with("Notes.md")).unwrap_or_else(|| panic!("{got:?}"));
     assert_eq!(std::fs::read_to_string(doc).unwrap(), "# notes\nbody\n");

@@ -1,6 +1,6 @@
 //! A real IMAP server for the email channel's tests: Debian's `dovecot` (package `dovecot-imapd`) with
-//! its own configuration in a temp dir — its own `base_dir`, a passwd-file user, a self-signed
-//! certificate made with `openssl` that the tests trust through `SSL_CERT_FILE`, IMAPS on a loopback
+//! its own configuration in a temp dir — its own `base_dir`, a passwd-file user, a certificate
+//! from a throwaway CA (`support::test_ca`) that the tests trust through `SSL_CERT_FILE`, IMAPS on a loopback
 //! port, Maildir storage whose files the tests read directly. Run as `nobody` when the tests are root
 //! (dovecot refuses mail access as root), as the current user otherwise.
 
@@ -32,19 +32,9 @@ impl Dovecot {
     /// Makes the certificate, the config and the user, and starts dovecot.
     pub fn start() -> Self {
         let dovecot = tool("dovecot");
-        let openssl = tool("openssl");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let ok = Command::new(&openssl)
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-            .arg("-keyout")
-            .arg(d.join("key.pem"))
-            .arg("-out")
-            .arg(d.join("cert.pem"))
-            .output()
-            .expect("openssl runs");
-        assert!(ok.status.success(), "openssl: {}", String::from_utf8_lossy(&ok.stderr));
+        super::test_ca::issue(d, "server", "IP:127.0.0.1,DNS:localhost");
         for sub in ["run", "state", "home", "log"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
@@ -106,8 +96,8 @@ service anvil {{
             run = p("run"),
             state = p("state"),
             log = p("log/dovecot.log"),
-            cert = p("cert.pem"),
-            key = p("key.pem"),
+            cert = p("server.pem"),
+            key = p("server.key"),
             passwd = p("passwd"),
             home = p("home"),
         );
@@ -147,9 +137,9 @@ service anvil {{
         self.child = Some(child);
     }
 
-    /// The CA the tests trust (the self-signed certificate itself), for `SSL_CERT_FILE`.
+    /// The CA the tests trust, for `SSL_CERT_FILE`.
     pub fn ca(&self) -> PathBuf {
-        self.dir.path().join("cert.pem")
+        self.dir.path().join("ca.pem")
     }
 
     /// dovecot's log (and what it wrote to stderr).

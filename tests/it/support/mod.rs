@@ -13,6 +13,7 @@ pub mod rclone;
 pub mod schema;
 pub mod sshd;
 pub mod tcp_cut;
+pub mod test_ca;
 pub mod twilio_stub;
 pub mod webhook_stub;
 
