@@ -495,7 +495,7 @@ pub enum DayCommand {
     #[command(
         after_help = "Examples:\n  handoff init                     # asks on a terminal\n  handoff init --env-file ~/.secrets/claude-bus.env --drive-remote gdrive --droplet-host droplet --yes\n  handoff init --git-remote git@github.com:you/claude-handoffs.git --force"
     )]
-    Init(InitArgs),
+    Init(Box<InitArgs>),
 }
 
 /// `handoff hooks ...`.

@@ -104,7 +104,6 @@ pub enum AttemptError {
 /// Delivers at most once per `parcel.key`: a key delivered before returns its earlier receipt; one whose
 /// earlier attempt got no answer is not sent again (it may have arrived). `send` does the one attempt and
 /// returns the detail to record (a message id).
-
 pub async fn once<F, Fut>(ledger: &SentLedger, channel: &str, parcel: &Parcel, send: F) -> Result<Receipt, ChannelError>
 where
     F: FnOnce() -> Fut,

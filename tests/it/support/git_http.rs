@@ -2,9 +2,9 @@
 //! `tests/fixtures/git_http_server.py`, over TLS with a certificate from a CA generated per server (by the
 //! `openssl` CLI), requiring HTTP basic auth.
 
-use super::{free_port, repo_root, tool};
+use super::{free_port, repo_root};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// The running server; stopped on drop.
