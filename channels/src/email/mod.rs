@@ -166,7 +166,23 @@ impl EmailChannel {
         let fetched: Vec<_> = timed(&self.server, "fetch", stream.try_collect::<Vec<_>>()).await?;
         Ok(fetched.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec)))
     }
+
+    /// The size the server reports for message `uid` (`RFC822.SIZE`), asked before its body is read.
+    async fn stored_size(&self, s: &mut ImapSession, uid: u32) -> Result<Option<u64>, ChannelError> {
+        let stream = timed(&self.server, "fetch", s.uid_fetch(uid.to_string(), "(UID RFC822.SIZE)")).await?;
+        let fetched: Vec<_> = timed(&self.server, "fetch", stream.try_collect::<Vec<_>>()).await?;
+        Ok(fetched.into_iter().find_map(|f| f.size.map(u64::from)))
+    }
 }
+
+/// The most bytes a draft may hold on the server when its attachment is claimed to be `max` bytes: the
+/// attachment in base64 (a third larger, plus line breaks) and room for the headers and the text part.
+fn raw_budget(max: u64) -> u64 {
+    max.saturating_mul(4).div_ceil(3).saturating_mul(78).div_ceil(76).saturating_add(MAX_TEXT_OVERHEAD)
+}
+
+/// Room in a draft for its headers and its text part (handoff writes a short briefing beside the document).
+const MAX_TEXT_OVERHEAD: u64 = 256 * 1024;
 
 async fn logout(s: &mut ImapSession) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.logout()).await;
@@ -218,10 +234,13 @@ impl Channel for EmailChannel {
         result
     }
 
-    /// Downloads the document of the draft `email:<key>` (its attachment, byte for byte).
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<Fetched, ChannelError> {
+    /// Downloads the document of the draft `email:<key>` (its attachment, byte for byte). Only a draft in
+    /// the configured drafts folder is read, and only when the server's size for it fits `max` (the size
+    /// the pointer claims, in base64 with room for headers); a document longer than `max` is refused.
+    async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<Fetched, ChannelError> {
+        let shown = crate::untrusted::inline(uri);
         let key = uri.strip_prefix(SCHEME).filter(|k| draft::key_ok(k)).ok_or_else(|| {
-            ChannelError::permanent(format!(
+            ChannelError::refused(format!(
                 "refusing {:?}: not a draft of the email channel (email:<key>)",
                 crate::untrusted::inline(uri)
             ))
@@ -230,15 +249,21 @@ impl Channel for EmailChannel {
         let result = async {
             self.open_drafts(&mut s, false).await?;
             let uid = self.find(&mut s, key).await?.into_iter().next().ok_or_else(|| {
-                ChannelError::permanent(format!("no draft {uri} in {} on {}", self.drafts, self.server))
+                ChannelError::permanent(format!("no draft {shown} in {} on {}", self.drafts, self.server))
             })?;
+            if let Some(stored) = self.stored_size(&mut s, uid).await?
+                && stored > raw_budget(max)
+            {
+                return Err(ChannelError::over_claimed(&shown, max));
+            }
             let raw =
                 self.raw(&mut s, uid).await?.ok_or_else(|| ChannelError::transient("the draft came back empty"))?;
-            draft::parse(&raw).ok_or_else(|| ChannelError::permanent(format!("{uri} is not a handoff draft")))
+            draft::parse(&raw).ok_or_else(|| ChannelError::permanent(format!("{shown} is not a handoff draft")))
         }
         .await;
         logout(&mut s).await;
         let d = result?;
+        crate::receive::check_size(&shown, d.content.len() as u64, max)?;
         let dir = dest.parent().ok_or_else(|| ChannelError::permanent("destination has no parent"))?;
         tokio::fs::create_dir_all(dir).await?;
         let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));

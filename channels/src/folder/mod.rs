@@ -63,7 +63,7 @@ impl FolderChannel {
     /// symlinks that lead out).
     fn resolve(&self, uri: &str) -> Result<PathBuf, ChannelError> {
         let outside = || {
-            ChannelError::permanent(format!(
+            ChannelError::refused(format!(
                 "refusing {:?}: it points outside the shared folder {}",
                 crate::untrusted::inline(uri),
                 self.root.display()
@@ -168,10 +168,16 @@ impl Channel for FolderChannel {
         Ok(receipt(sha))
     }
 
-    async fn fetch(&self, uri: &str, dest: &Path) -> Result<Fetched, ChannelError> {
+    async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<Fetched, ChannelError> {
         self.mounted()?;
         let src = self.resolve(uri)?;
-        let (size, sha256) = copy_hashed(&src, dest).await?;
+        let shown = crate::untrusted::inline(uri);
+        let meta = tokio::fs::metadata(&src).await?;
+        if !meta.is_file() {
+            return Err(ChannelError::refused(format!("refusing {shown}: it is not a plain file")));
+        }
+        crate::receive::check_size(&shown, meta.len(), max)?;
+        let (size, sha256) = crate::local_files::copy_at_most(&src, dest, max).await?;
         Ok(Fetched { size, sha256 })
     }
 
@@ -205,10 +211,17 @@ mod tests {
         for uri in
             ["folder:../secret", "folder:/etc/passwd", "local:day/x", "folder:day/link", "folder:day/../../secret"]
         {
-            let e = ch.fetch(uri, &out).await.unwrap_err();
-            assert!(e.message.contains("outside") || e.message.contains("not in the shared folder"), "{uri}: {e}");
+            let e = ch.fetch(uri, &out, 100).await.unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::Refused, "{uri}: {e}");
+            assert!(e.message.contains("outside"), "{uri}: {e}");
             assert!(!out.exists());
         }
+        std::fs::write(root.join("day/a.bin"), b"0123456789").unwrap();
+        let e = ch.fetch("folder:day/a.bin", &out, 9).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "an item larger than claimed: {e}");
+        assert!(!out.exists(), "nothing kept of an item larger than claimed");
+        let got = ch.fetch("folder:day/a.bin", &out, 10).await.unwrap();
+        assert_eq!((got.size, std::fs::read(&out).unwrap()), (10, b"0123456789".to_vec()));
         assert!(FolderChannel::from_config(&FolderConfig { path: "rel/dir".into() }).is_err());
     }
 
