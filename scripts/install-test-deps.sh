@@ -19,6 +19,7 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # the https git server's test CA and certificate
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+[ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)   # the email channel's IMAP server (tests start their own)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)

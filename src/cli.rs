@@ -495,7 +495,7 @@ pub enum DayCommand {
     #[command(
         after_help = "Examples:\n  handoff init                     # asks on a terminal\n  handoff init --env-file ~/.secrets/claude-bus.env --drive-remote gdrive --droplet-host droplet --yes\n  handoff init --git-remote git@github.com:you/claude-handoffs.git --force"
     )]
-    Init(InitArgs),
+    Init(Box<InitArgs>),
 }
 
 /// `handoff hooks ...`.
@@ -619,4 +619,34 @@ pub struct InitArgs {
     /// Local checkout of that repo.
     #[arg(long, value_name = "DIR", default_value = "~/claude-handoffs")]
     pub git_checkout: String,
+    /// IMAP server for email drafts, e.g. imaps://imap.gmail.com:993 (password: HANDOFF_IMAP_PASSWORD).
+    #[arg(long, value_name = "URL", requires = "email_user")]
+    pub email_imap: Option<String>,
+    /// IMAP login for email drafts (your address).
+    #[arg(long, value_name = "USER", requires = "email_imap")]
+    pub email_user: Option<String>,
+    /// Drafts folder ("[Gmail]/Drafts" on Gmail).
+    #[arg(long, value_name = "FOLDER", default_value = "Drafts")]
+    pub email_drafts: String,
+    /// To: of each draft (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub email_to: Vec<String>,
+    /// Cc: of each draft (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub email_cc: Vec<String>,
+    /// Post to a Slack incoming webhook (its URL: SLACK_WEBHOOK_URL).
+    #[arg(long)]
+    pub slack: bool,
+    /// Post to a Discord webhook (its URL: DISCORD_WEBHOOK_URL).
+    #[arg(long)]
+    pub discord: bool,
+    /// Page this phone number or Apple ID through iMessage (macOS).
+    #[arg(long, value_name = "TO")]
+    pub imessage_to: Option<String>,
+    /// This machine's mount point of a shared folder (NAS, SMB/NFS mount, synced folder).
+    #[arg(long, value_name = "PATH")]
+    pub folder: Option<PathBuf>,
+    /// Page channels for --urgent, in order (repeatable: --page sms --page slack).
+    #[arg(long, value_name = "CHANNEL")]
+    pub page: Vec<String>,
 }

@@ -15,6 +15,27 @@ use handoff_channels::git::GitConfig;
 #[cfg(feature = "sms")]
 use handoff_channels::sms::SmsConfig;
 
+#[cfg(feature = "discord")]
+use handoff_channels::discord::DiscordConfig;
+#[cfg(feature = "email")]
+use handoff_channels::email::EmailConfig;
+#[cfg(feature = "folder")]
+use handoff_channels::folder::FolderConfig;
+#[cfg(feature = "imessage")]
+use handoff_channels::imessage::ImessageConfig;
+#[cfg(feature = "slack")]
+use handoff_channels::slack::SlackConfig;
+
+#[cfg(not(feature = "email"))]
+type EmailConfig = toml::Value;
+#[cfg(not(feature = "slack"))]
+type SlackConfig = toml::Value;
+#[cfg(not(feature = "discord"))]
+type DiscordConfig = toml::Value;
+#[cfg(not(feature = "imessage"))]
+type ImessageConfig = toml::Value;
+#[cfg(not(feature = "folder"))]
+type FolderConfig = toml::Value;
 #[cfg(not(feature = "git"))]
 type GitConfig = toml::Value;
 #[cfg(not(feature = "drive"))]
@@ -52,6 +73,16 @@ pub struct FileConfig {
     pub droplet: Option<DropletConfig>,
     /// Twilio pages.
     pub sms: Option<SmsConfig>,
+    /// Drafts in an IMAP mailbox.
+    pub email: Option<EmailConfig>,
+    /// A Slack incoming webhook.
+    pub slack: Option<SlackConfig>,
+    /// A Discord webhook.
+    pub discord: Option<DiscordConfig>,
+    /// Pages through the Mac's Messages app.
+    pub imessage: Option<ImessageConfig>,
+    /// A shared directory (NAS, SMB/NFS mount, synced folder).
+    pub folder: Option<FolderConfig>,
     /// Router thresholds.
     #[serde(default)]
     pub route: RouteConfig,
@@ -134,6 +165,10 @@ pub struct RouteConfig {
     /// Files larger than this go to drive instead of the droplet.
     #[serde(default = "default_droplet_max")]
     pub droplet_max: ByteSize,
+    /// Channels that page a human for `send --urgent`, tried in this order until one succeeds (default:
+    /// every configured page channel in the order sms, imessage, slack, discord, email).
+    #[serde(default)]
+    pub page: Option<Vec<String>>,
     /// `sync --fetch` downloads pointers while the bytes fetched in that sync stay within this (each item read
     /// no further than the size its pointer claims); a pointer that does not fit is listed with the
     /// `handoff fetch` command that gets it.
@@ -153,7 +188,12 @@ fn default_droplet_max() -> ByteSize {
 
 impl Default for RouteConfig {
     fn default() -> Self {
-        Self { inline_max: default_inline_max(), droplet_max: default_droplet_max(), fetch_max: default_fetch_max() }
+        Self {
+            inline_max: default_inline_max(),
+            droplet_max: default_droplet_max(),
+            page: None,
+            fetch_max: default_fetch_max(),
+        }
     }
 }
 
@@ -270,6 +310,19 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
         return Err(
             "[sms] is configured but this build of handoff has no sms support (rebuild with --features sms)".into()
         );
+    }
+    for (built, present, name) in [
+        (cfg!(feature = "email"), cfg.email.is_some(), "email"),
+        (cfg!(feature = "slack"), cfg.slack.is_some(), "slack"),
+        (cfg!(feature = "discord"), cfg.discord.is_some(), "discord"),
+        (cfg!(feature = "imessage"), cfg.imessage.is_some(), "imessage"),
+        (cfg!(feature = "folder"), cfg.folder.is_some(), "folder"),
+    ] {
+        if present && !built {
+            return Err(format!(
+                "[{name}] is configured but this build of handoff has no {name} support (rebuild with --features {name})"
+            ));
+        }
     }
     if cfg.route.inline_max.as_u64() > handoff_channels::bus::MAX_BODY as u64 {
         return Err(format!("[route] inline_max = {} is larger than the bus's 64 KiB limit", cfg.route.inline_max));
@@ -535,7 +588,18 @@ mod tests {
     }
 }
 
-#[cfg(all(test, feature = "git", feature = "drive", feature = "droplet", feature = "sms"))]
+#[cfg(all(
+    test,
+    feature = "git",
+    feature = "drive",
+    feature = "droplet",
+    feature = "sms",
+    feature = "email",
+    feature = "slack",
+    feature = "discord",
+    feature = "imessage",
+    feature = "folder"
+))]
 mod example_tests {
     #[test]
     fn the_annotated_example_config_parses_with_every_section() {
@@ -543,6 +607,10 @@ mod example_tests {
         let c = super::parse(text).unwrap_or_else(|e| panic!("config/handoff.example.toml: {e}"));
         assert_eq!(c.machine.as_deref(), Some("mac-studio"));
         assert!(c.bus.is_some() && c.git.is_some() && c.drive.is_some() && c.droplet.is_some() && c.sms.is_some());
+        assert!(
+            c.email.is_some() && c.slack.is_some() && c.discord.is_some() && c.imessage.is_some() && c.folder.is_some()
+        );
+        assert_eq!(c.route.page.as_deref(), Some(&["sms".to_string(), "imessage".into(), "slack".into()][..]));
         assert_eq!(c.route.droplet_max.as_u64(), 256 << 20);
     }
 }

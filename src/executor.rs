@@ -83,7 +83,7 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
         steps.push(Step {
             role: Role::Page { summary: summary.clone() },
             parcel: parcel(i, ParcelKind::Page, None, summary, None),
-            channels: vec!["sms".into()],
+            channels: plan.page_via.clone(),
             receipt: None,
             attempts: 0,
             last_error: None,
@@ -346,6 +346,13 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
         }
         Role::Page { summary } => {
             job.steps[i].parcel.body = crate::urgent::page_body(job, &summary);
+            // a page is about the bus message: `re:<id>` lets a channel name it when it shortens
+            if let crate::urgent::BusOutcome::Posted(id) = crate::urgent::bus_outcome(job) {
+                let tag = format!("re:{id}");
+                if !job.steps[i].parcel.tags.contains(&tag) {
+                    job.steps[i].parcel.tags.push(tag);
+                }
+            }
             Ok(())
         }
         Role::Payload | Role::Inline => Ok(()),
@@ -536,6 +543,7 @@ mod tests {
             }],
             bus: BusPart::Pointer { with_note: false },
             page: false,
+            page_via: vec![],
         };
         let job = job_for(&req, &plan, "a", &["00".repeat(32)]);
         let outbox = Outbox::new(dir.path());

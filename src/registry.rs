@@ -99,5 +99,32 @@ fn add_configured(
         let ch = SmsChannel::from_config(cfg, ctx).map_err(|e| crate::config::ConfigError(e.message))?;
         channels.insert("sms".into(), Arc::new(ch));
     }
+    let bad = |e: handoff_channels::ChannelError| crate::config::ConfigError(e.message);
+    #[cfg(feature = "email")]
+    if let Some(cfg) = &settings.file.email {
+        let ch = handoff_channels::email::EmailChannel::from_config(cfg, ctx).map_err(bad)?;
+        channels.insert("email".into(), Arc::new(ch));
+    }
+    #[cfg(feature = "slack")]
+    if let Some(cfg) = &settings.file.slack {
+        let ch = handoff_channels::slack::SlackChannel::from_config(cfg, ctx).map_err(bad)?;
+        channels.insert("slack".into(), Arc::new(ch));
+    }
+    #[cfg(feature = "discord")]
+    if let Some(cfg) = &settings.file.discord {
+        let ch = handoff_channels::discord::DiscordChannel::from_config(cfg, ctx).map_err(bad)?;
+        channels.insert("discord".into(), Arc::new(ch));
+    }
+    #[cfg(feature = "imessage")]
+    if let Some(cfg) = &settings.file.imessage {
+        let ch = handoff_channels::imessage::ImessageChannel::from_config(cfg, ctx).map_err(bad)?;
+        channels.insert("imessage".into(), Arc::new(ch));
+    }
+    #[cfg(feature = "folder")]
+    if let Some(cfg) = &settings.file.folder {
+        let ch = handoff_channels::folder::FolderChannel::from_config(cfg).map_err(bad)?;
+        channels.insert("folder".into(), Arc::new(ch));
+    }
+    let _ = bad;
     Ok(())
 }

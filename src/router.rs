@@ -50,7 +50,12 @@ pub struct RouteContext {
     pub droplet_max: u64,
     /// Configured channels.
     pub channels: BTreeMap<String, Capability>,
+    /// `[route] page`: the page channels in the order to try (`None` = [`DEFAULT_PAGE_ORDER`]).
+    pub page_order: Option<Vec<String>>,
 }
+
+/// The order pages are tried in when `[route] page` is not set: every configured page channel.
+pub const DEFAULT_PAGE_ORDER: [&str; 5] = ["sms", "imessage", "slack", "discord", "email"];
 
 /// One thing to deliver, with the channels to try in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,8 +79,11 @@ pub struct Plan {
     pub payloads: Vec<PlannedItem>,
     /// What goes on the bus: the message itself (`inline`) or a pointer to the payloads.
     pub bus: BusPart,
-    /// Whether a human is paged by SMS after the bus message.
+    /// Whether a human is paged after the bus message.
     pub page: bool,
+    /// The page channels to try, in order, until one succeeds (empty without `--urgent`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page_via: Vec<String>,
 }
 
 /// The bus part of a plan.
@@ -125,7 +133,7 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
             || doc_via.is_some_and(|v| req.files.is_empty() && ctx.channels.get(v).is_some_and(|c| c.documents));
         if as_document {
             // a git commit that is queued gets pushed later anyway: never fall back to a second copy
-            let order: &[&str] = if has("git") { &["git"] } else { &["git", "local"] };
+            let order: &[&str] = if has("git") { &["git"] } else { &["git", "email", "folder", "local"] };
             let channels = pick(ParcelKind::Document, size, doc_via, order, ctx)?;
             let reason = if req.doc {
                 "--doc".to_string()
@@ -155,11 +163,11 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
     }
     for f in &req.files {
         let order: &[&str] = if req.keep {
-            &["drive", "local"]
+            &["drive", "folder", "local"]
         } else if f.size <= ctx.droplet_max {
-            &["droplet", "drive", "local"]
+            &["droplet", "drive", "folder", "local"]
         } else {
-            &["drive", "local"]
+            &["drive", "folder", "local"]
         };
         let mut channels = pick(ParcelKind::File, f.size, req.via.as_deref(), order, ctx)?;
         // the droplet takes only files under droplet_max, even as a fallback
@@ -170,14 +178,37 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
             "drive" if req.keep => "--keep asks for a lasting copy".into(),
             "drive" if has("droplet") => format!("{} is over droplet_max {}", f.name, ctx.droplet_max),
             "drive" => "no droplet configured".into(),
+            "folder" => "the shared folder".into(),
             _ => "embedded default: local payload folder".into(),
         };
         payloads.push(PlannedItem { kind: ParcelKind::File, name: f.name.clone(), size: f.size, channels, reason });
     }
-    if req.urgent && !has("sms") {
-        return Err(PlanError("--urgent pages a human by SMS, but [sms] is not configured (add it, with TWILIO_SID / TWILIO_TOKEN in the environment)".into()));
+    let page_via = if req.urgent { page_channels(ctx)? } else { Vec::new() };
+    Ok(Plan { payloads, bus, page: req.urgent, page_via })
+}
+
+/// The page channels for `--urgent`: `[route] page` in its order (each must be configured and able to
+/// page), else every configured page channel in [`DEFAULT_PAGE_ORDER`].
+fn page_channels(ctx: &RouteContext) -> Result<Vec<String>, PlanError> {
+    let pages = |name: &str| ctx.channels.get(name).is_some_and(|c| c.pages);
+    let out: Vec<String> = match &ctx.page_order {
+        Some(order) => {
+            if let Some(bad) = order.iter().find(|n| !pages(n)) {
+                return Err(PlanError(format!(
+                    "[route] page lists {bad}, which is {} (page channels: sms, imessage, slack, discord, email)",
+                    if ctx.channels.contains_key(bad.as_str()) { "not a page channel" } else { "not configured" }
+                )));
+            }
+            order.clone()
+        }
+        None => DEFAULT_PAGE_ORDER.iter().filter(|n| pages(n)).map(|n| n.to_string()).collect(),
+    };
+    if out.is_empty() {
+        return Err(PlanError(
+            "--urgent pages a human, but no page channel is configured: add [sms] (with TWILIO_SID / TWILIO_TOKEN in the environment), [imessage], [slack] or [discord]".into(),
+        ));
     }
-    Ok(Plan { payloads, bus, page: req.urgent })
+    Ok(out)
 }
 
 /// The channels to try for one item: `via` alone if given (and able), else the preference order
@@ -245,7 +276,10 @@ impl Plan {
             )),
         }
         if self.page {
-            out.push_str("page -> sms, naming the bus message\n");
+            out.push_str(&format!(
+                "page -> {}, naming the bus message (the first that succeeds)\n",
+                self.page_via.join(", then ")
+            ));
         }
         out.push_str("(if a channel cannot take it now: the next one is tried, then the outbox)\n");
         out
@@ -279,11 +313,13 @@ mod tests {
                 "drive" | "droplet" => cap(false, false, true, false, None),
                 "local" => cap(false, true, true, false, None),
                 "sms" => cap(false, false, false, true, Some(1600)),
+                "slack" | "imessage" => cap(true, false, false, true, None),
+                "folder" => cap(false, true, true, false, None),
                 _ => unreachable!(),
             };
             channels.insert(n.to_string(), c);
         }
-        RouteContext { inline_max: 48 * 1024, droplet_max: 256 << 20, channels }
+        RouteContext { inline_max: 48 * 1024, droplet_max: 256 << 20, channels, page_order: None }
     }
 
     fn file(name: &str, size: u64) -> FileInfo {
@@ -336,6 +372,35 @@ mod tests {
         let mut r = req(Some("x"));
         r.urgent = true;
         assert!(plan(&r, &c).unwrap_err().0.contains("[sms]"));
+    }
+
+    #[test]
+    fn pages_follow_the_configured_order_of_page_channels() {
+        let mut c = ctx(&["bus", "sms", "slack", "imessage"]);
+        let mut r = req(Some("prod down"));
+        r.urgent = true;
+        assert_eq!(plan(&r, &c).unwrap().page_via, ["sms", "imessage", "slack"]);
+        c.page_order = Some(vec!["slack".into(), "sms".into()]);
+        assert_eq!(plan(&r, &c).unwrap().page_via, ["slack", "sms"]);
+        c.page_order = Some(vec!["discord".into()]);
+        assert!(plan(&r, &c).unwrap_err().0.contains("discord, which is not configured"));
+        c.page_order = Some(vec!["bus".into()]);
+        assert!(plan(&r, &c).unwrap_err().0.contains("not a page channel"));
+        r.urgent = false;
+        assert!(plan(&r, &c).unwrap().page_via.is_empty());
+    }
+
+    #[test]
+    fn without_git_documents_and_files_can_use_the_shared_folder() {
+        let c = ctx(&["bus", "folder"]);
+        let mut r = req(Some("x"));
+        r.doc = true;
+        r.files = vec![file("a.bin", 5)];
+        let p = plan(&r, &c).unwrap();
+        assert_eq!(
+            (p.payloads[0].channels.as_slice(), p.payloads[1].channels.as_slice()),
+            (&["folder".to_string()][..], &["folder".to_string()][..])
+        );
     }
 
     #[test]

@@ -6,23 +6,38 @@
 
 pub mod bus;
 pub mod context;
+#[cfg(feature = "discord")]
+pub mod discord;
 #[cfg(feature = "drive")]
 pub mod drive;
 #[cfg(feature = "droplet")]
 pub mod droplet;
+#[cfg(feature = "email")]
+pub mod email;
 pub mod error;
+#[cfg(feature = "folder")]
+pub mod folder;
 #[cfg(feature = "git")]
 pub mod git;
+#[cfg(feature = "imessage")]
+pub mod imessage;
 pub mod local_files;
 pub mod names;
 pub mod parcel;
 pub mod pointer;
 pub mod receive;
+pub mod secret_source;
+#[cfg(any(feature = "slack", feature = "discord", feature = "imessage"))]
+pub mod sent_ledger;
+#[cfg(feature = "slack")]
+pub mod slack;
 #[cfg(feature = "sms")]
 pub mod sms;
 #[cfg(any(feature = "droplet", feature = "drive"))]
 pub mod ssh;
 pub mod untrusted;
+#[cfg(any(feature = "slack", feature = "discord"))]
+pub mod webhook;
 
 pub use context::{Context, Incoming, NoProgress, ProgressBar, ProgressSink, SyncReport};
 pub use error::{ChannelError, ErrorKind};

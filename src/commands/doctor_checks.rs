@@ -42,6 +42,18 @@ fn secret_paths(settings: Option<&Settings>) -> Vec<(&'static str, PathBuf)> {
     if let Some(p) = s.file.sms.as_ref().and_then(|c| c.env_file.as_ref()) {
         out.push(("Twilio env file", expand_home(p, &s.dirs.home)));
     }
+    #[cfg(feature = "email")]
+    if let Some(p) = s.file.email.as_ref().and_then(|c| c.env_file.as_ref()) {
+        out.push(("IMAP env file", expand_home(p, &s.dirs.home)));
+    }
+    #[cfg(feature = "slack")]
+    if let Some(p) = s.file.slack.as_ref().and_then(|c| c.env_file.as_ref()) {
+        out.push(("Slack env file", expand_home(p, &s.dirs.home)));
+    }
+    #[cfg(feature = "discord")]
+    if let Some(p) = s.file.discord.as_ref().and_then(|c| c.env_file.as_ref()) {
+        out.push(("Discord env file", expand_home(p, &s.dirs.home)));
+    }
     #[cfg(feature = "drive")]
     if let Some(c) = &s.file.drive
         && let Some(p) = handoff_channels::drive::rclone_conf::locate(c.rclone_config.as_deref())

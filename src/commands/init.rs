@@ -27,6 +27,8 @@ pub struct Plan {
     pub droplet: Option<DropletChoice>,
     /// `[git]`.
     pub git: Option<GitChoice>,
+    /// The other channels' sections (email, slack, discord, imessage, folder) and `[route] page`, as TOML.
+    pub sections: Vec<String>,
     /// What was found but not used, and how to use it.
     pub notes: Vec<String>,
 }
@@ -128,7 +130,68 @@ pub fn render(p: &Plan) -> String {
     if let Some(d) = &p.droplet {
         t.push_str(&format!("\n[droplet]\nhost = {}\ndir = {}\n", q(&d.host), q(&d.dir)));
     }
+    for section in &p.sections {
+        t.push('\n');
+        t.push_str(section);
+    }
     t
+}
+
+/// A TOML array of quoted strings.
+fn q_list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|i| q(i)).collect::<Vec<_>>().join(", "))
+}
+
+/// The sections of the channels given by flags only (email, slack, discord, imessage, folder) and the
+/// page order. A flag for a channel this build lacks is refused naming the feature.
+fn channel_sections(a: &InitArgs, home: &Path) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let built = |name: &str, on: bool| -> anyhow::Result<()> {
+        if on {
+            Ok(())
+        } else {
+            Err(ConfigError(format!(
+                "--{name}: this build of handoff has no {name} support (rebuild with --features {name})"
+            ))
+            .into())
+        }
+    };
+    if let (Some(imap), Some(user)) = (&a.email_imap, &a.email_user) {
+        built("email", cfg!(feature = "email"))?;
+        let mut t = format!("[email]\nimap = {}\nuser = {}\ndrafts = {}\n", q(imap), q(user), q(&a.email_drafts));
+        if !a.email_to.is_empty() {
+            t.push_str(&format!("to = {}\n", q_list(&a.email_to)));
+        }
+        if !a.email_cc.is_empty() {
+            t.push_str(&format!("cc = {}\n", q_list(&a.email_cc)));
+        }
+        t.push_str("# password: HANDOFF_IMAP_PASSWORD in the environment or the env file (never here)\n");
+        out.push(t);
+    }
+    if a.slack {
+        built("slack", cfg!(feature = "slack"))?;
+        out.push(
+            "[slack]\n# the webhook URL: SLACK_WEBHOOK_URL in the environment or an env_file (never here)\n".into(),
+        );
+    }
+    if a.discord {
+        built("discord", cfg!(feature = "discord"))?;
+        out.push(
+            "[discord]\n# the webhook URL: DISCORD_WEBHOOK_URL in the environment or an env_file (never here)\n".into(),
+        );
+    }
+    if let Some(to) = &a.imessage_to {
+        built("imessage", cfg!(feature = "imessage"))?;
+        out.push(format!("[imessage]\nto = {}\n", q(to)));
+    }
+    if let Some(path) = &a.folder {
+        built("folder", cfg!(feature = "folder"))?;
+        out.push(format!("[folder]\npath = {}\n", q(&tilde(&expand_home(path, home), home))));
+    }
+    if !a.page.is_empty() {
+        out.push(format!("[route]\npage = {}\n", q_list(&a.page)));
+    }
+    Ok(out)
 }
 
 struct Asker {
@@ -266,6 +329,7 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
             .push(format!("ssh hosts found: {}; pass --droplet-host HOST to use one as the droplet", hosts.join(", "))),
         None => {}
     }
+    p.sections = channel_sections(a, home)?;
     Ok(p)
 }
 
@@ -339,6 +403,7 @@ mod tests {
         };
         let cfg = crate::config::parse(&render(&p)).unwrap();
         assert_eq!(cfg.machine.as_deref(), Some("mac-studio"));
+        assert!(cfg.email.is_none() && cfg.route.page.is_none());
         assert!(cfg.bus.is_some() && cfg.git.is_some() && cfg.droplet.is_some() && cfg.drive.is_none());
     }
 }

@@ -37,7 +37,7 @@ pub async fn day(cmd: crate::cli::DayCommand, o: &crate::config::Overrides, json
         DayCommand::Log(a) => log::run(Settings::load(o)?, a, json),
         DayCommand::Completions(a) => Ok(docs::completions(a.shell)),
         DayCommand::Man => docs::man(),
-        DayCommand::Init(a) => init::run(o, a, json),
+        DayCommand::Init(a) => init::run(o, *a, json),
     }
 }
 

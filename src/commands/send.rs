@@ -187,6 +187,7 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         inline_max: session.settings.file.route.inline_max.as_u64(),
         droplet_max: session.settings.file.route.droplet_max.as_u64(),
         channels: session.reg.capabilities(),
+        page_order: session.settings.file.route.page.clone(),
     };
     // the router plans on what travels: with encryption, the ciphertext and its size
     let travelling = match &sealing {

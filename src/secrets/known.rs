@@ -6,7 +6,7 @@ use super::KnownSecret;
 use crate::config::{Settings, expand_home};
 
 /// Environment variables that hold secrets handoff (or a tool it drives) uses.
-pub const SECRET_VARS: [&str; 8] = [
+pub const SECRET_VARS: [&str; 11] = [
     "BUS_PASS",
     "TWILIO_TOKEN",
     "TWILIO_AUTH_TOKEN",
@@ -15,6 +15,9 @@ pub const SECRET_VARS: [&str; 8] = [
     "PGPASSWORD",
     "AWS_SECRET_ACCESS_KEY",
     "GITHUB_TOKEN",
+    "HANDOFF_IMAP_PASSWORD",
+    "SLACK_WEBHOOK_URL",
+    "DISCORD_WEBHOOK_URL",
 ];
 
 /// rclone.conf keys that hold secrets (`pass`/`password2` are obscured and revealed first).
@@ -75,6 +78,18 @@ pub fn gather(settings: &Settings) -> Vec<KnownSecret> {
                 }
             }
         }
+    }
+    #[cfg(feature = "email")]
+    if let Some(v) = settings.file.email.as_ref().and_then(|c| c.secret()) {
+        out.push(KnownSecret { value: v, label: "the IMAP password (HANDOFF_IMAP_PASSWORD)".into() });
+    }
+    #[cfg(feature = "slack")]
+    if let Some(v) = settings.file.slack.as_ref().and_then(|c| c.secret()) {
+        out.push(KnownSecret { value: v, label: "the Slack webhook URL (SLACK_WEBHOOK_URL)".into() });
+    }
+    #[cfg(feature = "discord")]
+    if let Some(v) = settings.file.discord.as_ref().and_then(|c| c.secret()) {
+        out.push(KnownSecret { value: v, label: "the Discord webhook URL (DISCORD_WEBHOOK_URL)".into() });
     }
     let _ = expand_home;
     out

@@ -56,6 +56,11 @@ pub(super) static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
             not_an_example,
         ),
+        r(
+            "Discord webhook URL",
+            r"(?:discord|discordapp)\.com/api/(?:v\d+/)?webhooks/\d{5,}/[A-Za-z0-9_\-]{30,}",
+            not_an_example,
+        ),
         r("Twilio API key", r"\bSK[0-9a-f]{32}\b", not_an_example),
         r(
             "Twilio auth token",

@@ -13,10 +13,16 @@ mod day;
 mod drive;
 #[cfg(feature = "droplet")]
 mod droplet;
+#[cfg(feature = "email")]
+mod email;
+#[cfg(feature = "folder")]
+mod folder;
 #[cfg(feature = "git")]
 mod git;
 #[cfg(feature = "git")]
 mod git_http;
+#[cfg(feature = "imessage")]
+mod imessage;
 mod inbox;
 mod mcp;
 mod original_bus;
@@ -26,3 +32,5 @@ mod sms;
 mod trust;
 mod ux;
 mod watch;
+#[cfg(any(feature = "slack", feature = "discord"))]
+mod webhooks;

@@ -114,3 +114,40 @@ fn init_asks_on_a_terminal_and_enter_keeps_the_suggestion() {
     assert_eq!(cfg["droplet"]["host"].as_str(), Some("droplet"));
     assert!(cfg.get("git").is_none() && cfg.get("bus").is_none(), "{text}");
 }
+
+#[cfg(all(feature = "email", feature = "slack", feature = "imessage", feature = "folder"))]
+#[test]
+fn init_flags_write_the_email_slack_imessage_and_folder_sections_and_the_page_order() {
+    let env = Env::new();
+    let share = env.path().join("nas");
+    std::fs::create_dir_all(&share).unwrap();
+    let out = env.path().join("c.toml");
+    let mut c = env.handoff("x");
+    c.args(["init", "--name", "mac-studio", "--no-bus", "--yes", "--email-imap", "imaps://imap.gmail.com:993"])
+        .args(["--email-user", "me@gmail.com", "--email-drafts", "[Gmail]/Drafts", "--email-to", "me@gmail.com"])
+        .args(["--email-cc", "Me at work <me@work.example>", "--slack", "--imessage-to", "+15552223333", "--folder"])
+        .arg(&share)
+        .args(["--page", "imessage", "--page", "slack", "--out"])
+        .arg(&out);
+    run(c).ok();
+    let text = std::fs::read_to_string(&out).unwrap();
+    for want in [
+        "[email]",
+        "\"[Gmail]/Drafts\"",
+        "Me at work <me@work.example>",
+        "[slack]",
+        "[imessage]",
+        "[folder]",
+        "page = [\"imessage\", \"slack\"]",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    // the written config is one handoff reads: doctor parses it (the checks themselves may fail here)
+    let mut c = env.handoff("mac-studio");
+    c.args(["--config"]).arg(&out).args(["--json", "doctor"]);
+    let j = run(c).json();
+    let config = j["checks"].as_array().unwrap().iter().find(|c| c["check"] == "config").unwrap().clone();
+    assert_eq!(config["ok"], true, "{j:#}");
+    let folder = j["checks"].as_array().unwrap().iter().find(|c| c["check"] == "folder").unwrap().clone();
+    assert_eq!(folder["ok"], true, "{j:#}");
+}

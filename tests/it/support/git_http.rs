@@ -2,9 +2,9 @@
 //! `tests/fixtures/git_http_server.py`, over TLS with a certificate from a CA generated per server (by the
 //! `openssl` CLI), requiring HTTP basic auth.
 
-use super::{free_port, repo_root, tool};
+use super::{free_port, repo_root};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// The running server; stopped on drop.
@@ -18,12 +18,6 @@ pub struct GitHttpServer {
     moved: String,
     /// Plain http instead of https.
     plain: bool,
-}
-
-/// `openssl <args>` (split on whitespace) in `dir`.
-fn openssl(dir: &Path, args: &str) {
-    let out = Command::new(tool("openssl")).current_dir(dir).args(args.split_whitespace()).output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl GitHttpServer {
@@ -47,29 +41,7 @@ impl GitHttpServer {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         std::fs::create_dir_all(d.join("repos")).unwrap();
-        // a CA, and a certificate for `localhost` it signs (rustls does not accept a CA as a server's own
-        // certificate, so a single self-signed certificate would not do)
-        openssl(
-            d,
-            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
-             -subj /CN=handoff-test-CA -addext basicConstraints=critical,CA:TRUE \
-             -addext keyUsage=critical,keyCertSign,cRLSign",
-        );
-        openssl(
-            d,
-            "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
-             -subj /CN=localhost",
-        );
-        std::fs::write(
-            d.join("server.ext"),
-            "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            d,
-            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
-             -extfile server.ext",
-        );
+        crate::support::test_ca::issue(d, "server", "DNS:localhost");
         let mut s = Self {
             tmp,
             child: None,

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod bus;
+pub mod dovecot;
 pub mod git_http;
 pub mod postgres;
 pub mod prism;
@@ -11,7 +12,10 @@ pub mod prism;
 pub mod rclone;
 pub mod schema;
 pub mod sshd;
+pub mod tcp_cut;
+pub mod test_ca;
 pub mod twilio_stub;
+pub mod webhook_stub;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,247 @@
+//! The folder channel: files and documents written into a directory that several machines see — a NAS,
+//! an SMB/NFS mount, a synced folder. Each machine names its own mount point of the same share in
+//! `[folder] path`; pointers carry the path relative to it (`folder:2026-05-01/<key>-name`), so `fetch`
+//! on another machine reads the same file under its own mount point. Writes are atomic: a temporary
+//! name, fsync, rename, fsync of the directory, so a reader (or a crash) never sees a partial file
+//! under the final name. The channel never creates the share's root: an unmounted share is an error,
+//! not a folder quietly filling the local disk.
+
+use crate::local_files::{LocalFiles, copy_hashed};
+use crate::names::stays_inside;
+use crate::{Capability, Channel, ChannelError, Fetched, Health, LatencyClass, Parcel, ParcelKind, Receipt};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `[folder]` in handoff's config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderConfig {
+    /// This machine's mount point of the shared directory (`/Volumes/nas/handoff`, `/mnt/nas/handoff`,
+    /// `~/Dropbox/handoff`). Every machine names its own; what is stored under it is the same.
+    pub path: PathBuf,
+}
+
+/// The URI scheme of items in the folder.
+pub const SCHEME: &str = "folder:";
+
+/// A shared directory.
+pub struct FolderChannel {
+    root: PathBuf,
+}
+
+impl FolderChannel {
+    /// Builds the channel; the path must be absolute (after `~` expansion). Nothing is touched yet.
+    pub fn from_config(cfg: &FolderConfig) -> Result<Self, ChannelError> {
+        let root = crate::secret_source::expand_home(&cfg.path);
+        if !root.is_absolute() {
+            return Err(ChannelError::permanent(format!(
+                "[folder] path = {} must be absolute (the share's mount point on this machine)",
+                root.display()
+            )));
+        }
+        Ok(Self { root })
+    }
+
+    /// The share's root on this machine.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn mounted(&self) -> Result<(), ChannelError> {
+        if self.root.is_dir() {
+            Ok(())
+        } else {
+            Err(ChannelError::transient(format!(
+                "the shared folder {} is not there (is the share mounted?); [folder] path names it",
+                self.root.display()
+            )))
+        }
+    }
+
+    /// The file an item uri names, refusing anything outside the folder (`..`, absolute paths, and
+    /// symlinks that lead out).
+    fn resolve(&self, uri: &str) -> Result<PathBuf, ChannelError> {
+        let outside = || {
+            ChannelError::refused(format!(
+                "refusing {:?}: it points outside the shared folder {}",
+                crate::untrusted::inline(uri),
+                self.root.display()
+            ))
+        };
+        let rel = uri.strip_prefix(SCHEME).ok_or_else(outside)?;
+        if !stays_inside(rel) {
+            return Err(outside());
+        }
+        let path = self.root.join(rel);
+        let (Ok(real), Ok(root)) = (path.canonicalize(), self.root.canonicalize()) else {
+            return Err(ChannelError::permanent(format!(
+                "{} is not in the shared folder {} (not synced here yet, or removed)",
+                crate::untrusted::inline(uri),
+                self.root.display()
+            )));
+        };
+        if !real.starts_with(&root) {
+            return Err(outside());
+        }
+        Ok(real)
+    }
+}
+
+/// fsync of a directory, so a rename in it survives a crash (a no-op where directories cannot be opened).
+async fn sync_dir(dir: &Path) -> Result<(), ChannelError> {
+    #[cfg(unix)]
+    {
+        let d = tokio::fs::File::open(dir).await?;
+        d.sync_all().await?;
+    }
+    let _ = dir;
+    Ok(())
+}
+
+#[async_trait]
+impl Channel for FolderChannel {
+    fn name(&self) -> &'static str {
+        "folder"
+    }
+
+    fn capability(&self) -> Capability {
+        Capability {
+            max_size: None,
+            latency: LatencyClass::SizeBound,
+            can_receive: false,
+            text: false,
+            documents: true,
+            files: true,
+            pages: false,
+            lasting: true,
+        }
+    }
+
+    async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+        self.mounted()?;
+        let rel = LocalFiles::relative_path(parcel);
+        let dest = self.root.join(&rel);
+        let dir = dest.parent().expect("dated dir").to_path_buf();
+        let receipt = |sha256| Receipt {
+            channel: "folder".into(),
+            uri: Some(format!("{SCHEME}{rel}")),
+            message_id: None,
+            detail: None,
+            sha256,
+        };
+        // the same key again (a retry after a lost answer): the complete file is already there
+        if tokio::fs::metadata(&dest).await.is_ok_and(|m| m.len() == parcel.size()) {
+            return Ok(receipt(None));
+        }
+        let sha = match (parcel.kind, &parcel.file) {
+            (ParcelKind::File, Some(f)) => {
+                let (size, sha) = copy_hashed(&f.path, &dest).await?;
+                if !f.matches(size, &sha) {
+                    let _ = tokio::fs::remove_file(&dest).await;
+                    return Err(ChannelError::permanent(format!(
+                        "{} changed while it was being sent",
+                        f.path.display()
+                    )));
+                }
+                Some(sha)
+            }
+            (ParcelKind::Document, _) => {
+                tokio::fs::create_dir_all(&dir).await?;
+                let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
+                let written = async {
+                    let mut f = tokio::fs::File::create(&tmp).await?;
+                    tokio::io::AsyncWriteExt::write_all(&mut f, parcel.body.as_bytes()).await?;
+                    f.sync_all().await?;
+                    tokio::fs::rename(&tmp, &dest).await
+                }
+                .await;
+                if let Err(e) = written {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(e.into());
+                }
+                None
+            }
+            (kind, _) => return Err(ChannelError::permanent(format!("the folder channel does not take {kind:?}"))),
+        };
+        sync_dir(&dir).await?;
+        Ok(receipt(sha))
+    }
+
+    async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<Fetched, ChannelError> {
+        self.mounted()?;
+        let src = self.resolve(uri)?;
+        let shown = crate::untrusted::inline(uri);
+        let meta = tokio::fs::metadata(&src).await?;
+        if !meta.is_file() {
+            return Err(ChannelError::refused(format!("refusing {shown}: it is not a plain file")));
+        }
+        crate::receive::check_size(&shown, meta.len(), max)?;
+        let (size, sha256) = crate::local_files::copy_at_most(&src, dest, max).await?;
+        Ok(Fetched { size, sha256 })
+    }
+
+    /// The folder is there and is a directory this user can write (checked with a hidden probe file that
+    /// is removed at once).
+    async fn health(&self) -> Result<Health, ChannelError> {
+        self.mounted()?;
+        let probe = self.root.join(format!(".handoff-probe-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&probe, b"").await.map_err(|e| {
+            ChannelError::permanent(format!("the shared folder {} is not writable: {e}", self.root.display()))
+        })?;
+        tokio::fs::remove_file(&probe).await?;
+        Ok(Health { check: format!("shared folder {} is writable", self.root.display()), detail: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fetch_refuses_anything_outside_the_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("share");
+        std::fs::create_dir_all(root.join("day")).unwrap();
+        std::fs::write(d.path().join("secret"), b"x").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.path().join("secret"), root.join("day/link")).unwrap();
+        let ch = FolderChannel::from_config(&FolderConfig { path: root.clone() }).unwrap();
+        let out = d.path().join("out");
+        for uri in
+            ["folder:../secret", "folder:/etc/passwd", "local:day/x", "folder:day/link", "folder:day/../../secret"]
+        {
+            let e = ch.fetch(uri, &out, 100).await.unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::Refused, "{uri}: {e}");
+            assert!(e.message.contains("outside"), "{uri}: {e}");
+            assert!(!out.exists());
+        }
+        std::fs::write(root.join("day/a.bin"), b"0123456789").unwrap();
+        let e = ch.fetch("folder:day/a.bin", &out, 9).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "an item larger than claimed: {e}");
+        assert!(!out.exists(), "nothing kept of an item larger than claimed");
+        let got = ch.fetch("folder:day/a.bin", &out, 10).await.unwrap();
+        assert_eq!((got.size, std::fs::read(&out).unwrap()), (10, b"0123456789".to_vec()));
+        assert!(FolderChannel::from_config(&FolderConfig { path: "rel/dir".into() }).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_unmounted_share_is_never_created() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("not-mounted");
+        let ch = FolderChannel::from_config(&FolderConfig { path: root.clone() }).unwrap();
+        let p = Parcel {
+            key: "k1".into(),
+            from: "a".into(),
+            to: "b".into(),
+            kind: ParcelKind::Document,
+            title: Some("t".into()),
+            body: "doc".into(),
+            tags: vec![],
+            file: None,
+        };
+        let e = ch.deliver(&p).await.unwrap_err();
+        assert!(e.is_transient() && e.message.contains("mounted"), "{e}");
+        assert!(!root.exists());
+    }
+}

@@ -1,0 +1,154 @@
+//! The folder channel: a shared directory seen by two machines at different mount points (a symlink
+//! stands in for the second mount), files and documents round-trip through a pointer on the bus, and a
+//! writer killed mid-copy leaves no partial file under the final name.
+
+use crate::support::bus::BusServer;
+use crate::support::{Env, OutputExt, noise, run};
+use std::path::{Path, PathBuf};
+
+/// An env using the real bus and `[folder] path = mount`.
+fn env(bus: &BusServer, mount: &Path) -> Env {
+    let env = Env::new();
+    bus.write_env_file(&env);
+    env.write_config(&format!("[folder]\npath = \"{}\"\n", mount.display()));
+    env
+}
+
+/// Every non-hidden file under `dir`.
+fn visible_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_dir() {
+            out.extend(visible_files(&e.path()));
+        } else if !name.starts_with('.') {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn files_and_documents_round_trip_between_two_mount_points() {
+    let bus = BusServer::start();
+    let share = tempfile::tempdir().unwrap();
+    let other_mount = tempfile::tempdir().unwrap();
+    let mount_b = other_mount.path().join("nas");
+    std::os::unix::fs::symlink(share.path(), &mount_b).unwrap();
+    let a = env(&bus, share.path());
+    let b = env(&bus, &mount_b);
+    let file = a.path().join("build log.txt");
+    let bytes = noise(300_000, 7);
+    std::fs::write(&file, &bytes).unwrap();
+    let mut c = a.handoff("mac-studio");
+    c.args(["--json", "send", "--to", "linux-box", "--file"]).arg(&file).args([
+        "--doc",
+        "--title",
+        "Notes",
+        "# notes\nbody\n",
+    ]);
+    let o = run(c);
+    assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    let j = o.json();
+    let uris: Vec<String> = j["receipt"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["receipt"]["uri"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(uris.len(), 2, "{j:#}");
+    assert!(uris.iter().all(|u| u.starts_with("folder:")), "{uris:?}");
+    let out = b.path().join("got");
+    let mut c = b.handoff("linux-box");
+    c.args(["--json", "sync", "--fetch", "--out"]).arg(&out);
+    let o = run(c);
+    assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    let got = visible_files(&out);
+    let data = got.iter().find(|p| p.to_string_lossy().ends_with("build_log.txt")).unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(std::fs::read(data).unwrap(), bytes);
+    let doc = got.iter().find(|p| p.to_string_lossy().ends_with("Notes.md")).unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(std::fs::read_to_string(doc).unwrap(), "# notes\nbody\n");
+}
+
+#[test]
+fn a_writer_killed_mid_copy_leaves_no_partial_file_under_the_final_name() {
+    let bus = BusServer::start();
+    let share = tempfile::tempdir().unwrap();
+    let a = env(&bus, share.path());
+    let big = a.path().join("big.bin");
+    let chunk = noise(1 << 20, 3);
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&big).unwrap();
+        for _ in 0..160 {
+            f.write_all(&chunk).unwrap();
+        }
+    }
+    let mut killed = false;
+    for _ in 0..5 {
+        let mut c = a.handoff("mac-studio");
+        c.args(["send", "--to", "linux-box", "--file"]).arg(&big);
+        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        // wait for the temporary file to appear, then kill the writer
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen = false;
+        while std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            if walk_hidden(share.path()) {
+                seen = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if seen {
+            killed = true;
+            break;
+        }
+    }
+    assert!(killed, "the copy was never caught in flight");
+    assert!(
+        visible_files(share.path()).is_empty(),
+        "a partial file under a final name: {:?}",
+        visible_files(share.path())
+    );
+    // the next run delivers it completely
+    let mut c = a.handoff("mac-studio");
+    c.args(["--json", "flush"]);
+    let o = run(c);
+    assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    let files = visible_files(share.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().len(), 160 << 20);
+}
+
+/// Whether a hidden (temporary) file exists anywhere under `dir`.
+fn walk_hidden(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else { return false };
+    rd.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() { walk_hidden(&p) } else { e.file_name().to_string_lossy().starts_with('.') }
+    })
+}
+
+#[test]
+fn an_unmounted_share_queues_instead_of_filling_the_local_disk() {
+    let bus = BusServer::start();
+    let gone = tempfile::tempdir().unwrap();
+    let mount = gone.path().join("nas-not-mounted");
+    let a = env(&bus, &mount);
+    let f = a.path().join("x.txt");
+    std::fs::write(&f, b"x").unwrap();
+    let mut c = a.handoff("mac-studio");
+    c.args(["send", "--to", "linux-box", "--file"]).arg(&f);
+    let o = run(c);
+    assert_eq!(o.code(), 75, "{}\n{}", o.out(), o.err());
+    assert!(!mount.exists());
+    std::fs::create_dir_all(&mount).unwrap();
+    let mut c = a.handoff("mac-studio");
+    c.args(["flush"]);
+    run(c).ok();
+    assert_eq!(visible_files(&mount).len(), 1);
+}
