@@ -20,7 +20,7 @@ pub mod pointer;
 pub mod receive;
 #[cfg(feature = "sms")]
 pub mod sms;
-#[cfg(any(feature = "droplet", feature = "drive"))]
+#[cfg(any(feature = "droplet", feature = "drive", feature = "git"))]
 pub mod ssh;
 pub mod untrusted;
 

@@ -83,12 +83,16 @@ pub fn secret_files(settings: Option<&Settings>) -> Vec<Check> {
                     }
                 }
             }
+            // Windows: the file's ACL is not read. Say so, with the command that makes it private.
             #[cfg(not(unix))]
             Check {
                 check: name,
                 ok: true,
-                detail: format!("{} (permissions are not checked on this platform)", p.display()),
-                fix: None,
+                detail: format!(
+                    "{} (its ACL is not checked on Windows; keep it readable by your account only)",
+                    p.display()
+                ),
+                fix: Some(format!("icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%\":F", p.display())),
             }
         })
         .collect()

@@ -165,12 +165,23 @@ pub(crate) fn write_settings(path: &Path, v: &Value) -> anyhow::Result<()> {
 /// PATH that may not hold the directory `handoff` was installed in).
 fn default_bin() -> String {
     match std::env::current_exe().ok().and_then(|p| p.canonicalize().ok()) {
-        Some(me) => {
-            let s = me.display().to_string();
-            if s.contains(' ') { format!("\"{s}\"") } else { s }
-        }
+        Some(me) => command_word(&me.display().to_string()),
         None => "handoff".into(),
     }
+}
+
+/// A program path as the first word of a hook's command line. On Windows: without the `\\?\` prefix that
+/// `canonicalize` adds, and with `/` separators, which cmd.exe, PowerShell and Git Bash (what Claude Code
+/// runs hooks with) all accept, where Bash would eat `\`. Quoted when it holds a space.
+fn command_word(path: &str) -> String {
+    let p = if cfg!(windows) {
+        let p = path.strip_prefix(r"\\?\UNC\").map(|r| format!(r"\\{r}")).unwrap_or_else(|| path.to_string());
+        let p = p.strip_prefix(r"\\?\").map(str::to_string).unwrap_or(p);
+        p.replace('\\', "/")
+    } else {
+        path.to_string()
+    };
+    if p.contains(' ') { format!("\"{p}\"") } else { p }
 }
 
 /// Runs `handoff hooks ...`.

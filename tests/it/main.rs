@@ -17,6 +17,8 @@ mod droplet;
 mod git;
 #[cfg(feature = "git")]
 mod git_http;
+#[cfg(feature = "git")]
+mod git_ssh;
 mod inbox;
 mod mcp;
 mod original_bus;
