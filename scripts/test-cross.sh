@@ -22,6 +22,9 @@ cd "$here"
 what=${1:-all}
 export PATH="$here/.test-tools/venv/bin:$PATH"
 target_dir=${CARGO_TARGET_DIR:-$here/target}
+# the cross builds share one target dir: the workspace's own by default (host build scripts and proc
+# macros are reused from the Linux build), or CROSS_TARGET_DIR to build them while that one is busy
+cross_dir=${CROSS_TARGET_DIR:-$target_dir}
 
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "FAIL: $1 is missing: run \`bash scripts/install-test-deps.sh\` ($2)" >&2; exit 1; }
@@ -39,10 +42,10 @@ windows() {
   need_target x86_64-pc-windows-gnu
   step "building handoff.exe (x86_64-pc-windows-gnu, mingw-w64) and the Linux handoff"
   local t0=$SECONDS
-  cargo build --quiet --target x86_64-pc-windows-gnu --bin handoff
+  CARGO_TARGET_DIR=$cross_dir cargo build --quiet --target x86_64-pc-windows-gnu --bin handoff
   cargo build --quiet --bin handoff
   echo "built in $((SECONDS - t0)) s"
-  local exe="$target_dir/x86_64-pc-windows-gnu/debug/handoff.exe" linux="$target_dir/debug/handoff"
+  local exe="$cross_dir/x86_64-pc-windows-gnu/debug/handoff.exe" linux="$target_dir/debug/handoff"
 
   work=$(mktemp -d)
   bus_pid=
@@ -154,9 +157,9 @@ macos() {
     need_target "$t"
     step "macOS $t: libraries built with zig, tests and binaries type-checked"
     local t0=$SECONDS
-    cargo zigbuild --quiet --target "$t" --workspace --all-features --lib
-    cargo check --quiet --target "$t" --workspace --all-features --all-targets
-    cargo check --quiet --target "$t" --workspace --no-default-features --all-targets
+    CARGO_TARGET_DIR=$cross_dir cargo zigbuild --quiet --target "$t" --workspace --all-features --lib
+    CARGO_TARGET_DIR=$cross_dir cargo check --quiet --target "$t" --workspace --all-features --all-targets
+    CARGO_TARGET_DIR=$cross_dir cargo check --quiet --target "$t" --workspace --no-default-features --all-targets
     echo "ok: $t in $((SECONDS - t0)) s"
   done
 }

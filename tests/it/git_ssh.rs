@@ -85,10 +85,11 @@ fn a_remote_path_with_shell_syntax_runs_nothing_on_the_server() {
         let p = format!("{canary}{suffix}");
         assert!(!std::path::Path::new(&p).exists(), "{p} was created: the remote shell ran part of the path");
     }
-    // a host that ssh would read as an option never reaches ssh
+    // a host that ssh would read as an option never reaches ssh (a fresh clone: the first one belongs to the
+    // first remote)
     env.write_config(&format!(
         "[git]\nremote = \"ssh://-oProxyCommand=touch%20{canary}d/x.git\"\ncheckout = {:?}\n",
-        checkout.display().to_string()
+        env.home().join("other-clone").display().to_string()
     ));
     let o = send_doc(&env, "mac", "option", "x\n");
     assert_ne!(o.code(), 0);

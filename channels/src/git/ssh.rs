@@ -255,8 +255,9 @@ pub(crate) fn command(remote: &SshRemote, service: &str, repo: Option<&std::path
 /// The command for one connection, given the program (and whether it is OpenSSH's ssh).
 fn with_program((mut cmd, is_ssh): (Command, bool), remote: &SshRemote, service: &str) -> Command {
     if is_ssh {
-        // never a prompt (handoff runs from hooks, nobody answers); a dead host fails within 15 s
-        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]);
+        // never a prompt (handoff runs from hooks, nobody answers); a dead host fails within 15 s, a link
+        // that dies mid-transfer within about a minute (libgit2's own timeouts do not cover a pipe)
+        cmd.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15"]);
     }
     if let Some(port) = remote.port {
         cmd.arg("-p").arg(port.to_string());
@@ -489,7 +490,18 @@ mod tests {
         let cmd = with_program((Command::new("ssh"), true), &remote, "git-receive-pack");
         assert_eq!(
             args(cmd),
-            ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-p", "2200", "me@h", "git-receive-pack '/x.git'"]
+            [
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=15",
+                "-o",
+                "ServerAliveInterval=15",
+                "-p",
+                "2200",
+                "me@h",
+                "git-receive-pack '/x.git'"
+            ]
         );
         // another program (plink, a wrapper) gets only what git gives it
         let cmd = with_program((Command::new("plink"), false), &p("h:x.git"), "git-upload-pack");
