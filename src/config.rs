@@ -207,6 +207,11 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The conventional bus env file, `~/.secrets/claude-bus.env`, under `home` (native separators).
+pub fn default_env_file(home: &Path) -> PathBuf {
+    expand_home(Path::new(&format!("~/{DEFAULT_ENV_FILE}")), home)
+}
+
 /// Expands a leading `~/`. The rest is rebuilt component by component, so a path written with `/` (in
 /// the config, or handoff's own defaults) is shown with the platform's separators (`\` on Windows).
 pub fn expand_home(p: &Path, home: &Path) -> PathBuf {
@@ -411,8 +416,10 @@ impl Settings {
         let machine = o.machine.clone().or_else(|| file.machine.clone()).unwrap_or_else(short_hostname);
         validate_machine(&machine)?;
         let section = file.bus.clone().unwrap_or_default();
-        let env_file_path =
-            expand_home(section.env_file.as_deref().unwrap_or(Path::new(&format!("~/{DEFAULT_ENV_FILE}"))), &dirs.home);
+        let env_file_path = match section.env_file.as_deref() {
+            Some(p) => expand_home(p, &dirs.home),
+            None => default_env_file(&dirs.home),
+        };
         let env_file = if env_file_path.exists() {
             read_env_file(&env_file_path)?
         } else if section.env_file.is_some() {
