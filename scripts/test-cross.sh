@@ -158,14 +158,15 @@ macos() {
   need_target x86_64-apple-darwin
   # Two full builds plus four checks of the workspace cost more than a cold 2-core CI can spend, so each
   # target gets one pass: Apple silicon builds every library (zig compiles libgit2 and SQLite's C), Intel
-  # type-checks everything (cfg(target_os = "macos") code is the same on both).
+  # type-checks everything (cfg(target_os = "macos") code is the same on both). Both go through zig: a plain
+  # `cargo check` would hand the C of ring, libgit2 and SQLite to the host cc, which knows no -arch.
   step "macOS aarch64-apple-darwin: every library built with zig"
   local t0=$SECONDS
   CARGO_TARGET_DIR=$cross_dir cargo zigbuild --quiet --target aarch64-apple-darwin --workspace --all-features --lib
   echo "ok: aarch64-apple-darwin in $((SECONDS - t0)) s"
   step "macOS x86_64-apple-darwin: tests and binaries type-checked"
   t0=$SECONDS
-  CARGO_TARGET_DIR=$cross_dir cargo check --quiet --target x86_64-apple-darwin --workspace --all-features --all-targets
+  CARGO_TARGET_DIR=$cross_dir cargo-zigbuild check --quiet --target x86_64-apple-darwin --workspace --all-features --all-targets
   echo "ok: x86_64-apple-darwin in $((SECONDS - t0)) s"
 }
 
