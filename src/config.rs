@@ -247,10 +247,20 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Expands a leading `~/`.
+/// The conventional bus env file, `~/.secrets/claude-bus.env`, under `home` (native separators).
+pub fn default_env_file(home: &Path) -> PathBuf {
+    expand_home(Path::new(&format!("~/{DEFAULT_ENV_FILE}")), home)
+}
+
+/// Expands a leading `~/`. The rest is rebuilt component by component, so a path written with `/` (in
+/// the config, or handoff's own defaults) is shown with the platform's separators (`\` on Windows).
 pub fn expand_home(p: &Path, home: &Path) -> PathBuf {
     match p.strip_prefix("~") {
-        Ok(rest) => home.join(rest),
+        Ok(rest) => {
+            let mut out = home.to_path_buf();
+            out.extend(rest.components());
+            out
+        }
         Err(_) => p.to_path_buf(),
     }
 }
@@ -330,8 +340,10 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     Ok(cfg)
 }
 
-/// Reads an env file (`KEY=VALUE` lines, `export` prefixes, quotes and comments allowed). Refuses a file
-/// that group or others can read, as ssh does with keys.
+/// Reads an env file (`KEY=VALUE` lines, `export` prefixes, quotes and comments allowed). On Unix, refuses
+/// a file that group or others can read, as ssh does with keys. On Windows the file's ACL is NOT checked
+/// (`doctor` says so and gives the `icacls` command that makes it private); a profile directory is private
+/// to its user by default.
 pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let meta =
         std::fs::metadata(path).map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
@@ -421,6 +433,9 @@ pub struct Settings {
     pub bus: BusTarget,
     /// Secret values loaded (bus password, ...), for the secret scanner and redaction.
     pub secrets: Vec<String>,
+    /// Where the bus URL came from (`BUS_URL in the env file …`, `BUS_URL in the environment`, `[bus] url
+    /// in …`); `None` on the embedded default.
+    pub bus_from: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -454,8 +469,10 @@ impl Settings {
         let machine = o.machine.clone().or_else(|| file.machine.clone()).unwrap_or_else(short_hostname);
         validate_machine(&machine)?;
         let section = file.bus.clone().unwrap_or_default();
-        let env_file_path =
-            expand_home(section.env_file.as_deref().unwrap_or(Path::new(&format!("~/{DEFAULT_ENV_FILE}"))), &dirs.home);
+        let env_file_path = match section.env_file.as_deref() {
+            Some(p) => expand_home(p, &dirs.home),
+            None => default_env_file(&dirs.home),
+        };
         let env_file = if env_file_path.exists() {
             read_env_file(&env_file_path)?
         } else if section.env_file.is_some() {
@@ -467,6 +484,19 @@ impl Settings {
             BTreeMap::new()
         };
         let lookup = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| env_file.get(k).cloned());
+        let from_env = std::env::var("BUS_URL").ok().filter(|v| !v.is_empty()).is_some();
+        let bus_from = if section.url.is_some() {
+            Some(format!(
+                "[bus] url in {}",
+                file_path.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "the config".into())
+            ))
+        } else if from_env {
+            Some("BUS_URL in the environment".to_string())
+        } else if env_file.contains_key("BUS_URL") {
+            Some(format!("BUS_URL in the env file {}", env_file_path.display()))
+        } else {
+            None
+        };
         let url = section.url.clone().or_else(|| lookup("BUS_URL"));
         let mut secrets = Vec::new();
         let bus = match url {
@@ -489,7 +519,8 @@ impl Settings {
             }
             None => BusTarget::Local { path: dirs.data.join("bus.sqlite") },
         };
-        Ok(Self { machine, file, file_path, dirs, bus, secrets })
+        let bus_from = bus_from.filter(|_| matches!(bus, BusTarget::Http { .. }));
+        Ok(Self { machine, file, file_path, dirs, bus, secrets, bus_from })
     }
 
     /// True when running on the embedded default (no remote bus).
@@ -574,6 +605,7 @@ mod tests {
                 connect_timeout: std::time::Duration::from_secs(1),
             },
             secrets: vec!["pa55-w0rd-xyz".into()],
+            bus_from: Some("BUS_URL in the environment".into()),
         };
         let d = format!("{s:?} {s:#?}");
         assert!(!d.contains("pa55-w0rd-xyz") && d.contains("<1 redacted>"), "{d}");

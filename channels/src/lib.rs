@@ -33,7 +33,7 @@ pub mod sent_ledger;
 pub mod slack;
 #[cfg(feature = "sms")]
 pub mod sms;
-#[cfg(any(feature = "droplet", feature = "drive"))]
+#[cfg(any(feature = "droplet", feature = "drive", feature = "git"))]
 pub mod ssh;
 pub mod untrusted;
 #[cfg(any(feature = "slack", feature = "discord"))]

@@ -1,7 +1,7 @@
 //! `handoff bus serve`, `handoff bus import` and `handoff bus migrate`.
 
 use crate::cli::{ImportArgs, MigrateArgs, ServeArgs};
-use crate::config::{DEFAULT_ENV_FILE, Dirs, read_env_file};
+use crate::config::{Dirs, read_env_file};
 use crate::exit;
 use crate::server::bulk::{self, StoreSpec};
 use crate::server::postgres::{PgBusStore, connect};
@@ -23,7 +23,7 @@ fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// The env file's variables (`--env-file`, else `~/.secrets/claude-bus.env` when present) and its path.
 fn env_file(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, HashMap<String, String>)> {
     let dirs = Dirs::platform()?;
-    let env_path = given.clone().unwrap_or_else(|| dirs.home.join(DEFAULT_ENV_FILE));
+    let env_path = given.clone().unwrap_or_else(|| crate::config::default_env_file(&dirs.home));
     let file = if env_path.exists() {
         read_env_file(&env_path)?
     } else if given.is_some() {

@@ -26,6 +26,25 @@ impl Check {
     }
 }
 
+/// The config file in use (or that there is none), with the machine name and the data directory.
+fn config_line(s: &Settings) -> String {
+    match &s.file_path {
+        Some(p) => format!("{} is valid (machine {})", p.display(), s.machine),
+        None => format!("no config file (machine {}, data in {})", s.machine, s.dirs.data.display()),
+    }
+}
+
+/// Which bus is used and where that came from: the env file, the environment or the config.
+fn bus_line(s: &Settings) -> String {
+    match (&s.bus, &s.bus_from) {
+        (crate::config::BusTarget::Http { url, .. }, Some(from)) => format!("bus {url} (from {from})"),
+        (crate::config::BusTarget::Http { url, .. }, None) => format!("bus {url}"),
+        (crate::config::BusTarget::Local { path }, _) => {
+            format!("bus: the embedded default's local store {} (no BUS_URL anywhere)", path.display())
+        }
+    }
+}
+
 /// How long one channel's health check may take before it counts as failed.
 const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -34,18 +53,7 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
     let mut checks = Vec::new();
     let settings = match Settings::load(o) {
         Ok(s) => {
-            checks.push(Check::new(
-                "config",
-                true,
-                match &s.file_path {
-                    Some(p) => format!("{} is valid (machine {})", p.display(), s.machine),
-                    None => format!(
-                        "no config file: embedded default (machine {}, data in {})",
-                        s.machine,
-                        s.dirs.data.display()
-                    ),
-                },
-            ));
+            checks.push(Check::new("config", true, format!("{}; {}", config_line(&s), bus_line(&s))));
             Some(s)
         }
         Err(e) => {

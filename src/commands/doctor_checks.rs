@@ -3,7 +3,7 @@
 
 use super::Session;
 use super::doctor::Check;
-use crate::config::{BusTarget, DEFAULT_ENV_FILE, Settings, expand_home};
+use crate::config::{BusTarget, Settings, default_env_file, expand_home};
 use handoff_channels::ChannelError;
 use handoff_channels::bus::{MessageQuery, NewMessage};
 use std::path::{Path, PathBuf};
@@ -14,8 +14,10 @@ pub const SCRATCH_TAG: &str = "handoff-doctor";
 /// The bus env file these settings read (configured or the conventional one), when it exists.
 pub fn bus_env_file(s: &Settings) -> Option<PathBuf> {
     let section = s.file.bus.clone().unwrap_or_default();
-    let p =
-        expand_home(section.env_file.as_deref().unwrap_or(Path::new(&format!("~/{DEFAULT_ENV_FILE}"))), &s.dirs.home);
+    let p = match section.env_file.as_deref() {
+        Some(p) => expand_home(p, &s.dirs.home),
+        None => default_env_file(&s.dirs.home),
+    };
     p.exists().then_some(p)
 }
 
@@ -24,7 +26,7 @@ fn secret_paths(settings: Option<&Settings>) -> Vec<(&'static str, PathBuf)> {
     let mut out = Vec::new();
     let Some(s) = settings else {
         if let Ok(d) = crate::config::Dirs::platform() {
-            let p = d.home.join(DEFAULT_ENV_FILE);
+            let p = default_env_file(&d.home);
             if p.exists() {
                 out.push(("bus env file", p));
             }
@@ -95,12 +97,16 @@ pub fn secret_files(settings: Option<&Settings>) -> Vec<Check> {
                     }
                 }
             }
+            // Windows: the file's ACL is not read. Say so, with the command that makes it private.
             #[cfg(not(unix))]
             Check {
                 check: name,
                 ok: true,
-                detail: format!("{} (permissions are not checked on this platform)", p.display()),
-                fix: None,
+                detail: format!(
+                    "{} (its ACL is not checked on Windows; keep it readable by your account only)",
+                    p.display()
+                ),
+                fix: Some(format!("icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%\":F", p.display())),
             }
         })
         .collect()

@@ -165,12 +165,23 @@ pub(crate) fn write_settings(path: &Path, v: &Value) -> anyhow::Result<()> {
 /// PATH that may not hold the directory `handoff` was installed in).
 fn default_bin() -> String {
     match std::env::current_exe().ok().and_then(|p| p.canonicalize().ok()) {
-        Some(me) => {
-            let s = me.display().to_string();
-            if s.contains(' ') { format!("\"{s}\"") } else { s }
-        }
+        Some(me) => command_word(&me.display().to_string(), cfg!(windows)),
         None => "handoff".into(),
     }
+}
+
+/// A program path as the first word of a hook's command line. On Windows: without the `\\?\` prefix that
+/// `canonicalize` adds, and with `/` separators, which cmd.exe, PowerShell and Git Bash (what Claude Code
+/// runs hooks with) all accept, where Bash would eat `\`. Quoted when it holds a space.
+fn command_word(path: &str, windows: bool) -> String {
+    let p = if windows {
+        let p = path.strip_prefix(r"\\?\UNC\").map(|r| format!(r"\\{r}")).unwrap_or_else(|| path.to_string());
+        let p = p.strip_prefix(r"\\?\").map(str::to_string).unwrap_or(p);
+        p.replace('\\', "/")
+    } else {
+        path.to_string()
+    };
+    if p.contains(' ') { format!("\"{p}\"") } else { p }
 }
 
 /// Runs `handoff hooks ...`.
@@ -246,6 +257,19 @@ pub fn run(cmd: HooksCommand, home: &Path, json: bool) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_paths_become_a_command_word_every_windows_shell_runs() {
+        assert_eq!(command_word(r"\\?\C:\Users\me\bin\handoff.exe", true), "C:/Users/me/bin/handoff.exe");
+        assert_eq!(
+            command_word(r"\\?\C:\Program Files\handoff\handoff.exe", true),
+            "\"C:/Program Files/handoff/handoff.exe\""
+        );
+        assert_eq!(command_word(r"\\?\UNC\nas\tools\handoff.exe", true), "//nas/tools/handoff.exe");
+        assert!(is_ours(&format!("{} {START_ARGS}", command_word(r"\\?\C:\x y\handoff.exe", true))));
+        assert_eq!(command_word("/usr/local/bin/handoff", false), "/usr/local/bin/handoff");
+        assert_eq!(command_word("/opt/my tools/handoff", false), "\"/opt/my tools/handoff\"");
+    }
 
     #[test]
     fn recognises_its_own_commands_only() {

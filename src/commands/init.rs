@@ -259,7 +259,7 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
 
     // bus: the env file users already keep
     if !a.no_bus {
-        let default_env = home.join(DEFAULT_ENV_FILE);
+        let default_env = crate::config::default_env_file(home);
         let env_path =
             a.env_file.as_ref().map(|e| expand_home(e, home)).or_else(|| default_env.exists().then_some(default_env));
         match env_path {

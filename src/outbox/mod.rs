@@ -473,6 +473,9 @@ fn remove_temporaries(dir: &Path) {
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;
+    // Windows cannot open a directory for fsync; NTFS journals the rename itself
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 

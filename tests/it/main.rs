@@ -21,6 +21,8 @@ mod folder;
 mod git;
 #[cfg(feature = "git")]
 mod git_http;
+#[cfg(feature = "git")]
+mod git_ssh;
 #[cfg(feature = "imessage")]
 mod imessage;
 mod inbox;

@@ -166,7 +166,7 @@ impl CliRemote {
     }
 
     async fn run(&self, batch: &str) -> Result<Run, ChannelError> {
-        let mut child = tokio::process::Command::new("sftp")
+        let mut child = tokio::process::Command::new(crate::ssh::program("sftp"))
             .args([
                 "-q",
                 "-b",

@@ -62,6 +62,11 @@ pub(crate) fn use_repo_config(git_dir: &std::path::Path) {
     REPO.with(|r| *r.borrow_mut() = Some(git_dir.to_path_buf()));
 }
 
+/// The `.git` directory set by [`use_repo_config`] for this thread, if any.
+pub(crate) fn repo_git_dir() -> Option<PathBuf> {
+    REPO.with(|r| r.borrow().clone())
+}
+
 /// The git config that applies: the clone's (with the user's and the system's), or the user's.
 fn git_config(repo: Option<&std::path::Path>) -> Option<git2::Config> {
     repo.and_then(|p| git2::Repository::open(p).ok())
@@ -135,7 +140,8 @@ fn base_of_info_refs(url: &reqwest::Url) -> Option<reqwest::Url> {
     Some(base)
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
+/// `%XX` escapes decoded (other bytes kept as they are).
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -156,7 +162,7 @@ fn percent_decode(s: &str) -> Vec<u8> {
 
 impl Http {
     fn new() -> Self {
-        Self { repo: REPO.with(|r| r.borrow().clone()), state: Arc::new(Mutex::new(State::default())) }
+        Self { repo: repo_git_dir(), state: Arc::new(Mutex::new(State::default())) }
     }
 
     fn client(&self, state: &mut State, target: &Target) -> Result<Client, git2::Error> {

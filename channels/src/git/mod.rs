@@ -15,18 +15,18 @@
 //!   with a compare-and-swap, because libgit2's local transport overwrites the ref unconditionally (two
 //!   concurrent pushes could lose a commit). Server-side hooks only run for remotes reached over ssh or
 //!   https, as with any local git remote that is not a server.
-//! * Credentials: ssh-agent, then `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`; for https the git credential
-//!   helper, asked by handoff's own smart-HTTP transport (see `http`: libgit2 is built without HTTPS so
-//!   that it does not set up OpenSSL in every process). Host keys are checked against `~/.ssh/known_hosts` by libgit2 (never disabled). libgit2 does
-//!   not read `~/.ssh/config`, so handoff applies its `HostName`, `Port`, `User` and `IdentityFile` for the
-//!   remote's host itself (see `sshconfig`): `droplet:handoffs.git` works as it does for the git CLI.
+//! * ssh remotes (`ssh://`, `host:path`) go through the system `ssh` program, as with the git CLI (see
+//!   `ssh`): the user's whole ssh configuration applies (`Include`, `Match`, `ProxyJump`, aliases, the
+//!   agent, keys, known_hosts, which is never bypassed). libgit2 is built without libssh2, and without
+//!   HTTPS: http(s) remotes go through handoff's own smart-HTTP transport (see `http`), whose credentials
+//!   come from the URL or the git credential helper. So neither libssh2 nor OpenSSL is built.
 
 mod clone;
 mod doc;
 mod http;
 mod publish;
 mod remote;
-mod sshconfig;
+mod ssh;
 mod sync;
 
 use crate::{
@@ -137,13 +137,13 @@ impl GitChannel {
 
     /// Process-wide libgit2 set-up, once, before the channel's first libgit2 call: handoff's own
     /// transport for `http://` and `https://` (see [`http`]; libgit2 is built without HTTPS, so its
-    /// initialisation no longer sets up OpenSSL and parses the system's CA bundle in every process), and
-    /// network timeouts for ssh: an unreachable server must make a send queue in seconds, not hang on the
-    /// operating system's TCP timeout. Called when the channel is first used, not when it is built, so
+    /// initialisation no longer sets up OpenSSL and parses the system's CA bundle in every process), the
+    /// system `ssh` for ssh remotes (see [`ssh`]), and libgit2's own network timeouts. Called when the channel is first used, not when it is built, so
     /// commands that never touch git do not initialise libgit2 at all.
     fn set_timeouts() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         http::register();
+        ssh::register();
         ONCE.call_once(|| {
             // SAFETY: called once, before any git operation of this process runs.
             unsafe {

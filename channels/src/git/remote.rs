@@ -1,14 +1,10 @@
-//! Talking to the remote: fetch, push (with rejection detection), ls-remote, credentials, error kinds.
+//! Talking to the remote: fetch, push (with rejection detection), ls-remote, error kinds.
 
-use super::{Settings, sshconfig};
+use super::{Settings, ssh};
 use crate::ChannelError;
-use git2::{Cred, CredentialType, ErrorClass, ErrorCode, Oid, Repository};
+use git2::{ErrorClass, ErrorCode, Oid, Repository};
 use std::cell::RefCell;
 use std::path::PathBuf;
-
-/// How many times the credential callback answers before giving up (libgit2 calls it again after every
-/// refused credential, forever if we let it).
-const MAX_CREDENTIAL_ATTEMPTS: u32 = 6;
 
 /// The outcome of one push attempt that reached the server.
 #[derive(Debug)]
@@ -37,106 +33,72 @@ pub(crate) fn local_path(url: &str) -> Option<PathBuf> {
     (!scp_like).then(|| PathBuf::from(url))
 }
 
-/// Credentials handed to libgit2, one method per call, bounded.
-#[derive(Default)]
-struct Credentials {
-    /// Keys named for this host by `IdentityFile` in `~/.ssh/config`, tried before the default ones.
-    config_keys: Vec<PathBuf>,
-    attempts: u32,
-    agent_tried: bool,
-    next_key: usize,
-    helper_tried: bool,
-    tried: Vec<String>,
-}
-
-impl Credentials {
-    fn for_target(target: &sshconfig::Resolved) -> Self {
-        Self { config_keys: target.identity_files.clone(), ..Self::default() }
-    }
-
-    fn keys(&self) -> Vec<PathBuf> {
-        let defaults = home()
-            .map(|h| h.join(".ssh"))
-            .into_iter()
-            .flat_map(|dir| ["id_ed25519", "id_ecdsa", "id_rsa"].into_iter().map(move |k| dir.join(k)));
-        let mut out: Vec<PathBuf> = Vec::new();
-        for k in self.config_keys.iter().cloned().chain(defaults) {
-            if k.is_file() && !out.contains(&k) {
-                out.push(k);
-            }
-        }
-        out
-    }
-
-    fn next(&mut self, url: &str, user: Option<&str>, allowed: CredentialType) -> Result<Cred, git2::Error> {
-        self.attempts += 1;
-        let give_up = |why: &str| git2::Error::new(ErrorCode::Auth, ErrorClass::Ssh, why);
-        if self.attempts > MAX_CREDENTIAL_ATTEMPTS {
-            return Err(give_up("gave up after too many refused credentials"));
-        }
-        let local_user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "git".into());
-        let user = user.unwrap_or(&local_user);
-        if allowed.contains(CredentialType::USERNAME) {
-            return Cred::username(user);
-        }
-        if allowed.contains(CredentialType::SSH_KEY) {
-            if !self.agent_tried {
-                self.agent_tried = true;
-                if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|v| !v.is_empty()) {
-                    self.tried.push("ssh-agent".into());
-                    return Cred::ssh_key_from_agent(user);
-                }
-            }
-            let keys = self.keys();
-            if let Some(key) = keys.get(self.next_key) {
-                self.next_key += 1;
-                let shown = match home().and_then(|h| key.strip_prefix(h).ok().map(|p| p.display().to_string())) {
-                    Some(rel) => format!("~/{rel}"),
-                    None => key.display().to_string(),
-                };
-                self.tried.push(shown);
-                let public = key.with_extension("pub");
-                return Cred::ssh_key(user, public.is_file().then_some(public.as_path()), key, None);
-            }
-        }
-        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && !self.helper_tried {
-            self.helper_tried = true;
-            self.tried.push("git credential helper".into());
-            let config = git2::Config::open_default()?;
-            return Cred::credential_helper(&config, url, Some(user).filter(|u| *u != local_user));
-        }
-        Err(give_up("no more credentials to try"))
-    }
-
-    fn methods(&self) -> String {
-        if self.tried.is_empty() {
-            "none available (no ssh-agent, no key in ~/.ssh, no credential helper answer)".into()
-        } else {
-            self.tried.join(", ")
-        }
-    }
-}
-
-fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
-}
-
-/// The network remote for `s`, with `~/.ssh/config` applied, and the credentials to offer it.
-fn network_remote<'r>(
-    repo: &'r Repository,
-    s: &Settings,
-) -> Result<(git2::Remote<'r>, RefCell<Credentials>), ChannelError> {
-    let target = sshconfig::resolve(&s.remote, home().as_deref());
+/// The network remote for `s` (its URL as configured: ssh reads the user's ssh config itself).
+fn network_remote<'r>(repo: &'r Repository, s: &Settings) -> Result<git2::Remote<'r>, ChannelError> {
     super::http::use_repo_config(repo.path());
-    let remote = repo.remote_anonymous(&target.url).map_err(|e| {
+    let _ = ssh::take_failure();
+    repo.remote_anonymous(&s.remote).map_err(|e| {
         ChannelError::permanent(format!("[git] remote {} is not a usable git URL: {}", s.remote_shown(), e.message()))
-    })?;
-    Ok((remote, RefCell::new(Credentials::for_target(&target))))
+    })
+}
+
+/// The keys ssh offers for `host` (`identityfile` of `ssh -G host`, those that exist), for an error message.
+fn keys_ssh_offers(host: &str) -> Vec<String> {
+    let Ok(out) = std::process::Command::new(crate::ssh::program("ssh"))
+        .arg("-G")
+        .arg(host)
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).map(PathBuf::from);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("identityfile "))
+        .filter(|f| {
+            let path = match (f.strip_prefix("~/"), &home) {
+                (Some(rest), Some(h)) => h.join(rest),
+                _ => PathBuf::from(f),
+            };
+            path.is_file()
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// An ssh failure (what ssh or the remote git printed) as a channel error with the right kind and a fix.
+fn classify_ssh(failure: ssh::SshFailure, what: &str, remote: &str) -> ChannelError {
+    let label = format!("git remote {remote}");
+    if failure.code != Some(255) {
+        // ssh connected; the remote command failed (no repository there, no git on the server)
+        let said: Vec<&str> = failure.stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        return ChannelError::permanent(format!(
+            "{what}: {label}: the server's git failed: {}",
+            if said.is_empty() { "it said nothing".to_string() } else { said.join(" / ") }
+        ));
+    }
+    let e = crate::ssh::errors::classify_as(&label, &format!("ssh {}", failure.host), &failure.stderr);
+    match e.kind {
+        crate::ErrorKind::Auth => {
+            let keys = keys_ssh_offers(&failure.host);
+            ChannelError::auth(format!(
+                "{what}: authentication to {remote} failed: {} (keys ssh offers for {}: {}; and any in ssh-agent)",
+                e.message,
+                failure.host,
+                if keys.is_empty() { "none found".to_string() } else { keys.join(", ") }
+            ))
+        }
+        _ => ChannelError { message: format!("{what}: {}", e.message), ..e },
+    }
 }
 
 /// Turns a libgit2 failure talking to the remote into a channel error with the right kind and a fix.
-fn classify(e: git2::Error, what: &str, s: &Settings, creds: &Credentials) -> ChannelError {
+fn classify(e: git2::Error, what: &str, s: &Settings) -> ChannelError {
     let remote = s.remote_shown();
+    if let Some(failure) = ssh::take_failure() {
+        return classify_ssh(failure, what, &remote);
+    }
     let msg = e.message().replace(&s.remote, &remote);
     // from handoff's http(s) transport, whose messages already name the URL (without its password)
     if e.class() == ErrorClass::Http && e.code() == ErrorCode::Auth {
@@ -154,33 +116,18 @@ fn classify(e: git2::Error, what: &str, s: &Settings, creds: &Credentials) -> Ch
     if e.class() == ErrorClass::Http {
         return ChannelError::permanent(format!("{what} ({remote}): {msg}"));
     }
-    let auth_like = e.code() == ErrorCode::Auth
-        || (!creds.tried.is_empty() && (msg.contains("authentication") || msg.contains("Username/PublicKey")));
-    if auth_like {
-        return ChannelError::auth(format!(
-            "{what}: authentication to {remote} failed (tried: {}): {msg}. Fix: load your key into ssh-agent \
-             (ssh-add), put it at ~/.ssh/id_ed25519, or configure a git credential helper for https",
-            creds.methods()
-        ));
-    }
-    if e.code() == ErrorCode::Certificate || msg.contains("hostkey") {
-        return ChannelError::permanent(format!(
-            "{what}: the server's host key for {remote} is not in ~/.ssh/known_hosts or does not match it ({msg}). \
-             Fix: check the key and add it, e.g. by connecting once with ssh"
-        ));
-    }
     match e.class() {
-        ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssh | ErrorClass::Ssl | ErrorClass::Callback => {
+        // the ssh program could not start, or the URL is refused: retrying does not help
+        ErrorClass::Ssh => ChannelError::permanent(format!("{what} ({remote}): {msg}")),
+        ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssl | ErrorClass::Callback => {
             ChannelError::transient(format!("{what}: {remote} is not reachable: {msg}"))
         }
         _ => ChannelError::permanent(format!("{what} ({remote}): {msg}")),
     }
 }
 
-fn callbacks<'a>(creds: &'a RefCell<Credentials>) -> git2::RemoteCallbacks<'a> {
-    let mut cb = git2::RemoteCallbacks::new();
-    cb.credentials(move |url, user, allowed| creds.borrow_mut().next(url, user, allowed));
-    cb
+fn callbacks<'a>() -> git2::RemoteCallbacks<'a> {
+    git2::RemoteCallbacks::new()
 }
 
 /// For a local remote: the bare repository, or a transient error when it is not there (an unmounted disk).
@@ -207,19 +154,14 @@ pub(crate) fn fetch(repo: &Repository, s: &Settings) -> Result<Option<Oid>, Chan
     if let Some(path) = local_path(&s.remote) {
         open_local(s, &path)?;
     }
-    let (mut remote, creds) = match local_path(&s.remote) {
-        Some(_) => (
-            repo.find_remote("origin").map_err(|e| ChannelError::permanent(e.message().to_string()))?,
-            RefCell::new(Credentials::default()),
-        ),
+    let mut remote = match local_path(&s.remote) {
+        Some(_) => repo.find_remote("origin").map_err(|e| ChannelError::permanent(e.message().to_string()))?,
         None => network_remote(repo, s)?,
     };
     let mut opts = git2::FetchOptions::new();
-    opts.remote_callbacks(callbacks(&creds)).download_tags(git2::AutotagOption::None);
+    opts.remote_callbacks(callbacks()).download_tags(git2::AutotagOption::None);
     let spec = format!("+{}:{}", s.branch_ref(), s.tracking_ref());
-    remote
-        .fetch(&[spec], Some(&mut opts), Some("handoff: fetch"))
-        .map_err(|e| classify(e, "fetch", s, &creds.borrow()))?;
+    remote.fetch(&[spec], Some(&mut opts), Some("handoff: fetch")).map_err(|e| classify(e, "fetch", s))?;
     drop(opts);
     Ok(repo.refname_to_id(&s.tracking_ref()).ok())
 }
@@ -244,24 +186,18 @@ pub(crate) fn push_connected(
     s: &Settings,
     prepare: impl FnOnce(Option<Oid>) -> Result<bool, ChannelError>,
 ) -> Result<Option<Push>, ChannelError> {
-    let (mut remote, creds) = network_remote(repo, s)?;
+    let mut remote = network_remote(repo, s)?;
     let rejected: RefCell<Option<String>> = RefCell::new(None);
     let remote_says = RefCell::new(String::new());
     let branch = s.branch_ref();
-    let mut conn = remote
-        .connect_auth(git2::Direction::Push, Some(callbacks(&creds)), None)
-        .map_err(|e| classify(e, "connect", s, &creds.borrow()))?;
-    let head = conn
-        .list()
-        .map_err(|e| classify(e, "list", s, &creds.borrow()))?
-        .iter()
-        .find(|h| h.name() == branch)
-        .map(|h| h.oid());
+    let mut conn =
+        remote.connect_auth(git2::Direction::Push, Some(callbacks()), None).map_err(|e| classify(e, "connect", s))?;
+    let head = conn.list().map_err(|e| classify(e, "list", s))?.iter().find(|h| h.name() == branch).map(|h| h.oid());
     if !prepare(head)? {
         return Ok(None);
     }
     let result = {
-        let mut cb = callbacks(&creds);
+        let mut cb = callbacks();
         // A refused ref is NOT an error from push(): libgit2 reports it only here.
         cb.push_update_reference(|_refname, status| {
             if let Some(reason) = status {
@@ -282,13 +218,12 @@ pub(crate) fn push_connected(
         conn.remote().push(&[spec], Some(&mut opts))
     };
     drop(conn);
-    interpret_push(result, s, &creds.borrow(), rejected.into_inner(), remote_says.into_inner()).map(Some)
+    interpret_push(result, s, rejected.into_inner(), remote_says.into_inner()).map(Some)
 }
 
 fn interpret_push(
     result: Result<(), git2::Error>,
     s: &Settings,
-    creds: &Credentials,
     rejected: Option<String>,
     remote_says: String,
 ) -> Result<Push, ChannelError> {
@@ -297,7 +232,7 @@ fn interpret_push(
             tracing::info!("the remote branch moved since the fetch (push not fast-forward)");
             return Ok(Push::Stale(e.message().to_string()));
         }
-        return Err(classify(e, "push", s, creds));
+        return Err(classify(e, "push", s));
     }
     let Some(reason) = rejected else {
         return Ok(Push::Pushed);
@@ -415,16 +350,16 @@ pub(crate) fn probe(s: &Settings) -> Result<RemoteState, ChannelError> {
     }
     let scratch = tempfile_dir()?;
     let repo = Repository::init_bare(&scratch).map_err(|e| ChannelError::permanent(e.message().to_string()))?;
-    let (mut remote, creds) = network_remote(&repo, s)?;
+    let mut remote = network_remote(&repo, s)?;
     let tip = {
         let conn = remote
-            .connect_auth(git2::Direction::Fetch, Some(callbacks(&creds)), None)
-            .map_err(|e| classify(e, "connect", s, &creds.borrow()))?;
-        let heads = conn.list().map_err(|e| classify(e, "list", s, &creds.borrow()))?;
+            .connect_auth(git2::Direction::Fetch, Some(callbacks()), None)
+            .map_err(|e| classify(e, "connect", s))?;
+        let heads = conn.list().map_err(|e| classify(e, "list", s))?;
         heads.iter().find(|h| h.name() == branch).map(|h| h.oid())
     };
-    let creds = RefCell::new(Credentials { config_keys: creds.into_inner().config_keys, ..Credentials::default() });
-    let writable = remote.connect_auth(git2::Direction::Push, Some(callbacks(&creds)), None).is_ok();
+    let writable = remote.connect_auth(git2::Direction::Push, Some(callbacks()), None).is_ok();
+    let _ = ssh::take_failure();
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(RemoteState { tip, writable })
 }

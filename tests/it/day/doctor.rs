@@ -166,3 +166,39 @@ fn a_down_bus_and_a_readable_secret_file_get_their_fixes() {
     assert_eq!(check(&j, "secrets: bus env file")["ok"], true);
     assert!(text.contains(&format!("— fix: chmod 600 {}", conf.display())), "{text}");
 }
+
+#[test]
+fn doctor_says_which_bus_it_uses_and_where_that_came_from() {
+    let bus = BusServer::start();
+    let config_line = |env: &Env| {
+        let (_, j, _) = doctor(env, &[]);
+        check(&j, "config")["detail"].as_str().unwrap().to_string()
+    };
+    // no config file, the bus from the conventional env file: named, never "embedded default"
+    let env = Env::new();
+    let env_file = bus.write_env_file(&env);
+    let line = config_line(&env);
+    assert!(
+        line.contains("no config file")
+            && line.contains(&format!("bus {} (from BUS_URL in the env file {})", bus.url, env_file.display())),
+        "{line}"
+    );
+    assert!(!line.contains("embedded"), "a bus is in use: {line}");
+
+    // BUS_URL in the environment wins over the file, and says so
+    let mut env = Env::new();
+    bus.write_env_file(&env);
+    env.var("BUS_URL", bus.url.clone());
+    assert!(config_line(&env).contains(&format!("bus {} (from BUS_URL in the environment)", bus.url)));
+
+    // [bus] url in the config file
+    let env = Env::new();
+    bus.write_env_file(&env);
+    let config = env.write_config(&format!("[bus]\nurl = {:?}\n", bus.url));
+    let line = config_line(&env);
+    assert!(line.contains(&format!("(from [bus] url in {})", config.display())), "{line}");
+
+    // nothing anywhere: the embedded default's local store, by its path
+    let line = config_line(&Env::new());
+    assert!(line.contains("bus: the embedded default's local store") && line.contains("bus.sqlite"), "{line}");
+}

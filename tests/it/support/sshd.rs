@@ -319,6 +319,18 @@ impl Sshd {
         env.var("SSH_AUTH_SOCK", "");
     }
 
+    /// Lets the client key of `other` log in here too (one user reaching two servers with one key, as
+    /// through a jump host).
+    pub fn accept_client_key_of(&self, other: &Sshd) {
+        let key = std::fs::read_to_string(other.client_key.with_extension("pub"))
+            .or_else(|_| std::fs::read_to_string(format!("{}.pub", other.client_key.display())))
+            .unwrap();
+        let path = self.path().join("authorized_keys");
+        let mut keys = std::fs::read_to_string(&path).unwrap();
+        keys.push_str(&key);
+        std::fs::write(path, keys).unwrap();
+    }
+
     /// (Re)writes `~/.ssh/known_hosts` in `env` with this server's current host key.
     pub fn write_known_hosts(&self, env: &Env) {
         let p = env.home().join(".ssh/known_hosts");

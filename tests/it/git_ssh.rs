@@ -1,0 +1,98 @@
+//! The git channel over the system `ssh`: the user's whole ssh configuration applies (a host alias defined
+//! only in an `Include`d file, reached through `ProxyJump` via a second loopback sshd), and a remote path
+//! full of shell syntax reaches the server's git verbatim, running nothing.
+
+use crate::git::{assert_document_committed, cli_clone, receipt_uri, send_doc};
+use crate::support::bus::BusServer;
+use crate::support::sshd::Sshd;
+use crate::support::{Env, OutputExt};
+
+/// `~/.ssh/config` gets `Include config.d/*.conf` at its top; the included file defines `behind` (the git
+/// server, only through `ProxyJump hop`) and `hop` (the jump host).
+fn include_proxyjump_config(env: &Env, server: &Sshd, jump: &Sshd) {
+    let dot = env.home().join(".ssh");
+    std::fs::create_dir_all(dot.join("config.d")).unwrap();
+    let host = |alias: &str, s: &Sshd, extra: &str| {
+        format!(
+            "Host {alias}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile ~/.ssh/id_handoff_test\n    \
+             IdentitiesOnly yes\n{extra}",
+            s.port, s.user
+        )
+    };
+    let included = format!("{}{}", host("behind", server, "    ProxyJump hop\n"), host("hop", jump, ""));
+    std::fs::write(dot.join("config.d/handoff-test.conf"), included).unwrap();
+    let config = std::fs::read_to_string(dot.join("config")).unwrap();
+    std::fs::write(dot.join("config"), format!("Include config.d/*.conf\n\n{config}")).unwrap();
+    let known = std::fs::read_to_string(dot.join("known_hosts")).unwrap();
+    std::fs::write(dot.join("known_hosts"), format!("{known}{}\n", jump.known_hosts_line())).unwrap();
+}
+
+#[test]
+fn an_included_alias_behind_a_proxyjump_host_delivers_and_needs_the_jump_host() {
+    let server = Sshd::start();
+    let mut jump = Sshd::start();
+    jump.accept_client_key_of(&server);
+    let bus = BusServer::start();
+    let mut env = Env::new();
+    bus.write_env_file(&env);
+    server.setup_client(&mut env, "gitsrv");
+    include_proxyjump_config(&env, &server, &jump);
+    let bare = crate::git::bare_repo(&env, &server.server_dir("repos").join("handoffs.git"));
+    let url = format!("behind:{}", bare.display());
+    let checkout = env.home().join("claude-handoffs");
+    env.write_config(&format!("[git]\nremote = {url:?}\ncheckout = {:?}\n", checkout.display().to_string()));
+
+    let sent = send_doc(&env, "win-box", "Through the jump host", "hopped\n");
+    sent.ok();
+    let (path, commit) = receipt_uri(&sent);
+    assert!(
+        jump.log_text().contains("Accepted publickey"),
+        "the connection went through the jump host; its log:\n{}",
+        jump.log_text()
+    );
+    let clone = cli_clone(&env, &url);
+    assert_document_committed(&env, &clone, "win-box", "Through the jump host", "hopped\n", &path, &commit);
+
+    // without the jump host the git server is not reachable: queued (75), delivered once it is back
+    jump.stop();
+    let o = send_doc(&env, "win-box", "while the hop is down", "later\n");
+    assert_eq!(o.code(), 75, "{}\n{}", o.out(), o.err());
+    assert!(o.out().contains("behind"), "the error names the remote: {}", o.out());
+    jump.restart();
+    let mut c = env.handoff("win-box");
+    c.arg("flush");
+    crate::support::run(c).ok();
+    crate::git::git_ok(&env, &clone, &["pull", "-q", "--ff-only"]);
+    assert_eq!(crate::git::git_ok(&env, &clone, &["show", "HEAD:latest.md"]), "later\n");
+}
+
+#[test]
+fn a_remote_path_with_shell_syntax_runs_nothing_on_the_server() {
+    let server = Sshd::start();
+    let bus = BusServer::start();
+    let mut env = Env::new();
+    bus.write_env_file(&env);
+    server.setup_client(&mut env, "gitsrv");
+    let canary = server.canary_prefix();
+    let hostile = format!("gitsrv:/tmp/x';touch {canary}a;'$(touch ${{HANDOFF_CANARY}}b)`touch {canary}c`.git");
+    let checkout = env.home().join("claude-handoffs");
+    env.write_config(&format!("[git]\nremote = {hostile:?}\ncheckout = {:?}\n", checkout.display().to_string()));
+
+    let o = send_doc(&env, "mac", "hostile", "x\n");
+    assert_ne!(o.code(), 0, "there is no such repository: {}", o.out());
+    assert!(o.out().contains("does not appear to be a git repository"), "the server's git names the path: {}", o.out());
+    for suffix in ["a", "b", "c"] {
+        let p = format!("{canary}{suffix}");
+        assert!(!std::path::Path::new(&p).exists(), "{p} was created: the remote shell ran part of the path");
+    }
+    // a host that ssh would read as an option never reaches ssh (a fresh clone: the first one belongs to the
+    // first remote)
+    env.write_config(&format!(
+        "[git]\nremote = \"ssh://-oProxyCommand=touch%20{canary}d/x.git\"\ncheckout = {:?}\n",
+        env.home().join("other-clone").display().to_string()
+    ));
+    let o = send_doc(&env, "mac", "option", "x\n");
+    assert_ne!(o.code(), 0);
+    assert!(o.out().contains("would be read by ssh as an option"), "{}", o.out());
+    assert!(!std::path::Path::new(&format!("{canary}d")).exists());
+}
