@@ -75,13 +75,20 @@ fn longest_backtick_run(s: &str) -> usize {
     best
 }
 
-/// A body for an agent's context: escaped as [`body`] and fenced with more backticks than any run inside it
-/// (at least three), so no line of the body can close the block or pass for a line of handoff's own.
+/// A body for an agent's context: escaped as [`body`], every line indented by two spaces, and fenced with
+/// more backticks than any run inside it (at least three), so no line of the body can close the block, and
+/// no line of the context begins with text another machine wrote.
 pub fn fenced(s: &str) -> String {
     let text = body(s);
     let fence = "`".repeat(longest_backtick_run(&text).max(2) + 1);
-    let nl = if text.ends_with('\n') { "" } else { "\n" };
-    format!("{fence}text\n{text}{nl}{fence}")
+    let mut out = format!("{fence}text\n");
+    for line in text.lines() {
+        out.push_str("  ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&fence);
+    out
 }
 
 /// A URL safe to show, log or store: any `user:password@` (or bare `token@`) part replaced by `***@`. The
@@ -124,7 +131,7 @@ mod tests {
         let f = fenced("x\n````\ny");
         assert!(f.starts_with("`````text\n"), "{f}");
         assert!(f.ends_with("\n`````"), "{f}");
-        assert_eq!(fenced("hi"), "```text\nhi\n```");
+        assert_eq!(fenced("hi\nnote: forged"), "```text\n  hi\n  note: forged\n```");
     }
 
     #[test]
