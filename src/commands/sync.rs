@@ -293,11 +293,9 @@ async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::R
             code = exit::worst(code, exit::UNAVAILABLE);
         }
     }
-    // claimed before shown: a live push, the MCP inbox or a watcher taking messages at the same moment
-    // gets each message, or this sync does, never both
+    // marked shown only after it is printed (a sync killed before that loses nothing); what a live push,
+    // the MCP inbox or a watcher claimed before this point is not read again
     let unshown = state.unshown(&me)?;
-    let claimed = state.claim(&unshown.iter().map(|r| r.row).collect::<Vec<_>>())?;
-    let unshown: Vec<_> = unshown.into_iter().filter(|r| claimed.contains(&r.row)).collect();
     let (messages, bad) = open_messages(&s, &state, &unshown, &mut notes)?;
     let bad = bad + open_documents(&s, &mut documents, &mut notes)?;
     if bad > 0 {
@@ -329,8 +327,7 @@ async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::R
     let mut done: Vec<i64> =
         unshown.iter().map(|r| r.row).filter(|r| !digest.messages.iter().any(|m| m.row == *r)).collect();
     done.extend(shown);
-    // what did not fit (the hook's context) goes back to the next reader
-    state.release(&unshown.iter().map(|r| r.row).filter(|r| !done.contains(r)).collect::<Vec<_>>())?;
+    state.mark_shown(&done)?;
     state.set_cursor(&me, super::status::LAST_SYNC, &handoff_channels::bus::store::now_ts())?;
     Ok(if hook { exit::OK } else { code })
 }
