@@ -37,8 +37,12 @@ fn config_line(s: &Settings) -> String {
 /// Which bus is used and where that came from: the env file, the environment or the config.
 fn bus_line(s: &Settings) -> String {
     match (&s.bus, &s.bus_from) {
-        (crate::config::BusTarget::Http { url, .. }, Some(from)) => format!("bus {url} (from {from})"),
-        (crate::config::BusTarget::Http { url, .. }, None) => format!("bus {url}"),
+        (crate::config::BusTarget::Http { url, .. }, Some(from)) => {
+            format!("bus {} (from {from})", handoff_channels::untrusted::redact_url(url))
+        }
+        (crate::config::BusTarget::Http { url, .. }, None) => {
+            format!("bus {}", handoff_channels::untrusted::redact_url(url))
+        }
         (crate::config::BusTarget::Local { path }, _) => {
             format!("bus: the embedded default's local store {} (no BUS_URL anywhere)", path.display())
         }
