@@ -95,6 +95,21 @@ impl Capability {
         }
     }
 
+    /// A channel that pages a human (SMS, iMessage, a chat webhook): seconds, nothing read back, nothing kept;
+    /// `text` when it also takes short messages for a log people follow.
+    pub const fn pager(max_size: Option<u64>, text: bool) -> Self {
+        Capability {
+            max_size,
+            latency: LatencyClass::Seconds,
+            can_receive: false,
+            text,
+            documents: false,
+            files: false,
+            pages: true,
+            lasting: false,
+        }
+    }
+
     /// Whether this channel takes a parcel of the given kind and size.
     pub fn accepts(&self, kind: ParcelKind, size: u64) -> bool {
         let kind_ok = match kind {

@@ -7,7 +7,7 @@
 
 use crate::sent_ledger::SentLedger;
 use crate::webhook::{self, Answer, PostError, WebhookUrl};
-use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, Receipt};
+use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -123,16 +123,7 @@ impl Channel for DiscordChannel {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: None,
-            latency: LatencyClass::Seconds,
-            can_receive: false,
-            text: true,
-            documents: false,
-            files: false,
-            pages: true,
-            lasting: false,
-        }
+        Capability::pager(None, true)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {

@@ -5,7 +5,7 @@
 //! fails at start-up. Each page is sent at most once per idempotency key.
 
 use crate::sent_ledger::{AttemptError, SentLedger};
-use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, Receipt};
+use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -163,16 +163,7 @@ impl Channel for ImessageChannel {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: Some(16 * 1024),
-            latency: LatencyClass::Seconds,
-            can_receive: false,
-            text: false,
-            documents: false,
-            files: false,
-            pages: true,
-            lasting: false,
-        }
+        Capability::pager(Some(16 * 1024), false)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {

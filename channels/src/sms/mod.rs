@@ -17,7 +17,7 @@ pub use ledger::{Ledger, OverBudget, Reservation};
 pub use page::{BusRef, STANDALONE_CHARS, SUMMARY_CHARS, page_text};
 pub use twilio::{RetryPolicy, Sender, TwilioClient};
 
-use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt};
+use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -302,16 +302,7 @@ impl Channel for SmsChannel {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: Some(validate::MAX_BODY_CHARS as u64),
-            latency: LatencyClass::Seconds,
-            can_receive: false,
-            text: false,
-            documents: false,
-            files: false,
-            pages: true,
-            lasting: false,
-        }
+        Capability::pager(Some(validate::MAX_BODY_CHARS as u64), false)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
