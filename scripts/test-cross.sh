@@ -36,6 +36,18 @@ need_target() {
 fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
 
+# Runs at exit: stops the bus and Wine, removes the scratch dir, and keeps the script's own exit status
+# (a trap's last command would otherwise become it: wineserver still saving its registry made `rm -rf`
+# fail once in CI after every check had passed).
+cleanup_windows() {
+  local status=$?
+  if [ -n "${bus_pid:-}" ]; then kill "$bus_pid" 2>/dev/null || true; fi
+  WINEPREFIX=$work/prefix wineserver -k 2>/dev/null || true
+  WINEPREFIX=$work/prefix wineserver -w 2>/dev/null || true
+  rm -rf "$work" 2>/dev/null || { sleep 2; rm -rf "$work" 2>/dev/null || echo "note: could not remove $work" >&2; }
+  exit "$status"
+}
+
 windows() {
   need x86_64-w64-mingw32-gcc "installs Debian's mingw-w64"
   need wine "installs Debian's wine64"
@@ -50,7 +62,7 @@ windows() {
 
   work=$(mktemp -d)
   bus_pid=
-  trap '[ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null; WINEPREFIX=$work/prefix wineserver -k 2>/dev/null; rm -rf "$work"' EXIT
+  trap cleanup_windows EXIT
   mkdir -p "$work/bin" "$work/linux-home"
   cp "$exe" "$work/bin/handoff.exe"
   # the test-only ProcessPrng stand-in (Wine 8's bcryptprimitives.dll does not export it)
