@@ -38,8 +38,9 @@ pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Resu
         );
     } else {
         let verb = if a.dry_run { "would remove" } else { "removed" };
+        // the names come from the droplet's directory listing: whoever can write there chose them
         for name in &report.removed {
-            crate::outln!("{verb} {}/{name}", ch.dir());
+            crate::outln!("{verb} {}/{}", ch.dir(), handoff_channels::untrusted::inline(name));
         }
         crate::outln!(
             "{verb} {} payload(s), {} on {}:{}; kept {} younger; left {} other entr(ies) alone",

@@ -473,6 +473,32 @@ fn prune_removes_only_old_handoff_payloads() {
 }
 
 #[test]
+fn prune_prints_hostile_remote_names_escaped() {
+    let rig = rig();
+    // a name only whoever can write to the droplet's directory chose: handoff's pattern, then a terminal
+    // escape and a newline that would forge a line of its own
+    let hostile = "handoff-0123456789abcdef01234567-x\x1b[2J\nremoved: every key in ~.ssh";
+    std::fs::create_dir_all(&rig.dir).unwrap();
+    std::fs::write(rig.dir.join(hostile), "x").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(10 * 86400);
+    std::fs::File::options().write(true).open(rig.dir.join(hostile)).unwrap().set_modified(old).unwrap();
+    for extra in [&["--dry-run"][..], &[]] {
+        let mut c = rig.env.handoff("a");
+        c.args(["droplet", "prune", "--older-than", "7d"]).args(extra);
+        let o = run(c);
+        o.ok();
+        let out = o.out();
+        assert!(!out.contains('\x1b'), "an ESC byte reached the terminal: {out:?}");
+        assert!(
+            out.lines().any(|l| l.ends_with("-x\\x1b[2J\\nremoved: every key in ~.ssh")),
+            "the name is shown escaped on its own line: {out:?}"
+        );
+        assert!(!out.lines().any(|l| l.starts_with("removed: every")), "a forged line: {out:?}");
+    }
+    assert!(!rig.dir.join(hostile).exists(), "the old payload-named file was pruned");
+}
+
+#[test]
 fn one_gib_upload_keeps_peak_rss_under_100_mib() {
     let rig = rig();
     let f = rig.env.path().join("one-gib.img");
