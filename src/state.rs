@@ -1,6 +1,8 @@
 //! Local state: bus messages received by this machine (stored before they are acked, shown once) and the
 //! sync cursors of channels read at session start.
 
+mod migrate;
+
 use handoff_channels::bus::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -49,6 +51,7 @@ impl State {
                 PRIMARY KEY (machine, channel)
              );",
         )?;
+        migrate::run(&conn)?;
         #[cfg(unix)]
         for suffix in ["", "-wal", "-shm"] {
             use std::os::unix::fs::PermissionsExt;

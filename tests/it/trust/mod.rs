@@ -6,6 +6,7 @@ mod confine;
 mod disk;
 #[cfg(feature = "drive")]
 mod escapes;
+mod old_state;
 mod secret_formats;
 mod secrets;
 mod shedding;
