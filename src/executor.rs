@@ -99,6 +99,7 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
         steps,
         sealed_to: None,
         dropped: None,
+        bus: None,
     }
 }
 
@@ -231,6 +232,12 @@ pub async fn run_job(
                 )));
                 continue;
             };
+            if name == "bus"
+                && let Some(e) = locked.job.bus_mismatch(&reg.bus.location())
+            {
+                errors.push(e);
+                continue;
+            }
             tracing::info!(step = i, channel = %name, "delivering");
             match ch.deliver(&step.parcel).await {
                 Ok(r) => {

@@ -101,6 +101,7 @@ mod tests {
             steps: vec![bus, step(Role::Page { summary: "prod down".into() }, ParcelKind::Page, "")],
             sealed_to: None,
             dropped: None,
+            bus: None,
         }
     }
 

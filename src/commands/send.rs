@@ -224,6 +224,7 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
     }
     let hashes = vec![String::new(); req.files.len()];
     let mut job = job_for(&travelling, &plan, &session.settings.machine, &hashes);
+    job.bus = Some(session.reg.bus.location());
     if let Some(s) = &sealing
         && let Err(e) = s.seal_job(&mut job, &req, &session.outbox)
     {

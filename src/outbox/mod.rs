@@ -105,6 +105,11 @@ pub struct Job {
     /// When the user dropped it (`handoff outbox drop`): it is in the history, never delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped: Option<String>,
+    /// The bus its bus steps were queued for (`BusApi::location`: no credentials), so a later run never
+    /// posts them to another bus. Jobs queued before this was recorded have none: they go to the bus of the
+    /// day, as they always did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
 }
 
 impl Job {
@@ -124,6 +129,19 @@ impl Job {
     pub fn last_error(&self) -> Option<&str> {
         self.steps.iter().filter(|s| s.receipt.is_none()).find_map(|s| s.last_error.as_deref())
     }
+    /// Why this job's bus steps must not be posted to the bus at `location` (the one configured now): they
+    /// were queued for another bus. The step stays queued (a transient error) with this note.
+    pub fn bus_mismatch(&self, location: &str) -> Option<handoff_channels::ChannelError> {
+        let queued = self.bus.as_deref().filter(|q| !same_bus(q, location))?;
+        let show = |l: &str| handoff_channels::untrusted::inline(&handoff_channels::untrusted::redact_url(l));
+        Some(handoff_channels::ChannelError::transient(format!(
+            "queued for the bus at {}, but this machine's bus is now {}: not posted there; it stays queued until \
+             that bus is configured again (then `handoff flush`), or drop it with `handoff outbox drop {}`",
+            show(queued),
+            show(location),
+            self.id
+        )))
+    }
     /// A one-line summary of what the job carries (title, first line of text, or file names).
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
@@ -139,6 +157,24 @@ impl Job {
         }
         crate::executor::truncate_chars(&parts.join(", "), 80)
     }
+}
+
+/// Whether two bus locations name the same bus: an HTTP bus is its server (scheme, host and port; a
+/// changed path or password is still that bus), the embedded one its file.
+fn same_bus(a: &str, b: &str) -> bool {
+    fn server(l: &str) -> &str {
+        match l.find("://") {
+            Some(i) => {
+                let end = l[i + 3..].find(['/', '?', '#']).map_or(l.len(), |e| i + 3 + e);
+                let authority_start = l[i + 3..end].rfind('@').map_or(i + 3, |at| i + 3 + at + 1);
+                // host:port, without any user
+                &l[authority_start..end]
+            }
+            None => l,
+        }
+    }
+    let scheme = |l: &str| l.find("://").map(|i| l[..i].to_ascii_lowercase());
+    scheme(a) == scheme(b) && server(a).eq_ignore_ascii_case(server(b))
 }
 
 /// What [`Outbox::take`] found.
@@ -511,6 +547,26 @@ mod tests {
             }],
             sealed_to: None,
             dropped: None,
+            bus: None,
+        }
+    }
+
+    #[test]
+    fn a_bus_step_goes_only_to_the_bus_it_was_queued_for() {
+        let mut j = job("01");
+        assert!(
+            j.bus_mismatch("local:/d/bus.sqlite").is_none(),
+            "a job queued before buses were recorded goes anywhere"
+        );
+        j.bus = Some("http://***@bus.example:8080".into());
+        for same in ["http://bus.example:8080", "http://***@BUS.example:8080/moved#x", "http://bus.example:8080/"] {
+            assert!(j.bus_mismatch(same).is_none(), "{same} is the same bus");
+        }
+        for other in
+            ["local:/d/bus.sqlite", "https://bus.example:8080", "http://bus.example:8081", "http://evil.example:8080"]
+        {
+            let e = j.bus_mismatch(other).unwrap_or_else(|| panic!("{other} is another bus"));
+            assert!(e.is_transient() && e.message.contains("outbox drop 01"), "{}", e.message);
         }
     }
 

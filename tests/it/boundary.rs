@@ -95,6 +95,47 @@ fn a_queued_send_survives_a_sync_against_a_bus_answering_404_and_flush_then_deli
 }
 
 #[test]
+fn a_step_queued_for_a_bus_never_lands_on_the_embedded_bus_once_that_bus_leaves_the_config() {
+    let mut bus = BusServer::start();
+    let env = Env::new();
+    let env_file = bus.write_env_file(&env);
+    bus.kill();
+    let mut c = env.handoff("a");
+    c.args(["send", "--to", "b", "queued for the real bus"]);
+    assert_eq!(run(c).code(), 75);
+    // the bus leaves this machine's config: handoff now runs on its embedded bus
+    std::fs::remove_file(&env_file).unwrap();
+    let mut c = env.handoff("a");
+    c.arg("flush");
+    let o = run(c);
+    assert_eq!(o.code(), 75, "still queued: {}{}", o.out(), o.err());
+    let said = format!("{}{}", o.out(), o.err());
+    assert!(
+        said.contains(&format!("queued for the bus at {}", bus.url)) && said.contains("outbox drop"),
+        "the note names the bus it waits for and the way out: {said}"
+    );
+    // an implicit flush (a's sync) does not post it either, and b on the embedded bus gets nothing
+    sync_json(&env, "a");
+    let (o, v) = sync_json(&env, "b");
+    assert!(bodies(&v).is_empty(), "the step landed on the embedded bus: {}", o.out());
+    let waiting = jobs(&env);
+    assert_eq!(waiting.len(), 1);
+    let step = &waiting[0]["steps"][0];
+    assert_eq!(step["failed"], false, "{step:#}");
+    assert!(step["last_error"].as_str().unwrap().contains("queued for the bus at"), "{step:#}");
+    // that bus configured again: delivered there, once
+    bus.restart();
+    bus.write_env_file(&env);
+    let mut c = env.handoff("a");
+    c.arg("flush");
+    run(c).ok();
+    let on = on_bus(&bus);
+    assert_eq!(on.len(), 1, "{on:?}");
+    assert_eq!(on[0]["body"], "queued for the real bus");
+    assert!(jobs(&env).is_empty());
+}
+
+#[test]
 fn an_explicit_flush_marks_a_refused_job_failed_and_it_stays_listed_until_dropped() {
     let bus = BusServer::start();
     let env = Env::new();
