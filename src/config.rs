@@ -340,26 +340,20 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     Ok(cfg)
 }
 
-/// Reads an env file (`KEY=VALUE` lines, `export` prefixes, quotes and comments allowed). On Unix, refuses
-/// a file that group or others can read, as ssh does with keys. On Windows the file's ACL is NOT checked
-/// (`doctor` says so and gives the `icacls` command that makes it private); a profile directory is private
-/// to its user by default.
+/// Reads an env file (`KEY=VALUE` lines, `export` prefixes, quotes and comments allowed). Refuses a file
+/// that others can read, as ssh does with keys: group or other mode bits on Unix, its ACL on Windows
+/// (`handoff_channels::private_file`).
 pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(config_err(format!(
-                "the env file {} holds secrets but is readable by others (mode {mode:o}); fix it with: chmod 600 {}",
-                path.display(),
-                path.display()
-            )));
-        }
+    let access = handoff_channels::private_file::access(path)
+        .map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
+    if !access.private {
+        return Err(config_err(format!(
+            "the env file {} holds secrets but is readable by others ({}); fix it with: {}",
+            path.display(),
+            access.detail,
+            handoff_channels::private_file::make_private_command(path)
+        )));
     }
-    let _ = meta;
     let text = std::fs::read_to_string(path)
         .map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
     let mut out = BTreeMap::new();

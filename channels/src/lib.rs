@@ -25,6 +25,7 @@ pub mod local_files;
 pub mod names;
 pub mod parcel;
 pub mod pointer;
+pub mod private_file;
 pub mod receive;
 pub mod secret_source;
 #[cfg(any(feature = "slack", feature = "discord", feature = "imessage"))]

@@ -27,19 +27,17 @@ pub fn lookup(var: &str, env_file: Option<&Path>, section: &str) -> Result<Optio
 }
 
 /// Reads an env file: `KEY=value` lines, `export ` prefixes, matching quotes, `#` comments. Refuses a
-/// file that group or others can read, as ssh does with keys.
+/// file that others can read (group or other mode bits; on Windows its ACL), as ssh does with keys.
 pub fn read_env_file(path: &Path, section: &str) -> Result<HashMap<String, String>, ChannelError> {
-    #[cfg(unix)]
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(ChannelError::permanent(format!(
-                "{section} {} holds secrets but is readable by others (mode {mode:o}); fix it with: chmod 600 {}",
-                path.display(),
-                path.display()
-            )));
-        }
+    if let Ok(a) = crate::private_file::access(path)
+        && !a.private
+    {
+        return Err(ChannelError::permanent(format!(
+            "{section} {} holds secrets but is readable by others ({}); fix it with: {}",
+            path.display(),
+            a.detail,
+            crate::private_file::make_private_command(path)
+        )));
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| ChannelError::permanent(format!("cannot read {section} {}: {e}", path.display())))?;

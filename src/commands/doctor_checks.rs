@@ -72,41 +72,19 @@ pub fn secret_files(settings: Option<&Settings>) -> Vec<Check> {
         .into_iter()
         .map(|(label, p)| {
             let name = format!("secrets: {label}");
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                match std::fs::metadata(&p) {
-                    Ok(m) if m.permissions().mode() & 0o077 == 0 => Check {
-                        check: name,
-                        ok: true,
-                        detail: format!("{} is mode {:o}", p.display(), m.permissions().mode() & 0o777),
-                        fix: None,
-                    },
-                    Ok(m) => Check {
-                        check: name,
-                        ok: false,
-                        detail: format!(
-                            "{} holds secrets but is readable by others (mode {:o})",
-                            p.display(),
-                            m.permissions().mode() & 0o777
-                        ),
-                        fix: Some(format!("chmod 600 {}", p.display())),
-                    },
-                    Err(e) => {
-                        Check { check: name, ok: false, detail: format!("cannot read {}: {e}", p.display()), fix: None }
-                    }
+            match handoff_channels::private_file::access(&p) {
+                Ok(a) if a.private => {
+                    Check { check: name, ok: true, detail: format!("{} is {}", p.display(), a.detail), fix: None }
                 }
-            }
-            // Windows: the file's ACL is not read. Say so, with the command that makes it private.
-            #[cfg(not(unix))]
-            Check {
-                check: name,
-                ok: true,
-                detail: format!(
-                    "{} (its ACL is not checked on Windows; keep it readable by your account only)",
-                    p.display()
-                ),
-                fix: Some(format!("icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%\":F", p.display())),
+                Ok(a) => Check {
+                    check: name,
+                    ok: false,
+                    detail: format!("{} holds secrets but is readable by others ({})", p.display(), a.detail),
+                    fix: Some(handoff_channels::private_file::make_private_command(&p)),
+                },
+                Err(e) => {
+                    Check { check: name, ok: false, detail: format!("cannot read {}: {e}", p.display()), fix: None }
+                }
             }
         })
         .collect()
