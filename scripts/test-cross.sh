@@ -4,8 +4,9 @@
 # * Windows: builds handoff.exe for x86_64-pc-windows-gnu with Debian's mingw-w64 and runs it under Wine
 #   (wine64, a throwaway WINEPREFIX, no display): the embedded send -> sync -> fetch round trip (text and a
 #   file, sha256 checked), a Windows client <-> Linux client exchange over a real `handoff bus serve` with the
-#   env file in %USERPROFILE%\.secrets, `doctor` (which bus, from where, native paths), and `hooks install`
-#   into a settings file whose SessionStart command Wine's cmd.exe then runs.
+#   env file in %USERPROFILE%\.secrets (refused while its ACL lets Everyone read it), `doctor` (which bus,
+#   from where, native paths, the env file's ACL), and `hooks install` into a settings file whose
+#   SessionStart command Wine's cmd.exe then runs.
 #   Wine 8 lacks bcryptprimitives.dll's ProcessPrng, which Rust's std imports: a stand-in built here from a
 #   few lines of C by mingw (RtlGenRandom behind it) sits next to the test's copy of the .exe. It is never
 #   shipped (scripts/dist.sh does not build it).
@@ -123,6 +124,16 @@ EOF
   mkdir -p "$profile/.secrets" "$work/linux-home/.secrets"
   printf 'BUS_USER=claude\nBUS_PASS=%s\nBUS_URL=http://127.0.0.1:%s\n' "$pass" "$port" | tee "$profile/.secrets/claude-bus.env" > "$work/linux-home/.secrets/claude-bus.env"
   chmod 600 "$work/linux-home/.secrets/claude-bus.env"
+  # the env file's ACL: Wine gives a file without a stored security descriptor a DACL made from its Unix
+  # mode (the user, SYSTEM, and an Everyone entry for the "other" bits), so a world-readable file must be
+  # refused, naming Everyone and the icacls fix, and a 0600 one accepted
+  chmod 644 "$profile/.secrets/claude-bus.env"
+  local code=0
+  h --machine winbox send --to linuxbox "must not leave: the env file is readable by Everyone" > "$work/w0.out" 2>&1 || code=$?
+  [ "$code" = 78 ] || fail "a world-readable env file was not refused with exit 78 (got $code): $(cat "$work/w0.out" "$work/wine.err")"
+  tail -n 5 "$work/wine.err" | grep -q "readable by others (its ACL lets .*Everyone.* read it); fix it with: icacls" \
+    || fail "the refusal does not name Everyone and the icacls fix: $(tail -n 5 "$work/wine.err")"
+  chmod 600 "$profile/.secrets/claude-bus.env"
   lx() { HOME=$work/linux-home XDG_CONFIG_HOME=$work/linux-home/.config XDG_DATA_HOME=$work/linux-home/.local/share "$linux" "$@"; }
   h --machine winbox send --to linuxbox "hello from windows" --json > "$work/w1.json" || fail "windows send over the bus: $(cat "$work/w1.json" "$work/wine.err")"
   lx --machine linuxbox sync --json > "$work/l1.json" || fail "linux sync: $(cat "$work/l1.json")"
@@ -142,8 +153,8 @@ EOF
   esac
   case "$detail" in *embedded*) fail "doctor claims the embedded default while using a bus: $detail" ;; esac
   jq -e '.checks[] | select(.check == "bus") | .ok' "$work/doctor.json" >/dev/null || fail "doctor's bus check failed: $(cat "$work/doctor.json")"
-  jq -r '.checks[] | select(.check == "secrets: bus env file") | .detail' "$work/doctor.json" | grep -q "ACL is not checked" \
-    || fail "doctor does not say the env file's ACL is unchecked: $(cat "$work/doctor.json")"
+  jq -e '.checks[] | select(.check == "secrets: bus env file") | .ok and (.detail | contains("readable only by you, SYSTEM and Administrators (its ACL)"))' "$work/doctor.json" >/dev/null \
+    || fail "doctor does not report the env file's ACL as private: $(cat "$work/doctor.json")"
   echo "ok: $detail"
 
   step "Windows: hooks install, and cmd.exe runs the SessionStart command"

@@ -27,17 +27,14 @@ pub fn load_identity(data_dir: &Path) -> anyhow::Result<Option<Identity>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(anyhow::anyhow!("cannot read the identity {}: {e}", path.display())),
     };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            anyhow::bail!(
-                "{} is readable by others (mode {mode:o}); fix it with `chmod 600 {}`",
-                path.display(),
-                path.display()
-            );
-        }
+    let access = handoff_channels::private_file::access(&path)?;
+    if !access.private {
+        anyhow::bail!(
+            "{} is readable by others ({}); fix it with `{}`",
+            path.display(),
+            access.detail,
+            handoff_channels::private_file::make_private_command(&path)
+        );
     }
     let line = text.lines().map(str::trim).find(|l| l.starts_with("AGE-SECRET-KEY-")).ok_or_else(|| {
         anyhow::anyhow!("{} holds no AGE-SECRET-KEY line; move it away and run `handoff keys`", path.display())
