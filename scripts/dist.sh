@@ -8,6 +8,10 @@
 # Each archive holds the binary, README.md, SECURITY.md, the licence notice and config/handoff.example.toml.
 # Nothing test-only goes in (no bcryptprimitives.dll stand-in: real Windows has ProcessPrng).
 #
+# Each release build goes to <target dir>/<target triple>/release, used by nothing else (the test builds are
+# debug), and is removed once its archive is made: a release build of the workspace takes several GB.
+# KEEP_BUILD=1 keeps them (a second run then only relinks).
+#
 #   bash scripts/dist.sh            # all it can build here
 #   bash scripts/dist.sh linux      # one: linux | windows | macos
 set -euo pipefail
@@ -19,8 +23,11 @@ version=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,
 target_dir=${CARGO_TARGET_DIR:-$here/target}
 out=$here/dist
 mkdir -p "$out"
+skipped=()
 
 sum() { (cd "$out" && sha256sum "$1" > "$1.sha256" && cat "$1.sha256"); }
+# done TRIPLE: removes the release build of TRIPLE unless KEEP_BUILD=1
+done_with() { [ "${KEEP_BUILD:-}" = 1 ] || rm -rf "${target_dir:?}/$1/release"; }
 stage() {   # stage DIR BINARY...
   local dir=$1; shift
   rm -rf "$dir"; mkdir -p "$dir"
@@ -32,10 +39,14 @@ stage() {   # stage DIR BINARY...
 linux() {
   local t=x86_64-unknown-linux-gnu name="handoff-$version-x86_64-unknown-linux-gnu"
   cargo build --release --locked --target "$t" --bin handoff
+  # the binary runs and is the version being packaged
+  "$target_dir/$t/release/handoff" --version | grep -qw "$version" \
+    || { echo "the built handoff does not report version $version" >&2; exit 1; }
   stage "$out/$name" "$target_dir/$t/release/handoff"
   tar -C "$out" -czf "$out/$name.tar.gz" "$name"
   rm -rf "${out:?}/$name"
   sum "$name.tar.gz"
+  done_with "$t"
 }
 
 windows() {
@@ -48,6 +59,7 @@ windows() {
   (cd "$out" && python3 -m zipfile -c "$name.zip" "$name")
   rm -rf "${out:?}/$name"
   sum "$name.zip"
+  done_with "$t"
 }
 
 macos() {
@@ -61,12 +73,14 @@ macos() {
       cargo zigbuild --release --locked --target "$t" --bin handoff
     else
       echo "note: no macOS SDK here (not a Mac, and SDKROOT does not name a MacOSX.sdk): $name skipped" >&2
+      skipped+=("$name (no macOS SDK)")
       continue
     fi
     stage "$out/$name" "$target_dir/$t/release/handoff"
     tar -C "$out" -czf "$out/$name.tar.gz" "$name"
     rm -rf "${out:?}/$name"
     sum "$name.tar.gz"
+    done_with "$t"
   done
 }
 
@@ -78,3 +92,6 @@ case $only in
   *) echo "usage: $0 [linux|windows|macos|all]" >&2; exit 2 ;;
 esac
 echo "archives in $out"
+if [ ${#skipped[@]} -gt 0 ]; then
+  printf 'NOT built: %s\n' "${skipped[@]}" >&2
+fi
