@@ -14,6 +14,7 @@ pub mod drive;
 pub mod droplet;
 #[cfg(feature = "email")]
 pub mod email;
+pub mod env_file;
 pub mod error;
 #[cfg(feature = "folder")]
 pub mod folder;
@@ -24,6 +25,7 @@ pub mod imessage;
 pub mod local_files;
 pub mod names;
 pub mod parcel;
+pub mod paths;
 pub mod pointer;
 pub mod receive;
 pub mod secret_source;

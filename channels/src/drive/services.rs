@@ -358,7 +358,7 @@ fn plan_depth(
             let (bucket, rest) = split_bucket(remote, path, "bucket")?;
             o.set("bucket", bucket);
             if let Some(f) = remote.get("service_account_file") {
-                o.set("credential_path", expand_home(f));
+                o.set("credential_path", home_expanded(f));
             } else if let Some(json) = remote.get("service_account_credentials") {
                 use base64::Engine;
                 o.set("credential", base64::engine::general_purpose::STANDARD.encode(json));
@@ -497,17 +497,15 @@ fn sftp_plan(remote: &Remote, path: &str) -> Result<Plan, ChannelError> {
         host: host.to_string(),
         port,
         user,
-        key_file: remote.get("key_file").filter(|k| !k.is_empty()).map(expand_home),
-        known_hosts_file: remote.get("known_hosts_file").filter(|k| !k.is_empty()).map(expand_home),
+        key_file: remote.get("key_file").filter(|k| !k.is_empty()).map(home_expanded),
+        known_hosts_file: remote.get("known_hosts_file").filter(|k| !k.is_empty()).map(home_expanded),
         path: path.to_string(),
     }))
 }
 
-fn expand_home(p: &str) -> String {
-    match (p.strip_prefix("~/"), std::env::var("HOME")) {
-        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
-        _ => p.to_string(),
-    }
+/// [`crate::paths::expand_tilde`] for the string paths of an rclone remote.
+fn home_expanded(p: &str) -> String {
+    crate::paths::expand_tilde(std::path::Path::new(p)).to_string_lossy().into_owned()
 }
 
 #[cfg(test)]

@@ -118,9 +118,9 @@ impl GitChannel {
                 config.branch
             )));
         }
-        let checkout = expand_home(&config.checkout);
+        let checkout = crate::paths::expand_tilde(&config.checkout);
         let remote = match config.remote.strip_prefix("~/") {
-            Some(rest) => expand_home(Path::new("~").join(rest).as_path()).display().to_string(),
+            Some(_) => crate::paths::expand_tilde(Path::new(&config.remote)).display().to_string(),
             None => config.remote.clone(),
         };
         Ok(Self::from_parts(remote, checkout, config.branch.clone(), ctx, None))
@@ -191,14 +191,6 @@ impl GitChannel {
         tokio::task::spawn_blocking(move || f(&s))
             .await
             .map_err(|e| ChannelError::permanent(format!("git worker stopped: {e}")))?
-    }
-}
-
-/// `~/x` → `$HOME/x`; anything else unchanged.
-fn expand_home(p: &Path) -> PathBuf {
-    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => p.to_path_buf(),
     }
 }
 
