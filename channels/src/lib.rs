@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod context;
+pub mod dates;
 #[cfg(feature = "discord")]
 pub mod discord;
 #[cfg(feature = "drive")]

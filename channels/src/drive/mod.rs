@@ -236,21 +236,7 @@ fn key_date(key: &str) -> Option<String> {
         u.as_bytes()[4],
         u.as_bytes()[5],
     ]);
-    let (y, m, d) = civil_from_days((ms / 86_400_000) as i64);
-    Some(format!("{y:04}-{m:02}-{d:02}"))
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    crate::dates::utc_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 #[async_trait]
@@ -535,12 +521,5 @@ mod tests {
         assert_eq!(parse_size("1000"), Some(1000));
         assert_eq!(parse_size("lots"), None);
         assert!(SizeValue::Text("x".into()).bytes().unwrap_err().message.contains("single_request_max"));
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
     }
 }
