@@ -270,16 +270,9 @@ impl SmsChannel {
     }
 }
 
-/// One error for several failed numbers: the most serious kind wins (auth, then permanent, then transient).
+/// One error for several failed numbers: the most serious kind wins ([`crate::ErrorKind::most_serious`]).
 fn combine(failed: Vec<ChannelError>, done: &[Delivered]) -> ChannelError {
-    use crate::ErrorKind::*;
-    let kind = if failed.iter().any(|e| e.kind == Auth) {
-        Auth
-    } else if failed.iter().any(|e| e.kind == Permanent) {
-        Permanent
-    } else {
-        Transient
-    };
+    let kind = crate::ErrorKind::most_serious(failed.iter().map(|e| e.kind)).unwrap_or(crate::ErrorKind::Transient);
     let mut msg = failed.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
     if !done.is_empty() {
         let reached: Vec<String> = done.iter().map(|d| validate::mask(&d.to)).collect();
