@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// What `init` decided, section by section.
 #[derive(Debug, Default, serde::Serialize)]
-pub struct Plan {
+pub struct InitChoices {
     /// Machine name.
     pub machine: String,
     /// `[bus] env_file`, as written (`~/...` when under HOME).
@@ -103,7 +103,7 @@ fn q(s: &str) -> String {
 }
 
 /// The config text for a plan.
-pub fn render(p: &Plan) -> String {
+pub fn render(p: &InitChoices) -> String {
     let mut t = String::from(
         "# handoff config written by `handoff init` — every key is explained in config/handoff.example.toml.\n# No secrets here: the bus password stays in the env file, drive credentials in rclone.conf.\n\n",
     );
@@ -247,8 +247,8 @@ fn git_origin(checkout: &Path) -> Option<String> {
 }
 
 /// Decides every section from the flags, what the machine has, and (on a terminal) the answers.
-fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
-    let mut p = Plan::default();
+fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<InitChoices> {
+    let mut p = InitChoices::default();
     let machine = match &a.name {
         Some(n) => n.clone(),
         None => asker.ask("name of this machine", Some(&short_hostname()))?.unwrap_or_else(short_hostname),
@@ -393,7 +393,7 @@ mod tests {
 
     #[test]
     fn rendered_config_parses_with_awkward_values() {
-        let p = Plan {
+        let p = InitChoices {
             machine: "mac-studio".into(),
             bus_env_file: Some(DEFAULT_BUS_ENV_FILE.into()),
             git: Some(GitChoice { remote: "git@github.com:you/h\"x.git".into(), checkout: "~/claude handoffs".into() }),
