@@ -45,9 +45,6 @@ type DropletConfig = toml::Value;
 #[cfg(not(feature = "sms"))]
 type SmsConfig = toml::Value;
 
-/// The conventional env file of the original bus, relative to `$HOME`.
-pub const DEFAULT_ENV_FILE: &str = ".secrets/claude-bus.env";
-
 /// A configuration problem, with the file and the fix in its message.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -247,23 +244,7 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The conventional bus env file, `~/.secrets/claude-bus.env`, under `home` (native separators).
-pub fn default_env_file(home: &Path) -> PathBuf {
-    expand_home(Path::new(&format!("~/{DEFAULT_ENV_FILE}")), home)
-}
-
-/// Expands a leading `~/`. The rest is rebuilt component by component, so a path written with `/` (in
-/// the config, or handoff's own defaults) is shown with the platform's separators (`\` on Windows).
-pub fn expand_home(p: &Path, home: &Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => {
-            let mut out = home.to_path_buf();
-            out.extend(rest.components());
-            out
-        }
-        Err(_) => p.to_path_buf(),
-    }
-}
+pub use handoff_channels::paths::expand_home;
 
 /// Loads the config file. `explicit` = from `--config`/`HANDOFF_CONFIG` (must exist). Returns the parsed
 /// file (default when absent) and its path when one was read.
@@ -340,43 +321,10 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     Ok(cfg)
 }
 
-/// Reads an env file (`KEY=VALUE` lines, `export` prefixes, quotes and comments allowed). Refuses a file
-/// that others can read, as ssh does with keys: group or other mode bits on Unix, its ACL on Windows
-/// (`handoff_channels::private_file`).
+/// Reads the bus env file with [`handoff_channels::env_file::read`] (`KEY=VALUE` lines; a file others can
+/// read is refused: mode bits on Unix, the ACL on Windows), failures as config errors.
 pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let access = handoff_channels::private_file::access(path)
-        .map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
-    if !access.private {
-        return Err(config_err(format!(
-            "the env file {} holds secrets but is readable by others ({}); fix it with: {}",
-            path.display(),
-            access.detail,
-            handoff_channels::private_file::make_private_command(path)
-        )));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| config_err(format!("cannot read the env file {}: {e}", path.display())))?;
-    let mut out = BTreeMap::new();
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(config_err(format!("{} line {}: expected KEY=VALUE", path.display(), n + 1)));
-        };
-        let v = v.trim();
-        let v = if (v.starts_with('"') && v.ends_with('"') && v.len() >= 2)
-            || (v.starts_with('\'') && v.ends_with('\'') && v.len() >= 2)
-        {
-            &v[1..v.len() - 1]
-        } else {
-            v
-        };
-        out.insert(k.trim().to_string(), v.to_string());
-    }
-    Ok(out)
+    handoff_channels::env_file::read(path, "the env file").map_err(|e| config_err(e.message))
 }
 
 /// How to reach the bus after resolving config, env file and environment.
@@ -465,7 +413,7 @@ impl Settings {
         let section = file.bus.clone().unwrap_or_default();
         let env_file_path = match section.env_file.as_deref() {
             Some(p) => expand_home(p, &dirs.home),
-            None => default_env_file(&dirs.home),
+            None => handoff_channels::env_file::default_bus_env_file(&dirs.home),
         };
         let env_file = if env_file_path.exists() {
             read_env_file(&env_file_path)?

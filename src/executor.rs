@@ -37,59 +37,32 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
                 parcel(i, ParcelKind::File, None, String::new(), Some(fr))
             }
         };
-        steps.push(Step {
-            role: Role::Payload,
-            parcel: p,
-            channels: item.channels.clone(),
-            receipt: None,
-            attempts: 0,
-            last_error: None,
-            failed: false,
-            sealed: None,
-        });
+        steps.push(Step::new(Role::Payload, p, item.channels.clone()));
     }
     let i = steps.len();
     match plan.bus {
-        BusPart::Inline { .. } => steps.push(Step {
-            role: Role::Inline,
-            parcel: parcel(i, ParcelKind::Text, None, req.text.clone().unwrap_or_default(), None),
-            channels: vec!["bus".into()],
-            receipt: None,
-            attempts: 0,
-            last_error: None,
-            failed: false,
-            sealed: None,
-        }),
+        BusPart::Inline { .. } => steps.push(Step::new(
+            Role::Inline,
+            parcel(i, ParcelKind::Text, None, req.text.clone().unwrap_or_default(), None),
+            vec!["bus".into()],
+        )),
         BusPart::Pointer { with_note } => {
             let mut p = parcel(i, ParcelKind::Text, req.title.clone(), String::new(), None);
             if !p.tags.iter().any(|t| t == POINTER_TAG) {
                 p.tags.push(POINTER_TAG.into());
             }
-            steps.push(Step {
-                role: Role::Pointer { note: if with_note { req.text.clone() } else { None }, title: req.title.clone() },
-                parcel: p,
-                channels: vec!["bus".into()],
-                receipt: None,
-                attempts: 0,
-                last_error: None,
-                failed: false,
-                sealed: None,
-            });
+            let note = if with_note { req.text.clone() } else { None };
+            steps.push(Step::new(Role::Pointer { note, title: req.title.clone() }, p, vec!["bus".into()]));
         }
     }
     if plan.page {
         let i = steps.len();
         let summary = summary_of(req);
-        steps.push(Step {
-            role: Role::Page { summary: summary.clone() },
-            parcel: parcel(i, ParcelKind::Page, None, summary, None),
-            channels: plan.page_via.clone(),
-            receipt: None,
-            attempts: 0,
-            last_error: None,
-            failed: false,
-            sealed: None,
-        });
+        steps.push(Step::new(
+            Role::Page { summary: summary.clone() },
+            parcel(i, ParcelKind::Page, None, summary, None),
+            plan.page_via.clone(),
+        ));
     }
     Job {
         id,
@@ -271,15 +244,7 @@ pub async fn run_job(
             if kind != handoff_channels::ErrorKind::Transient {
                 refused += 1;
             }
-            worst = Some(match (worst, kind) {
-                (Some(handoff_channels::ErrorKind::Auth), _) | (_, handoff_channels::ErrorKind::Auth) => {
-                    handoff_channels::ErrorKind::Auth
-                }
-                (Some(handoff_channels::ErrorKind::Permanent), _) | (_, handoff_channels::ErrorKind::Permanent) => {
-                    handoff_channels::ErrorKind::Permanent
-                }
-                _ => handoff_channels::ErrorKind::Transient,
-            });
+            worst = handoff_channels::ErrorKind::most_serious(worst.into_iter().chain([kind]));
             s.last_error = Some(errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "));
         }
         locked.save()?;

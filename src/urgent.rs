@@ -71,9 +71,9 @@ mod tests {
     use handoff_channels::{Parcel, ParcelKind, Receipt};
 
     fn step(role: Role, kind: ParcelKind, body: &str) -> Step {
-        Step {
+        Step::new(
             role,
-            parcel: Parcel {
+            Parcel {
                 key: "k".into(),
                 from: "mac".into(),
                 to: "any".into(),
@@ -83,13 +83,8 @@ mod tests {
                 tags: vec![],
                 file: None,
             },
-            channels: vec![],
-            receipt: None,
-            attempts: 0,
-            last_error: None,
-            failed: false,
-            sealed: None,
-        }
+            vec![],
+        )
     }
 
     fn job(bus: Step) -> Job {

@@ -15,6 +15,21 @@ pub enum ErrorKind {
     Refused,
 }
 
+impl ErrorKind {
+    /// The most serious of `kinds`, the one the user must deal with first: credentials refused, then
+    /// input refused, then a permanent failure, then one that may go away by itself (the order of the exit
+    /// codes 77, 65, 69, 75). `None` when there are none.
+    pub fn most_serious(kinds: impl IntoIterator<Item = ErrorKind>) -> Option<ErrorKind> {
+        let rank = |k: &ErrorKind| match k {
+            ErrorKind::Auth => 3,
+            ErrorKind::Refused => 2,
+            ErrorKind::Permanent => 1,
+            ErrorKind::Transient => 0,
+        };
+        kinds.into_iter().max_by_key(rank)
+    }
+}
+
 /// A channel failure with a message that names the problem and, where possible, the fix.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -71,6 +86,22 @@ impl From<std::io::Error> for ChannelError {
             | K::NotConnected
             | K::WouldBlock => Self::transient(e.to_string()),
             _ => Self::permanent(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind::{self, *};
+
+    #[test]
+    fn the_most_serious_kind_wins_whatever_the_order() {
+        assert_eq!(ErrorKind::most_serious([]), None);
+        assert_eq!(ErrorKind::most_serious([Transient, Transient]), Some(Transient));
+        assert_eq!(ErrorKind::most_serious([Transient, Permanent, Transient]), Some(Permanent));
+        assert_eq!(ErrorKind::most_serious([Permanent, Refused]), Some(Refused));
+        for order in [[Auth, Refused, Permanent, Transient], [Transient, Permanent, Refused, Auth]] {
+            assert_eq!(ErrorKind::most_serious(order), Some(Auth));
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod context;
+pub mod dates;
 #[cfg(feature = "discord")]
 pub mod discord;
 #[cfg(feature = "drive")]
@@ -14,6 +15,7 @@ pub mod drive;
 pub mod droplet;
 #[cfg(feature = "email")]
 pub mod email;
+pub mod env_file;
 pub mod error;
 #[cfg(feature = "folder")]
 pub mod folder;
@@ -24,6 +26,7 @@ pub mod imessage;
 pub mod local_files;
 pub mod names;
 pub mod parcel;
+pub mod paths;
 pub mod pointer;
 pub mod private_file;
 pub mod receive;

@@ -23,7 +23,7 @@ fn data_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// The env file's variables (`--env-file`, else `~/.secrets/claude-bus.env` when present) and its path.
 fn env_file(given: Option<PathBuf>) -> anyhow::Result<(PathBuf, HashMap<String, String>)> {
     let dirs = Dirs::platform()?;
-    let env_path = given.clone().unwrap_or_else(|| crate::config::default_env_file(&dirs.home));
+    let env_path = given.clone().unwrap_or_else(|| handoff_channels::env_file::default_bus_env_file(&dirs.home));
     let file = if env_path.exists() {
         read_env_file(&env_path)?
     } else if given.is_some() {

@@ -3,9 +3,10 @@
 
 use super::Session;
 use super::doctor::Check;
-use crate::config::{BusTarget, Settings, default_env_file, expand_home};
+use crate::config::{BusTarget, Settings, expand_home};
 use handoff_channels::ChannelError;
 use handoff_channels::bus::{MessageQuery, NewMessage};
+use handoff_channels::env_file::default_bus_env_file;
 use std::path::{Path, PathBuf};
 
 /// Tag of `doctor --send-test`'s message (the message goes from this machine to itself).
@@ -16,7 +17,7 @@ pub fn bus_env_file(s: &Settings) -> Option<PathBuf> {
     let section = s.file.bus.clone().unwrap_or_default();
     let p = match section.env_file.as_deref() {
         Some(p) => expand_home(p, &s.dirs.home),
-        None => default_env_file(&s.dirs.home),
+        None => default_bus_env_file(&s.dirs.home),
     };
     p.exists().then_some(p)
 }
@@ -26,7 +27,7 @@ fn secret_paths(settings: Option<&Settings>) -> Vec<(&'static str, PathBuf)> {
     let mut out = Vec::new();
     let Some(s) = settings else {
         if let Ok(d) = crate::config::Dirs::platform() {
-            let p = default_env_file(&d.home);
+            let p = default_bus_env_file(&d.home);
             if p.exists() {
                 out.push(("bus env file", p));
             }

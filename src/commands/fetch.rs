@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// One downloaded item.
 #[derive(Debug, Serialize)]
-pub struct Fetched {
+pub struct FetchedFile {
     /// Item name.
     pub name: String,
     /// Where it was written.
@@ -141,10 +141,10 @@ pub async fn fetch_pointer(
     origin: &Origin,
     out: &Path,
     force: bool,
-) -> anyhow::Result<Vec<Fetched>> {
+) -> anyhow::Result<Vec<FetchedFile>> {
     claimed_total(p, origin)?;
     std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    let mut done: Vec<Fetched> = Vec::new();
+    let mut done: Vec<FetchedFile> = Vec::new();
     for item in &p.items {
         let mut name = safe_file_name(&item.name);
         // two items of one send may share a name (a/notes.txt, b/notes.txt): the later gets a suffix
@@ -164,7 +164,7 @@ pub async fn fetch_pointer(
             if let Ok((sha, size)) = crate::hash::sha256_file(&dest)
                 && sha == want
             {
-                done.push(Fetched { name: item.name.clone(), path: dest, size, sha256: sha });
+                done.push(FetchedFile { name: item.name.clone(), path: dest, size, sha256: sha });
                 continue;
             }
             return Err(exit::with_code(
@@ -230,11 +230,11 @@ pub async fn fetch_pointer(
                 ));
             }
             std::fs::rename(&opened, &dest)?;
-            done.push(Fetched { name: item.name.clone(), path: dest, size: psize, sha256: psha });
+            done.push(FetchedFile { name: item.name.clone(), path: dest, size: psize, sha256: psha });
             continue;
         }
         std::fs::rename(&tmp, &dest)?;
-        done.push(Fetched { name: item.name.clone(), path: dest, size, sha256: sha });
+        done.push(FetchedFile { name: item.name.clone(), path: dest, size, sha256: sha });
     }
     Ok(done)
 }
@@ -263,7 +263,7 @@ pub async fn fetch_for_sync(
     base: &Path,
     cap: u64,
     notes: &mut Vec<String>,
-) -> (Vec<Fetched>, i32) {
+) -> (Vec<FetchedFile>, i32) {
     let (mut fetched, mut spent, mut code) = (Vec::new(), 0u64, exit::OK);
     for Pending { origin, pointer } in pending {
         let id = origin.id.as_deref().unwrap_or("pointer");

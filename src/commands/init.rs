@@ -5,16 +5,15 @@
 //! mode 600 and never holds a secret (the password stays in the env file).
 
 use crate::cli::InitArgs;
-use crate::config::{
-    ConfigError, DEFAULT_ENV_FILE, Dirs, Overrides, expand_home, read_env_file, short_hostname, validate_machine,
-};
+use crate::config::{ConfigError, Dirs, Overrides, expand_home, read_env_file, short_hostname, validate_machine};
 use crate::exit;
+use handoff_channels::env_file::DEFAULT_BUS_ENV_FILE;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 /// What `init` decided, section by section.
 #[derive(Debug, Default, serde::Serialize)]
-pub struct Plan {
+pub struct InitChoices {
     /// Machine name.
     pub machine: String,
     /// `[bus] env_file`, as written (`~/...` when under HOME).
@@ -104,7 +103,7 @@ fn q(s: &str) -> String {
 }
 
 /// The config text for a plan.
-pub fn render(p: &Plan) -> String {
+pub fn render(p: &InitChoices) -> String {
     let mut t = String::from(
         "# handoff config written by `handoff init` — every key is explained in config/handoff.example.toml.\n# No secrets here: the bus password stays in the env file, drive credentials in rclone.conf.\n\n",
     );
@@ -248,8 +247,8 @@ fn git_origin(checkout: &Path) -> Option<String> {
 }
 
 /// Decides every section from the flags, what the machine has, and (on a terminal) the answers.
-fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
-    let mut p = Plan::default();
+fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<InitChoices> {
+    let mut p = InitChoices::default();
     let machine = match &a.name {
         Some(n) => n.clone(),
         None => asker.ask("name of this machine", Some(&short_hostname()))?.unwrap_or_else(short_hostname),
@@ -259,7 +258,7 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
 
     // bus: the env file users already keep
     if !a.no_bus {
-        let default_env = crate::config::default_env_file(home);
+        let default_env = handoff_channels::env_file::default_bus_env_file(home);
         let env_path =
             a.env_file.as_ref().map(|e| expand_home(e, home)).or_else(|| default_env.exists().then_some(default_env));
         match env_path {
@@ -277,9 +276,9 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<Plan> {
                 return Err(ConfigError(format!("the env file {} does not exist; create it with BUS_USER, BUS_PASS and BUS_URL lines (mode 600), or pass --no-bus", e.display())).into());
             }
             None if a.bus_url.is_some() => {
-                return Err(ConfigError(format!("--bus-url needs the password in an env file: create ~/{DEFAULT_ENV_FILE} with BUS_USER, BUS_PASS and BUS_URL lines (mode 600), or pass --env-file")).into());
+                return Err(ConfigError(format!("--bus-url needs the password in an env file: create {DEFAULT_BUS_ENV_FILE} with BUS_USER, BUS_PASS and BUS_URL lines (mode 600), or pass --env-file")).into());
             }
-            None => p.notes.push(format!("no bus env file (~/{DEFAULT_ENV_FILE}): the bus is the embedded local store; pass --env-file to use a real bus")),
+            None => p.notes.push(format!("no bus env file ({DEFAULT_BUS_ENV_FILE}): the bus is the embedded local store; pass --env-file to use a real bus")),
         }
         p.bus_url = a.bus_url.clone();
     }
@@ -394,9 +393,9 @@ mod tests {
 
     #[test]
     fn rendered_config_parses_with_awkward_values() {
-        let p = Plan {
+        let p = InitChoices {
             machine: "mac-studio".into(),
-            bus_env_file: Some("~/.secrets/claude-bus.env".into()),
+            bus_env_file: Some(DEFAULT_BUS_ENV_FILE.into()),
             git: Some(GitChoice { remote: "git@github.com:you/h\"x.git".into(), checkout: "~/claude handoffs".into() }),
             droplet: Some(DropletChoice { host: "root@droplet".into(), dir: "/opt/claude-bus-files".into() }),
             ..Default::default()

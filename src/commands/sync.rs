@@ -72,7 +72,7 @@ pub struct Digest {
     /// Remarks.
     pub notes: Vec<String>,
     /// Payloads downloaded by `--fetch`.
-    pub fetched: Vec<super::fetch::Fetched>,
+    pub fetched: Vec<super::fetch::FetchedFile>,
 }
 
 /// The time a sync may take: none (text, JSON) or the hook's budget, split between its phases.
@@ -369,7 +369,7 @@ async fn fetch_phase(
     s: &Session,
     a: &SyncArgs,
     messages: &mut [DigestMessage],
-    fetched: &mut Vec<super::fetch::Fetched>,
+    fetched: &mut Vec<super::fetch::FetchedFile>,
     notes: &mut Vec<String>,
 ) -> i32 {
     let base = a.out.clone().unwrap_or_else(|| s.settings.dirs.data.join("inbox"));

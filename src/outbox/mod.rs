@@ -64,6 +64,11 @@ pub struct Step {
 }
 
 impl Step {
+    /// A step not tried yet: `parcel` for `role`, over `channels` in order.
+    pub fn new(role: Role, parcel: Parcel, channels: Vec<String>) -> Self {
+        Self { role, parcel, channels, receipt: None, attempts: 0, last_error: None, failed: false, sealed: None }
+    }
+
     /// A short name of what the step does (`payload`, `inline`, `pointer`, `page`).
     pub fn role_name(&self) -> &'static str {
         match &self.role {
@@ -526,9 +531,9 @@ mod tests {
             created: "t".into(),
             from: "a".into(),
             to: "b".into(),
-            steps: vec![Step {
-                role: Role::Inline,
-                parcel: Parcel {
+            steps: vec![Step::new(
+                Role::Inline,
+                Parcel {
                     key: format!("{id}-0"),
                     from: "a".into(),
                     to: "b".into(),
@@ -538,13 +543,8 @@ mod tests {
                     tags: vec![],
                     file: None,
                 },
-                channels: vec!["bus".into()],
-                receipt: None,
-                attempts: 0,
-                last_error: None,
-                failed: false,
-                sealed: None,
-            }],
+                vec!["bus".into()],
+            )],
             sealed_to: None,
             dropped: None,
             bus: None,

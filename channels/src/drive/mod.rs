@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use rclone_cli::Rclone;
 use rclone_conf::RcloneConf;
 use serde::{Deserialize, Serialize};
-use services::Plan;
+use services::TransferRoute;
 use std::path::{Path, PathBuf};
 
 /// Default for [`DriveConfig::single_request_max`]: 64 MiB.
@@ -194,19 +194,19 @@ impl DriveChannel {
         RcloneConf::load(self.cfg.rclone_config.as_deref())
     }
 
-    fn plan(&self, conf: &RcloneConf, uri: &DriveUri, size: Option<u64>) -> Result<Plan, ChannelError> {
+    fn plan(&self, conf: &RcloneConf, uri: &DriveUri, size: Option<u64>) -> Result<TransferRoute, ChannelError> {
         let remote = conf.remote(&uri.remote)?;
         let max = self.single_request_max()?;
         let plan = services::plan(conf, remote, &uri.path, size, max)?;
         Ok(match plan {
-            Plan::Opendal(p) if p.one_shot && size.is_some_and(|s| s > max) => Plan::Rclone {
+            TransferRoute::Opendal(p) if p.one_shot && size.is_some_and(|s| s > max) => TransferRoute::Rclone {
                 reason: format!(
                     "opendal's {} service uploads in one request held in memory; above single_request_max ({max} bytes) rclone streams it",
                     p.scheme
                 ),
             },
             #[cfg(not(unix))]
-            Plan::Sftp(_) => Plan::Rclone {
+            TransferRoute::Sftp(_) => TransferRoute::Rclone {
                 reason: "sftp remotes go through the system ssh only on Unix; elsewhere rclone reaches them".into(),
             },
             other => other,
@@ -236,21 +236,7 @@ fn key_date(key: &str) -> Option<String> {
         u.as_bytes()[4],
         u.as_bytes()[5],
     ]);
-    let (y, m, d) = civil_from_days((ms / 86_400_000) as i64);
-    Some(format!("{y:04}-{m:02}-{d:02}"))
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    crate::dates::utc_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 #[async_trait]
@@ -280,7 +266,7 @@ impl Channel for DriveChannel {
             sha256,
         };
         match self.plan(&conf, &uri, Some(f.size))? {
-            Plan::Opendal(plan) => {
+            TransferRoute::Opendal(plan) => {
                 let op = transfer::operator(&plan)?;
                 if transfer::stat(&op, &plan.path).await? == Some(f.size) {
                     return Ok(receipt("via opendal, already uploaded", None));
@@ -304,7 +290,7 @@ impl Channel for DriveChannel {
                 Ok(receipt("via opendal", Some(sha)))
             }
             #[cfg(unix)]
-            Plan::Sftp(plan) => {
+            TransferRoute::Sftp(plan) => {
                 let bar = self.ctx.progress.start(&f.name, f.size);
                 let r = sftp::upload(&uri.remote, &plan, f, bar.as_ref()).await;
                 bar.finish();
@@ -315,8 +301,8 @@ impl Channel for DriveChannel {
                 })
             }
             #[cfg(not(unix))]
-            Plan::Sftp(_) => unreachable!("mapped to rclone by plan()"),
-            Plan::Rclone { reason } => {
+            TransferRoute::Sftp(_) => unreachable!("mapped to rclone by plan()"),
+            TransferRoute::Rclone { reason } => {
                 let rc = self.rclone(&conf, &reason)?;
                 let target = uri.rclone_target();
                 if rc.stat(&target).await? == Some(f.size) {
@@ -339,7 +325,7 @@ impl Channel for DriveChannel {
         let tmp = dir.join(format!(".handoff-fetch-{}.part", uuid::Uuid::new_v4().simple()));
         let result = async {
             match self.plan(&conf, &uri, None)? {
-                Plan::Opendal(plan) => {
+                TransferRoute::Opendal(plan) => {
                     let op = transfer::operator(&plan)?;
                     let size = transfer::stat(&op, &plan.path).await?.ok_or_else(|| {
                         ChannelError::permanent(format!(
@@ -354,15 +340,15 @@ impl Channel for DriveChannel {
                     r
                 }
                 #[cfg(unix)]
-                Plan::Sftp(plan) => {
+                TransferRoute::Sftp(plan) => {
                     let bar = |size| self.ctx.progress.start(&uri.path, size);
                     sftp::download(&uri.remote, &plan, &tmp, max, bar)
                         .await
                         .map(|(size, sha256)| crate::Fetched { size, sha256 })
                 }
                 #[cfg(not(unix))]
-                Plan::Sftp(_) => unreachable!("mapped to rclone by plan()"),
-                Plan::Rclone { reason } => {
+                TransferRoute::Sftp(_) => unreachable!("mapped to rclone by plan()"),
+                TransferRoute::Rclone { reason } => {
                     let rc = self.rclone(&conf, &reason)?;
                     let target = uri.rclone_target();
                     let size = rc
@@ -397,7 +383,7 @@ impl Channel for DriveChannel {
         let kind = remote.kind().to_string();
         let place = conf.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the environment".into());
         match self.plan(&conf, &uri, None)? {
-            Plan::Opendal(plan) => {
+            TransferRoute::Opendal(plan) => {
                 let op = transfer::operator(&plan)?;
                 let found = transfer::stat(&op, &format!("{}/", plan.path.trim_end_matches('/'))).await?;
                 // writable? an empty probe file, written and deleted again (doctor: "reachable and writable")
@@ -422,7 +408,7 @@ impl Channel for DriveChannel {
                 })
             }
             #[cfg(unix)]
-            Plan::Sftp(plan) => {
+            TransferRoute::Sftp(plan) => {
                 let found = sftp::health(&uri.remote, &plan).await?;
                 Ok(Health {
                     check: format!(
@@ -434,8 +420,8 @@ impl Channel for DriveChannel {
                 })
             }
             #[cfg(not(unix))]
-            Plan::Sftp(_) => unreachable!("mapped to rclone by plan()"),
-            Plan::Rclone { reason } => {
+            TransferRoute::Sftp(_) => unreachable!("mapped to rclone by plan()"),
+            TransferRoute::Rclone { reason } => {
                 let rc = self.rclone(&conf, &reason)?;
                 rc.check(&uri.rclone_target()).await?;
                 Ok(Health {
@@ -535,12 +521,5 @@ mod tests {
         assert_eq!(parse_size("1000"), Some(1000));
         assert_eq!(parse_size("lots"), None);
         assert!(SizeValue::Text("x".into()).bytes().unwrap_err().message.contains("single_request_max"));
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
     }
 }

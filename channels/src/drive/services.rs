@@ -90,7 +90,7 @@ pub struct SftpPlan {
 
 /// Where a transfer goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub enum TransferRoute {
     /// Through opendal.
     Opendal(OpendalPlan),
     /// Through the system ssh and SFTP.
@@ -102,8 +102,8 @@ pub enum Plan {
     },
 }
 
-fn rclone(reason: impl Into<String>) -> Result<Plan, ChannelError> {
-    Ok(Plan::Rclone { reason: reason.into() })
+fn rclone(reason: impl Into<String>) -> Result<TransferRoute, ChannelError> {
+    Ok(TransferRoute::Rclone { reason: reason.into() })
 }
 
 /// Joins remote path pieces with single slashes.
@@ -158,7 +158,7 @@ pub fn plan(
     path: &str,
     size: Option<u64>,
     single_request_max: u64,
-) -> Result<Plan, ChannelError> {
+) -> Result<TransferRoute, ChannelError> {
     plan_depth(conf, remote, path, size, single_request_max, 0)
 }
 
@@ -169,7 +169,7 @@ fn plan_depth(
     size: Option<u64>,
     single_max: u64,
     depth: usize,
-) -> Result<Plan, ChannelError> {
+) -> Result<TransferRoute, ChannelError> {
     let kind = remote.kind();
     let mut o = Options::default();
     let plan = match kind {
@@ -358,7 +358,7 @@ fn plan_depth(
             let (bucket, rest) = split_bucket(remote, path, "bucket")?;
             o.set("bucket", bucket);
             if let Some(f) = remote.get("service_account_file") {
-                o.set("credential_path", expand_home(f));
+                o.set("credential_path", home_expanded(f));
             } else if let Some(json) = remote.get("service_account_credentials") {
                 use base64::Engine;
                 o.set("credential", base64::engine::general_purpose::STANDARD.encode(json));
@@ -387,7 +387,7 @@ fn plan_depth(
             return rclone(format!("opendal has no service for rclone's `{other}` remotes"));
         }
     };
-    Ok(Plan::Opendal(plan))
+    Ok(TransferRoute::Opendal(plan))
 }
 
 /// OAuth remotes: the token JSON rclone stores, and the user's own client id and secret.
@@ -454,7 +454,7 @@ fn split_url(url: &str) -> Option<(String, String)> {
 }
 
 /// An rclone `sftp` remote → the system ssh, or the reason only rclone can reach it.
-fn sftp_plan(remote: &Remote, path: &str) -> Result<Plan, ChannelError> {
+fn sftp_plan(remote: &Remote, path: &str) -> Result<TransferRoute, ChannelError> {
     for (key, why) in [
         ("key_pem", "an inline key (key_pem)"),
         ("key_file_pass", "a passphrase-protected key file"),
@@ -493,21 +493,19 @@ fn sftp_plan(remote: &Remote, path: &str) -> Result<Plan, ChannelError> {
             remote.name
         )));
     }
-    Ok(Plan::Sftp(SftpPlan {
+    Ok(TransferRoute::Sftp(SftpPlan {
         host: host.to_string(),
         port,
         user,
-        key_file: remote.get("key_file").filter(|k| !k.is_empty()).map(expand_home),
-        known_hosts_file: remote.get("known_hosts_file").filter(|k| !k.is_empty()).map(expand_home),
+        key_file: remote.get("key_file").filter(|k| !k.is_empty()).map(home_expanded),
+        known_hosts_file: remote.get("known_hosts_file").filter(|k| !k.is_empty()).map(home_expanded),
         path: path.to_string(),
     }))
 }
 
-fn expand_home(p: &str) -> String {
-    match (p.strip_prefix("~/"), std::env::var("HOME")) {
-        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
-        _ => p.to_string(),
-    }
+/// [`crate::paths::expand_tilde`] for the string paths of an rclone remote.
+fn home_expanded(p: &str) -> String {
+    crate::paths::expand_tilde(std::path::Path::new(p)).to_string_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -519,16 +517,16 @@ mod tests {
         RcloneConf { path: None, remotes: parse(text) }
     }
 
-    fn od(p: Plan) -> OpendalPlan {
+    fn od(p: TransferRoute) -> OpendalPlan {
         match p {
-            Plan::Opendal(o) => o,
+            TransferRoute::Opendal(o) => o,
             other => panic!("expected opendal, got {other:?}"),
         }
     }
 
-    fn why(p: Plan) -> String {
+    fn why(p: TransferRoute) -> String {
         match p {
-            Plan::Rclone { reason } => reason,
+            TransferRoute::Rclone { reason } => reason,
             other => panic!("expected rclone, got {other:?}"),
         }
     }
@@ -632,12 +630,14 @@ token = {"access_token":"ya29.a","token_type":"Bearer","refresh_token":"1//r","e
     #[test]
     fn sftp_uses_ssh_with_keys_and_rclone_for_passwords() {
         let c = conf("[s]\ntype = sftp\nhost = 127.0.0.1\nport = 2222\nuser = me\nkey_file = /k/id\n");
-        let Plan::Sftp(p) = plan(&c, &c.remotes[0], "/srv/f", Some(1), MAX).unwrap() else { panic!("not ssh") };
+        let TransferRoute::Sftp(p) = plan(&c, &c.remotes[0], "/srv/f", Some(1), MAX).unwrap() else {
+            panic!("not ssh")
+        };
         assert_eq!((p.host.as_str(), p.port, p.user.as_deref()), ("127.0.0.1", Some(2222), Some("me")));
         assert_eq!((p.key_file.as_deref(), p.known_hosts_file.as_deref()), (Some("/k/id"), None));
         assert_eq!(p.path, "/srv/f");
         let c = conf("[s]\ntype = sftp\nhost = h\nknown_hosts_file = /k/known\n");
-        let Plan::Sftp(p) = plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap() else { panic!("not ssh") };
+        let TransferRoute::Sftp(p) = plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap() else { panic!("not ssh") };
         assert_eq!((p.port, p.user, p.known_hosts_file.as_deref()), (None, None, Some("/k/known")));
         let c = conf(&format!("[s]\ntype = sftp\nhost = h\npass = {}\n", obscure("x", [2; 16])));
         assert!(why(plan(&c, &c.remotes[0], "f", Some(1), MAX).unwrap()).contains("password"));

@@ -81,40 +81,23 @@ pub(crate) fn parse_ls_line(line: &str, now: SystemTime) -> Option<(bool, u64, O
     Some((perms.starts_with('-'), size, ls_time(mon, day, time_or_year, now), name))
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
 /// `ls -l` dates: `Nov 24 06:00` (within the last half year) or `Nov 24  2025`. Read as UTC; the hours of
 /// a time zone do not matter for pruning by days.
 fn ls_time(mon: &str, day: &str, time_or_year: &str, now: SystemTime) -> Option<SystemTime> {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let m = MONTHS.iter().position(|x| *x == mon)? as i64 + 1;
-    let d: i64 = day.parse().ok()?;
-    let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
-    let secs = |y: i64, hh: i64, mm: i64| days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60;
-    let total = if let Some((hh, mm)) = time_or_year.split_once(':') {
-        let (hh, mm): (i64, i64) = (hh.parse().ok()?, mm.parse().ok()?);
-        let this_year = 1970 + now_secs / 31_556_952;
-        let mut t = secs(this_year + 1, hh, mm);
-        for y in [this_year + 1, this_year, this_year - 1] {
-            t = secs(y, hh, mm);
-            if t <= now_secs + 86400 {
-                break;
-            }
-        }
-        t
-    } else {
-        secs(time_or_year.parse().ok()?, 0, 0)
+    let m = MONTHS.iter().position(|x| *x == mon)? as u32 + 1;
+    let d: u32 = day.parse().ok()?;
+    let Some((hh, mm)) = time_or_year.split_once(':') else {
+        return crate::dates::utc_instant(time_or_year.parse().ok()?, m, d, 0, 0);
     };
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(total).ok()?))
+    let (hh, mm): (u32, u32) = (hh.parse().ok()?, mm.parse().ok()?);
+    // a time instead of a year: within the last half year, so the latest of these years not in the future
+    let this_year = 1970 + now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64 / 31_556_952;
+    let candidates: Vec<SystemTime> = [this_year + 1, this_year, this_year - 1]
+        .into_iter()
+        .filter_map(|y| crate::dates::utc_instant(y, m, d, hh, mm))
+        .collect();
+    candidates.iter().copied().find(|t| *t <= now + Duration::from_secs(86400)).or(candidates.last().copied())
 }
 
 /// A plain-named path in the system temp dir, for files whose own path sftp's batch syntax cannot carry.
@@ -330,7 +313,7 @@ mod tests {
     #[test]
     fn batch_arguments_are_quoted_and_ls_lines_parse() {
         assert_eq!(quote(r#"a b"c\d"#), r#""a b\"c\\d""#);
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(days_from_civil(2026, 11, 24) as u64 * 86400);
+        let now = crate::dates::utc_instant(2026, 11, 24, 0, 0).unwrap();
         let (file, size, t, name) =
             parse_ls_line("-rw-r--r--    1 0        0            5 Nov 20 06:00 /srv/d/handoff-ab-x y.png", now)
                 .unwrap();
@@ -339,10 +322,16 @@ mod tests {
         let age = now.duration_since(t.unwrap()).unwrap();
         assert!(age > Duration::from_secs(3 * 86400) && age < Duration::from_secs(5 * 86400), "{age:?}");
         let (_, _, t, _) = parse_ls_line("drwxr-xr-x    2 0 0 4096 Dec 31  2024 sub", now).unwrap();
-        assert_eq!(
-            t.unwrap(),
-            SystemTime::UNIX_EPOCH + Duration::from_secs(days_from_civil(2024, 12, 31) as u64 * 86400)
-        );
+        assert_eq!(t, crate::dates::utc_instant(2024, 12, 31, 0, 0));
+        // a time stamp from late last year, read in January, is last year's
+        let jan = crate::dates::utc_instant(2027, 1, 3, 0, 0).unwrap();
+        let (_, _, t, _) = parse_ls_line("-rw-r--r-- 1 0 0 5 Dec 30 23:00 x", jan).unwrap();
+        assert_eq!(t, crate::dates::utc_instant(2026, 12, 30, 23, 0));
+        // hostile dates parse as a file without a time (never pruned by age), not a panic
+        for bad in ["Feb 30  2025", "Feb 29 12:00", "Nov 99 06:00", "Nov 24 25:61", "Nov 24 99999999999"] {
+            let (_, _, t, _) = parse_ls_line(&format!("-rw-r--r-- 1 0 0 5 {bad} x"), now).unwrap();
+            assert_eq!(t, None, "{bad}");
+        }
         assert!(parse_ls_line("sftp> ls", now).is_none());
         assert!(local_arg(Path::new("/tmp/a b.png")).is_some());
         assert!(local_arg(Path::new("/tmp/a\"b")).is_none() && local_arg(Path::new("/tmp/a\nb")).is_none());

@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 
 /// The environment variable holding the IMAP password.
 pub const PASSWORD_VAR: &str = "HANDOFF_IMAP_PASSWORD";
-/// The env file read for the password when `[email] env_file` is not set (the bus's, if it exists).
-pub const DEFAULT_ENV_FILE: &str = "~/.secrets/claude-bus.env";
 /// Largest draft handoff appends (Gmail takes 25 MB messages; base64 adds a third).
 pub const MAX_SIZE: u64 = 16 << 20;
 /// The URI scheme of drafts (`email:<key>`).
@@ -64,8 +62,9 @@ impl EmailConfig {
     /// The env file the password is read from, when there is one.
     pub fn env_file(&self) -> Option<PathBuf> {
         match &self.env_file {
-            Some(p) => Some(crate::secret_source::expand_home(p)),
-            None => Some(crate::secret_source::expand_home(Path::new(DEFAULT_ENV_FILE))).filter(|p| p.exists()),
+            Some(p) => Some(crate::paths::expand_tilde(p)),
+            None => Some(crate::paths::expand_tilde(Path::new(crate::env_file::DEFAULT_BUS_ENV_FILE)))
+                .filter(|p| p.exists()),
         }
     }
 

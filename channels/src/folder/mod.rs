@@ -33,7 +33,7 @@ pub struct FolderChannel {
 impl FolderChannel {
     /// Builds the channel; the path must be absolute (after `~` expansion). Nothing is touched yet.
     pub fn from_config(cfg: &FolderConfig) -> Result<Self, ChannelError> {
-        let root = crate::secret_source::expand_home(&cfg.path);
+        let root = crate::paths::expand_tilde(&cfg.path);
         if !root.is_absolute() {
             return Err(ChannelError::permanent(format!(
                 "[folder] path = {} must be absolute (the share's mount point on this machine)",

@@ -1,7 +1,7 @@
 //! The local clone: created when missing, checked for states handoff must not paper over (wrong remote,
 //! detached HEAD, another branch, a merge in progress), and moved forward without discarding user changes.
 
-use super::{Settings, remote};
+use super::{GitSettings, remote};
 use crate::ChannelError;
 use git2::{Oid, Repository, RepositoryState};
 use std::path::Path;
@@ -11,7 +11,7 @@ fn perm(what: &str, e: git2::Error) -> ChannelError {
 }
 
 /// Creates the embedded default's bare repository on first use (its HEAD names our branch).
-fn ensure_bare(s: &Settings, bare: &Path) -> Result<(), ChannelError> {
+fn ensure_bare(s: &GitSettings, bare: &Path) -> Result<(), ChannelError> {
     if bare.join("HEAD").exists() {
         return Ok(());
     }
@@ -36,7 +36,7 @@ fn same_remote(a: &str, b: &str) -> bool {
 
 /// Opens the clone, creating it (empty, with `origin` and branch tracking set) when the directory is
 /// missing or empty, and refuses clearly when it is in a state handoff must not change on its own.
-pub(crate) fn open(s: &Settings) -> Result<Repository, ChannelError> {
+pub(crate) fn open(s: &GitSettings) -> Result<Repository, ChannelError> {
     if let Some(bare) = &s.embedded_bare {
         ensure_bare(s, bare)?;
     }
@@ -69,7 +69,7 @@ pub(crate) fn open(s: &Settings) -> Result<Repository, ChannelError> {
 }
 
 /// The checks behind [`open`]; also used by `health`.
-fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
+fn check(repo: &Repository, s: &GitSettings) -> Result<(), ChannelError> {
     let dir = s.checkout.display();
     if repo.is_bare() {
         return Err(ChannelError::permanent(format!(
@@ -127,17 +127,17 @@ fn check(repo: &Repository, s: &Settings) -> Result<(), ChannelError> {
 }
 
 /// The local branch's commit (`None` before the first commit).
-pub(crate) fn local_tip(repo: &Repository, s: &Settings) -> Option<Oid> {
+pub(crate) fn local_tip(repo: &Repository, s: &GitSettings) -> Option<Oid> {
     repo.refname_to_id(&s.branch_ref()).ok()
 }
 
 /// The remote-tracking branch's commit as of the last fetch.
-pub(crate) fn remote_tip(repo: &Repository, s: &Settings) -> Option<Oid> {
+pub(crate) fn remote_tip(repo: &Repository, s: &GitSettings) -> Option<Oid> {
     repo.refname_to_id(&s.tracking_ref()).ok()
 }
 
 /// Records that the remote branch is now at `id` (after our own successful push).
-pub(crate) fn set_remote_tip(repo: &Repository, s: &Settings, id: Oid) -> Result<(), ChannelError> {
+pub(crate) fn set_remote_tip(repo: &Repository, s: &GitSettings, id: Oid) -> Result<(), ChannelError> {
     repo.reference(&s.tracking_ref(), id, true, "handoff: pushed")
         .map_err(|e| perm("update remote-tracking branch", e))?;
     Ok(())
@@ -146,7 +146,7 @@ pub(crate) fn set_remote_tip(repo: &Repository, s: &Settings, id: Oid) -> Result
 /// Moves the branch (and the checked-out files) from `old` to `new`, like a fast-forward: files the
 /// user changed are kept, and if the update would overwrite one of them nothing moves and the error
 /// names the files.
-pub(crate) fn advance(repo: &Repository, s: &Settings, old: Option<Oid>, new: Oid) -> Result<(), ChannelError> {
+pub(crate) fn advance(repo: &Repository, s: &GitSettings, old: Option<Oid>, new: Oid) -> Result<(), ChannelError> {
     if old == Some(new) {
         return Ok(());
     }

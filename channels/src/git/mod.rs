@@ -61,7 +61,7 @@ pub const ARCHIVE_DIR: &str = "handoffs";
 
 /// Everything the blocking git code needs; shared by the async wrappers.
 #[derive(Debug)]
-pub(crate) struct Settings {
+pub(crate) struct GitSettings {
     /// Remote URL or path, as configured (may hold credentials: show it through [`crate::untrusted::redact_url`]).
     pub remote: String,
     /// The local clone.
@@ -76,7 +76,7 @@ pub(crate) struct Settings {
     pub embedded_bare: Option<PathBuf>,
 }
 
-impl Settings {
+impl GitSettings {
     /// `refs/heads/<branch>`.
     pub fn branch_ref(&self) -> String {
         format!("refs/heads/{}", self.branch)
@@ -103,7 +103,7 @@ impl Settings {
 /// The git channel. Cheap to clone; all git work runs on tokio's blocking pool.
 #[derive(Clone)]
 pub struct GitChannel {
-    s: Arc<Settings>,
+    s: Arc<GitSettings>,
 }
 
 impl GitChannel {
@@ -118,9 +118,9 @@ impl GitChannel {
                 config.branch
             )));
         }
-        let checkout = expand_home(&config.checkout);
+        let checkout = crate::paths::expand_tilde(&config.checkout);
         let remote = match config.remote.strip_prefix("~/") {
-            Some(rest) => expand_home(Path::new("~").join(rest).as_path()).display().to_string(),
+            Some(_) => crate::paths::expand_tilde(Path::new(&config.remote)).display().to_string(),
             None => config.remote.clone(),
         };
         Ok(Self::from_parts(remote, checkout, config.branch.clone(), ctx, None))
@@ -164,7 +164,14 @@ impl GitChannel {
         let id = hex::encode(&Sha256::digest(checkout.display().to_string().as_bytes())[..8]);
         let lock_path = ctx.data_dir.join("locks").join(format!("git-{id}.lock"));
         Self {
-            s: Arc::new(Settings { remote, checkout, branch, machine: ctx.machine.clone(), lock_path, embedded_bare }),
+            s: Arc::new(GitSettings {
+                remote,
+                checkout,
+                branch,
+                machine: ctx.machine.clone(),
+                lock_path,
+                embedded_bare,
+            }),
         }
     }
 
@@ -185,20 +192,12 @@ impl GitChannel {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Settings) -> Result<T, ChannelError> + Send + 'static,
+        f: impl FnOnce(&GitSettings) -> Result<T, ChannelError> + Send + 'static,
     ) -> Result<T, ChannelError> {
         let s = self.s.clone();
         tokio::task::spawn_blocking(move || f(&s))
             .await
             .map_err(|e| ChannelError::permanent(format!("git worker stopped: {e}")))?
-    }
-}
-
-/// `~/x` → `$HOME/x`; anything else unchanged.
-fn expand_home(p: &Path) -> PathBuf {
-    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => p.to_path_buf(),
     }
 }
 

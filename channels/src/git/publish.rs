@@ -3,7 +3,7 @@
 
 use super::doc::{self, DocMeta};
 use super::remote::{self, Push};
-use super::{Settings, clone};
+use super::{GitSettings, clone};
 use crate::{ChannelError, Parcel, Receipt};
 use git2::{Oid, Repository};
 use std::time::{Duration, SystemTime};
@@ -22,7 +22,7 @@ fn short(id: Oid) -> String {
 /// Brings the local branch up to date with the remote-tracking branch: fast-forward when behind; when
 /// both moved, replays handoff's own unpushed commits on top. A local commit handoff did not make is
 /// never rewritten or pushed: that is an error naming it. Returns the new local tip.
-pub(crate) fn integrate(repo: &Repository, s: &Settings) -> Result<Option<Oid>, ChannelError> {
+pub(crate) fn integrate(repo: &Repository, s: &GitSettings) -> Result<Option<Oid>, ChannelError> {
     let (local, upstream) = (clone::local_tip(repo, s), clone::remote_tip(repo, s));
     let (l, r) = match (local, upstream) {
         (None, None) => return Ok(None),
@@ -74,7 +74,7 @@ pub(crate) fn integrate(repo: &Repository, s: &Settings) -> Result<Option<Oid>, 
 }
 
 /// Fetches; a transient failure is returned as `Err` for the caller to decide (commit offline or not).
-fn fetch_and_integrate(repo: &Repository, s: &Settings) -> Result<Result<Option<Oid>, ChannelError>, ChannelError> {
+fn fetch_and_integrate(repo: &Repository, s: &GitSettings) -> Result<Result<Option<Oid>, ChannelError>, ChannelError> {
     match remote::fetch(repo, s) {
         Ok(_) => Ok(Ok(integrate(repo, s)?)),
         Err(e) if e.is_transient() => Ok(Err(e)),
@@ -82,7 +82,7 @@ fn fetch_and_integrate(repo: &Repository, s: &Settings) -> Result<Result<Option<
     }
 }
 
-fn receipt(s: &Settings, meta: &DocMeta, id: Oid, note: &str) -> Receipt {
+fn receipt(s: &GitSettings, meta: &DocMeta, id: Oid, note: &str) -> Receipt {
     Receipt {
         channel: "git".into(),
         uri: Some(format!("git:{}@{id}", meta.path)),
@@ -95,7 +95,7 @@ fn receipt(s: &Settings, meta: &DocMeta, id: Oid, note: &str) -> Receipt {
 /// Builds and checks out the commit for `parcel` on top of the local tip `tip`.
 fn commit_document(
     repo: &Repository,
-    s: &Settings,
+    s: &GitSettings,
     parcel: &Parcel,
     tip: Option<Oid>,
 ) -> Result<(Oid, DocMeta), ChannelError> {
@@ -110,7 +110,7 @@ fn commit_document(
     Ok((id, meta))
 }
 
-fn queued_offline(s: &Settings, id: Oid, why: &ChannelError) -> ChannelError {
+fn queued_offline(s: &GitSettings, id: Oid, why: &ChannelError) -> ChannelError {
     ChannelError::transient(format!(
         "committed {} locally in {}, but {}; it will be pushed on the next run",
         short(id),
@@ -119,7 +119,7 @@ fn queued_offline(s: &Settings, id: Oid, why: &ChannelError) -> ChannelError {
     ))
 }
 
-fn refused(s: &Settings, local: Oid, why: &str) -> ChannelError {
+fn refused(s: &GitSettings, local: Oid, why: &str) -> ChannelError {
     ChannelError::transient(format!(
         "the server {} refused the push of {}: {why}; the commit stays in {} and stays queued",
         s.remote_shown(),
@@ -129,7 +129,7 @@ fn refused(s: &Settings, local: Oid, why: &str) -> ChannelError {
 }
 
 /// Delivers one document (see the module docs of `git` for the whole story).
-pub(crate) fn deliver(s: &Settings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+pub(crate) fn deliver(s: &GitSettings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
     if remote::local_path(&s.remote).is_none()
@@ -155,7 +155,7 @@ pub(crate) fn deliver(s: &Settings, parcel: &Parcel) -> Result<Receipt, ChannelE
 /// `Ok(None)` = something moved (or this is a retry): take the full fetch-integrate-push path.
 fn deliver_on_one_connection(
     repo: &Repository,
-    s: &Settings,
+    s: &GitSettings,
     parcel: &Parcel,
 ) -> Result<Option<Receipt>, ChannelError> {
     let (local, upstream) = (clone::local_tip(repo, s), clone::remote_tip(repo, s));
@@ -196,7 +196,7 @@ fn jitter(attempt: u32) -> Duration {
 }
 
 /// Pushes the local branch; on a stale push fetches, replays and tries again, up to [`MAX_PUSH_TRIES`].
-fn push_with_retries(repo: &Repository, s: &Settings, meta: &DocMeta) -> Result<Receipt, ChannelError> {
+fn push_with_retries(repo: &Repository, s: &GitSettings, meta: &DocMeta) -> Result<Receipt, ChannelError> {
     let mut last = String::new();
     for attempt in 1..=MAX_PUSH_TRIES {
         let local = clone::local_tip(repo, s).ok_or_else(|| ChannelError::permanent("nothing to push"))?;

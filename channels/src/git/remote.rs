@@ -1,6 +1,6 @@
 //! Talking to the remote: fetch, push (with rejection detection), ls-remote, error kinds.
 
-use super::{Settings, ssh};
+use super::{GitSettings, ssh};
 use crate::ChannelError;
 use git2::{ErrorClass, ErrorCode, Oid, Repository};
 use std::cell::RefCell;
@@ -34,7 +34,7 @@ pub(crate) fn local_path(url: &str) -> Option<PathBuf> {
 }
 
 /// The network remote for `s` (its URL as configured: ssh reads the user's ssh config itself).
-fn network_remote<'r>(repo: &'r Repository, s: &Settings) -> Result<git2::Remote<'r>, ChannelError> {
+fn network_remote<'r>(repo: &'r Repository, s: &GitSettings) -> Result<git2::Remote<'r>, ChannelError> {
     super::http::use_repo_config(repo.path());
     let _ = ssh::take_failure();
     repo.remote_anonymous(&s.remote).map_err(|e| {
@@ -94,7 +94,7 @@ fn classify_ssh(failure: ssh::SshFailure, what: &str, remote: &str) -> ChannelEr
 }
 
 /// Turns a libgit2 failure talking to the remote into a channel error with the right kind and a fix.
-fn classify(e: git2::Error, what: &str, s: &Settings) -> ChannelError {
+fn classify(e: git2::Error, what: &str, s: &GitSettings) -> ChannelError {
     let remote = s.remote_shown();
     if let Some(failure) = ssh::take_failure() {
         return classify_ssh(failure, what, &remote);
@@ -131,7 +131,7 @@ fn callbacks<'a>() -> git2::RemoteCallbacks<'a> {
 }
 
 /// For a local remote: the bare repository, or a transient error when it is not there (an unmounted disk).
-fn open_local(s: &Settings, path: &std::path::Path) -> Result<Repository, ChannelError> {
+fn open_local(s: &GitSettings, path: &std::path::Path) -> Result<Repository, ChannelError> {
     if !path.exists() {
         return Err(ChannelError::transient(format!(
             "the remote {} is not reachable: {} does not exist",
@@ -150,7 +150,7 @@ fn open_local(s: &Settings, path: &std::path::Path) -> Result<Repository, Channe
 
 /// Fetches the branch into `refs/remotes/origin/<branch>`; returns its new value (`None` while the
 /// remote has no such branch).
-pub(crate) fn fetch(repo: &Repository, s: &Settings) -> Result<Option<Oid>, ChannelError> {
+pub(crate) fn fetch(repo: &Repository, s: &GitSettings) -> Result<Option<Oid>, ChannelError> {
     if let Some(path) = local_path(&s.remote) {
         open_local(s, &path)?;
     }
@@ -167,14 +167,14 @@ pub(crate) fn fetch(repo: &Repository, s: &Settings) -> Result<Option<Oid>, Chan
 }
 
 /// Pushes `tip` to the remote branch, which we last saw at `expected`. Never forces.
-pub(crate) fn push(repo: &Repository, s: &Settings, tip: Oid, expected: Option<Oid>) -> Result<Push, ChannelError> {
+pub(crate) fn push(repo: &Repository, s: &GitSettings, tip: Oid, expected: Option<Oid>) -> Result<Push, ChannelError> {
     match local_path(&s.remote) {
         Some(path) => push_local(repo, s, &path, tip, expected),
         None => push_network(repo, s),
     }
 }
 
-fn push_network(repo: &Repository, s: &Settings) -> Result<Push, ChannelError> {
+fn push_network(repo: &Repository, s: &GitSettings) -> Result<Push, ChannelError> {
     Ok(push_connected(repo, s, |_| Ok(true))?.unwrap_or(Push::Stale("not pushed".into())))
 }
 
@@ -183,7 +183,7 @@ fn push_network(repo: &Repository, s: &Settings) -> Result<Push, ChannelError> {
 /// returned), then pushes on the same connection. Saves the separate fetch when nothing moved.
 pub(crate) fn push_connected(
     repo: &Repository,
-    s: &Settings,
+    s: &GitSettings,
     prepare: impl FnOnce(Option<Oid>) -> Result<bool, ChannelError>,
 ) -> Result<Option<Push>, ChannelError> {
     let mut remote = network_remote(repo, s)?;
@@ -223,7 +223,7 @@ pub(crate) fn push_connected(
 
 fn interpret_push(
     result: Result<(), git2::Error>,
-    s: &Settings,
+    s: &GitSettings,
     rejected: Option<String>,
     remote_says: String,
 ) -> Result<Push, ChannelError> {
@@ -261,7 +261,7 @@ fn interpret_push(
 /// Local remotes: copy the missing objects ourselves, then move the branch with a compare-and-swap.
 fn push_local(
     repo: &Repository,
-    s: &Settings,
+    s: &GitSettings,
     path: &std::path::Path,
     tip: Oid,
     expected: Option<Oid>,
@@ -338,7 +338,7 @@ pub(crate) struct RemoteState {
 }
 
 /// ls-remote: connects, lists the branch, and checks that a push connection is accepted.
-pub(crate) fn probe(s: &Settings) -> Result<RemoteState, ChannelError> {
+pub(crate) fn probe(s: &GitSettings) -> Result<RemoteState, ChannelError> {
     let branch = s.branch_ref();
     if let Some(path) = local_path(&s.remote) {
         let repo = open_local(s, &path)?;

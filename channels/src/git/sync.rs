@@ -2,7 +2,7 @@
 
 use super::doc::{self, DocMeta};
 use super::publish::integrate;
-use super::{ARCHIVE_DIR, LATEST, Settings, clone, remote};
+use super::{ARCHIVE_DIR, GitSettings, LATEST, clone, remote};
 use crate::{ChannelError, Health, Incoming, SyncReport};
 use git2::{Delta, Oid, Repository, Tree};
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ fn title_of(path: &str) -> String {
 
 /// Clone-or-fetch, fast-forward, and report the documents new since `cursor` (a commit id this function
 /// returned before) plus `latest.md` when it changed and was written by another machine.
-pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, ChannelError> {
+pub(crate) fn sync(s: &GitSettings, cursor: Option<&str>) -> Result<SyncReport, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
     let mut report = SyncReport::default();
@@ -140,7 +140,7 @@ pub(crate) fn sync(s: &Settings, cursor: Option<&str>) -> Result<SyncReport, Cha
 /// Writes the document at `path` as of `commit` to `dest` (fetching first when the commit is unknown).
 /// Refuses anything but a plain file (a blob, not a tree or a submodule) of at most `max` bytes.
 pub(crate) fn fetch(
-    s: &Settings,
+    s: &GitSettings,
     path: &str,
     commit: &str,
     dest: &Path,
@@ -186,7 +186,7 @@ pub(crate) fn fetch(
 }
 
 /// `doctor`: the remote answers (ls-remote), accepts a push connection, and the clone is usable.
-pub(crate) fn health(s: &Settings) -> Result<Health, ChannelError> {
+pub(crate) fn health(s: &GitSettings) -> Result<Health, ChannelError> {
     let state = remote::probe(s)?;
     let at = match state.tip {
         Some(id) => format!("branch {} at {}", s.branch, &id.to_string()[..7]),

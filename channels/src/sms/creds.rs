@@ -3,7 +3,6 @@
 
 use super::validate;
 use crate::ChannelError;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// What to authenticate with and which account to act on. `Debug` never shows the secret.
@@ -101,57 +100,21 @@ impl Credentials {
     pub fn from_env(env_file: Option<&Path>, account_sid: Option<&str>) -> Result<Self, ChannelError> {
         let file = match env_file {
             Some(p) => read_env_file(p)?,
-            None => HashMap::new(),
+            None => Default::default(),
         };
         Self::lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| file.get(k).cloned()), account_sid)
     }
 }
 
-/// Parses an env file: `KEY=value` lines, optional `export `, optional matching quotes, `#` comments.
-/// Refuses a file that group or others can read, as ssh does with keys.
-pub fn read_env_file(path: &Path) -> Result<HashMap<String, String>, ChannelError> {
-    #[cfg(unix)]
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(ChannelError::permanent(format!(
-                "the Twilio env file {} holds secrets but is readable by others (mode {mode:o}); fix it with: chmod 600 {}",
-                path.display(),
-                path.display()
-            )));
-        }
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ChannelError::permanent(format!("cannot read the Twilio env file {} ([sms] env_file): {e}", path.display()))
-    })?;
-    Ok(parse_env(&text))
-}
-
-fn parse_env(text: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        let v = v.trim();
-        let v = [('"', '"'), ('\'', '\'')]
-            .iter()
-            .find_map(|(a, b)| v.strip_prefix(*a).and_then(|s| s.strip_suffix(*b)))
-            .unwrap_or(v);
-        out.insert(k.trim().to_string(), v.to_string());
-    }
-    out
+/// Reads the Twilio env file (see [`crate::env_file::read`]: private, `KEY=value` lines).
+pub fn read_env_file(path: &Path) -> Result<std::collections::BTreeMap<String, String>, ChannelError> {
+    crate::env_file::read(path, "the Twilio env file ([sms] env_file)")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn ac() -> String {
         format!("AC{}", "0123456789abcdef".repeat(2))
@@ -209,13 +172,5 @@ mod tests {
         assert!(read_env_file(&p).unwrap_err().message.contains("chmod 600"));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_env_file(&p).unwrap()["TWILIO_TOKEN"], "t0k");
-    }
-
-    #[test]
-    fn env_file_syntax() {
-        let m = parse_env("# twilio\nexport TWILIO_SID=\"ACx\"\nTWILIO_TOKEN='a=b'\n\nBROKEN\n");
-        assert_eq!(m["TWILIO_SID"], "ACx");
-        assert_eq!(m["TWILIO_TOKEN"], "a=b");
-        assert_eq!(m.len(), 2);
     }
 }

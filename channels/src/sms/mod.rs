@@ -115,7 +115,7 @@ impl SmsChannel {
     /// Builds the channel from `[sms]`, reading the credentials from the environment (or `env_file`).
     /// Fails on a bad setting; missing or malformed credentials only fail the pages (and `doctor`).
     pub fn from_config(cfg: &SmsConfig, ctx: &Context) -> Result<Self, ChannelError> {
-        let env_file = cfg.env_file.as_deref().map(expand_home);
+        let env_file = cfg.env_file.as_deref().map(crate::paths::expand_tilde);
         let creds = Credentials::from_env(env_file.as_deref(), cfg.account_sid.as_deref());
         Self::build(cfg, creds, ctx, RetryPolicy::default())
     }
@@ -270,29 +270,15 @@ impl SmsChannel {
     }
 }
 
-/// One error for several failed numbers: the most serious kind wins (auth, then permanent, then transient).
+/// One error for several failed numbers: the most serious kind wins ([`crate::ErrorKind::most_serious`]).
 fn combine(failed: Vec<ChannelError>, done: &[Delivered]) -> ChannelError {
-    use crate::ErrorKind::*;
-    let kind = if failed.iter().any(|e| e.kind == Auth) {
-        Auth
-    } else if failed.iter().any(|e| e.kind == Permanent) {
-        Permanent
-    } else {
-        Transient
-    };
+    let kind = crate::ErrorKind::most_serious(failed.iter().map(|e| e.kind)).unwrap_or(crate::ErrorKind::Transient);
     let mut msg = failed.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
     if !done.is_empty() {
         let reached: Vec<String> = done.iter().map(|d| validate::mask(&d.to)).collect();
         msg.push_str(&format!(" (the page did reach {})", reached.join(", ")));
     }
     ChannelError { kind, message: msg }
-}
-
-fn expand_home(p: &std::path::Path) -> PathBuf {
-    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => p.to_path_buf(),
-    }
 }
 
 #[async_trait]

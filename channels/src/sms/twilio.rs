@@ -91,6 +91,37 @@ struct Failure {
     ambiguous: bool,
 }
 
+/// The retry side of a [`RetryPolicy`], shared by every Twilio call: how many tries are left and how long
+/// to wait before the next.
+struct Backoff {
+    attempts: u32,
+    tried: u32,
+    delay: Duration,
+    max_wait: Duration,
+}
+
+impl Backoff {
+    fn new(policy: &RetryPolicy) -> Self {
+        Self { attempts: policy.attempts.max(1), tried: 0, delay: policy.backoff, max_wait: policy.max_wait }
+    }
+
+    /// After a failed attempt: `Err` with the error when it is not worth retrying or the tries are spent,
+    /// else waits (the server's `Retry-After`, else the doubling delay, at most `max_wait`) and returns.
+    async fn wait_after(&mut self, f: Failure) -> Result<(), ChannelError> {
+        self.tried += 1;
+        if !f.error.is_transient() {
+            return Err(f.error);
+        }
+        tracing::debug!(attempt = self.tried, error = %f.error, ambiguous = f.ambiguous, "Twilio request failed");
+        if self.tried >= self.attempts {
+            return Err(f.error.context(format!("gave up after {} attempts", self.attempts)));
+        }
+        tokio::time::sleep(f.retry_after.unwrap_or(self.delay).min(self.max_wait)).await;
+        self.delay = (self.delay * 2).min(self.max_wait);
+        Ok(())
+    }
+}
+
 /// The fields of an Account that `doctor` shows (never its `auth_token`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct AccountInfo {
@@ -165,11 +196,9 @@ impl TwilioClient {
         };
         let form = [("To", to), sender_field, ("Body", body)];
         let what = format!("SMS to {}", mask(to));
-        let attempts = self.policy.attempts.max(1);
-        let mut delay = self.policy.backoff;
+        let mut backoff = Backoff::new(&self.policy);
         let mut check = check_first;
-        let mut last = None;
-        for attempt in 1..=attempts {
+        loop {
             if check {
                 let found = self.find_sent(to, body).await.map_err(|e| {
                     e.context(format!(
@@ -184,21 +213,12 @@ impl TwilioClient {
             match self.attempt(&what, self.http.post(&url).form(&form)).await {
                 Ok(resp) => return parse(&what, resp).await,
                 Err(f) => {
-                    if !f.error.is_transient() {
-                        return Err(f.error);
-                    }
-                    tracing::debug!(attempt, error = %f.error, ambiguous = f.ambiguous, "Twilio request failed");
+                    // a lost answer may mean the text went out: look before sending again
                     check = f.ambiguous;
-                    last = Some(f.error);
-                    if attempt < attempts {
-                        tokio::time::sleep(f.retry_after.unwrap_or(delay).min(self.policy.max_wait)).await;
-                        delay = (delay * 2).min(self.policy.max_wait);
-                    }
+                    backoff.wait_after(f).await?;
                 }
             }
         }
-        let e = last.expect("at least one attempt");
-        Err(e.context(format!("gave up after {attempts} attempts")))
     }
 
     /// Looks for a message with exactly this body among the latest sent to `to` (not failed or
@@ -228,25 +248,13 @@ impl TwilioClient {
     where
         F: Fn() -> reqwest::RequestBuilder,
     {
-        let attempts = self.policy.attempts.max(1);
-        let mut delay = self.policy.backoff;
-        let mut last = None;
-        for attempt in 1..=attempts {
+        let mut backoff = Backoff::new(&self.policy);
+        loop {
             match self.attempt(what, build()).await {
                 Ok(resp) => return Ok(resp),
-                Err(f) if !f.error.is_transient() => return Err(f.error),
-                Err(f) => {
-                    tracing::debug!(attempt, error = %f.error, "Twilio request failed");
-                    last = Some(f.error);
-                    if attempt < attempts {
-                        tokio::time::sleep(f.retry_after.unwrap_or(delay).min(self.policy.max_wait)).await;
-                        delay = (delay * 2).min(self.policy.max_wait);
-                    }
-                }
+                Err(f) => backoff.wait_after(f).await?,
             }
         }
-        let e = last.expect("at least one attempt");
-        Err(e.context(format!("gave up after {attempts} attempts")))
     }
 
     /// One authenticated request, its failure classified.
@@ -342,4 +350,40 @@ fn describe(e: &reqwest::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(error: ChannelError, retry_after: Option<Duration>) -> Failure {
+        Failure { error, retry_after, ambiguous: false }
+    }
+
+    #[tokio::test]
+    async fn backoff_gives_up_after_the_attempts_and_at_once_on_a_final_error() {
+        let policy = |attempts| RetryPolicy {
+            attempts,
+            backoff: Duration::ZERO,
+            max_wait: Duration::ZERO,
+            ..Default::default()
+        };
+        // a server asking for an hour is capped at max_wait (zero here): the test would hang otherwise
+        let hour = Some(Duration::from_secs(3600));
+        let run = async {
+            let mut b = Backoff::new(&policy(3));
+            assert!(b.wait_after(failure(ChannelError::transient("503"), hour)).await.is_ok());
+            assert!(b.wait_after(failure(ChannelError::transient("503"), hour)).await.is_ok());
+            let e = b.wait_after(failure(ChannelError::transient("503"), hour)).await.unwrap_err();
+            assert_eq!(e.message, "gave up after 3 attempts: 503");
+            assert!(e.is_transient());
+            // attempts = 0 in a policy still means one try, then giving up
+            let e = Backoff::new(&policy(0)).wait_after(failure(ChannelError::transient("x"), None)).await.unwrap_err();
+            assert_eq!(e.message, "gave up after 1 attempts: x");
+            // a refusal is final on the first try, with its own message and kind
+            let e = Backoff::new(&policy(5)).wait_after(failure(ChannelError::auth("401"), None)).await.unwrap_err();
+            assert_eq!((e.kind, e.message.as_str()), (crate::ErrorKind::Auth, "401"));
+        };
+        tokio::time::timeout(Duration::from_secs(60), run).await.expect("the waits are capped at max_wait");
+    }
 }
