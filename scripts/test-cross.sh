@@ -18,6 +18,7 @@
 # Every check fails loudly; a missing tool fails with the command that installs it (never a skip).
 #   bash scripts/test-cross.sh            # both
 #   bash scripts/test-cross.sh windows    # or: macos
+#   WINDOWS_EXE=path/handoff.exe bash scripts/test-cross.sh windows   # an already built .exe, no debug build
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -56,10 +57,14 @@ windows() {
   need_target x86_64-pc-windows-gnu
   step "building handoff.exe (x86_64-pc-windows-gnu, mingw-w64) and the Linux handoff"
   local t0=$SECONDS
-  CARGO_TARGET_DIR=$cross_dir cargo build --quiet --target x86_64-pc-windows-gnu --bin handoff
+  local exe="$cross_dir/x86_64-pc-windows-gnu/debug/handoff.exe" linux="$target_dir/debug/handoff"
+  if [ -n "${WINDOWS_EXE:-}" ]; then
+    exe=$WINDOWS_EXE   # an already built handoff.exe (e.g. from scripts/dist.sh) instead of a debug build
+  else
+    CARGO_TARGET_DIR=$cross_dir cargo build --quiet --target x86_64-pc-windows-gnu --bin handoff
+  fi
   cargo build --quiet --bin handoff
   echo "built in $((SECONDS - t0)) s"
-  local exe="$cross_dir/x86_64-pc-windows-gnu/debug/handoff.exe" linux="$target_dir/debug/handoff"
 
   work=$(mktemp -d)
   bus_pid=
