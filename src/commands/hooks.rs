@@ -157,7 +157,7 @@ pub(crate) fn read_settings(path: &Path) -> anyhow::Result<(Value, Option<String
 pub(crate) fn write_settings(path: &Path, v: &Value) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(v)?;
     text.push('\n');
-    crate::outbox::write_atomic(path, text.as_bytes())
+    handoff_channels::fsutil::write_atomic_private(path, text.as_bytes())
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
