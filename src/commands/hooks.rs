@@ -124,17 +124,20 @@ pub fn uninstall(settings: &mut Value) -> usize {
     removed
 }
 
+/// The project a project-scope install edits: `--dir`, else `$CLAUDE_PROJECT_DIR`, else the current
+/// directory. Shared by the hooks' settings and the MCP server's `.mcp.json`.
+pub fn project_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match (dir, std::env::var_os("CLAUDE_PROJECT_DIR")) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(d)) => PathBuf::from(d),
+        (None, None) => std::env::current_dir()?,
+    })
+}
+
 /// The settings file a scope means.
 pub fn settings_path(project: bool, dir: Option<&Path>, home: &Path) -> anyhow::Result<PathBuf> {
     if project {
-        let base = match dir {
-            Some(d) => d.to_path_buf(),
-            None => match std::env::var_os("CLAUDE_PROJECT_DIR") {
-                Some(d) => PathBuf::from(d),
-                None => std::env::current_dir()?,
-            },
-        };
-        return Ok(base.join(".claude").join("settings.json"));
+        return Ok(project_dir(dir)?.join(".claude").join("settings.json"));
     }
     let base = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| home.join(".claude"));
     Ok(base.join("settings.json"))
