@@ -49,6 +49,19 @@ impl LocalFiles {
     }
 }
 
+/// What a folder of payloads carries (the local payload folder and a shared folder alike): files and
+/// documents of any size, kept, as fast as the disk.
+pub const FOLDER_CAPABILITY: Capability = Capability {
+    max_size: None,
+    latency: LatencyClass::SizeBound,
+    can_receive: false,
+    text: false,
+    documents: true,
+    files: true,
+    pages: false,
+    lasting: true,
+};
+
 /// Streams `src` into `dest` through a temporary name and an fsync, returning (bytes, sha256 hex).
 pub async fn copy_hashed(src: &Path, dest: &Path) -> Result<(u64, String), ChannelError> {
     copy_at_most(src, dest, u64::MAX).await
@@ -132,16 +145,7 @@ impl Channel for LocalFiles {
         "local"
     }
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: None,
-            latency: LatencyClass::SizeBound,
-            can_receive: false,
-            text: false,
-            documents: true,
-            files: true,
-            pages: false,
-            lasting: true,
-        }
+        FOLDER_CAPABILITY
     }
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         let rel = Self::relative_path(parcel);

@@ -8,7 +8,7 @@
 
 use crate::local_files::{LocalFiles, store_parcel};
 use crate::names::stays_inside;
-use crate::{Capability, Channel, ChannelError, Fetched, Health, LatencyClass, Parcel, Receipt};
+use crate::{Capability, Channel, ChannelError, Fetched, Health, Parcel, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -95,16 +95,7 @@ impl Channel for FolderChannel {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: None,
-            latency: LatencyClass::SizeBound,
-            can_receive: false,
-            text: false,
-            documents: true,
-            files: true,
-            pages: false,
-            lasting: true,
-        }
+        crate::local_files::FOLDER_CAPABILITY
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
