@@ -268,7 +268,11 @@ fn record_file_hash(step: &mut Step, receipt: &handoff_channels::Receipt) -> any
     {
         f.sha256 = match &receipt.sha256 {
             Some(sha) => sha.clone(),
-            None => crate::hash::sha256_file(&f.path).with_context(|| format!("hashing {}", f.path.display()))?.0,
+            None => {
+                handoff_channels::fsutil::sha256_file(&f.path)
+                    .with_context(|| format!("hashing {}", f.path.display()))?
+                    .0
+            }
         };
     }
     Ok(())
@@ -293,7 +297,11 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
                     None => {
                         let title = s.parcel.title.clone().unwrap_or_else(|| "handoff".into());
                         let name = if title.ends_with(".md") { title } else { format!("{title}.md") };
-                        (s.parcel.body.len() as u64, crate::hash::sha256_hex(s.parcel.body.as_bytes()), name)
+                        (
+                            s.parcel.body.len() as u64,
+                            handoff_channels::fsutil::sha256_hex(s.parcel.body.as_bytes()),
+                            name,
+                        )
                     }
                 };
                 let plain = s.sealed.as_ref().map(|p| {

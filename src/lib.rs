@@ -10,7 +10,6 @@ pub mod config;
 pub mod crypto;
 pub mod executor;
 pub mod exit;
-pub mod hash;
 pub mod known;
 pub mod outbox;
 pub mod output;

@@ -19,6 +19,7 @@ pub mod env_file;
 pub mod error;
 #[cfg(feature = "folder")]
 pub mod folder;
+pub mod fsutil;
 #[cfg(feature = "git")]
 pub mod git;
 #[cfg(feature = "imessage")]

@@ -6,7 +6,7 @@ use crate::receive::LimitedWriter;
 use crate::{Capability, Channel, ChannelError, Health, LatencyClass, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A local directory holding payloads.
 pub struct LocalFiles {
@@ -49,6 +49,19 @@ impl LocalFiles {
     }
 }
 
+/// What a folder of payloads carries (the local payload folder and a shared folder alike): files and
+/// documents of any size, kept, as fast as the disk.
+pub const FOLDER_CAPABILITY: Capability = Capability {
+    max_size: None,
+    latency: LatencyClass::SizeBound,
+    can_receive: false,
+    text: false,
+    documents: true,
+    files: true,
+    pages: false,
+    lasting: true,
+};
+
 /// Streams `src` into `dest` through a temporary name and an fsync, returning (bytes, sha256 hex).
 pub async fn copy_hashed(src: &Path, dest: &Path) -> Result<(u64, String), ChannelError> {
     copy_at_most(src, dest, u64::MAX).await
@@ -87,48 +100,56 @@ pub async fn copy_at_most(src: &Path, dest: &Path, max: u64) -> Result<(u64, Str
     }
 }
 
+/// Stores a parcel's file or document at `dest` (parent folders created): through a temporary name, an
+/// fsync and a rename, then an fsync of the folder, so a reader or a crash never finds a partial file
+/// under the final name. A file that changed since it was hashed is refused and nothing is kept. Returns
+/// the sha256 of a stored file. `channel` names the channel in the refusal of any other kind of parcel.
+pub async fn store_parcel(parcel: &Parcel, dest: &Path, channel: &str) -> Result<Option<String>, ChannelError> {
+    let dir = dest.parent().ok_or_else(|| ChannelError::permanent("destination has no parent"))?.to_path_buf();
+    let sha = match (parcel.kind, &parcel.file) {
+        (ParcelKind::File, Some(f)) => {
+            let (size, sha) = copy_hashed(&f.path, dest).await?;
+            if !f.matches(size, &sha) {
+                let _ = tokio::fs::remove_file(dest).await;
+                return Err(ChannelError::permanent(format!("{} changed while it was being sent", f.path.display())));
+            }
+            Some(sha)
+        }
+        (ParcelKind::Document, _) => {
+            tokio::fs::create_dir_all(&dir).await?;
+            let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
+            let written = async {
+                let mut f = tokio::fs::File::create(&tmp).await?;
+                f.write_all(parcel.body.as_bytes()).await?;
+                f.sync_all().await?;
+                tokio::fs::rename(&tmp, dest).await
+            }
+            .await;
+            if let Err(e) = written {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e.into());
+            }
+            None
+        }
+        (kind, _) => return Err(ChannelError::permanent(format!("the {channel} does not take {kind:?}"))),
+    };
+    tokio::task::spawn_blocking(move || crate::fsutil::sync_dir(&dir))
+        .await
+        .map_err(|e| ChannelError::permanent(format!("syncing the folder stopped: {e}")))??;
+    Ok(sha)
+}
+
 #[async_trait]
 impl Channel for LocalFiles {
     fn name(&self) -> &'static str {
         "local"
     }
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: None,
-            latency: LatencyClass::SizeBound,
-            can_receive: false,
-            text: false,
-            documents: true,
-            files: true,
-            pages: false,
-            lasting: true,
-        }
+        FOLDER_CAPABILITY
     }
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         let rel = Self::relative_path(parcel);
-        let dest = self.root.join(&rel);
-        let mut stored_sha = None;
-        match (parcel.kind, &parcel.file) {
-            (ParcelKind::File, Some(f)) => {
-                let (size, sha) = copy_hashed(&f.path, &dest).await?;
-                if !f.matches(size, &sha) {
-                    let _ = tokio::fs::remove_file(&dest).await;
-                    return Err(ChannelError::permanent(format!(
-                        "{} changed while it was being sent",
-                        f.path.display()
-                    )));
-                }
-                stored_sha = Some(sha);
-            }
-            (ParcelKind::Document, _) => {
-                tokio::fs::create_dir_all(dest.parent().expect("dated dir")).await?;
-                let tmp = dest.with_extension("md.part");
-                tokio::fs::write(&tmp, parcel.body.as_bytes()).await?;
-                tokio::fs::File::open(&tmp).await?.sync_all().await?;
-                tokio::fs::rename(&tmp, &dest).await?;
-            }
-            (kind, _) => return Err(ChannelError::permanent(format!("the local folder does not take {kind:?}"))),
-        }
+        let stored_sha = store_parcel(parcel, &self.root.join(&rel), "local folder").await?;
         Ok(Receipt {
             channel: "local".into(),
             uri: Some(format!("local:{rel}")),
@@ -185,5 +206,51 @@ mod tests {
         let got = ch.fetch("local:d/a.bin", &dest, 10).await.unwrap();
         assert_eq!(got.size, 10);
         assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn store_parcel_keeps_whole_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"0123456789").unwrap();
+        let sha = crate::fsutil::sha256_hex(b"0123456789");
+        let parcel = |kind, file: Option<crate::parcel::FileRef>| Parcel {
+            key: "k".into(),
+            from: "a".into(),
+            to: "b".into(),
+            kind,
+            title: None,
+            body: "# doc\n".into(),
+            tags: vec![],
+            file,
+        };
+        let file = |size, sha256: &str| crate::parcel::FileRef {
+            path: src.clone(),
+            name: "src.bin".into(),
+            size,
+            sha256: sha256.into(),
+        };
+        let dest = dir.path().join("out/day/k-src.bin");
+        let got = store_parcel(&parcel(ParcelKind::File, Some(file(10, &sha))), &dest, "test folder").await.unwrap();
+        assert_eq!(got.as_deref(), Some(sha.as_str()));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789");
+        // the file changed since it was hashed (other size, or same size other bytes): refused, nothing kept
+        let changed = dir.path().join("out/day/changed.bin");
+        for (size, sha256) in [(9, ""), (10, "00")] {
+            let e = store_parcel(&parcel(ParcelKind::File, Some(file(size, sha256))), &changed, "test folder")
+                .await
+                .unwrap_err();
+            assert!(e.message.contains("changed while it was being sent"), "{e}");
+            assert!(!changed.exists());
+        }
+        let doc = dir.path().join("out/day/k-doc.md");
+        assert_eq!(store_parcel(&parcel(ParcelKind::Document, None), &doc, "test folder").await.unwrap(), None);
+        assert_eq!(std::fs::read_to_string(&doc).unwrap(), "# doc\n");
+        let e =
+            store_parcel(&parcel(ParcelKind::Page, None), &dir.path().join("out/p"), "test folder").await.unwrap_err();
+        assert_eq!(e.message, "the test folder does not take Page");
+        let left: Vec<_> =
+            std::fs::read_dir(dir.path().join("out/day")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 2, "no temporary files left: {left:?}");
     }
 }

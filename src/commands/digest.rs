@@ -264,7 +264,7 @@ pub fn hook_context(d: &Digest, data_dir: &Path) -> anyhow::Result<HookContext> 
                 "\n{not_even_there} older message(s) did not fit here either; the next `handoff sync` shows them\n"
             ));
         }
-        crate::outbox::write_atomic(&path, full.as_bytes())?;
+        handoff_channels::fsutil::write_atomic_private(&path, full.as_bytes())?;
         let in_file = shown.len() - in_context.len();
         tail.push_str(&format!(
             "\n… {} of {} message(s) shown here (newest first); {in_file} more{} in the full digest: the full digest is in {} — read it{}\n",

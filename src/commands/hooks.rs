@@ -124,17 +124,20 @@ pub fn uninstall(settings: &mut Value) -> usize {
     removed
 }
 
+/// The project a project-scope install edits: `--dir`, else `$CLAUDE_PROJECT_DIR`, else the current
+/// directory. Shared by the hooks' settings and the MCP server's `.mcp.json`.
+pub fn project_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match (dir, std::env::var_os("CLAUDE_PROJECT_DIR")) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(d)) => PathBuf::from(d),
+        (None, None) => std::env::current_dir()?,
+    })
+}
+
 /// The settings file a scope means.
 pub fn settings_path(project: bool, dir: Option<&Path>, home: &Path) -> anyhow::Result<PathBuf> {
     if project {
-        let base = match dir {
-            Some(d) => d.to_path_buf(),
-            None => match std::env::var_os("CLAUDE_PROJECT_DIR") {
-                Some(d) => PathBuf::from(d),
-                None => std::env::current_dir()?,
-            },
-        };
-        return Ok(base.join(".claude").join("settings.json"));
+        return Ok(project_dir(dir)?.join(".claude").join("settings.json"));
     }
     let base = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| home.join(".claude"));
     Ok(base.join("settings.json"))
@@ -157,7 +160,7 @@ pub(crate) fn read_settings(path: &Path) -> anyhow::Result<(Value, Option<String
 pub(crate) fn write_settings(path: &Path, v: &Value) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(v)?;
     text.push('\n');
-    crate::outbox::write_atomic(path, text.as_bytes())
+    handoff_channels::fsutil::write_atomic_private(path, text.as_bytes())
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 

@@ -15,14 +15,7 @@ pub const SERVER_NAME: &str = "handoff";
 /// The file `--mcp` edits: `.mcp.json` of the project, else the user's `.claude.json`.
 pub fn mcp_config_path(project: bool, dir: Option<&Path>, home: &Path) -> anyhow::Result<PathBuf> {
     if project {
-        let base = match dir {
-            Some(d) => d.to_path_buf(),
-            None => match std::env::var_os("CLAUDE_PROJECT_DIR") {
-                Some(d) => PathBuf::from(d),
-                None => std::env::current_dir()?,
-            },
-        };
-        return Ok(base.join(".mcp.json"));
+        return Ok(super::hooks::project_dir(dir)?.join(".mcp.json"));
     }
     let base = std::env::var_os("CLAUDE_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| home.to_path_buf());
     Ok(base.join(".claude.json"))

@@ -332,21 +332,6 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<InitChoices>
     Ok(p)
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".config.{}.tmp", std::process::id()));
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o.open(&tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
 /// Runs `handoff init`.
 pub fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> {
     let dirs = Dirs::platform()?;
@@ -367,7 +352,8 @@ pub fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> {
         let bak = PathBuf::from(format!("{}.bak", path.display()));
         std::fs::copy(&path, &bak)?;
     }
-    write_private(&path, &text)?;
+    handoff_channels::fsutil::write_atomic_private(&path, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     if json {
         crate::output::json("init", exit::OK, serde_json::json!({ "config": path, "plan": p }));
     } else {

@@ -42,7 +42,7 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
             } else {
                 let s = Session::open(settings)?;
                 let id = publish(&s, &recipient).await.map_err(|e| exit::with_code(exit::QUEUED, e))?;
-                crate::outbox::write_atomic(&marker, recipient.as_bytes())?;
+                handoff_channels::fsutil::write_atomic_private(&marker, recipient.as_bytes())?;
                 Some(id)
             };
             let path = crate::crypto::keys::identity_path(&data);
@@ -79,7 +79,7 @@ pub async fn run(settings: Settings, a: KeysArgs, json: bool) -> anyhow::Result<
             let recipient = require_identity(&data)?.to_public().to_string();
             let s = Session::open(settings)?;
             let id = publish(&s, &recipient).await?;
-            crate::outbox::write_atomic(&data.join("keys").join("published"), recipient.as_bytes())?;
+            handoff_channels::fsutil::write_atomic_private(&data.join("keys").join("published"), recipient.as_bytes())?;
             if json {
                 crate::output::json(
                     "keys",

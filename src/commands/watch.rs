@@ -233,7 +233,7 @@ async fn wait_for_news(o: &Overrides, machine: &str, poll: Duration) -> anyhow::
 /// (`watch/<machine>-last.md`), so a command that failed can be run again by hand.
 async fn run_command(cmd: &str, digest: &str, data: &std::path::Path, machine: &str) {
     let keep = data.join("watch").join(format!("{}-last.md", handoff_channels::names::safe_file_name(machine)));
-    if let Err(e) = crate::outbox::write_atomic(&keep, digest.as_bytes()) {
+    if let Err(e) = handoff_channels::fsutil::write_atomic_private(&keep, digest.as_bytes()) {
         tracing::warn!(error = %e, "cannot keep the digest");
     }
     let mut c = if cfg!(windows) {

@@ -74,7 +74,7 @@ pub fn ensure_identity(data_dir: &Path) -> anyhow::Result<(Identity, bool)> {
     );
     // write_atomic writes 0600; never replace an identity another process just made
     let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
-    crate::outbox::write_atomic(&tmp, text.as_bytes())?;
+    handoff_channels::fsutil::write_atomic_private(&tmp, text.as_bytes())?;
     match std::fs::hard_link(&tmp, &path) {
         Ok(()) => {
             let _ = std::fs::remove_file(&tmp);

@@ -254,10 +254,13 @@ mod tests {
             let sealed = seal_file(&src, &enc, &rs).unwrap();
             let bound = sealed_len(len as u64, recips);
             assert!(sealed.size <= bound && bound - sealed.size <= GREASE_MAX, "len {len}, {recips} recipients");
-            assert_eq!((sealed.sha256, sealed.size), crate::hash::sha256_file(&enc).unwrap());
-            assert_eq!((sealed.plain_sha256, sealed.plain_size), (crate::hash::sha256_hex(&plain), len as u64));
+            assert_eq!((sealed.sha256, sealed.size), handoff_channels::fsutil::sha256_file(&enc).unwrap());
+            assert_eq!(
+                (sealed.plain_sha256, sealed.plain_size),
+                (handoff_channels::fsutil::sha256_hex(&plain), len as u64)
+            );
             let out = d.path().join("out");
-            assert_eq!(open_file(&enc, &out, &b).unwrap(), (crate::hash::sha256_hex(&plain), len as u64));
+            assert_eq!(open_file(&enc, &out, &b).unwrap(), (handoff_channels::fsutil::sha256_hex(&plain), len as u64));
             assert_eq!(std::fs::read(&out).unwrap(), plain);
         }
         let enc = d.path().join("p.age");

@@ -12,10 +12,10 @@ mod manage;
 
 pub use manage::{EntryState, OutboxEntry};
 
+use handoff_channels::fsutil::{sync_dir, write_atomic_private};
 use handoff_channels::{Parcel, Receipt};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What a step does.
@@ -313,7 +313,7 @@ impl Outbox {
              (`handoff outbox drop {id}`)",
             dest.display()
         );
-        write_atomic(&dest.join("NOTE.txt"), format!("{note}\n").as_bytes())?;
+        write_atomic_private(&dest.join("NOTE.txt"), format!("{note}\n").as_bytes())?;
         tracing::warn!(job = id, "quarantined an unreadable outbox job");
         Ok(note)
     }
@@ -406,7 +406,7 @@ impl Outbox {
     pub fn finish(&self, locked: LockedJob) -> std::io::Result<()> {
         crate::config::private_dir(&self.sent)?;
         let dest = self.sent.join(format!("{}.json", locked.job.id));
-        write_atomic(&dest, &serde_json::to_vec_pretty(&locked.job).expect("job serialises"))?;
+        write_atomic_private(&dest, &serde_json::to_vec_pretty(&locked.job).expect("job serialises"))?;
         // remove job.json first: a crash after this point leaves only an empty dir, never a second delivery
         std::fs::remove_file(locked.dir.join("job.json"))?;
         sync_dir(&locked.dir)?;
@@ -438,7 +438,7 @@ impl Outbox {
 impl LockedJob {
     /// Writes the job's current state durably.
     pub fn save(&self) -> std::io::Result<()> {
-        write_atomic(&self.dir.join("job.json"), &serde_json::to_vec_pretty(&self.job).expect("job serialises"))
+        write_atomic_private(&self.dir.join("job.json"), &serde_json::to_vec_pretty(&self.job).expect("job serialises"))
     }
 
     /// Copies the user's files into the job (so a later flush does not depend on them staying put),
@@ -461,32 +461,13 @@ impl LockedJob {
                 File::open(&dest)?.sync_all()?;
                 if f.sha256.is_empty() {
                     // a queued file keeps the content it had when it was queued
-                    f.sha256 = crate::hash::sha256_file(&dest)?.0;
+                    f.sha256 = handoff_channels::fsutil::sha256_file(&dest)?.0;
                 }
                 f.path = dest;
             }
         }
         self.save()
     }
-}
-
-/// Writes `bytes` to `path` via a temporary file, fsync and rename, so readers see old or new, never half.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("path has a parent");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
-    {
-        // 0600: jobs hold message text, which may hold what the user chose to send with --allow-secret
-        let mut opts = File::options();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
 }
 
 /// Opens (creating, mode 0600) a file for locking.
@@ -509,15 +490,6 @@ fn remove_temporaries(dir: &Path) {
             }
         }
     }
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    // Windows cannot open a directory for fsync; NTFS journals the rename itself
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]

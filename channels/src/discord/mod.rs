@@ -39,12 +39,8 @@ impl DiscordConfig {
 }
 
 fn webhook_url(cfg: &DiscordConfig) -> Result<String, ChannelError> {
-    crate::secret_source::lookup(URL_VAR, cfg.env_file.as_deref(), "[discord] env_file")?.ok_or_else(|| {
-        ChannelError::permanent(format!(
-            "[discord] is configured but {URL_VAR} is not set: create a webhook (channel settings → Integrations → \
-             Webhooks) and put its URL in {URL_VAR} (or in the env file named by `env_file` in [discord])"
-        ))
-    })
+    let how = "create a webhook (channel settings → Integrations → Webhooks)";
+    webhook::configured_url(URL_VAR, cfg.env_file.as_deref(), "discord", how)
 }
 
 /// Posts to a Discord channel.
@@ -64,14 +60,10 @@ impl DiscordChannel {
             return Err(ChannelError::permanent("[discord] username must be 1-80 characters on one line"));
         }
         let url = webhook_url(cfg).and_then(|u| WebhookUrl::parse(&u, URL_VAR)).map_err(|e| e.message);
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(20))
-            .build()
-            .map_err(|e| ChannelError::permanent(format!("HTTP client: {e}")))?;
         Ok(Self {
             url,
             username: cfg.username.clone(),
-            client,
+            client: webhook::client()?,
             ledger: SentLedger::new(ctx.data_dir.join("discord").join("sent.sqlite")),
         })
     }

@@ -7,11 +7,10 @@ use super::RemoteEntry;
 use super::ssh_errors;
 use super::transport::Remote;
 use crate::{ChannelError, ProgressBar};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// A droplet reached through the `sftp` program.
 pub struct CliRemote {
@@ -112,22 +111,14 @@ fn staging_path(what: &str) -> Result<PathBuf, ChannelError> {
     }
 }
 
+/// Size and sha256 of a local file ([`crate::fsutil::sha256_file`] on a blocking thread).
 async fn hash_file(path: &Path) -> Result<(u64, String), ChannelError> {
-    let mut f = tokio::fs::File::open(path)
+    let p = path.to_path_buf();
+    let (sha, size) = tokio::task::spawn_blocking(move || crate::fsutil::sha256_file(&p))
         .await
+        .map_err(|e| ChannelError::permanent(format!("hashing {} stopped: {e}", path.display())))?
         .map_err(|e| ChannelError::permanent(format!("cannot read {}: {e}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((total, hex::encode(hasher.finalize())))
+    Ok((size, sha))
 }
 
 /// Output of one sftp run.

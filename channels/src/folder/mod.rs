@@ -6,9 +6,9 @@
 //! under the final name. The channel never creates the share's root: an unmounted share is an error,
 //! not a folder quietly filling the local disk.
 
-use crate::local_files::{LocalFiles, copy_hashed};
+use crate::local_files::{LocalFiles, store_parcel};
 use crate::names::stays_inside;
-use crate::{Capability, Channel, ChannelError, Fetched, Health, LatencyClass, Parcel, ParcelKind, Receipt};
+use crate::{Capability, Channel, ChannelError, Fetched, Health, Parcel, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -88,17 +88,6 @@ impl FolderChannel {
     }
 }
 
-/// fsync of a directory, so a rename in it survives a crash (a no-op where directories cannot be opened).
-async fn sync_dir(dir: &Path) -> Result<(), ChannelError> {
-    #[cfg(unix)]
-    {
-        let d = tokio::fs::File::open(dir).await?;
-        d.sync_all().await?;
-    }
-    let _ = dir;
-    Ok(())
-}
-
 #[async_trait]
 impl Channel for FolderChannel {
     fn name(&self) -> &'static str {
@@ -106,23 +95,13 @@ impl Channel for FolderChannel {
     }
 
     fn capability(&self) -> Capability {
-        Capability {
-            max_size: None,
-            latency: LatencyClass::SizeBound,
-            can_receive: false,
-            text: false,
-            documents: true,
-            files: true,
-            pages: false,
-            lasting: true,
-        }
+        crate::local_files::FOLDER_CAPABILITY
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         self.mounted()?;
         let rel = LocalFiles::relative_path(parcel);
         let dest = self.root.join(&rel);
-        let dir = dest.parent().expect("dated dir").to_path_buf();
         let receipt = |sha256| Receipt {
             channel: "folder".into(),
             uri: Some(format!("{SCHEME}{rel}")),
@@ -134,38 +113,7 @@ impl Channel for FolderChannel {
         if tokio::fs::metadata(&dest).await.is_ok_and(|m| m.len() == parcel.size()) {
             return Ok(receipt(None));
         }
-        let sha = match (parcel.kind, &parcel.file) {
-            (ParcelKind::File, Some(f)) => {
-                let (size, sha) = copy_hashed(&f.path, &dest).await?;
-                if !f.matches(size, &sha) {
-                    let _ = tokio::fs::remove_file(&dest).await;
-                    return Err(ChannelError::permanent(format!(
-                        "{} changed while it was being sent",
-                        f.path.display()
-                    )));
-                }
-                Some(sha)
-            }
-            (ParcelKind::Document, _) => {
-                tokio::fs::create_dir_all(&dir).await?;
-                let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
-                let written = async {
-                    let mut f = tokio::fs::File::create(&tmp).await?;
-                    tokio::io::AsyncWriteExt::write_all(&mut f, parcel.body.as_bytes()).await?;
-                    f.sync_all().await?;
-                    tokio::fs::rename(&tmp, &dest).await
-                }
-                .await;
-                if let Err(e) = written {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                    return Err(e.into());
-                }
-                None
-            }
-            (kind, _) => return Err(ChannelError::permanent(format!("the folder channel does not take {kind:?}"))),
-        };
-        sync_dir(&dir).await?;
-        Ok(receipt(sha))
+        Ok(receipt(store_parcel(parcel, &dest, "folder channel").await?))
     }
 
     async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<Fetched, ChannelError> {
@@ -197,6 +145,7 @@ impl Channel for FolderChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ParcelKind;
 
     #[tokio::test]
     async fn fetch_refuses_anything_outside_the_folder() {

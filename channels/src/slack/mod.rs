@@ -35,12 +35,7 @@ impl SlackConfig {
 }
 
 fn webhook_url(cfg: &SlackConfig) -> Result<String, ChannelError> {
-    crate::secret_source::lookup(URL_VAR, cfg.env_file.as_deref(), "[slack] env_file")?.ok_or_else(|| {
-        ChannelError::permanent(format!(
-            "[slack] is configured but {URL_VAR} is not set: create an incoming webhook in Slack and put its URL in \
-             {URL_VAR} (or in the env file named by `env_file` in [slack])"
-        ))
-    })
+    webhook::configured_url(URL_VAR, cfg.env_file.as_deref(), "slack", "create an incoming webhook in Slack")
 }
 
 /// Posts to a Slack channel.
@@ -54,11 +49,11 @@ impl SlackChannel {
     /// Builds the channel. A missing or malformed URL fails only the posts (and `doctor`), not start-up.
     pub fn from_config(cfg: &SlackConfig, ctx: &Context) -> Result<Self, ChannelError> {
         let url = webhook_url(cfg).and_then(|u| WebhookUrl::parse(&u, URL_VAR)).map_err(|e| e.message);
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(20))
-            .build()
-            .map_err(|e| ChannelError::permanent(format!("HTTP client: {e}")))?;
-        Ok(Self { url, client, ledger: SentLedger::new(ctx.data_dir.join("slack").join("sent.sqlite")) })
+        Ok(Self {
+            url,
+            client: webhook::client()?,
+            ledger: SentLedger::new(ctx.data_dir.join("slack").join("sent.sqlite")),
+        })
     }
 
     fn url(&self) -> Result<&WebhookUrl, ChannelError> {

@@ -15,6 +15,30 @@ pub const RATE_LIMIT_TRIES: usize = 4;
 #[derive(Clone)]
 pub struct WebhookUrl(String);
 
+/// The webhook URL a `[section]` names: `var` from the environment, else from the section's env file.
+/// When neither has it, the error says `how` to create a webhook and where to put its URL.
+pub fn configured_url(
+    var: &str,
+    env_file: Option<&std::path::Path>,
+    section: &str,
+    how: &str,
+) -> Result<String, ChannelError> {
+    crate::secret_source::lookup(var, env_file, &format!("[{section}] env_file"))?.ok_or_else(|| {
+        ChannelError::permanent(format!(
+            "[{section}] is configured but {var} is not set: {how} and put its URL in {var} (or in the env file \
+             named by `env_file` in [{section}])"
+        ))
+    })
+}
+
+/// The HTTP client a webhook channel posts with (20 s per request).
+pub fn client() -> Result<reqwest::Client, ChannelError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| ChannelError::permanent(format!("HTTP client: {e}")))
+}
+
 impl WebhookUrl {
     /// Checks `url`: https (or http to loopback, for tests), with a path. `var` names where it came from.
     pub fn parse(url: &str, var: &str) -> Result<Self, ChannelError> {
@@ -144,6 +168,29 @@ pub fn shorten(text: &str, max: usize, service: &str, bus: Option<&str>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_configured_url_comes_from_a_private_env_file_or_the_error_says_how() {
+        use std::os::unix::fs::PermissionsExt;
+        const VAR: &str = "HANDOFF_TEST_WEBHOOK_URL_NEVER_SET";
+        let e = configured_url(VAR, None, "chat", "create one in Chat").unwrap_err();
+        assert_eq!(
+            e.message,
+            format!(
+                "[chat] is configured but {VAR} is not set: create one in Chat and put its URL in {VAR} (or in the env \
+                 file named by `env_file` in [chat])"
+            )
+        );
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("chat.env");
+        std::fs::write(&p, format!("{VAR}=https://hooks.example/x\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = configured_url(VAR, Some(&p), "chat", "x").unwrap_err();
+        assert!(e.message.contains("[chat] env_file") && e.message.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(configured_url(VAR, Some(&p), "chat", "x").unwrap(), "https://hooks.example/x");
+    }
 
     #[test]
     fn shortening_names_the_bus_message_and_respects_the_limit() {

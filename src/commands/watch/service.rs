@@ -155,7 +155,7 @@ pub fn install(o: &Overrides, run: &WatchRun, svc: &WatchServiceArgs, json: bool
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
-        crate::outbox::write_atomic(p, text.as_bytes())
+        handoff_channels::fsutil::write_atomic_private(p, text.as_bytes())
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
     }
     if !svc.no_enable {
