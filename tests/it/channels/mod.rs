@@ -1,64 +1,141 @@
 //! One behaviour suite every channel must pass, run against a rig per channel (as opendal's behaviour
 //! tests run one suite per service), gated by what the channel can do. A rig is the real `handoff`
-//! binary configured for one channel plus the real server behind it; the cases drive it through the CLI
-//! and check the store itself (a directory on this machine: the served root) independently.
+//! binary configured for one channel plus the real server behind it (or a loopback stand-in that answers
+//! as the service documents); the cases drive it through the CLI only (black box) and check the store
+//! itself independently (the served directory, the bare repository, the mailbox, the posts a webhook
+//! received).
 //!
-//! Adding a channel: write its rig in `rigs.rs` and one `suite!` line below; every case its capabilities
-//! allow then runs against it.
+//! Adding a channel: write its rig (in `rigs.rs`, `rigs_docs.rs` or `rigs_pagers.rs`) and one line in
+//! `suite!` below; every case its capabilities allow then runs against it, each as its own `#[test]`
+//! (`channels::<rig>::<case>`), so nextest runs them in parallel.
 
 mod cases;
+mod pages;
+// a build without some channel features has rigs (and their helpers) that no line below uses
+#[cfg_attr(not(all(feature = "drive", feature = "droplet", feature = "folder")), allow(unused_imports, dead_code))]
 mod rigs;
+#[cfg_attr(not(all(feature = "git", feature = "email")), allow(unused_imports, dead_code))]
+mod rigs_docs;
+#[cfg_attr(
+    not(all(feature = "sms", feature = "slack", feature = "discord", feature = "imessage")),
+    allow(unused_imports, dead_code)
+)]
+mod rigs_pagers;
 
 use crate::support::{Env, OutputExt, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// What a rig's channel can do, which gates the cases.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Can {
     /// Carries files (`--file`).
     pub files: bool,
-    /// Its server can be stopped and started again (the outage case).
+    /// Carries documents (`--doc`, one per send).
+    pub documents: bool,
+    /// Pages a human (`send --urgent`).
+    pub pages: bool,
+    /// Its server (or share) can be taken away and brought back (the outage case).
     pub go_down: bool,
 }
 
-/// One channel, configured in an isolated env, with its store visible on this machine.
+impl Can {
+    /// Carries items a pointer names (files or documents), which `fetch` gets back.
+    pub fn items(&self) -> bool {
+        self.files || self.documents
+    }
+}
+
+/// Maps a delivered uri to one that names something outside the channel's configured place, and the
+/// bytes stored there (it exists, with its true hash: a fetch that followed it would succeed).
+pub type Outside = Box<dyn Fn(&Rig, &str) -> (String, Vec<u8>)>;
+
+/// Damages the stored object an item uri names.
+pub type Corrupt = Box<dyn Fn(&Rig, &str)>;
+
+/// One channel, configured in an isolated env, with its store readable from the test.
 pub struct Rig {
-    /// The channel's name (`--via`, receipts).
+    /// The channel's name (`--via`, receipts, the doctor check).
     pub channel: &'static str,
-    /// The isolated HOME / config / data of the two machines `a` (sender) and `b` (reader).
+    /// The isolated HOME / config / data of the sender, machine `a`.
     pub env: Env,
-    /// The directory where the channel's stored objects land (the served root).
-    pub store: PathBuf,
+    /// The reader, machine `b` (its own env when the channel keeps a per-machine copy, as git's clone).
+    pub reader: Option<Env>,
     /// What it can do.
     pub can: Can,
-    /// A pointer uri of this channel that names something outside its configured place.
-    pub outside_uri: String,
-    /// What is stored at `outside_uri` (it exists: a fetch that followed it would succeed).
-    pub outside_bytes: Vec<u8>,
+    /// The objects the store holds that a user would see (bytes of each).
+    pub stored: Box<dyn Fn() -> Vec<Vec<u8>>>,
+    /// Whether a stored object holds exactly the bytes sent (false: wrapped, as a draft's MIME).
+    pub stored_verbatim: bool,
+    /// Damages the stored object an item uri names, keeping its size.
+    pub corrupt: Option<Corrupt>,
+    /// See [`Outside`]; `None` for channels that fetch nothing.
+    pub outside: Option<Outside>,
     /// Stops (`false`) or starts (`true`) the channel's server, for rigs that `can.go_down`.
     pub set_up: Option<Box<dyn FnMut(bool)>>,
+    /// The pages delivered so far, as their reader sees them (service escaping undone).
+    pub pages: Option<Box<dyn Fn() -> Vec<String>>>,
+    /// Directories where stored objects (or this machine's copies of them) legitimately live: a name
+    /// that climbed out of them, into their parents or the env, is an escape.
+    pub places: Vec<PathBuf>,
     /// Servers and temp dirs kept alive for the rig's lifetime.
     pub _keep: Vec<Box<dyn std::any::Any>>,
 }
 
 impl Rig {
-    /// `handoff --json send --to b --via <channel> --file ...` as machine a.
-    pub fn send_files(&self, files: &[&Path]) -> (std::process::Output, Value) {
+    /// A rig with nothing but a channel and its env; the rig builders fill in the rest.
+    pub fn new(channel: &'static str, env: Env, can: Can) -> Self {
+        Rig {
+            channel,
+            env,
+            reader: None,
+            can,
+            stored: Box::new(Vec::new),
+            stored_verbatim: true,
+            corrupt: None,
+            outside: None,
+            set_up: None,
+            pages: None,
+            places: Vec::new(),
+            _keep: Vec::new(),
+        }
+    }
+
+    /// The reader's env.
+    pub fn reader_env(&self) -> &Env {
+        self.reader.as_ref().unwrap_or(&self.env)
+    }
+
+    /// `handoff --json send --to b --via <channel>` as machine a: the files with `--file`, or (on a
+    /// channel without files) the one file as a document titled by its name.
+    pub fn send_items(&self, files: &[&Path]) -> (std::process::Output, Value) {
         let mut c = self.env.handoff("a");
         c.args(["--json", "send", "--to", "b", "--via", self.channel]);
-        for f in files {
-            c.arg("--file").arg(f);
+        if self.can.files {
+            for f in files {
+                c.arg("--file").arg(f);
+            }
+        } else {
+            assert_eq!(files.len(), 1, "a document channel takes one document per send");
+            let title = files[0].file_name().unwrap().to_string_lossy().into_owned();
+            c.args(["--doc", &format!("--title={title}")]).arg(files[0]);
         }
         let o = run(c);
         let j = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
         (o, j)
     }
 
-    /// `handoff fetch <target> --out <dir>` as machine b.
+    /// `handoff --json fetch <target> --out <dir>` as machine b.
     pub fn fetch(&self, target: &str, out: &Path) -> std::process::Output {
-        let mut c = self.env.handoff("b");
+        let mut c = self.reader_env().handoff("b");
         c.args(["--json", "fetch", target, "--out"]).arg(out);
+        run(c)
+    }
+
+    /// `handoff --json flush` as machine a.
+    pub fn flush(&self) -> std::process::Output {
+        let mut c = self.env.handoff("a");
+        c.args(["--json", "flush"]);
         run(c)
     }
 
@@ -70,15 +147,14 @@ impl Rig {
         p
     }
 
-    /// Every regular file in the store whose name does not start with a dot (what a user would see).
-    pub fn stored(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        visible_files(&self.store, &mut out);
-        out.sort();
-        out
+    /// What the store holds now.
+    pub fn stored(&self) -> Vec<Vec<u8>> {
+        (self.stored)()
     }
 }
 
+/// Every regular file under `dir` whose name (and every folder's on the way) does not start with a dot:
+/// what a user browsing it would see.
 pub fn visible_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.flatten() {
@@ -94,29 +170,60 @@ pub fn visible_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The bytes of every visible file under `dir`, sorted by path.
+pub fn visible_contents(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    visible_files(dir, &mut files);
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// The single visible file under `dir` (the one object a send stored).
+pub fn only_visible_file(dir: &Path) -> PathBuf {
+    let mut files = Vec::new();
+    visible_files(dir, &mut files);
+    assert_eq!(files.len(), 1, "one object stored: {files:?}");
+    files.remove(0)
+}
+
+/// Flips one byte in the middle of `path`, keeping its size.
+pub fn flip_a_byte(path: &Path) {
+    let mut held = std::fs::read(path).unwrap();
+    let at = held.len() / 2;
+    held[at] ^= 0x55;
+    std::fs::write(path, &held).unwrap();
+}
+
 /// The bus message id of a send's pointer (from its JSON receipt).
 pub fn pointer_id(j: &Value) -> String {
+    step(j, "pointer")["receipt"]["message_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pointer posted: {j:#}"))
+        .to_string()
+}
+
+/// The step named `name` of a send's JSON receipt.
+pub fn step<'a>(j: &'a Value, name: &str) -> &'a Value {
     j["receipt"]["steps"]
         .as_array()
         .unwrap_or_else(|| panic!("no steps in {j:#}"))
         .iter()
-        .find(|s| s["step"] == "pointer")
-        .and_then(|s| s["receipt"]["message_id"].as_str())
-        .unwrap_or_else(|| panic!("no pointer posted: {j:#}"))
-        .to_string()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no {name} step in {j:#}"))
 }
 
 /// The receipts of a send's payload steps.
 pub fn payload_receipts(j: &Value) -> Vec<Value> {
     j["receipt"]["steps"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no steps in {j:#}"))
         .iter()
         .filter(|s| s["step"] == "payload")
         .map(|s| s["receipt"].clone())
         .collect()
 }
 
+/// Hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -127,32 +234,56 @@ pub fn ok(o: &std::process::Output) {
     assert_eq!(o.code(), 0, "stdout:\n{}\nstderr:\n{}", o.out(), o.err());
 }
 
-/// One test per (rig, case), named `<rig>__<case>`, each skipped only by the rig's capabilities (and then
-/// it says so in its output: a capability the channel lacks is not a silent pass).
+/// One test per (rig, case), named `<rig>::<case>`. A case the rig's capabilities rule out says so in
+/// its output (a capability the channel lacks is not a silent pass). Each rig line carries the cargo
+/// feature its channel is built under.
 macro_rules! suite {
-    ($($rig:ident),* $(,)?) => {
+    ($($(#[$attr:meta])* $rig:ident from $module:ident;)*) => {
         $(
+            $(#[$attr])*
             mod $rig {
-                use super::cases;
+                use super::{cases, pages, $module::$rig as rig};
                 #[test]
-                fn round_trip_with_sha256() { cases::round_trip_with_sha256(super::rigs::$rig()) }
+                fn round_trip_with_sha256() { cases::round_trip_with_sha256(rig()) }
                 #[test]
-                fn same_key_delivered_twice_makes_one_copy() { cases::same_key_twice(super::rigs::$rig()) }
+                fn same_key_delivered_twice_makes_one_copy() { cases::same_key_twice(rig()) }
                 #[test]
-                fn two_same_named_files_in_one_send() { cases::two_same_named_files(super::rigs::$rig()) }
+                fn two_same_named_items_keep_both() { cases::two_same_named(rig()) }
                 #[test]
-                fn outage_queues_with_exit_75_then_delivers_exactly_once() { cases::outage(super::rigs::$rig()) }
+                fn outage_queues_with_exit_75_then_delivers_exactly_once() { cases::outage(rig()) }
                 #[test]
-                fn corrupted_stored_object_fails_the_fetch_and_leaves_nothing() { cases::corrupted(super::rigs::$rig()) }
+                fn corrupted_stored_object_fails_the_fetch_and_leaves_nothing() { cases::corrupted(rig()) }
                 #[test]
-                fn hostile_names_stay_inside_and_run_nothing() { cases::hostile_names(super::rigs::$rig()) }
+                fn hostile_names_stay_inside_and_run_nothing() { cases::hostile_names(rig()) }
                 #[test]
-                fn health_leaves_nothing_visible() { cases::health_leaves_nothing(super::rigs::$rig()) }
+                fn health_leaves_nothing_visible() { cases::health_leaves_nothing(rig()) }
                 #[test]
-                fn a_uri_outside_the_configured_place_is_refused() { cases::outside_uri_refused(super::rigs::$rig()) }
+                fn a_uri_outside_the_configured_place_is_refused() { cases::outside_uri_refused(rig()) }
+                #[test]
+                fn a_page_arrives_once_naming_the_bus_id() { pages::arrives_once_naming_the_bus_id(rig()) }
+                #[test]
+                fn page_text_with_quotes_newlines_and_escapes_arrives_intact() { pages::text_arrives_intact(rig()) }
+                #[test]
+                fn page_outage_queues_with_exit_75_then_pages_exactly_once() { pages::outage(rig()) }
             }
         )*
     };
 }
 
-suite!(local, drive_local, drive_webdav, drive_s3, drive_sftp, droplet);
+suite! {
+    local from rigs;
+    #[cfg(feature = "drive")] drive_local from rigs;
+    #[cfg(feature = "drive")] drive_webdav from rigs;
+    #[cfg(feature = "drive")] drive_s3 from rigs;
+    #[cfg(feature = "drive")] drive_sftp from rigs;
+    #[cfg(feature = "droplet")] droplet from rigs;
+    #[cfg(feature = "folder")] folder from rigs;
+    #[cfg(feature = "git")] git_file from rigs_docs;
+    #[cfg(feature = "git")] git_ssh from rigs_docs;
+    #[cfg(feature = "git")] git_https from rigs_docs;
+    #[cfg(feature = "email")] email from rigs_docs;
+    #[cfg(feature = "sms")] sms from rigs_pagers;
+    #[cfg(feature = "slack")] slack from rigs_pagers;
+    #[cfg(feature = "discord")] discord from rigs_pagers;
+    #[cfg(feature = "imessage")] imessage from rigs_pagers;
+}
