@@ -147,10 +147,26 @@ pub fn email() -> Rig {
         imap.borrow().url
     ));
     env.var("SSL_CERT_FILE", imap.borrow().ca().display().to_string()).var("HANDOFF_IMAP_PASSWORD", PASSWORD);
-    let mut rig = Rig::new("email", env, DOCS);
+    let cfg = std::fs::read_to_string(env.path().join("config/handoff/config.toml")).unwrap();
+    env.write_config(&format!("{cfg}\n[route]\npage = [\"email\"]\n"));
+    let mut rig = Rig::new("email", env, Can { pages: true, ..DOCS });
     rig.stored_verbatim = false;
-    let (i1, i2, i3) = (imap.clone(), imap.clone(), imap.clone());
-    rig.stored = Box::new(move || i1.borrow().drafts().into_iter().map(|(_, raw)| raw.into_bytes()).collect());
+    let (i1, i2, i3, i4) = (imap.clone(), imap.clone(), imap.clone(), imap.clone());
+    // documents and pages are both drafts: the store is the documents, the pages are read apart
+    let drafts_of = |imap: &Dovecot, kind: &str| -> Vec<String> {
+        let header = format!("{}: {kind}", handoff_channels::email::draft::KIND_HEADER);
+        imap.drafts().into_iter().map(|(_, raw)| raw).filter(|raw| raw.lines().any(|l| l == header)).collect()
+    };
+    rig.stored = Box::new(move || drafts_of(&i1.borrow(), "document").into_iter().map(String::into_bytes).collect());
+    rig.pages = Some(Box::new(move || {
+        drafts_of(&i4.borrow(), "page")
+            .iter()
+            .map(|raw| {
+                let d = handoff_channels::email::draft::parse(raw.as_bytes()).expect("a handoff draft");
+                String::from_utf8(d.content).unwrap()
+            })
+            .collect()
+    }));
     rig.corrupt = Some(Box::new(move |_: &Rig, uri: &str| corrupt_draft(&i2.borrow().path().join("home"), uri)));
     rig.outside = Some(Box::new(|_: &Rig, uri: &str| {
         // the same draft named through another folder of the mailbox
