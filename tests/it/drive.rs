@@ -241,23 +241,6 @@ fn drive_never_overwrites_an_earlier_payload_with_the_same_name() {
     assert!(rclone::cat(&conf, &rclone_target(&u2), None).stdout == second);
 }
 
-#[test]
-fn drive_fetch_of_a_corrupted_payload_fails_loudly_and_leaves_nothing() {
-    let server = Server::start(Kind::S3);
-    let (env, _conf) = drive_env("objects", "bucket/h", &server.section("objects", false));
-    let bytes = payload(200_000, 3);
-    let f = write_file(&env, "report.pdf", &bytes);
-    let (out, json) = send(&env, &f, &[]);
-    out.ok();
-    let (uri, _) = drive_receipt(&json);
-    // Flip bytes in the stored object, on the server's disk, keeping its size.
-    flip_stored_byte(&server, &uri, 1000);
-
-    let id = pointer_id(&env);
-    let dir = env.path().join("inbox");
-    assert_corrupt_fetch_fails_leaving_nothing(&env, &id, &dir);
-}
-
 /// Flips one byte of the object behind `uri` on the server's disk, keeping its size.
 fn flip_stored_byte(server: &Server, uri: &str, at: usize) {
     let on_disk = server.root.join(rclone_target(uri).split_once(':').unwrap().1);
@@ -471,22 +454,4 @@ fn drive_webdav_above_single_request_max_is_streamed_by_rclone() {
     let (uri, detail) = drive_receipt(&j);
     assert!(detail.starts_with("via rclone") && detail.contains("single_request_max"), "{detail}");
     assert!(rclone::cat(&conf, &rclone_target(&uri), None).stdout == large);
-}
-
-#[test]
-fn two_same_named_files_in_one_send_arrive_intact_on_drive() {
-    let store = tempfile::tempdir().unwrap();
-    let folder = store.path().join("p");
-    let (env, _) = drive_env("here", folder.to_str().unwrap(), "[here]\ntype = local\n");
-    let first = payload(3000, 21);
-    let second = payload(5000, 22);
-    let a = write_file(&env, "a/notes.bin", &first);
-    let b = write_file(&env, "b/notes.bin", &second);
-    let (out, _) = send(&env, &a, &["--file", b.to_str().unwrap()]);
-    out.ok();
-    let id = pointer_id(&env);
-    let dir = env.path().join("got");
-    fetch(&env, &id, &dir, false).ok();
-    assert_eq!(std::fs::read(dir.join("notes.bin")).unwrap(), first);
-    assert_eq!(std::fs::read(dir.join("notes (2).bin")).unwrap(), second);
 }

@@ -521,28 +521,6 @@ fn one_gib_upload_keeps_peak_rss_under_100_mib() {
 }
 
 #[test]
-fn two_same_named_files_in_one_send_arrive_intact_on_the_droplet() {
-    let rig = rig();
-    let (a, b) = (rig.env.path().join("a/notes.bin"), rig.env.path().join("b/notes.bin"));
-    for (p, seed) in [(&a, 31), (&b, 32)] {
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, noise(4000 + seed as usize, seed)).unwrap();
-    }
-    let mut c = rig.env.handoff("a");
-    c.args(["send", "--to", "b", "--json", "--via", "droplet", "--file"]).arg(&a).arg("--file").arg(&b);
-    let o = run(c);
-    o.ok();
-    assert_eq!(listing(&rig.dir).iter().filter(|n| is_handoff_payload_name(n)).count(), 2, "two stored files");
-    let id = pointer_id(&o.json());
-    let out = rig.env.path().join("got");
-    let mut c = rig.env.handoff("b");
-    c.args(["fetch", &id, "--out"]).arg(&out);
-    run(c).ok();
-    assert_eq!(sha256_file(&out.join("notes.bin")), sha256_file(&a));
-    assert_eq!(sha256_file(&out.join("notes (2).bin")), sha256_file(&b));
-}
-
-#[test]
 fn a_queued_send_survives_a_sync_after_its_channel_left_the_config_and_flush_delivers_it_once() {
     let mut rig = rig();
     let config = std::fs::read_to_string(rig.env.path().join("config/handoff/config.toml")).unwrap();

@@ -153,3 +153,73 @@ fn a_stopped_server_queues_the_send_then_flush_delivers_it_once() {
     assert_eq!(drafts.len(), 1, "{drafts:?}");
     assert_eq!(header(&drafts[0].1, "Subject"), Some("handoff: While down"));
 }
+
+#[test]
+fn fetch_keeps_to_fetch_max_and_refuses_a_draft_larger_than_its_pointer_claims() {
+    let imap = Dovecot::start();
+    let a = env(&imap, &imap.url, PASSWORD);
+    let cfg = std::fs::read_to_string(a.path().join("config/handoff/config.toml")).unwrap();
+    a.write_config(&format!("{cfg}\n[route]\nfetch_max = \"10KiB\"\n"));
+    let small = "# small\nfits under fetch_max\n".to_string();
+    let large = format!("# large\n{}", "a line of the long brief, \"quoted\" é\n".repeat(2_000));
+    for (title, text) in [("Small", &small), ("Large", &large)] {
+        let o = send_doc(&a, title, text);
+        assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    }
+    assert_eq!(imap.drafts().len(), 2);
+
+    // sync --fetch downloads what fits in [route] fetch_max and lists the rest
+    let out = a.path().join("auto");
+    let o = run({
+        let mut c = a.handoff("linux-box");
+        c.args(["--json", "sync", "--fetch", "--out"]).arg(&out);
+        c
+    });
+    assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    let j = o.json();
+    let fetched: Vec<&str> =
+        j["sync"]["fetched"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(fetched, ["Small.md"], "{j:#}");
+    let notes = j["sync"]["notes"].to_string();
+    assert!(notes.contains("not fetched") && notes.contains("fetch_max"), "{notes}");
+    assert_eq!(std::fs::read_to_string(j["sync"]["fetched"][0]["path"].as_str().unwrap()).unwrap(), small);
+    let mut written = Vec::new();
+    crate::channels::visible_files(&out, &mut written);
+    let names: Vec<String> = written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["Small.md"], "nothing of the large draft was written: {written:?}");
+
+    // a pointer that claims less than the draft holds: refused, nothing written
+    let key = imap
+        .drafts()
+        .iter()
+        .find(|(_, raw)| header(raw, "Subject") == Some("handoff: Large"))
+        .and_then(|(_, raw)| header(raw, "X-Handoff-Key").map(str::to_string))
+        .unwrap();
+    use sha2::Digest;
+    for claimed in [large.len() as u64 - 1, 100] {
+        let pointer = handoff_channels::Pointer {
+            title: None,
+            note: None,
+            items: vec![handoff_channels::PointerItem {
+                channel: "email".into(),
+                name: "large.md".into(),
+                size: claimed,
+                sha256: hex::encode(sha2::Sha256::digest(large.as_bytes())),
+                uri: format!("email:{key}"),
+                plain: None,
+            }],
+        };
+        let got = a.path().join(format!("got-{claimed}"));
+        let o = run({
+            let mut c = a.handoff("linux-box");
+            c.args(["--json", "fetch", &pointer.to_body(), "--out"]).arg(&got);
+            c
+        });
+        assert_ne!(o.code(), 0, "a draft larger than its pointer claims was fetched: {}", o.out());
+        let text = format!("{}{}", o.out(), o.err());
+        assert!(text.contains("holds more than") && text.contains(&format!("{claimed} bytes")), "{text}");
+        let left: Vec<_> =
+            std::fs::read_dir(&got).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "a refused fetch leaves nothing: {left:?}");
+    }
+}

@@ -5,6 +5,7 @@ mod support;
 
 mod boundary;
 mod bus;
+mod channels;
 mod cli;
 mod crash;
 mod crypt;

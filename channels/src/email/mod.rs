@@ -174,14 +174,17 @@ impl EmailChannel {
     }
 }
 
-/// The most bytes a draft may hold on the server when its attachment is claimed to be `max` bytes: the
-/// attachment in base64 (a third larger, plus line breaks) and room for the headers and the text part.
+/// The most bytes a draft may hold on the server when its document is claimed to be `max` bytes. The
+/// document rides twice (the text part and the `.md` attachment), each in the encoding the MIME builder
+/// picks: at worst quoted-printable, three characters per byte plus a soft line break every 76 characters
+/// (base64 is smaller); the rest is room for the headers.
 fn raw_budget(max: u64) -> u64 {
-    max.saturating_mul(4).div_ceil(3).saturating_mul(78).div_ceil(76).saturating_add(MAX_TEXT_OVERHEAD)
+    let per_copy = max.saturating_mul(3).saturating_mul(78).div_ceil(76);
+    per_copy.saturating_mul(2).saturating_add(MAX_HEADER_OVERHEAD)
 }
 
-/// Room in a draft for its headers and its text part (handoff writes a short briefing beside the document).
-const MAX_TEXT_OVERHEAD: u64 = 256 * 1024;
+/// Room in a draft for its headers and MIME boundaries.
+const MAX_HEADER_OVERHEAD: u64 = 256 * 1024;
 
 async fn logout(s: &mut ImapSession) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.logout()).await;

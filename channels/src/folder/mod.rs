@@ -88,6 +88,28 @@ impl FolderChannel {
     }
 }
 
+/// A temporary file untouched for this long was left by a writer that died (a copy in progress, here or
+/// on another machine, keeps writing to its file).
+const STALE_PART: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the temporary files (`.<hex>.part`) in `dir` that a killed writer left behind, once they are
+/// older than [`STALE_PART`]. They never carry a final name, so no reader ever takes one for an item.
+async fn remove_stale_parts(dir: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return };
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with('.') && name.ends_with(".part")) {
+            continue;
+        }
+        let Ok(meta) = e.metadata().await else { continue };
+        let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+        if meta.is_file() && age.is_some_and(|a| a > STALE_PART) {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+    }
+}
+
 #[async_trait]
 impl Channel for FolderChannel {
     fn name(&self) -> &'static str {
@@ -102,6 +124,8 @@ impl Channel for FolderChannel {
         self.mounted()?;
         let rel = LocalFiles::relative_path(parcel);
         let dest = self.root.join(&rel);
+        let dir = dest.parent().expect("dated dir").to_path_buf();
+        remove_stale_parts(&dir).await;
         let receipt = |sha256| Receipt {
             channel: "folder".into(),
             uri: Some(format!("{SCHEME}{rel}")),

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod bus;
 pub mod dovecot;
+pub mod gate;
 pub mod git_http;
 pub mod postgres;
 pub mod prism;
