@@ -155,12 +155,12 @@ impl RcloneConf {
 /// exists, else the preferred location).
 pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
-        return Some(expand_tilde(p));
+        return Some(crate::paths::expand_tilde(p));
     }
     if let Some(p) = std::env::var_os("RCLONE_CONFIG").filter(|p| !p.is_empty()) {
-        return Some(expand_tilde(Path::new(&p)));
+        return Some(crate::paths::expand_tilde(Path::new(&p)));
     }
-    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).map(PathBuf::from);
+    let home = crate::paths::home_dir();
     let mut candidates = Vec::new();
     if cfg!(windows)
         && let Some(appdata) = std::env::var_os("APPDATA")
@@ -176,13 +176,6 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
         candidates.push(h.join(".rclone.conf"));
     }
     candidates.iter().find(|p| p.exists()).cloned().or_else(|| candidates.into_iter().next())
-}
-
-fn expand_tilde(p: &Path) -> PathBuf {
-    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => p.to_path_buf(),
-    }
 }
 
 /// Parses rclone.conf's INI: `[name]` sections, `key = value` lines, `#`/`;` comments.

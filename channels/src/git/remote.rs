@@ -52,7 +52,7 @@ fn keys_ssh_offers(host: &str) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")).map(PathBuf::from);
+    let home = crate::paths::home_dir();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("identityfile "))
