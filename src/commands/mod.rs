@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod hooks_mcp;
 pub mod inbox;
 pub mod init;
+pub mod init_check;
 pub mod keys;
 pub mod log;
 pub mod mcp;
@@ -37,7 +38,8 @@ pub async fn day(cmd: crate::cli::DayCommand, o: &crate::config::Overrides, json
         DayCommand::Log(a) => log::run(Settings::load(o)?, a, json),
         DayCommand::Completions(a) => Ok(docs::completions(a.shell)),
         DayCommand::Man => docs::man(),
-        DayCommand::Init(a) => init::run(o, *a, json),
+        DayCommand::Init(a) => init::run(o, *a, json).await,
+        DayCommand::Config(crate::cli::ConfigCommand::Example) => Ok(init::example()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod commands;
 mod exit_codes;
+mod init_checks;
 pub mod json;
 mod paper_cuts;
 mod pipe;
