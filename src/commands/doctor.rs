@@ -61,7 +61,9 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
             Some(s)
         }
         Err(e) => {
-            checks.push(Check::new("config", false, format!("{e:#}")));
+            let mut c = Check::new("config", false, format!("{e:#}"));
+            c.fix = Some(super::doctor_fixes::config_fix());
+            checks.push(c);
             None
         }
     };
@@ -84,13 +86,21 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
                         ),
                         Ok(Err(e)) => {
                             let mut c = Check::new(name.clone(), false, e.message.clone());
-                            if name == "bus" {
-                                c.fix = Some(super::doctor_checks::bus_fix(&e, &s.settings, env_file.as_deref()));
-                            }
+                            c.fix = Some(if name == "bus" {
+                                super::doctor_checks::bus_fix(&e, &s.settings, env_file.as_deref())
+                            } else {
+                                super::doctor_fixes::channel_fix(&name, &e, &s.settings)
+                            });
                             c
                         }
                         Err(_) => {
-                            Check::new(name.clone(), false, format!("no answer within {}s", CHECK_TIMEOUT.as_secs()))
+                            let mut c = Check::new(
+                                name.clone(),
+                                false,
+                                format!("no answer within {}s", CHECK_TIMEOUT.as_secs()),
+                            );
+                            c.fix = Some(super::doctor_fixes::no_answer_fix(&name));
+                            c
                         }
                     });
                 }
@@ -98,17 +108,21 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
                     checks.push(super::doctor_checks::send_test(&s).await);
                 }
                 let waiting = s.outbox.len();
-                checks.push(Check::new(
+                let mut c = Check::new(
                     "outbox",
                     waiting == 0,
-                    if waiting == 0 {
-                        "empty".into()
-                    } else {
-                        format!("{waiting} job(s) waiting: run `handoff flush`")
-                    },
-                ));
+                    if waiting == 0 { "empty".into() } else { format!("{waiting} job(s) waiting") },
+                );
+                if waiting > 0 {
+                    c.fix = Some("`handoff flush` delivers them (`handoff outbox list` shows what waits)".into());
+                }
+                checks.push(c);
             }
-            Err(e) => checks.push(Check::new("channels", false, format!("{e:#}"))),
+            Err(e) => {
+                let mut c = Check::new("channels", false, format!("{e:#}"));
+                c.fix = Some(super::doctor_fixes::config_fix());
+                checks.push(c);
+            }
         }
     }
     let ok = checks.iter().all(|c| c.ok);

@@ -84,7 +84,11 @@ pub fn secret_files(settings: Option<&Settings>) -> Vec<Check> {
                     fix: Some(handoff_channels::private_file::make_private_command(&p)),
                 },
                 Err(e) => {
-                    Check { check: name, ok: false, detail: format!("cannot read {}: {e}", p.display()), fix: None }
+                    let fix = format!(
+                        "make it yours and private: {} (check its owner)",
+                        handoff_channels::private_file::make_private_command(&p)
+                    );
+                    Check { check: name, ok: false, detail: format!("cannot read {}: {e}", p.display()), fix: Some(fix) }
                 }
             }
         })
@@ -185,6 +189,11 @@ pub fn encryption(settings: Option<&Settings>) -> Option<Check> {
             detail: "encrypt = \"always\" but this machine has no key".into(),
             fix: Some("run `handoff keys` (it creates the key and publishes it on the bus)".into()),
         },
-        Err(e) => Check { check: "encryption".into(), ok: false, detail: format!("{e:#}"), fix: None },
+        Err(e) => Check {
+            check: "encryption".into(),
+            ok: false,
+            detail: format!("{e:#}"),
+            fix: Some("the key file named above is unreadable: fix its permissions, or move it away and run `handoff keys` to make a new key".into()),
+        },
     })
 }

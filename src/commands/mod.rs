@@ -5,6 +5,7 @@ pub mod digest;
 pub mod docs;
 pub mod doctor;
 pub mod doctor_checks;
+pub mod doctor_fixes;
 pub mod droplet;
 pub mod fetch;
 pub mod flush;
