@@ -112,7 +112,9 @@ pub fn bus_fix(e: &ChannelError, s: &Settings, env_file: Option<&Path>) -> Strin
                 "start the bus (`handoff bus serve`, or its systemd service) or correct BUS_URL in {env}; try `curl {url}/health`"
             )
         }
-        handoff_channels::ErrorKind::Permanent | handoff_channels::ErrorKind::Refused => {
+        handoff_channels::ErrorKind::Permanent
+        | handoff_channels::ErrorKind::Refused
+        | handoff_channels::ErrorKind::Config => {
             format!("check BUS_URL in {env}: {url} does not answer like a handoff bus")
         }
     }
