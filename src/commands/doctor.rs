@@ -84,6 +84,21 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
                             true,
                             format!("{}{}", h.check, h.detail.map(|d| format!(" ({d})")).unwrap_or_default()),
                         ),
+                        // the embedded documents repository (no [git] configured) is made by the first document
+                        Ok(Err(_))
+                            if name == "git"
+                                && s.settings.file.git.is_none()
+                                && !s.settings.dirs.data.join("handoffs.git").exists() =>
+                        {
+                            Check::new(
+                                name.clone(),
+                                true,
+                                format!(
+                                    "no [git] configured: documents go to the embedded repository {}, created with the first one",
+                                    s.settings.dirs.data.join("handoffs.git").display()
+                                ),
+                            )
+                        }
                         Ok(Err(e)) => {
                             let mut c = Check::new(name.clone(), false, e.message.clone());
                             c.fix = Some(if name == "bus" {
