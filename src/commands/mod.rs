@@ -23,6 +23,7 @@ pub mod send;
 pub mod show;
 pub mod status;
 pub mod sync;
+pub mod sync_open;
 pub mod watch;
 
 use crate::config::Settings;

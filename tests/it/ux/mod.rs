@@ -8,3 +8,4 @@ mod init_checks;
 pub mod json;
 mod paper_cuts;
 mod pipe;
+mod sync_digest;
