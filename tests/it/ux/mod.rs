@@ -2,6 +2,7 @@
 //! its schemas, quiet logs, the new commands, recipient typos, help and its examples.
 
 mod commands;
+mod completion_and_logs;
 mod doctor_fixes;
 mod exit_codes;
 mod init_checks;
