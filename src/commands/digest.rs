@@ -86,7 +86,14 @@ fn message(d: &Digest, m: &DigestMessage, cap: Option<usize>, doc_cap: Option<us
         format!(" [{}]", m.tags.iter().map(|t| untrusted::inline(t)).collect::<Vec<_>>().join(", "))
     };
     let lock = if m.encrypted && m.error.is_none() { " (end-to-end encrypted)" } else { "" };
-    let re = m.thread.as_deref().map(|t| format!(" ↳ reply to msg {}", untrusted::inline(t))).unwrap_or_default();
+    let re = m
+        .thread
+        .as_deref()
+        .map(|t| {
+            let about = m.answers.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
+            format!(" ↳ reply to msg {}{about}", untrusted::inline(t))
+        })
+        .unwrap_or_default();
     let mut out = format!(
         "\n── msg {} from {} to {} at {}{}{lock}{re}\n",
         untrusted::inline(&m.id),

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 pub use super::digest::{HOOK_LIMIT, render_text};
 pub use super::sync_open::open_messages;
-use super::sync_open::{link_documents, open_documents};
+use super::sync_open::{link_documents, open_documents, recall_parents};
 
 /// Most bus pages read per sync (500 messages each).
 const MAX_PAGES: usize = 20;
@@ -54,6 +54,10 @@ pub struct DigestMessage {
     /// The message it replies to (its `re:ID` tag): a thread is shown together.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
+    /// What the message it replies to is, when that one is not in this digest (sent from here, or shown by
+    /// an earlier sync): who and its first line, from this machine's own history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<String>,
     /// Sent with `--urgent` (a person was paged).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub urgent: bool,
@@ -316,6 +320,7 @@ async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::R
     let mut fetched = Vec::new();
     let mut messages = messages;
     link_documents(&mut messages, &documents);
+    recall_parents(&s.settings, &mut messages);
     if a.fetch {
         code = exit::worst(code, fetch_phase(&s, a, &mut messages, &mut fetched, &mut notes).await);
     }

@@ -87,6 +87,7 @@ pub fn open_messages(
             thread: super::log::thread_of(&m.tags),
             urgent: m.tags.iter().any(|t| t == handoff_channels::bus::tags::URGENT_TAG),
             documents: Vec::new(),
+            answers: None,
             row: r.row,
         });
     }
@@ -117,6 +118,37 @@ pub(super) fn link_documents(messages: &mut [DigestMessage], documents: &[Incomi
                 m.documents.push(d.location.clone());
             }
         }
+    }
+}
+
+/// Most distinct earlier messages one sync looks up for [`recall_parents`] (each is a local lookup).
+const RECALL_MAX: usize = 16;
+
+/// For each reply whose message is not in this digest, says what that message was, from this machine's
+/// own history (`handoff show`'s lookup): `you sent: "first line"` or `from X: "first line"`. A reply to
+/// an id this machine never saw says nothing more; at most [`RECALL_MAX`] ids are looked up.
+pub(super) fn recall_parents(settings: &crate::config::Settings, messages: &mut [DigestMessage]) {
+    use handoff_channels::untrusted::inline;
+    let here: std::collections::HashSet<String> = messages.iter().map(|m| m.id.clone()).collect();
+    let mut known: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
+    for m in messages.iter_mut() {
+        let Some(parent) = m.thread.clone().filter(|t| !here.contains(t)) else { continue };
+        if !known.contains_key(&parent) && known.len() >= RECALL_MAX {
+            continue;
+        }
+        let said = known.entry(parent.clone()).or_insert_with(|| {
+            let shown = super::show::find(settings, &parent).ok().flatten()?;
+            let text = if crate::crypto::is_sealed_text(&shown.body) { "[encrypted]" } else { shown.body.as_str() };
+            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            let (line, cut) = super::digest::excerpt(line, 80);
+            let who = if shown.direction == "sent" {
+                "you sent".to_string()
+            } else {
+                format!("from {}", inline(&shown.from))
+            };
+            Some(format!("{who}: \"{}{}\"", inline(&line), if cut { "…" } else { "" }))
+        });
+        m.answers = said.clone();
     }
 }
 

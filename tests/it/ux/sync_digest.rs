@@ -163,3 +163,27 @@ fn sync_groups_threads_even_hostile_ones_in_text_and_in_the_hook_within_its_budg
     let again = sync_text(&env, "laptop", &[]);
     assert!(again.contains("nothing new"), "everything was shown once:\n{again}");
 }
+
+#[test]
+fn a_reply_to_a_message_sent_from_here_says_what_it_answers() {
+    let env = Env::new();
+    let mut c = env.handoff("laptop");
+    c.args(["send", "--to", "desk", "deploy 17 is stuck\nlogs attached later"]);
+    run(c).ok();
+    let mut c = env.handoff("desk");
+    c.args(["sync", "--json"]);
+    let id = run(c).json()["sync"]["messages"][0]["id"].as_str().unwrap().to_string();
+    let mut c = env.handoff("desk");
+    c.args(["reply", &id, "rolling back now"]);
+    run(c).ok();
+    let mut c = env.handoff("desk");
+    c.args(["send", "--to", "laptop", "--tag", "re:424242", "to nothing you know"]);
+    run(c).ok();
+    let text = sync_text(&env, "laptop", &[]);
+    let line =
+        text.lines().find(|l| l.contains("↳ reply to msg ") && l.contains(&id)).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("(you sent: \"deploy 17 is stuck\")"), "{line}");
+    let other = text.lines().find(|l| l.contains("↳ reply to msg 424242")).unwrap_or_else(|| panic!("{text}"));
+    assert!(!other.contains("you sent"), "an id never seen here says nothing more: {other}");
+    assert!(text.contains("rolling back now"), "{text}");
+}
