@@ -505,7 +505,7 @@ pub enum DayCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the annotated example config: every key, explained (built into this binary).
-    #[command(after_help = "Examples:\n  handoff config example\n  handoff config example | less")]
+    #[command(after_help = "Examples:\n  handoff config example\n  handoff config example > handoff.example.toml")]
     Example,
 }
 
