@@ -88,7 +88,12 @@ pub fn secret_files(settings: Option<&Settings>) -> Vec<Check> {
                         "make it yours and private: {} (check its owner)",
                         handoff_channels::private_file::make_private_command(&p)
                     );
-                    Check { check: name, ok: false, detail: format!("cannot read {}: {e}", p.display()), fix: Some(fix) }
+                    Check {
+                        check: name,
+                        ok: false,
+                        detail: format!("cannot read {}: {e}", p.display()),
+                        fix: Some(fix),
+                    }
                 }
             }
         })

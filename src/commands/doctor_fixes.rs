@@ -3,7 +3,6 @@
 //! in [`super::doctor_checks::bus_fix`].
 
 use crate::config::Settings;
-use handoff_channels::untrusted::{inline, redact_url};
 use handoff_channels::{ChannelError, ErrorKind};
 
 /// Where the config is, for a fix that says "change X in ...".
@@ -14,12 +13,50 @@ fn config_place(s: &Settings) -> String {
     }
 }
 
+/// `[droplet] host`, escaped (a placeholder in a build without the droplet).
+fn droplet_host(s: &Settings) -> String {
+    #[cfg(feature = "droplet")]
+    return s.file.droplet.as_ref().map(|d| handoff_channels::untrusted::inline(&d.host)).unwrap_or_default();
+    #[cfg(not(feature = "droplet"))]
+    return {
+        let _ = s;
+        "HOST".into()
+    };
+}
+
+/// `[git] remote` without credentials, escaped (a placeholder in a build without git).
+fn git_remote(s: &Settings) -> String {
+    #[cfg(feature = "git")]
+    return s
+        .file
+        .git
+        .as_ref()
+        .map(|g| handoff_channels::untrusted::inline(&handoff_channels::untrusted::redact_url(&g.remote)))
+        .unwrap_or_default();
+    #[cfg(not(feature = "git"))]
+    return {
+        let _ = s;
+        "URL".into()
+    };
+}
+
+/// `[drive] remote`, escaped (a placeholder in a build without the drive).
+fn drive_remote(s: &Settings) -> String {
+    #[cfg(feature = "drive")]
+    return s.file.drive.as_ref().map(|d| handoff_channels::untrusted::inline(&d.remote)).unwrap_or_default();
+    #[cfg(not(feature = "drive"))]
+    return {
+        let _ = s;
+        "REMOTE".into()
+    };
+}
+
 /// The fix for channel `name` whose health probe failed with `e`.
 pub fn channel_fix(name: &str, e: &ChannelError, s: &Settings) -> String {
     let cfg = config_place(s);
     match name {
         "droplet" => {
-            let host = s.file.droplet.as_ref().map(|d| inline(&d.host)).unwrap_or_default();
+            let host = droplet_host(s);
             match e.kind {
                 ErrorKind::Auth => format!(
                     "`ssh {host}` must log in without a password prompt: put your public key in the server's ~/.ssh/authorized_keys and load it (`ssh-add`), or name it with IdentityFile in ~/.ssh/config"
@@ -34,7 +71,7 @@ pub fn channel_fix(name: &str, e: &ChannelError, s: &Settings) -> String {
             }
         }
         "git" => {
-            let remote = s.file.git.as_ref().map(|g| inline(&redact_url(&g.remote))).unwrap_or_default();
+            let remote = git_remote(s);
             match e.kind {
                 ErrorKind::Auth => format!(
                     "`git ls-remote {remote}` must work without a prompt: check your ssh key or git credential helper for that host"
@@ -53,7 +90,7 @@ pub fn channel_fix(name: &str, e: &ChannelError, s: &Settings) -> String {
             }
         }
         "drive" => {
-            let remote = s.file.drive.as_ref().map(|d| inline(&d.remote)).unwrap_or_default();
+            let remote = drive_remote(s);
             format!(
                 "`rclone lsd {remote}:` must work: `rclone config reconnect {remote}:` renews an expired login, `rclone config` adds a missing remote; [drive] is in {cfg}"
             )

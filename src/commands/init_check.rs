@@ -4,9 +4,12 @@
 //! written; a check that could not be made now (the host is down, the network is away) is said, and the
 //! config is written. `--no-check` skips them (an offline set-up).
 
+// a build with neither git nor droplet has nothing to check
+#![cfg_attr(not(any(feature = "git", feature = "droplet")), allow(dead_code, unused_imports))]
+
 use crate::config::ConfigError;
 use crate::exit;
-use handoff_channels::untrusted::{inline, redact_url};
+use handoff_channels::untrusted::inline;
 use handoff_channels::{Channel, ChannelError, Context, ErrorKind};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -89,10 +92,11 @@ pub async fn check(text: &str, home: &Path, data_dir: &Path, machine: &str) -> a
     let file = crate::config::parse(text)
         .map_err(|e| anyhow::anyhow!("internal error: init wrote an invalid config ({e})"))?;
     let ctx = Context::quiet(machine, data_dir.to_path_buf());
+    #[cfg_attr(not(any(feature = "git", feature = "droplet")), allow(unused_mut))]
     let mut out = Vec::new();
     #[cfg(feature = "git")]
     if let Some(g) = &file.git {
-        let shown = redact_url(&g.remote);
+        let shown = handoff_channels::untrusted::redact_url(&g.remote);
         if let Some(path) = local_git_path(&g.remote, home).filter(|p| !p.exists()) {
             return Err(ConfigError(format!(
                 "git remote {}: {} does not exist — nothing was written; create the shared repository with `git init --bare {}` (or pass the URL of an existing one to --git-remote), then run `handoff init` again",

@@ -33,7 +33,6 @@ fn fix_of(j: &Value, name: &str) -> String {
     c["fix"].as_str().unwrap().to_string()
 }
 
-#[cfg(all(feature = "git", feature = "droplet"))]
 #[test]
 fn every_failed_doctor_check_names_its_fix() {
     let mut env = Env::new();

@@ -3,6 +3,7 @@
 
 mod commands;
 mod completion_and_logs;
+#[cfg(all(feature = "git", feature = "droplet"))]
 mod doctor_fixes;
 mod exit_codes;
 mod init_checks;

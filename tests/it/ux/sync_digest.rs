@@ -7,8 +7,6 @@ use crate::original_bus::OriginalBus;
 use crate::support::bus::{PASSWORD, USER};
 use crate::support::{Env, OutputExt, run};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::Stdio;
 
 fn sync_text(env: &Env, machine: &str, args: &[&str]) -> String {
     let mut c = env.handoff(machine);
@@ -24,7 +22,10 @@ fn hook_context(env: &Env, machine: &str) -> String {
     v["hookSpecificOutput"]["additionalContext"].as_str().unwrap().to_string()
 }
 
+#[cfg(feature = "git")]
 fn send_doc(env: &Env, from: &str, title: &str, body: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
     let mut c = env.handoff(from);
     c.args(["send", "--to", "laptop", "--doc", "-", "--title", title])
         .stdin(Stdio::piped())
