@@ -81,3 +81,16 @@ fn every_failed_doctor_check_names_its_fix() {
     let (_, j) = doctor_with_fixes(&env);
     assert!(fix_of(&j, "config").contains("handoff config example"), "{j}");
 }
+
+#[test]
+fn a_fresh_machine_has_no_failed_git_check_before_its_first_document() {
+    let env = Env::new();
+    let mut c = env.handoff("laptop");
+    c.args(["doctor", "--json"]);
+    let o = run(c);
+    let j = o.json();
+    let git = j["checks"].as_array().unwrap().iter().find(|c| c["check"] == "git").unwrap().clone();
+    assert_eq!(git["ok"], true, "{j:#}");
+    assert!(git["detail"].as_str().unwrap().contains("created with the first one"), "{git}");
+    assert_eq!(o.code(), 0, "a fresh machine's doctor is all ✓: {j:#}");
+}
