@@ -91,7 +91,7 @@ pub enum Command {
     /// Housekeeping on the SSH droplet.
     #[command(subcommand)]
     Droplet(DropletCommand),
-    /// hooks, log, completions, man, init.
+    /// hooks, log, completions, man, init, config.
     #[command(flatten)]
     Day(DayCommand),
 }
@@ -496,6 +496,17 @@ pub enum DayCommand {
         after_help = "Examples:\n  handoff init                     # asks on a terminal\n  handoff init --env-file ~/.secrets/claude-bus.env --drive-remote gdrive --droplet-host droplet --yes\n  handoff init --git-remote git@github.com:you/claude-handoffs.git --force"
     )]
     Init(Box<InitArgs>),
+    /// The config file's reference.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `handoff config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the annotated example config: every key, explained (built into this binary).
+    #[command(after_help = "Examples:\n  handoff config example\n  handoff config example > handoff.example.toml")]
+    Example,
 }
 
 /// `handoff hooks ...`.
@@ -649,4 +660,7 @@ pub struct InitArgs {
     /// Page channels for --urgent, in order (repeatable: --page sms --page slack).
     #[arg(long, value_name = "CHANNEL")]
     pub page: Vec<String>,
+    /// Write without checking that the git remote exists and the droplet host answers (an offline set-up).
+    #[arg(long)]
+    pub no_check: bool,
 }

@@ -231,13 +231,13 @@ pub async fn run_job(
         if errors.is_empty() {
             s.last_error = None;
         } else {
-            // queued while any channel may work later; failed only when every channel refused for good
+            // queued while any channel may work later; failed only when every channel refused for good, and
+            // then of the kind the user must deal with first (config, credentials, ...)
             let kind = if errors.iter().any(|e| e.is_transient()) {
                 handoff_channels::ErrorKind::Transient
-            } else if errors.iter().any(|e| e.kind == handoff_channels::ErrorKind::Auth) {
-                handoff_channels::ErrorKind::Auth
             } else {
-                handoff_channels::ErrorKind::Permanent
+                handoff_channels::ErrorKind::most_serious(errors.iter().map(|e| e.kind))
+                    .unwrap_or(handoff_channels::ErrorKind::Permanent)
             };
             // only the user's own request gives up on a step; an opportunistic flush keeps it queued
             s.failed = kind != handoff_channels::ErrorKind::Transient && attempt == Attempt::Explicit;

@@ -58,13 +58,14 @@ pub fn code_of(e: &anyhow::Error) -> i32 {
 }
 
 /// The exit code of a channel failure that left nothing queued: refused (69) whether it was a blip or for
-/// good — only a send that wrote work to the outbox exits [`QUEUED`] ([`of_delivery`]) — or credentials
-/// refused (77).
+/// good — only a send that wrote work to the outbox exits [`QUEUED`] ([`of_delivery`]) — credentials
+/// refused (77), a channel configured without what it needs (78).
 pub fn of_kind(kind: handoff_channels::ErrorKind) -> i32 {
     match kind {
         handoff_channels::ErrorKind::Auth => AUTH,
         handoff_channels::ErrorKind::Transient | handoff_channels::ErrorKind::Permanent => UNAVAILABLE,
         handoff_channels::ErrorKind::Refused => DATA,
+        handoff_channels::ErrorKind::Config => CONFIG,
     }
 }
 
@@ -98,6 +99,7 @@ mod tests {
     fn queued_only_when_something_was_queued_and_the_fix_first_wins() {
         assert_eq!(of_kind(ErrorKind::Transient), UNAVAILABLE);
         assert_eq!(of_kind(ErrorKind::Auth), AUTH);
+        assert_eq!(of_kind(ErrorKind::Config), CONFIG);
         assert_eq!(of_delivery(0, 2, Some(ErrorKind::Transient)), QUEUED);
         assert_eq!(of_delivery(1, 2, Some(ErrorKind::Auth)), AUTH);
         assert_eq!(of_delivery(0, 0, None), OK);

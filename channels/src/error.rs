@@ -6,8 +6,11 @@
 pub enum ErrorKind {
     /// The channel may work later (network down, 5xx, timeout): fall back or queue in the outbox.
     Transient,
-    /// Retrying will not help (bad credentials, rejected input, missing config): report it.
+    /// Retrying will not help (rejected input, a remote that refuses): report it.
     Permanent,
+    /// The channel is configured but cannot work as configured (its credentials are not set anywhere, a
+    /// setting it needs is missing): permanent, fixed by the user's configuration (exit 78, EX_CONFIG).
+    Config,
     /// Credentials were refused: permanent, reported with its own exit code.
     Auth,
     /// The input was refused as something this channel could not have written: an item uri outside its
@@ -16,11 +19,12 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The most serious of `kinds`, the one the user must deal with first: credentials refused, then
-    /// input refused, then a permanent failure, then one that may go away by itself (the order of the exit
-    /// codes 77, 65, 69, 75). `None` when there are none.
+    /// The most serious of `kinds`, the one the user must deal with first: a configuration to correct,
+    /// credentials refused, then input refused, then a permanent failure, then one that may go away by
+    /// itself (the order of the exit codes 78, 77, 65, 69, 75). `None` when there are none.
     pub fn most_serious(kinds: impl IntoIterator<Item = ErrorKind>) -> Option<ErrorKind> {
         let rank = |k: &ErrorKind| match k {
+            ErrorKind::Config => 4,
             ErrorKind::Auth => 3,
             ErrorKind::Refused => 2,
             ErrorKind::Permanent => 1,
@@ -48,6 +52,10 @@ impl ChannelError {
     /// A failure that retrying will not fix.
     pub fn permanent(message: impl Into<String>) -> Self {
         Self { kind: ErrorKind::Permanent, message: message.into() }
+    }
+    /// The channel's configuration is missing something it needs (see [`ErrorKind::Config`]).
+    pub fn config(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Config, message: message.into() }
     }
     /// Credentials refused.
     pub fn auth(message: impl Into<String>) -> Self {
@@ -103,5 +111,6 @@ mod tests {
         for order in [[Auth, Refused, Permanent, Transient], [Transient, Permanent, Refused, Auth]] {
             assert_eq!(ErrorKind::most_serious(order), Some(Auth));
         }
+        assert_eq!(ErrorKind::most_serious([Auth, Config, Permanent]), Some(Config));
     }
 }

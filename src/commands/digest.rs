@@ -75,22 +75,31 @@ fn shown_body(m: &DigestMessage) -> String {
     }
 }
 
-/// One message: a header line of escaped fields, the body fenced (cut at `cap`, naming `rest` for the
-/// remainder), the fetch command.
-fn message(m: &DigestMessage, cap: Option<usize>, rest: Option<&Path>) -> String {
-    let to = if m.to == handoff_channels::bus::BROADCAST { "everyone".to_string() } else { untrusted::inline(&m.to) };
+/// One message: a header line of escaped fields (with the message it replies to), the body fenced (cut at
+/// `cap`, naming `rest` for the remainder), the documents its pointer brought (shown here, not again; cut
+/// at `doc_cap`), the fetch command.
+fn message(d: &Digest, m: &DigestMessage, cap: Option<usize>, doc_cap: Option<usize>, rest: Option<&Path>) -> String {
+    let to = untrusted::inline(&m.to);
     let tags = if m.tags.is_empty() {
         String::new()
     } else {
         format!(" [{}]", m.tags.iter().map(|t| untrusted::inline(t)).collect::<Vec<_>>().join(", "))
     };
     let lock = if m.encrypted && m.error.is_none() { " (end-to-end encrypted)" } else { "" };
+    let re = m
+        .thread
+        .as_deref()
+        .map(|t| {
+            let about = m.answers.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
+            format!(" ↳ reply to msg {}{about}", untrusted::inline(t))
+        })
+        .unwrap_or_default();
     let mut out = format!(
-        "\n── msg {} from {} to {} at {}{}{lock}\n",
+        "\n── msg {} from {} to {} at {}{}{lock}{re}\n",
         untrusted::inline(&m.id),
         untrusted::inline(&m.from),
         to,
-        untrusted::inline(&m.ts),
+        super::log::local_time(&m.ts),
         tags
     );
     let body = shown_body(m);
@@ -108,19 +117,43 @@ fn message(m: &DigestMessage, cap: Option<usize>, rest: Option<&Path>) -> String
             None => out.push_str("  (cut)\n"),
         }
     }
+    for doc in d.documents.iter().filter(|doc| m.documents.contains(&doc.location)) {
+        out.push_str(&document("  ↳ document", doc, doc_cap, rest));
+    }
     if m.fetch_command.is_some() {
         out.push_str(&format!("  → fetch: handoff fetch {}\n", untrusted::inline(&m.id)));
     }
     out
 }
 
-/// One document: header, excerpt (fenced), and where the full text is.
-fn document(doc: &Incoming, cap: Option<usize>, overflow: Option<&Path>) -> String {
+/// The documents not shown with a message of theirs.
+fn unlinked(d: &Digest) -> impl Iterator<Item = &Incoming> {
+    d.documents.iter().filter(|doc| !d.messages.iter().any(|m| m.documents.contains(&doc.location)))
+}
+
+/// Message indexes in the order a digest shows them: each thread together (oldest first within it), the
+/// threads in the order of their first message; only those `keep` allows. `newest_first` orders threads
+/// by their newest kept message instead (the hook's context leads with what is new).
+pub fn thread_order(d: &Digest, keep: impl Fn(usize) -> bool, newest_first: bool) -> Vec<usize> {
+    let links: Vec<_> = d.messages.iter().map(|m| (vec![m.id.clone()], m.thread.clone())).collect();
+    let mut groups: Vec<Vec<usize>> = super::log::thread_groups(&links)
+        .into_iter()
+        .map(|g| g.into_iter().filter(|&i| keep(i)).collect::<Vec<_>>())
+        .filter(|g| !g.is_empty())
+        .collect();
+    if newest_first {
+        groups.sort_by_key(|g| std::cmp::Reverse(g.iter().copied().max()));
+    }
+    groups.concat()
+}
+
+/// One document: header (opening with `lead`), excerpt (fenced), and where the full text is.
+fn document(lead: &str, doc: &Incoming, cap: Option<usize>, overflow: Option<&Path>) -> String {
     let mut out = format!(
-        "\n── document \"{}\"{}{} ({})\n",
+        "{lead} \"{}\"{}{} ({})\n",
         untrusted::inline(&doc.title),
         doc.from.as_deref().map(|f| format!(" from {}", untrusted::inline(f))).unwrap_or_default(),
-        doc.ts.as_deref().map(|t| format!(" at {}", untrusted::inline(t))).unwrap_or_default(),
+        doc.ts.as_deref().map(|t| format!(" at {}", super::log::local_time(t))).unwrap_or_default(),
         untrusted::inline(&doc.location)
     );
     if let Some(c) = &doc.content {
@@ -146,8 +179,12 @@ fn summary_line(d: &Digest) -> String {
     if d.messages.is_empty() && d.documents.is_empty() {
         format!("handoff: nothing new for {}\n", untrusted::inline(&d.machine))
     } else {
+        let replies = match d.messages.iter().filter(|m| m.thread.is_some()).count() {
+            0 => String::new(),
+            n => format!(" ({n} of them replies, shown in their threads)"),
+        };
         format!(
-            "handoff: {} new message(s), {} new document(s) for {}\n",
+            "handoff: {} new message(s){replies}, {} new document(s) for {}\n",
             d.messages.len(),
             d.documents.len(),
             untrusted::inline(&d.machine)
@@ -164,11 +201,11 @@ pub fn render_text(d: &Digest) -> String {
         out.push('\n');
     }
     out.push_str(&summary_line(d));
-    for m in &d.messages {
-        out.push_str(&message(m, None, None));
+    for i in thread_order(d, |_| true, false) {
+        out.push_str(&message(d, &d.messages[i], None, Some(DOCUMENT_CAP), None));
     }
-    for doc in &d.documents {
-        out.push_str(&document(doc, Some(DOCUMENT_CAP), None));
+    for doc in unlinked(d) {
+        out.push_str(&document("\n── document", doc, Some(DOCUMENT_CAP), None));
     }
     for f in &d.fetched {
         out.push_str(&format!("fetched {} -> {}\n", untrusted::inline(&f.name), f.path.display()));
@@ -198,13 +235,15 @@ pub fn hook_context(d: &Digest, data_dir: &Path) -> anyhow::Result<HookContext> 
     let mut docs = String::new();
     let mut cut_anything = false;
     for doc in &d.documents {
-        let full = document(doc, Some(DOCUMENT_CAP), Some(&path));
         cut_anything |= doc.content.as_ref().is_some_and(|c| chars(c) > DOCUMENT_CAP);
+    }
+    for doc in unlinked(d) {
+        let full = document("\n── document", doc, Some(DOCUMENT_CAP), Some(&path));
         if chars(&docs) + chars(&full) <= DOCUMENTS_SHARE {
             docs.push_str(&full);
         } else {
             cut_anything = true;
-            docs.push_str(&document(&Incoming { content: None, ..doc.clone() }, None, None));
+            docs.push_str(&document("\n── document", &Incoming { content: None, ..doc.clone() }, None, None));
             docs.push_str(&format!(
                 "  (not shown here: see {} or {})\n",
                 untrusted::inline(&doc.location),
@@ -219,20 +258,23 @@ pub fn hook_context(d: &Digest, data_dir: &Path) -> anyhow::Result<HookContext> 
     // what the closing line about the overflow file may take
     let tail_reserve = 300 + chars(&path.display().to_string());
     let mut room = HOOK_TARGET.saturating_sub(chars(&head) + chars(&docs) + tail_reserve);
-    let mut body = String::new();
+    // which messages fit is decided newest first; they are shown thread by thread
+    let mut texts = vec![String::new(); d.messages.len()];
     let mut in_context = Vec::new();
     for &i in &newest_first {
         let m = &d.messages[i];
-        let text = message(m, Some(MESSAGE_CAP), Some(&path));
+        let text = message(d, m, Some(MESSAGE_CAP), Some(DOCUMENT_CAP), Some(&path));
         let n = chars(&text);
         if n > room {
             break;
         }
         cut_anything |= chars(&shown_body(m)) > MESSAGE_CAP;
         room -= n;
-        body.push_str(&text);
+        texts[i] = text;
         in_context.push(i);
     }
+    let body: String =
+        thread_order(d, |i| in_context.contains(&i), true).into_iter().map(|i| texts[i].as_str()).collect();
     let omitted = d.messages.len() - in_context.len();
     let mut shown = in_context.clone();
     let mut overflow = None;
@@ -245,19 +287,25 @@ pub fn hook_context(d: &Digest, data_dir: &Path) -> anyhow::Result<HookContext> 
         full.push_str(&problems(d));
         full.push_str(&summary_line(d));
         let mut not_even_there = 0;
+        let mut written = vec![String::new(); d.messages.len()];
+        let mut size = full.len();
         for &i in &newest_first {
-            let text = message(&d.messages[i], None, None);
-            if full.len() + text.len() > OVERFLOW_MAX {
+            let text = message(d, &d.messages[i], None, None, None);
+            if size + text.len() > OVERFLOW_MAX {
                 not_even_there += 1;
                 continue;
             }
-            full.push_str(&text);
+            size += text.len();
+            written[i] = text;
             if !in_context.contains(&i) {
                 shown.push(i);
             }
         }
-        for doc in &d.documents {
-            full.push_str(&document(doc, None, None));
+        for i in thread_order(d, |i| !written[i].is_empty(), true) {
+            full.push_str(&written[i]);
+        }
+        for doc in unlinked(d) {
+            full.push_str(&document("\n── document", doc, None, None));
         }
         if not_even_there > 0 {
             full.push_str(&format!(

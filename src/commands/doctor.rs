@@ -61,7 +61,9 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
             Some(s)
         }
         Err(e) => {
-            checks.push(Check::new("config", false, format!("{e:#}")));
+            let mut c = Check::new("config", false, format!("{e:#}"));
+            c.fix = Some(super::doctor_fixes::config_fix());
+            checks.push(c);
             None
         }
     };
@@ -82,15 +84,38 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
                             true,
                             format!("{}{}", h.check, h.detail.map(|d| format!(" ({d})")).unwrap_or_default()),
                         ),
+                        // the embedded documents repository (no [git] configured) is made by the first document
+                        Ok(Err(_))
+                            if name == "git"
+                                && s.settings.file.git.is_none()
+                                && !s.settings.dirs.data.join("handoffs.git").exists() =>
+                        {
+                            Check::new(
+                                name.clone(),
+                                true,
+                                format!(
+                                    "no [git] configured: documents go to the embedded repository {}, created with the first one",
+                                    s.settings.dirs.data.join("handoffs.git").display()
+                                ),
+                            )
+                        }
                         Ok(Err(e)) => {
                             let mut c = Check::new(name.clone(), false, e.message.clone());
-                            if name == "bus" {
-                                c.fix = Some(super::doctor_checks::bus_fix(&e, &s.settings, env_file.as_deref()));
-                            }
+                            c.fix = Some(if name == "bus" {
+                                super::doctor_checks::bus_fix(&e, &s.settings, env_file.as_deref())
+                            } else {
+                                super::doctor_fixes::channel_fix(&name, &e, &s.settings)
+                            });
                             c
                         }
                         Err(_) => {
-                            Check::new(name.clone(), false, format!("no answer within {}s", CHECK_TIMEOUT.as_secs()))
+                            let mut c = Check::new(
+                                name.clone(),
+                                false,
+                                format!("no answer within {}s", CHECK_TIMEOUT.as_secs()),
+                            );
+                            c.fix = Some(super::doctor_fixes::no_answer_fix(&name));
+                            c
                         }
                     });
                 }
@@ -98,17 +123,21 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
                     checks.push(super::doctor_checks::send_test(&s).await);
                 }
                 let waiting = s.outbox.len();
-                checks.push(Check::new(
+                let mut c = Check::new(
                     "outbox",
                     waiting == 0,
-                    if waiting == 0 {
-                        "empty".into()
-                    } else {
-                        format!("{waiting} job(s) waiting: run `handoff flush`")
-                    },
-                ));
+                    if waiting == 0 { "empty".into() } else { format!("{waiting} job(s) waiting") },
+                );
+                if waiting > 0 {
+                    c.fix = Some("`handoff flush` delivers them (`handoff outbox list` shows what waits)".into());
+                }
+                checks.push(c);
             }
-            Err(e) => checks.push(Check::new("channels", false, format!("{e:#}"))),
+            Err(e) => {
+                let mut c = Check::new("channels", false, format!("{e:#}"));
+                c.fix = Some(super::doctor_fixes::config_fix());
+                checks.push(c);
+            }
         }
     }
     let ok = checks.iter().all(|c| c.ok);

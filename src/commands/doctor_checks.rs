@@ -84,7 +84,16 @@ pub fn secret_files(settings: Option<&Settings>) -> Vec<Check> {
                     fix: Some(handoff_channels::private_file::make_private_command(&p)),
                 },
                 Err(e) => {
-                    Check { check: name, ok: false, detail: format!("cannot read {}: {e}", p.display()), fix: None }
+                    let fix = format!(
+                        "make it yours and private: {} (check its owner)",
+                        handoff_channels::private_file::make_private_command(&p)
+                    );
+                    Check {
+                        check: name,
+                        ok: false,
+                        detail: format!("cannot read {}: {e}", p.display()),
+                        fix: Some(fix),
+                    }
                 }
             }
         })
@@ -108,7 +117,9 @@ pub fn bus_fix(e: &ChannelError, s: &Settings, env_file: Option<&Path>) -> Strin
                 "start the bus (`handoff bus serve`, or its systemd service) or correct BUS_URL in {env}; try `curl {url}/health`"
             )
         }
-        handoff_channels::ErrorKind::Permanent | handoff_channels::ErrorKind::Refused => {
+        handoff_channels::ErrorKind::Permanent
+        | handoff_channels::ErrorKind::Refused
+        | handoff_channels::ErrorKind::Config => {
             format!("check BUS_URL in {env}: {url} does not answer like a handoff bus")
         }
     }
@@ -185,6 +196,11 @@ pub fn encryption(settings: Option<&Settings>) -> Option<Check> {
             detail: "encrypt = \"always\" but this machine has no key".into(),
             fix: Some("run `handoff keys` (it creates the key and publishes it on the bus)".into()),
         },
-        Err(e) => Check { check: "encryption".into(), ok: false, detail: format!("{e:#}"), fix: None },
+        Err(e) => Check {
+            check: "encryption".into(),
+            ok: false,
+            detail: format!("{e:#}"),
+            fix: Some("the key file named above is unreadable: fix its permissions, or move it away and run `handoff keys` to make a new key".into()),
+        },
     })
 }

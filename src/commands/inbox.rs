@@ -126,7 +126,7 @@ mod tests {
             error: None,
             pointer: None,
             fetch_command: None,
-            row: 0,
+            ..Default::default()
         }
     }
 

@@ -105,7 +105,7 @@ fn q(s: &str) -> String {
 /// The config text for a plan.
 pub fn render(p: &InitChoices) -> String {
     let mut t = String::from(
-        "# handoff config written by `handoff init` — every key is explained in config/handoff.example.toml.\n# No secrets here: the bus password stays in the env file, drive credentials in rclone.conf.\n\n",
+        "# handoff config written by `handoff init` — `handoff config example` prints every key, explained.\n# No secrets here: the bus password stays in the env file, drive credentials in rclone.conf.\n\n",
     );
     t.push_str(&format!("machine = {}\n", q(&p.machine)));
     if p.bus_env_file.is_some() || p.bus_url.is_some() {
@@ -304,7 +304,19 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<InitChoices>
         let chosen = asker.pick("rclone remotes for files (drive)", &names, &listed, a.drive_remote.clone())?;
         match chosen {
             Some(r) => {
-                conf.remote(&r).map_err(|e| ConfigError(e.message))?;
+                if conf.remote(&r).is_err() {
+                    let place = conf
+                        .path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "no rclone.conf found".into());
+                    return Err(ConfigError(format!(
+                        "--drive-remote {}: rclone has no remote by that name ({place}); remotes found: {}. Pass one of them to --drive-remote, or add it with `rclone config` first",
+                        handoff_channels::untrusted::inline(&r),
+                        if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+                    ))
+                    .into());
+                }
                 p.drive = Some(DriveChoice {
                     remote: r,
                     folder: a.drive_folder.clone(),
@@ -332,8 +344,17 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<InitChoices>
     Ok(p)
 }
 
+/// The annotated example config (every key, explained), built into the binary: `handoff config example`.
+pub const EXAMPLE: &str = include_str!("../../config/handoff.example.toml");
+
+/// Runs `handoff config example`: prints [`EXAMPLE`].
+pub fn example() -> i32 {
+    crate::out!("{EXAMPLE}");
+    exit::OK
+}
+
 /// Runs `handoff init`.
-pub fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> {
+pub async fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> {
     let dirs = Dirs::platform()?;
     let path: PathBuf = a.out.clone().or_else(|| o.config.clone()).unwrap_or_else(|| dirs.config_file.clone());
     if path.exists() && !a.force {
@@ -348,6 +369,12 @@ pub fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> {
     let p = plan(&a, &dirs.home, &asker)?;
     let text = render(&p);
     crate::config::parse(&text).map_err(|e| anyhow::anyhow!("internal error: init wrote an invalid config ({e})"))?;
+    // checked before anything is written: a check that fails for good leaves the old config as it was
+    let checks = if a.no_check {
+        Vec::new()
+    } else {
+        super::init_check::check(&text, &dirs.home, &dirs.data, &p.machine).await?
+    };
     if path.exists() {
         let bak = PathBuf::from(format!("{}.bak", path.display()));
         std::fs::copy(&path, &bak)?;
@@ -355,10 +382,13 @@ pub fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> {
     handoff_channels::fsutil::write_atomic_private(&path, text.as_bytes())
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     if json {
-        crate::output::json("init", exit::OK, serde_json::json!({ "config": path, "plan": p }));
+        crate::output::json("init", exit::OK, serde_json::json!({ "config": path, "plan": p, "checks": checks }));
     } else {
         crate::outln!("wrote {}:\n", path.display());
         crate::out!("{text}");
+        for c in &checks {
+            crate::outln!("\n{} {}: {}", if c.ok { "✓" } else { "?" }, c.check, c.detail);
+        }
         for n in &p.notes {
             crate::outln!("\nnote: {n}");
         }

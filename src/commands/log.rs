@@ -52,7 +52,47 @@ pub fn local_time(ts: &str) -> String {
 
 /// The message a `re:ID` tag says this one replies to.
 pub fn thread_of(tags: &[String]) -> Option<String> {
-    tags.iter().find_map(|t| t.strip_prefix("re:")).filter(|id| !id.is_empty()).map(str::to_string)
+    handoff_channels::bus::tags::replied_to(tags).map(str::to_string)
+}
+
+/// Groups a list into threads: `links[i]` holds entry `i`'s own ids and the id it replies to (its `re:`
+/// tag). Returns every index exactly once, grouped: a thread's entries together in their given order, the
+/// threads in the order of their first entry. A reply to an id not in the list heads its own group (its
+/// message was shown before, or never arrived); a reply cycle or a self-reply is one group. Linear in the
+/// number of entries (union-find), so a hostile thread of thousands costs nothing.
+pub fn thread_groups(links: &[(Vec<String>, Option<String>)]) -> Vec<Vec<usize>> {
+    let mut by_id: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, (ids, _)) in links.iter().enumerate() {
+        for id in ids {
+            by_id.entry(id.as_str()).or_insert(i);
+        }
+    }
+    fn root(up: &mut [usize], mut x: usize) -> usize {
+        while up[x] != x {
+            up[x] = up[up[x]];
+            x = up[x];
+        }
+        x
+    }
+    let mut up: Vec<usize> = (0..links.len()).collect();
+    for (i, (_, re)) in links.iter().enumerate() {
+        if let Some(&j) = re.as_deref().and_then(|r| by_id.get(r)) {
+            let (a, b) = (root(&mut up, i), root(&mut up, j));
+            // the earlier entry stays the root, so a group's root is its first entry
+            up[a.max(b)] = a.min(b);
+        }
+    }
+    let mut slot: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for i in 0..links.len() {
+        let r = root(&mut up, i);
+        let g = *slot.entry(r).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
 }
 
 fn first_line(s: &str, max: usize) -> String {
@@ -253,21 +293,8 @@ pub fn run(settings: Settings, a: LogArgs, json: bool) -> anyhow::Result<i32> {
         }
         v
     };
-    let mut order: Vec<usize> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        if order.contains(&i) {
-            continue;
-        }
-        order.push(i);
-        let mut thread = ids_of(e);
-        for (j, r) in entries.iter().enumerate().skip(i + 1) {
-            if r.thread.as_ref().is_some_and(|t| thread.contains(t)) && !order.contains(&j) {
-                order.push(j);
-                thread.extend(ids_of(r));
-            }
-        }
-    }
-    for i in order {
+    let links: Vec<_> = entries.iter().map(|e| (ids_of(e), e.thread.clone())).collect();
+    for i in thread_groups(&links).concat() {
         let e = &entries[i];
         let (arrow, peer) = if e.direction == "sent" { ("→", &e.to) } else { ("←", &e.from) };
         let status =
@@ -283,4 +310,33 @@ pub fn run(settings: Settings, a: LogArgs, json: bool) -> anyhow::Result<i32> {
         );
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(id: &str, re: Option<&str>) -> (Vec<String>, Option<String>) {
+        (vec![id.to_string()], re.map(str::to_string))
+    }
+
+    #[test]
+    fn threads_group_replies_and_survive_cycles_missing_parents_and_length() {
+        let links = vec![
+            link("1", None),
+            link("2", Some("9")), // a reply to a missing id: its own group
+            link("3", Some("1")),
+            link("4", Some("5")), // 4 and 5 reply to each other: one group, no loop
+            link("5", Some("4")),
+            link("6", Some("6")), // a self-reply
+            link("7", Some("3")),
+        ];
+        assert_eq!(thread_groups(&links), vec![vec![0, 2, 6], vec![1], vec![3, 4], vec![5]]);
+        // a chain of 20,000 replies is one group, in order
+        let long: Vec<_> =
+            (0..20_000).map(|i| link(&i.to_string(), (i > 0).then(|| (i - 1).to_string()).as_deref())).collect();
+        let g = thread_groups(&long);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0], (0..20_000).collect::<Vec<_>>());
+    }
 }

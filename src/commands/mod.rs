@@ -5,6 +5,7 @@ pub mod digest;
 pub mod docs;
 pub mod doctor;
 pub mod doctor_checks;
+pub mod doctor_fixes;
 pub mod droplet;
 pub mod fetch;
 pub mod flush;
@@ -12,6 +13,7 @@ pub mod hooks;
 pub mod hooks_mcp;
 pub mod inbox;
 pub mod init;
+pub mod init_check;
 pub mod keys;
 pub mod log;
 pub mod mcp;
@@ -21,6 +23,7 @@ pub mod send;
 pub mod show;
 pub mod status;
 pub mod sync;
+pub mod sync_open;
 pub mod watch;
 
 use crate::config::Settings;
@@ -37,7 +40,8 @@ pub async fn day(cmd: crate::cli::DayCommand, o: &crate::config::Overrides, json
         DayCommand::Log(a) => log::run(Settings::load(o)?, a, json),
         DayCommand::Completions(a) => Ok(docs::completions(a.shell)),
         DayCommand::Man => docs::man(),
-        DayCommand::Init(a) => init::run(o, *a, json),
+        DayCommand::Init(a) => init::run(o, *a, json).await,
+        DayCommand::Config(crate::cli::ConfigCommand::Example) => Ok(init::example()),
     }
 }
 

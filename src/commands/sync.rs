@@ -14,6 +14,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use super::digest::{HOOK_LIMIT, render_text};
+pub use super::sync_open::open_messages;
+use super::sync_open::{link_documents, open_documents, recall_parents};
 
 /// Most bus pages read per sync (500 messages each).
 const MAX_PAGES: usize = 20;
@@ -23,7 +25,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(60);
 const ANSWER_RESERVE: Duration = Duration::from_millis(400);
 
 /// One message in the digest.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct DigestMessage {
     /// Bus id.
     pub id: String,
@@ -49,6 +51,20 @@ pub struct DigestMessage {
     /// Command that downloads the pointed-to payloads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch_command: Option<String>,
+    /// The message it replies to (its `re:ID` tag): a thread is shown together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// What the message it replies to is, when that one is not in this digest (sent from here, or shown by
+    /// an earlier sync): who and its first line, from this machine's own history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<String>,
+    /// Sent with `--urgent` (a person was paged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
+    /// Locations of the documents in [`Digest::documents`] this pointer points to (a git document that
+    /// came both ways): shown with this message, not listed a second time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<String>,
     /// Row in the local state (what "shown" is recorded on).
     #[serde(skip)]
     pub row: i64,
@@ -256,7 +272,7 @@ async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::R
         match within(docs_until, ch.sync(cursor.as_deref())).await {
             Some(Ok(rep)) => {
                 documents.extend(rep.items);
-                notes.extend(rep.notes);
+                notes.extend(new_notes(&state, &me, name, rep.notes)?);
                 if let Some(c) = rep.cursor {
                     state.set_cursor(&me, name, &c)?;
                 }
@@ -303,6 +319,8 @@ async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::R
     }
     let mut fetched = Vec::new();
     let mut messages = messages;
+    link_documents(&mut messages, &documents);
+    recall_parents(&s.settings, &mut messages);
     if a.fetch {
         code = exit::worst(code, fetch_phase(&s, a, &mut messages, &mut fetched, &mut notes).await);
     }
@@ -330,6 +348,18 @@ async fn sync(settings: Settings, a: &SyncArgs, format: SyncFormat) -> anyhow::R
     state.mark_shown(&done)?;
     state.set_cursor(&me, super::status::LAST_SYNC, &handoff_channels::bus::store::now_ts())?;
     Ok(if hook { exit::OK } else { code })
+}
+
+/// The notes of channel `name` this sync should show: those its last sync did not already give. A standing
+/// remark ("the repository has no documents yet") is said once, then not again until it changes or goes
+/// away and comes back.
+fn new_notes(state: &State, me: &str, name: &str, notes: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let key = format!("notes:{name}");
+    let before: Vec<String> = state.cursor(me, &key)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    if before != notes {
+        state.set_cursor(me, &key, &serde_json::to_string(&notes)?)?;
+    }
+    Ok(notes.into_iter().filter(|n| !before.contains(n)).collect())
 }
 
 /// Delivers what the outbox holds (implicitly: it only retries). As a hook, within its share of the
@@ -393,126 +423,4 @@ async fn fetch_phase(
     }
     fetched.extend(got);
     code
-}
-
-/// Turns stored messages into digest entries: key announcements are recorded (trust on first use) and
-/// become notes; encrypted bodies are decrypted, and one that cannot be is shown as an error naming the
-/// message, never as text. Returns the entries and how many could not be decrypted.
-pub fn open_messages(
-    s: &Session,
-    state: &State,
-    unshown: &[crate::state::Received],
-    notes: &mut Vec<String>,
-) -> anyhow::Result<(Vec<DigestMessage>, usize)> {
-    use crate::crypto::keys::{KEY_TAG, KeyAnnouncement, KeyStore, Recorded};
-    let me = &s.settings.machine;
-    let store = KeyStore::new(state, me)?;
-    let mut identity: Option<Option<age::x25519::Identity>> = None;
-    let mut out = Vec::new();
-    let mut bad = 0;
-    for r in unshown {
-        let m = &r.message;
-        if m.tags.iter().any(|t| t == KEY_TAG)
-            && let Some(a) = KeyAnnouncement::from_body(&m.body)
-        {
-            if a.machine != m.from {
-                notes.push(format!(
-                    "ignored key message {}: it names machine {} but was sent by {}",
-                    m.id, a.machine, m.from
-                ));
-                continue;
-            }
-            let source = format!("bus msg {} at {}", m.id, m.ts);
-            match store.record(&a.machine, &a.recipient, &source)? {
-                Recorded::New => notes.push(format!("learnt machine {}'s public key {} (msg {})", a.machine, a.recipient, m.id)),
-                Recorded::Same => {}
-                Recorded::Changed { pinned } => notes.push(format!(
-                    "WARNING: machine {} published a DIFFERENT key {} (msg {}); still encrypting to the pinned {pinned}. If {} really made a new key, accept it with `handoff keys trust {}`",
-                    a.machine, a.recipient, m.id, a.machine, a.machine
-                )),
-            }
-            continue;
-        }
-        let encrypted =
-            m.tags.iter().any(|t| t == crate::crypto::ENCRYPTED_TAG) || crate::crypto::is_sealed_text(&m.body);
-        let (body, error) = if encrypted {
-            let id = match &identity {
-                Some(i) => i.clone(),
-                None => {
-                    let i = crate::crypto::keys::load_identity(&s.settings.dirs.data)?;
-                    identity = Some(i.clone());
-                    i
-                }
-            };
-            let opened = match &id {
-                Some(id) => crate::crypto::open_text(&m.body, id).map_err(|e| e.to_string()),
-                None => Err("this machine has no key (run `handoff keys`, then ask the sender to send again)".into()),
-            };
-            match opened {
-                Ok(b) => (b, None),
-                Err(e) => {
-                    bad += 1;
-                    let e = format!("encrypted message {} from {} could not be decrypted: {e}", m.id, m.from);
-                    notes.push(e.clone());
-                    (format!("[{e}]"), Some(e))
-                }
-            }
-        } else {
-            (m.body.clone(), None)
-        };
-        let pointer = if error.is_none() { Pointer::from_body(&body) } else { None };
-        out.push(DigestMessage {
-            id: m.id.0.clone(),
-            ts: m.ts.clone(),
-            from: m.from.clone(),
-            to: m.to.clone(),
-            tags: m.tags.clone(),
-            body,
-            encrypted,
-            error,
-            fetch_command: pointer.as_ref().map(|_| format!("handoff fetch {}", m.id)),
-            pointer,
-            row: r.row,
-        });
-    }
-    Ok((out, bad))
-}
-
-/// Decrypts documents whose content is an age message (encrypted documents in the git repo). One that is
-/// encrypted to other machines is skipped with a note; one that fails authentication is reported loudly
-/// and counted (returned), its content never shown.
-fn open_documents(s: &Session, documents: &mut [Incoming], notes: &mut Vec<String>) -> anyhow::Result<usize> {
-    let mut bad = 0;
-    let mut identity = None;
-    for d in documents.iter_mut() {
-        let Some(sealed) = d.content.as_deref().filter(|c| crate::crypto::is_sealed_text(c)) else { continue };
-        if identity.is_none() {
-            identity = Some(crate::crypto::keys::load_identity(&s.settings.dirs.data)?);
-        }
-        let Some(Some(id)) = &identity else {
-            notes.push(format!("document {} is encrypted and this machine has no key (`handoff keys`)", d.location));
-            d.content = None;
-            continue;
-        };
-        match crate::crypto::open_text(sealed, id) {
-            Ok(text) => {
-                if d.title == crate::crypto::seal::SEALED_TITLE
-                    && let Some(h) = text.lines().find_map(|l| l.strip_prefix("# "))
-                {
-                    d.title = h.trim().to_string();
-                }
-                d.content = Some(text);
-            }
-            Err(crate::crypto::OpenError::NotForUs) => {
-                notes.push(format!("document {} is encrypted to other machines; not shown", d.location));
-                d.content = None;
-            }
-            Err(e) => {
-                bad += 1;
-                notes.push(format!("encrypted document {} could not be decrypted: {e}", d.location));
-                d.content = None;
-            }
-        }
-    }
-    Ok(bad)
 }

@@ -77,19 +77,15 @@ impl Credentials {
                         .map_err(|e| e.context(format!("Twilio credentials from {user_var} / {secret_var}")));
                 }
                 (Some(_), None) => {
-                    return Err(ChannelError::permanent(format!(
-                        "{user_var} is set but {secret_var} is not; set both"
-                    )));
+                    return Err(ChannelError::config(format!("{user_var} is set but {secret_var} is not; set both")));
                 }
                 (None, Some(_)) => {
-                    return Err(ChannelError::permanent(format!(
-                        "{secret_var} is set but {user_var} is not; set both"
-                    )));
+                    return Err(ChannelError::config(format!("{secret_var} is set but {user_var} is not; set both")));
                 }
                 (None, None) => {}
             }
         }
-        Err(ChannelError::permanent(
+        Err(ChannelError::config(
             "SMS paging needs Twilio credentials: set TWILIO_SID and TWILIO_TOKEN in the environment (or in the \
              env file named by `env_file` in [sms]); an API key SID + secret works too",
         ))

@@ -172,8 +172,9 @@ impl SmsChannel {
         })
     }
 
+    /// The client; missing or malformed credentials are the user's configuration to fix (exit 78).
     fn client(&self) -> Result<&TwilioClient, ChannelError> {
-        self.client.as_ref().map_err(|m| ChannelError::permanent(m.clone()))
+        self.client.as_ref().map_err(|m| ChannelError::config(m.clone()))
     }
 
     /// The secret the channel loaded (the Twilio token), for handoff's outgoing-content scanner.

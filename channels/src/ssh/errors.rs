@@ -52,6 +52,16 @@ pub fn classify_as(label: &str, ssh_cmd: &str, stderr: &str) -> ChannelError {
              host in ~/.ssh/config; `{ssh_cmd}` must work without a password prompt."
         ));
     }
+    // a name that does not exist stays that way: refused for good, not retried forever (a resolver that
+    // could not answer right now says "Temporary failure" and is retried like any network blip)
+    const NO_SUCH_HOST: [&str; 3] =
+        ["Name or service not known", "nodename nor servname provided", "No such host is known"];
+    if has("Could not resolve hostname") && NO_SUCH_HOST.iter().any(|n| has(n)) {
+        return ChannelError::permanent(format!(
+            "{label}: the host name does not resolve ({last}); fix the name (or the HostName of this alias in \
+             ~/.ssh/config) and check that `{ssh_cmd}` works"
+        ));
+    }
     const UNREACHABLE: [&str; 12] = [
         "Connection refused",
         "Connection timed out",
@@ -116,6 +126,13 @@ mod tests {
             assert!(e.message.contains("droplet host h is unreachable"), "{e}");
         }
         assert_eq!(classify("h", "something new\n").kind, ErrorKind::Permanent);
+        // a name that does not exist is refused for good (never retried forever), naming the fix
+        let e = classify(
+            "nosuchhost.invalid",
+            "ssh: Could not resolve hostname nosuchhost.invalid: Name or service not known\n",
+        );
+        assert_eq!(e.kind, ErrorKind::Permanent);
+        assert!(e.message.contains("does not resolve") && e.message.contains("ssh nosuchhost.invalid"), "{e}");
     }
 
     #[test]

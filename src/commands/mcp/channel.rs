@@ -122,7 +122,7 @@ mod tests {
             error: None,
             pointer: None,
             fetch_command: None,
-            row: 0,
+            ..Default::default()
         };
         let p = notification_params(&m);
         let meta = p["meta"].as_object().unwrap();

@@ -236,13 +236,13 @@ fn an_api_key_from_an_env_file_works_and_no_secret_reaches_the_logs() {
     assert_eq!(sent[0].authorization.as_deref(), Some(basic(API_KEY_SID, API_KEY_SECRET).as_str()));
     assert!(sent[0].path.contains(ACCOUNT_SID), "the URL names the account, not the key: {}", sent[0].path);
     assert_no_token(&o);
-    // A world-readable env file is refused, naming the fix.
+    // A world-readable env file is refused, naming the fix: a configuration to correct (78), as init does.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut c = env.handoff("mac-studio");
     c.args(["send", "--urgent", "--to", "linux-box", "again"]);
     let o = run(c);
-    assert_eq!(o.code(), 69, "{}\n{}", o.out(), o.err());
+    assert_eq!(o.code(), 78, "{}\n{}", o.out(), o.err());
     assert!(o.out().contains("chmod 600"), "{}", o.out());
     assert_eq!(twilio.sent().len(), 1);
 }

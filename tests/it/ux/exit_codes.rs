@@ -51,6 +51,8 @@ fn every_example_in_the_readme_exit_code_table_exits_with_its_code() {
     );
     let bad_config = Env::new();
     bad_config.write_config("[route]\ninline_mux = \"1KiB\"\n");
+    let no_twilio = Env::new();
+    no_twilio.write_config("[sms]\nfrom = \"+15550001111\"\nto = [\"+15552223333\"]\n");
     let missing = embedded.path().join("no-such-file.bin");
     let missing = missing.to_str().unwrap();
     let secret = "deploy with ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
@@ -71,6 +73,12 @@ fn every_example_in_the_readme_exit_code_table_exits_with_its_code() {
         (77, "`handoff sync` with a wrong bus password", &wrong_pw, vec!["sync"]),
         (78, "a config file with an unknown key", &bad_config, vec!["sync"]),
         (78, "`handoff send --via drive` with no `[drive]`", &embedded, vec!["send", "--via", "drive", "x"]),
+        (
+            78,
+            "`handoff send --urgent` with `[sms]` but no Twilio credentials",
+            &no_twilio,
+            vec!["send", "--urgent", "--to", "desk", "prod is down"],
+        ),
     ];
     for (want, words, env, args) in cases {
         assert!(table[&want].contains(words), "README's row {want} does not name {words:?}: {}", table[&want]);

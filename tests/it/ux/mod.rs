@@ -2,7 +2,12 @@
 //! its schemas, quiet logs, the new commands, recipient typos, help and its examples.
 
 mod commands;
+mod completion_and_logs;
+#[cfg(all(feature = "git", feature = "droplet"))]
+mod doctor_fixes;
 mod exit_codes;
+mod init_checks;
 pub mod json;
 mod paper_cuts;
 mod pipe;
+mod sync_digest;
