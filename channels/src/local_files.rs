@@ -8,6 +8,9 @@ use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncReadExt;
 
+/// The embedded default's payload folder's channel name (registry, receipts, pointers).
+pub const NAME: &str = "local";
+
 /// A local directory holding payloads.
 pub struct LocalFiles {
     root: PathBuf,
@@ -90,7 +93,7 @@ pub async fn copy_at_most(src: &Path, dest: &Path, max: u64) -> Result<(u64, Str
 #[async_trait]
 impl Channel for LocalFiles {
     fn name(&self) -> &'static str {
-        "local"
+        NAME
     }
     fn capability(&self) -> Capability {
         Capability {
@@ -102,6 +105,8 @@ impl Channel for LocalFiles {
             files: true,
             pages: false,
             lasting: true,
+            priority: -10,
+            no_fallback: false,
         }
     }
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
@@ -130,7 +135,7 @@ impl Channel for LocalFiles {
             (kind, _) => return Err(ChannelError::permanent(format!("the local folder does not take {kind:?}"))),
         }
         Ok(Receipt {
-            channel: "local".into(),
+            channel: NAME.into(),
             uri: Some(format!("local:{rel}")),
             message_id: None,
             detail: None,

@@ -18,7 +18,7 @@ pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Resu
 /// Runs `handoff droplet prune`.
 #[cfg(feature = "droplet")]
 pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Result<i32> {
-    let cfg = settings.file.droplet.as_ref().ok_or_else(|| {
+    let cfg = settings.file.channels.droplet.as_ref().ok_or_else(|| {
         ConfigError(
             "no [droplet] section in the config: add host = \"user@host\" and dir = \"/path\" under [droplet]".into(),
         )

@@ -402,7 +402,12 @@ mod tests {
         };
         let cfg = crate::config::parse(&render(&p)).unwrap();
         assert_eq!(cfg.machine.as_deref(), Some("mac-studio"));
-        assert!(cfg.email.is_none() && cfg.route.page.is_none());
-        assert!(cfg.bus.is_some() && cfg.git.is_some() && cfg.droplet.is_some() && cfg.drive.is_none());
+        assert!(cfg.channels.email.is_none() && cfg.route.page.is_none());
+        assert!(
+            cfg.bus.is_some()
+                && cfg.channels.git.is_some()
+                && cfg.channels.droplet.is_some()
+                && cfg.channels.drive.is_none()
+        );
     }
 }

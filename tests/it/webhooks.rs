@@ -173,7 +173,7 @@ fn discord_text_over_2000_characters_is_shortened_naming_the_bus_id() {
     assert_eq!(r.json::<Value>().unwrap()["code"], 50035);
     let env = Env::new();
     let env_file = env.write_secret_file("discord.env", &format!("DISCORD_WEBHOOK_URL={}\n", stub.discord_url()));
-    let cfg = DiscordConfig { env_file: Some(env_file), username: None };
+    let cfg = DiscordConfig { env_file: Some(env_file), username: None, priority: None };
     let ch = DiscordChannel::from_config(&cfg, &Context::quiet("m", env.path().join("data"))).unwrap();
     let long = "é".repeat(4000);
     let parcel = Parcel {
