@@ -165,9 +165,22 @@ pub struct Health {
     pub detail: Option<String>,
 }
 
+/// Lets a command reach a channel's own operations (`droplet prune`) through the registry:
+/// `channel.as_any().downcast_ref::<DropletChannel>()`. Implemented for every channel.
+pub trait AsAny {
+    /// The channel as [`std::any::Any`].
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<T: std::any::Any> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A place `handoff` can deliver parcels to (and, for some, fetch them back from).
 #[async_trait]
-pub trait Channel: Send + Sync {
+pub trait Channel: AsAny + Send + Sync {
     /// Short stable name used in config, `--via` and pointers: `bus`, `git`, `drive`, `droplet`, `sms`, `local`.
     fn name(&self) -> &'static str;
 
