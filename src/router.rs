@@ -177,8 +177,8 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
             let skipped: Vec<String> = ctx
                 .channels
                 .iter()
-                .filter(|(_, c)| c.files && !c.accepts(ParcelKind::File, f.size))
-                .filter_map(|(n, c)| c.max_size.map(|m| format!("{n} takes at most {m} bytes")))
+                .filter(|(_, c)| c.files && !c.routes(ParcelKind::File, f.size))
+                .filter_map(|(n, c)| c.routed_max.or(c.max_size).map(|m| format!("{n} takes at most {m} bytes")))
                 .collect();
             let mut why =
                 format!("{} takes {} ({:?} latency, priority {})", channels[0], f.name, first.latency, first.priority);
@@ -198,7 +198,7 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
 /// no fallback (git).
 pub fn candidates(kind: ParcelKind, size: u64, keep: bool, ctx: &RouteContext) -> Vec<String> {
     let mut found: Vec<(&String, &Capability)> =
-        ctx.channels.iter().filter(|(_, c)| c.accepts(kind, size) && (!keep || c.lasting)).collect();
+        ctx.channels.iter().filter(|(_, c)| c.routes(kind, size) && (!keep || c.lasting)).collect();
     found.sort_by(|(an, a), (bn, b)| a.latency.cmp(&b.latency).then(b.priority.cmp(&a.priority)).then(an.cmp(bn)));
     let end = found.iter().position(|(_, c)| c.no_fallback).map_or(found.len(), |i| i + 1);
     found[..end].iter().map(|(n, _)| n.to_string()).collect()
@@ -350,7 +350,7 @@ mod tests {
                 ..base
             },
             "drive" => Capability::file_store(true, 0),
-            "droplet" => Capability { max_size: Some(256 << 20), ..Capability::file_store(false, 10) },
+            "droplet" => Capability { routed_max: Some(256 << 20), ..Capability::file_store(false, 10) },
             "folder" => Capability { documents: true, ..Capability::file_store(true, -5) },
             "local" => Capability { documents: true, ..Capability::file_store(true, -10) },
             "sms" => Capability::pager(Some(1600), false, 40),
@@ -445,10 +445,15 @@ mod tests {
         let mut c = c;
         c.channels.get_mut("folder").unwrap().priority = 50;
         assert_eq!(plan(&f, &c).unwrap().payloads[0].channels, ["folder", "droplet", "drive"]);
-        // the droplet's own max_size sends a larger file elsewhere, and --via cannot force it past
-        c.channels.get_mut("droplet").unwrap().max_size = Some(5);
-        assert_eq!(plan(&f, &c).unwrap().payloads[0].channels, ["folder", "drive"]);
+        // the droplet's own max_size sends a larger file elsewhere unless --via asks for the droplet
+        c.channels.get_mut("droplet").unwrap().routed_max = Some(5);
+        let p = plan(&f, &c).unwrap();
+        assert_eq!(p.payloads[0].channels, ["folder", "drive"]);
+        assert!(p.payloads[0].reason.contains("droplet takes at most 5 bytes"), "{}", p.payloads[0].reason);
         f.via = Some("droplet".into());
+        assert_eq!(plan(&f, &c).unwrap().payloads[0].channels, ["droplet"]);
+        // a hard limit is one even with --via
+        c.channels.get_mut("droplet").unwrap().max_size = Some(5);
         assert!(plan(&f, &c).unwrap_err().0.contains("cannot take a file of 10 bytes"));
     }
 
@@ -504,9 +509,9 @@ mod tests {
     fn via_overrides_and_is_checked() {
         let c = ctx(&["bus", "drive", "droplet"]);
         let mut r = req(None);
-        r.files = vec![file("small.iso", 3 << 20)];
-        r.via = Some("drive".into());
-        assert_eq!(plan(&r, &c).unwrap().payloads[0].channels, ["drive"]);
+        r.files = vec![file("big.iso", 300 << 20)];
+        r.via = Some("droplet".into());
+        assert_eq!(plan(&r, &c).unwrap().payloads[0].channels, ["droplet"]);
         r.via = Some("git".into());
         assert!(plan(&r, &c).unwrap_err().0.contains("not configured"));
         assert!(plan(&req(None), &c).unwrap_err().0.contains("nothing to send"));

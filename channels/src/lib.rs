@@ -109,6 +109,9 @@ pub struct Capability {
     pub pages: bool,
     /// Holds items lastingly (drive, git) rather than for a while (droplet is pruned).
     pub lasting: bool,
+    /// Largest item the router sends here unasked (`None` = up to [`Capability::max_size`]); larger ones
+    /// go to the next channel, though `--via` may still send them (the droplet's `max_size`).
+    pub routed_max: Option<u64>,
     /// Among channels of the same latency, the higher is tried first (`priority = N` in the channel's
     /// config section replaces the channel's own default).
     pub priority: i32,
@@ -128,6 +131,7 @@ impl Capability {
         files: false,
         pages: false,
         lasting: false,
+        routed_max: None,
         priority: 0,
         no_fallback: false,
     };
@@ -142,6 +146,12 @@ impl Capability {
     /// other page channels when `[route] page` does not.
     pub const fn pager(max_size: Option<u64>, text: bool, priority: i32) -> Self {
         Capability { max_size, text, pages: true, priority, ..Capability::NOTHING }
+    }
+
+    /// Whether the router may pick this channel for a parcel of the given kind and size without being
+    /// asked (`--via`): it [`accepts`](Capability::accepts) it and it is within [`Capability::routed_max`].
+    pub fn routes(&self, kind: ParcelKind, size: u64) -> bool {
+        self.accepts(kind, size) && self.routed_max.is_none_or(|max| size <= max)
     }
 
     /// Whether this channel takes a parcel of the given kind and size.

@@ -105,6 +105,7 @@ impl Channel for LocalFiles {
             files: true,
             pages: false,
             lasting: true,
+            routed_max: None,
             priority: -10,
             no_fallback: false,
         }

@@ -257,6 +257,7 @@ impl Channel for BusChannel {
             files: false,
             pages: false,
             lasting: true,
+            routed_max: None,
             priority: 0,
             no_fallback: false,
         }

@@ -34,8 +34,9 @@ pub struct DropletConfig {
     pub host: String,
     /// Directory on the server.
     pub dir: String,
-    /// Largest file sent to the droplet (bytes, or a string such as `"256MiB"`); larger files go to the
-    /// next channel that takes them (drive). Default 256 MiB. Replaces `[route] droplet_max`.
+    /// Largest file the router sends to the droplet unasked (bytes, or a string such as `"256MiB"`);
+    /// larger files go to the next channel that takes them (drive), though `--via droplet` still sends
+    /// them. Default 256 MiB. Replaces `[route] droplet_max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_size: Option<crate::registration::SizeValue>,
     /// Among file channels of the same latency, the higher priority is tried first (default
@@ -101,7 +102,7 @@ pub struct DropletChannel {
     host: String,
     dir: String,
     ctx: Context,
-    /// Largest file taken, in bytes (`[droplet] max_size`).
+    /// Largest file routed here unasked, in bytes (`[droplet] max_size`).
     max_size: u64,
 }
 
@@ -299,7 +300,7 @@ impl Channel for DropletChannel {
     }
 
     fn capability(&self) -> Capability {
-        Capability { max_size: Some(self.max_size), ..Capability::file_store(false, PRIORITY) }
+        Capability { routed_max: Some(self.max_size), ..Capability::file_store(false, PRIORITY) }
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {

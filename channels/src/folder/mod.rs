@@ -135,6 +135,7 @@ impl Channel for FolderChannel {
             files: true,
             pages: false,
             lasting: true,
+            routed_max: None,
             priority: PRIORITY,
             no_fallback: false,
         }
