@@ -277,13 +277,17 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
         }
     })?;
     cfg.channels.check_built()?;
-    let mut cfg = cfg;
+    // the deprecated `[route] droplet_max` still sets the droplet's own `max_size` when that is not set
     #[cfg(feature = "droplet")]
-    if let (Some(max), Some(droplet)) = (cfg.route.droplet_max, cfg.channels.droplet.as_mut())
-        && droplet.max_size.is_none()
-    {
-        droplet.max_size = Some(handoff_channels::registration::SizeValue::Bytes(max.as_u64()));
-    }
+    let cfg = {
+        let mut cfg = cfg;
+        if let (Some(max), Some(droplet)) = (cfg.route.droplet_max, cfg.channels.droplet.as_mut())
+            && droplet.max_size.is_none()
+        {
+            droplet.max_size = Some(handoff_channels::registration::SizeValue::Bytes(max.as_u64()));
+        }
+        cfg
+    };
     if cfg.route.inline_max.as_u64() > handoff_channels::bus::MAX_BODY as u64 {
         return Err(format!("[route] inline_max = {} is larger than the bus's 64 KiB limit", cfg.route.inline_max));
     }

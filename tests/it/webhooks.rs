@@ -235,8 +235,8 @@ fn a_short_message_can_be_sent_via_slack_or_discord_instead_of_the_bus() {
     let stub = WebhookStub::start();
     let mut env = Env::new();
     env.write_config("[slack]\n\n[discord]\n");
-    env.var("SLACK_WEBHOOK_URL", &stub.slack_url());
-    env.var("DISCORD_WEBHOOK_URL", &stub.discord_url());
+    env.var("SLACK_WEBHOOK_URL", stub.slack_url());
+    env.var("DISCORD_WEBHOOK_URL", stub.discord_url());
     for (via, n) in [("slack", 1), ("discord", 2)] {
         let mut c = env.handoff("mac-studio");
         c.args(["--json", "send", "--via", via, "--to", "linux-box", "<!here> build 812 is green"]);
