@@ -59,7 +59,7 @@ pub trait ChannelSection: serde::de::DeserializeOwned + std::fmt::Debug + Clone 
         Vec::new()
     }
 
-    /// Files holding the channel's secrets, for `doctor`'s permission check (only those that exist).
+    /// Files holding the channel's secrets, for `doctor`'s permission check.
     fn secret_files(&self) -> Vec<SecretFile> {
         Vec::new()
     }
@@ -69,10 +69,9 @@ pub trait ChannelSection: serde::de::DeserializeOwned + std::fmt::Debug + Clone 
     fn priority(&self) -> Option<i32>;
 }
 
-/// The secret-file entry for an env file named in a config section, when it exists.
+/// The secret-file entry for an env file named in a config section (`doctor` reports it missing too).
 pub fn env_file_entry(label: &str, path: Option<&std::path::Path>) -> Vec<SecretFile> {
     path.map(crate::paths::expand_tilde)
-        .filter(|p| p.exists())
         .map(|path| SecretFile { label: label.to_string(), path })
         .into_iter()
         .collect()
