@@ -53,7 +53,11 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
                 p.tags.push(POINTER_TAG.into());
             }
             let note = if with_note { req.text.clone() } else { None };
-            steps.push(Step::new(Role::Pointer { note, title: req.title.clone() }, p, vec![handoff_channels::bus::NAME.into()]));
+            steps.push(Step::new(
+                Role::Pointer { note, title: req.title.clone() },
+                p,
+                vec![handoff_channels::bus::NAME.into()],
+            ));
         }
     }
     if plan.page {

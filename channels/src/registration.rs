@@ -71,10 +71,7 @@ pub trait ChannelSection: serde::de::DeserializeOwned + std::fmt::Debug + Clone 
 
 /// The secret-file entry for an env file named in a config section (`doctor` reports it missing too).
 pub fn env_file_entry(label: &str, path: Option<&std::path::Path>) -> Vec<SecretFile> {
-    path.map(crate::paths::expand_tilde)
-        .map(|path| SecretFile { label: label.to_string(), path })
-        .into_iter()
-        .collect()
+    path.map(crate::paths::expand_tilde).map(|path| SecretFile { label: label.to_string(), path }).into_iter().collect()
 }
 
 /// A size in config: a number of bytes or a string like `64MiB`, `1.5GB`.
