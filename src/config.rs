@@ -6,44 +6,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-#[cfg(feature = "drive")]
-use handoff_channels::drive::DriveConfig;
-#[cfg(feature = "droplet")]
-use handoff_channels::droplet::DropletConfig;
-#[cfg(feature = "git")]
-use handoff_channels::git::GitConfig;
-#[cfg(feature = "sms")]
-use handoff_channels::sms::SmsConfig;
-
-#[cfg(feature = "discord")]
-use handoff_channels::discord::DiscordConfig;
-#[cfg(feature = "email")]
-use handoff_channels::email::EmailConfig;
-#[cfg(feature = "folder")]
-use handoff_channels::folder::FolderConfig;
-#[cfg(feature = "imessage")]
-use handoff_channels::imessage::ImessageConfig;
-#[cfg(feature = "slack")]
-use handoff_channels::slack::SlackConfig;
-
-#[cfg(not(feature = "email"))]
-type EmailConfig = toml::Value;
-#[cfg(not(feature = "slack"))]
-type SlackConfig = toml::Value;
-#[cfg(not(feature = "discord"))]
-type DiscordConfig = toml::Value;
-#[cfg(not(feature = "imessage"))]
-type ImessageConfig = toml::Value;
-#[cfg(not(feature = "folder"))]
-type FolderConfig = toml::Value;
-#[cfg(not(feature = "git"))]
-type GitConfig = toml::Value;
-#[cfg(not(feature = "drive"))]
-type DriveConfig = toml::Value;
-#[cfg(not(feature = "droplet"))]
-type DropletConfig = toml::Value;
-#[cfg(not(feature = "sms"))]
-type SmsConfig = toml::Value;
+use handoff_channels::ChannelSections;
 
 /// A configuration problem, with the file and the fix in its message.
 #[derive(Debug, thiserror::Error)]
@@ -55,40 +18,81 @@ fn config_err(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// The config file as written (SPEC §6). Every section is optional; an absent section = not configured.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The channels' sections come from the registration list in `channels/src/lib.rs`.
+#[derive(Debug, Default)]
 pub struct FileConfig {
     /// This machine's name (default: the short hostname).
     pub machine: Option<String>,
     /// The bus.
     pub bus: Option<BusSection>,
-    /// The git repo of documents.
-    pub git: Option<GitConfig>,
-    /// The rclone remote for payloads.
-    pub drive: Option<DriveConfig>,
-    /// The SSH droplet.
-    pub droplet: Option<DropletConfig>,
-    /// Twilio pages.
-    pub sms: Option<SmsConfig>,
-    /// Drafts in an IMAP mailbox.
-    pub email: Option<EmailConfig>,
-    /// A Slack incoming webhook.
-    pub slack: Option<SlackConfig>,
-    /// A Discord webhook.
-    pub discord: Option<DiscordConfig>,
-    /// Pages through the Mac's Messages app.
-    pub imessage: Option<ImessageConfig>,
-    /// A shared directory (NAS, SMB/NFS mount, synced folder).
-    pub folder: Option<FolderConfig>,
+    /// Every optional channel's section (`[git]`, `[drive]`, ...), as registered.
+    pub channels: ChannelSections,
     /// Router thresholds.
-    #[serde(default)]
     pub route: RouteConfig,
     /// End-to-end encryption of sends: `never` (the default; `send --encrypt` asks for it) or `always`.
-    #[serde(default)]
     pub encrypt: EncryptMode,
     /// Time budgets of the session boundary (the start hook, `send`).
-    #[serde(default)]
     pub budget: BudgetConfig,
+}
+
+/// The top-level keys that are not channel sections.
+const CORE_KEYS: [&str; 5] = ["machine", "bus", "route", "encrypt", "budget"];
+
+impl FileConfig {
+    /// Notes about deprecated keys in this file, each with what to write instead.
+    pub fn deprecations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(max) = self.route.droplet_max {
+            out.push(format!(
+                "[route] droplet_max is deprecated: write `max_size = \"{max}\"` under [droplet] instead (still read for now)"
+            ));
+        }
+        out
+    }
+}
+
+impl<'de> Deserialize<'de> for FileConfig {
+    /// Reads the core keys and hands every other key to the registered channels; an unknown key is an
+    /// error naming the expected ones (as `deny_unknown_fields` would).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FileConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("handoff's config (a TOML table)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FileConfig, A::Error> {
+                use serde::de::Error;
+                let mut cfg = FileConfig::default();
+                let mut seen = std::collections::BTreeSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !seen.insert(key.clone()) {
+                        return Err(A::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    match key.as_str() {
+                        "machine" => cfg.machine = map.next_value()?,
+                        "bus" => cfg.bus = map.next_value()?,
+                        "route" => cfg.route = map.next_value()?,
+                        "encrypt" => cfg.encrypt = map.next_value()?,
+                        "budget" => cfg.budget = map.next_value()?,
+                        other => {
+                            if !cfg.channels.read_section(other, &mut map)? {
+                                return Err(A::Error::unknown_field(other, top_level_keys()));
+                            }
+                        }
+                    }
+                }
+                Ok(cfg)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// Every top-level key: the core ones and the registered channels' sections.
+fn top_level_keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| CORE_KEYS.iter().chain(ChannelSections::NAMES).copied().collect())
 }
 
 /// `encrypt = "always" | "never"`.
@@ -159,11 +163,12 @@ pub struct RouteConfig {
     /// Text longer than this becomes a document (at most 64 KiB, the bus's own limit).
     #[serde(default = "default_inline_max")]
     pub inline_max: ByteSize,
-    /// Files larger than this go to drive instead of the droplet.
-    #[serde(default = "default_droplet_max")]
-    pub droplet_max: ByteSize,
+    /// Deprecated: the droplet's own `max_size` (`[droplet] max_size`) replaces it; still read, with a
+    /// note, when the droplet section does not set one.
+    #[serde(default)]
+    pub droplet_max: Option<ByteSize>,
     /// Channels that page a human for `send --urgent`, tried in this order until one succeeds (default:
-    /// every configured page channel in the order sms, imessage, slack, discord, email).
+    /// every configured page channel, fastest first, then by each channel's `priority`).
     #[serde(default)]
     pub page: Option<Vec<String>>,
     /// `sync --fetch` downloads pointers while the bytes fetched in that sync stay within this (each item read
@@ -179,18 +184,10 @@ fn default_inline_max() -> ByteSize {
 fn default_fetch_max() -> ByteSize {
     ByteSize::mib(256)
 }
-fn default_droplet_max() -> ByteSize {
-    ByteSize::mib(256)
-}
 
 impl Default for RouteConfig {
     fn default() -> Self {
-        Self {
-            inline_max: default_inline_max(),
-            droplet_max: default_droplet_max(),
-            page: None,
-            fetch_max: default_fetch_max(),
-        }
+        Self { inline_max: default_inline_max(), droplet_max: None, page: None, fetch_max: default_fetch_max() }
     }
 }
 
@@ -279,42 +276,18 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
             None => msg,
         }
     })?;
-    #[cfg(not(feature = "git"))]
-    if cfg.git.is_some() {
-        return Err(
-            "[git] is configured but this build of handoff has no git support (rebuild with --features git)".into()
-        );
-    }
-    #[cfg(not(feature = "drive"))]
-    if cfg.drive.is_some() {
-        return Err(
-            "[drive] is configured but this build of handoff has no drive support (rebuild with --features drive)"
-                .into(),
-        );
-    }
-    #[cfg(not(feature = "droplet"))]
-    if cfg.droplet.is_some() {
-        return Err("[droplet] is configured but this build of handoff has no droplet support (rebuild with --features droplet)".into());
-    }
-    #[cfg(not(feature = "sms"))]
-    if cfg.sms.is_some() {
-        return Err(
-            "[sms] is configured but this build of handoff has no sms support (rebuild with --features sms)".into()
-        );
-    }
-    for (built, present, name) in [
-        (cfg!(feature = "email"), cfg.email.is_some(), "email"),
-        (cfg!(feature = "slack"), cfg.slack.is_some(), "slack"),
-        (cfg!(feature = "discord"), cfg.discord.is_some(), "discord"),
-        (cfg!(feature = "imessage"), cfg.imessage.is_some(), "imessage"),
-        (cfg!(feature = "folder"), cfg.folder.is_some(), "folder"),
-    ] {
-        if present && !built {
-            return Err(format!(
-                "[{name}] is configured but this build of handoff has no {name} support (rebuild with --features {name})"
-            ));
+    cfg.channels.check_built()?;
+    // the deprecated `[route] droplet_max` still sets the droplet's own `max_size` when that is not set
+    #[cfg(feature = "droplet")]
+    let cfg = {
+        let mut cfg = cfg;
+        if let (Some(max), Some(droplet)) = (cfg.route.droplet_max, cfg.channels.droplet.as_mut())
+            && droplet.max_size.is_none()
+        {
+            droplet.max_size = Some(handoff_channels::registration::SizeValue::Bytes(max.as_u64()));
         }
-    }
+        cfg
+    };
     if cfg.route.inline_max.as_u64() > handoff_channels::bus::MAX_BODY as u64 {
         return Err(format!("[route] inline_max = {} is larger than the bus's 64 KiB limit", cfg.route.inline_max));
     }
@@ -408,6 +381,9 @@ impl Settings {
     pub fn load(o: &Overrides) -> anyhow::Result<Self> {
         let dirs = Dirs::platform()?;
         let (file, file_path) = load_file(o.config.as_deref(), &dirs)?;
+        for note in file.deprecations() {
+            eprintln!("handoff: note: {note}");
+        }
         let machine = o.machine.clone().or_else(|| file.machine.clone()).unwrap_or_else(short_hostname);
         validate_machine(&machine)?;
         let section = file.bus.clone().unwrap_or_default();
@@ -513,7 +489,12 @@ mod tests {
         assert!(e.contains("64 KiB"), "{e}");
         let c = parse("[route]\ninline_max = \"10KiB\"\ndroplet_max = \"1GiB\"\n").unwrap();
         assert_eq!(c.route.inline_max.as_u64(), 10 * 1024);
-        assert_eq!(c.route.droplet_max.as_u64(), 1 << 30);
+        assert_eq!(c.route.droplet_max.map(|m| m.as_u64()), Some(1 << 30));
+        assert!(c.deprecations()[0].contains("max_size"), "{:?}", c.deprecations());
+        let e = parse("[slak]\n").unwrap_err();
+        assert!(e.contains("slak") && e.contains("slack"), "an unknown section names the known ones: {e}");
+        let e = parse("[folder]\npath = \"/x\"\n[folder]\npath = \"/y\"\n").unwrap_err();
+        assert!(e.contains("duplicate"), "{e}");
     }
 
     #[test]
@@ -580,11 +561,13 @@ mod example_tests {
         let text = include_str!("../config/handoff.example.toml");
         let c = super::parse(text).unwrap_or_else(|e| panic!("config/handoff.example.toml: {e}"));
         assert_eq!(c.machine.as_deref(), Some("mac-studio"));
-        assert!(c.bus.is_some() && c.git.is_some() && c.drive.is_some() && c.droplet.is_some() && c.sms.is_some());
-        assert!(
-            c.email.is_some() && c.slack.is_some() && c.discord.is_some() && c.imessage.is_some() && c.folder.is_some()
-        );
+        for name in handoff_channels::ChannelSections::NAMES {
+            assert!(c.channels.configured(name), "the example config has a [{name}] section");
+        }
+        assert!(c.bus.is_some());
         assert_eq!(c.route.page.as_deref(), Some(&["sms".to_string(), "imessage".into(), "slack".into()][..]));
-        assert_eq!(c.route.droplet_max.as_u64(), 256 << 20);
+        assert_eq!(c.route.droplet_max, None, "the example uses [droplet] max_size, not the deprecated key");
+        let droplet = c.channels.droplet.as_ref().unwrap();
+        assert_eq!(droplet.max_size.as_ref().map(|m| m.bytes("").unwrap()), Some(256 << 20));
     }
 }

@@ -44,7 +44,8 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
         BusPart::Inline { .. } => steps.push(Step::new(
             Role::Inline,
             parcel(i, ParcelKind::Text, None, req.text.clone().unwrap_or_default(), None),
-            vec!["bus".into()],
+            // the bus, or the chat channel `--via` named for a short message
+            vec![plan.text_via.clone().unwrap_or_else(|| handoff_channels::bus::NAME.into())],
         )),
         BusPart::Pointer { with_note } => {
             let mut p = parcel(i, ParcelKind::Text, req.title.clone(), String::new(), None);
@@ -52,7 +53,11 @@ pub fn job_for(req: &SendRequest, plan: &Plan, from: &str, hashes: &[String]) ->
                 p.tags.push(POINTER_TAG.into());
             }
             let note = if with_note { req.text.clone() } else { None };
-            steps.push(Step::new(Role::Pointer { note, title: req.title.clone() }, p, vec!["bus".into()]));
+            steps.push(Step::new(
+                Role::Pointer { note, title: req.title.clone() },
+                p,
+                vec![handoff_channels::bus::NAME.into()],
+            ));
         }
     }
     if plan.page {
@@ -197,6 +202,11 @@ pub async fn run_job(
             continue;
         }
         let step = locked.job.steps[i].clone();
+        // a page is an ordinary parcel whose words each page channel chooses
+        let page_note = match &step.role {
+            Role::Page { summary } => Some(crate::urgent::page_note(&locked.job, summary)),
+            _ => None,
+        };
         let mut errors: Vec<ChannelError> = Vec::new();
         for name in &step.channels {
             let Some(ch) = reg.channels.get(name) else {
@@ -205,15 +215,30 @@ pub async fn run_job(
                 )));
                 continue;
             };
-            if name == "bus"
+            if name == handoff_channels::bus::NAME
                 && let Some(e) = locked.job.bus_mismatch(&reg.bus.location())
             {
                 errors.push(e);
                 continue;
             }
+            let parcel = match &page_note {
+                Some(note) => std::borrow::Cow::Owned(Parcel { body: ch.render_page(note), ..step.parcel.clone() }),
+                None => std::borrow::Cow::Borrowed(&step.parcel),
+            };
+            // the one check of what a channel takes (no channel repeats it at the top of `deliver`)
+            if !ch.capability().accepts(parcel.kind, parcel.size()) {
+                let kind = format!("{:?}", parcel.kind).to_lowercase();
+                errors.push(ChannelError::permanent(format!(
+                    "the {name} channel cannot take a {kind} of {} bytes",
+                    parcel.size()
+                )));
+                continue;
+            }
             tracing::info!(step = i, channel = %name, "delivering");
-            match ch.deliver(&step.parcel).await {
-                Ok(r) => {
+            match ch.deliver(&parcel).await {
+                Ok(mut r) => {
+                    // receipts (and the pointers built from them) carry the registry's name
+                    r.channel = name.clone();
                     errors.clear();
                     record_file_hash(&mut locked.job.steps[i], &r)?;
                     locked.job.steps[i].receipt = Some(r);
@@ -325,7 +350,8 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
             Ok(())
         }
         Role::Page { summary } => {
-            job.steps[i].parcel.body = crate::urgent::page_body(job, &summary);
+            // the plain wording, kept with the job; each page channel renders its own when delivering
+            job.steps[i].parcel.body = crate::urgent::page_note(job, &summary).plain();
             // a page is about the bus message: `re:<id>` lets a channel name it when it shortens
             if let crate::urgent::BusOutcome::Posted(id) = crate::urgent::bus_outcome(job) {
                 let tag = format!("re:{id}");
@@ -474,7 +500,7 @@ mod tests {
             self.name
         }
         fn capability(&self) -> Capability {
-            Capability::file_store(true)
+            Capability::file_store(true, 0)
         }
         async fn deliver(&self, p: &Parcel) -> Result<Receipt, ChannelError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
@@ -505,7 +531,12 @@ mod tests {
         channels
             .insert("droplet".into(), Arc::new(Scripted { name: "droplet", fail: first, calls: AtomicUsize::new(0) }));
         channels.insert("drive".into(), Arc::new(Scripted { name: "drive", fail: second, calls: AtomicUsize::new(0) }));
-        let reg = Registry { bus, channels, ctx: Context::quiet("a", dir.path().to_path_buf()) };
+        let reg = Registry {
+            bus,
+            channels,
+            ctx: Context::quiet("a", dir.path().to_path_buf()),
+            priorities: Default::default(),
+        };
         let f = dir.path().join("x.bin");
         std::fs::write(&f, b"abc").unwrap();
         let req = SendRequest {
@@ -524,6 +555,7 @@ mod tests {
             bus: BusPart::Pointer { with_note: false },
             page: false,
             page_via: vec![],
+            text_via: None,
         };
         let job = job_for(&req, &plan, "a", &["00".repeat(32)]);
         let outbox = Outbox::new(dir.path());
@@ -575,5 +607,28 @@ mod tests {
         let h = outbox.history().unwrap();
         assert!(h[0].dropped.is_some());
         assert_eq!(h[0].steps[1].last_error.as_deref(), Some("a payload failed; no pointer posted"));
+    }
+
+    #[tokio::test]
+    async fn a_channel_that_cannot_take_the_parcel_is_never_called_and_receipts_carry_the_registry_name() {
+        let (_d, mut reg, outbox, mut job) = setup(None, None);
+        // registered as "drive" by a channel that calls itself something else: the receipt says "drive"
+        let impostor = Arc::new(Scripted { name: "not-drive", fail: None, calls: AtomicUsize::new(0) });
+        reg.channels.insert("drive".into(), impostor.clone());
+        job.steps[0].channels = vec!["droplet".into(), "drive".into()];
+        // a document routed to file stores: refused by their capability, deliver never runs
+        job.steps[0].parcel.kind = ParcelKind::Document;
+        let id = job.id.clone();
+        let r = run_job(&reg, &outbox, outbox.create(job).unwrap(), Attempt::Explicit).await.unwrap();
+        assert_eq!(impostor.calls.load(Ordering::SeqCst), 0);
+        let e = r.steps[0].error.as_deref().unwrap();
+        assert!(e.contains("the droplet channel cannot take a document") && e.contains("the drive channel"), "{e}");
+        assert!(outbox.drop_job(&id).unwrap());
+
+        let (_d, mut reg, outbox, job) = setup(Some(handoff_channels::ErrorKind::Transient), None);
+        reg.channels.insert("drive".into(), impostor.clone());
+        let r = run_job(&reg, &outbox, outbox.create(job).unwrap(), Attempt::Explicit).await.unwrap();
+        assert_eq!(impostor.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(r.steps[0].receipt.as_ref().unwrap().channel, "drive");
     }
 }

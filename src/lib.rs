@@ -1,6 +1,8 @@
 //! handoff: hand work between AI coding-agent sessions on different machines.
 //!
-//! The library holds everything; `main.rs` only calls [`app::main`].
+//! The library holds everything; `main.rs` only calls [`app::main`]. How the pieces fit: docs/architecture.md.
+
+#![deny(missing_docs)]
 
 pub mod app;
 pub mod cli;

@@ -2,7 +2,7 @@
 //! goes on the bus. A pure function of the request, the configured channels and the thresholds, so it is
 //! unit-tested without any network and printed by `send --dry-run`.
 
-use handoff_channels::{Capability, ParcelKind};
+use handoff_channels::{Capability, ChannelSections, ParcelKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,21 +41,18 @@ pub struct FileInfo {
     pub size: u64,
 }
 
-/// The router's thresholds and the channels it may use (name → capability).
+/// The router's thresholds and the channels it may use (name → capability). Size limits are the
+/// channels' own ([`Capability::max_size`], e.g. `[droplet] max_size`).
 #[derive(Debug, Clone)]
 pub struct RouteContext {
     /// Text above this becomes a document.
     pub inline_max: u64,
-    /// Files above this skip the droplet.
-    pub droplet_max: u64,
     /// Configured channels.
     pub channels: BTreeMap<String, Capability>,
-    /// `[route] page`: the page channels in the order to try (`None` = [`DEFAULT_PAGE_ORDER`]).
+    /// `[route] page`: the page channels in the order to try (`None` = every configured page channel, by
+    /// latency then priority).
     pub page_order: Option<Vec<String>>,
 }
-
-/// The order pages are tried in when `[route] page` is not set: every configured page channel.
-pub const DEFAULT_PAGE_ORDER: [&str; 5] = ["sms", "imessage", "slack", "discord", "email"];
 
 /// One thing to deliver, with the channels to try in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +81,10 @@ pub struct Plan {
     /// The page channels to try, in order, until one succeeds (empty without `--urgent`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub page_via: Vec<String>,
+    /// The channel a short message goes through with `--via` (a chat channel that takes text); `None` =
+    /// the bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_via: Option<String>,
 }
 
 /// The bus part of a plan.
@@ -121,20 +122,21 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
             known.join(", ")
         )));
     }
-    let has = |name: &str| ctx.channels.contains_key(name);
     let mut payloads = Vec::new();
     let mut bus = BusPart::Pointer { with_note: false };
-    let doc_via = req.via.as_deref().filter(|v| *v != "bus");
+    let mut text_via = None;
+    let bus_name = handoff_channels::bus::NAME;
+    let other_via = req.via.as_deref().filter(|v| *v != bus_name);
+    let via_cap =
+        |kind: ParcelKind, size: u64| other_via.and_then(|v| ctx.channels.get(v)).map(|c| c.accepts(kind, size));
 
     if let Some(text) = &req.text {
         let size = text.len() as u64;
         let as_document = req.doc
             || size > ctx.inline_max
-            || doc_via.is_some_and(|v| req.files.is_empty() && ctx.channels.get(v).is_some_and(|c| c.documents));
+            || (req.files.is_empty() && via_cap(ParcelKind::Document, size) == Some(true));
         if as_document {
-            // a git commit that is queued gets pushed later anyway: never fall back to a second copy
-            let order: &[&str] = if has("git") { &["git"] } else { &["git", "email", "folder", "local"] };
-            let channels = pick(ParcelKind::Document, size, doc_via, order, ctx)?;
+            let channels = pick(ParcelKind::Document, size, other_via, false, ctx)?;
             let reason = if req.doc {
                 "--doc".to_string()
             } else if size > ctx.inline_max {
@@ -150,11 +152,14 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
                 reason,
             });
         } else if req.files.is_empty() {
-            if req.via.as_deref().is_some_and(|v| v != "bus") {
-                return Err(PlanError(format!(
-                    "--via {}: a short message goes on the bus (use --doc to make it a document)",
-                    req.via.as_deref().unwrap_or("")
-                )));
+            if let Some(v) = other_via {
+                // a channel that takes short messages (a chat webhook) carries it instead of the bus
+                if via_cap(ParcelKind::Text, size) != Some(true) {
+                    return Err(PlanError(format!(
+                        "--via {v}: the {v} channel cannot take a short message (use --doc to make it a document)"
+                    )));
+                }
+                text_via = Some(v.to_string());
             }
             bus = BusPart::Inline { size };
         } else {
@@ -162,62 +167,91 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
         }
     }
     for f in &req.files {
-        let order: &[&str] = if req.keep {
-            &["drive", "folder", "local"]
-        } else if f.size <= ctx.droplet_max {
-            &["droplet", "drive", "folder", "local"]
+        let channels = pick(ParcelKind::File, f.size, req.via.as_deref(), req.keep, ctx)?;
+        let first = &ctx.channels[&channels[0]];
+        let reason = if req.via.is_some() {
+            format!("--via {}", channels[0])
+        } else if req.keep {
+            format!("--keep asks for a lasting copy: {} keeps it", channels[0])
         } else {
-            &["drive", "folder", "local"]
-        };
-        let mut channels = pick(ParcelKind::File, f.size, req.via.as_deref(), order, ctx)?;
-        // the droplet takes only files under droplet_max, even as a fallback
-        channels.retain(|c| c != "droplet" || f.size <= ctx.droplet_max || req.via.as_deref() == Some("droplet"));
-        let reason = match channels[0].as_str() {
-            _ if req.via.is_some() => format!("--via {}", channels[0]),
-            "droplet" => format!("{} is under droplet_max {}", f.name, ctx.droplet_max),
-            "drive" if req.keep => "--keep asks for a lasting copy".into(),
-            "drive" if has("droplet") => format!("{} is over droplet_max {}", f.name, ctx.droplet_max),
-            "drive" => "no droplet configured".into(),
-            "folder" => "the shared folder".into(),
-            _ => "embedded default: local payload folder".into(),
+            let skipped: Vec<String> = ctx
+                .channels
+                .iter()
+                .filter(|(_, c)| c.files && !c.routes(ParcelKind::File, f.size))
+                .filter_map(|(n, c)| c.routed_max.or(c.max_size).map(|m| format!("{n} takes at most {m} bytes")))
+                .collect();
+            let mut why =
+                format!("{} takes {} ({:?} latency, priority {})", channels[0], f.name, first.latency, first.priority);
+            if !skipped.is_empty() {
+                why.push_str(&format!("; {}", skipped.join(", ")));
+            }
+            why
         };
         payloads.push(PlannedItem { kind: ParcelKind::File, name: f.name.clone(), size: f.size, channels, reason });
     }
     let page_via = if req.urgent { page_channels(ctx)? } else { Vec::new() };
-    Ok(Plan { payloads, bus, page: req.urgent, page_via })
+    Ok(Plan { payloads, bus, page: req.urgent, page_via, text_via })
+}
+
+/// Every configured channel that takes a parcel of `kind` and `size` (only lasting ones with `keep`), in
+/// the order to try: faster first, then higher priority, then by name; nothing after a channel that takes
+/// no fallback (git).
+pub fn candidates(kind: ParcelKind, size: u64, keep: bool, ctx: &RouteContext) -> Vec<String> {
+    let mut found: Vec<(&String, &Capability)> =
+        ctx.channels.iter().filter(|(_, c)| c.routes(kind, size) && (!keep || c.lasting)).collect();
+    found.sort_by(|(an, a), (bn, b)| a.latency.cmp(&b.latency).then(b.priority.cmp(&a.priority)).then(an.cmp(bn)));
+    let end = found.iter().position(|(_, c)| c.no_fallback).map_or(found.len(), |i| i + 1);
+    found[..end].iter().map(|(n, _)| n.to_string()).collect()
 }
 
 /// The page channels for `--urgent`: `[route] page` in its order (each must be configured and able to
-/// page), else every configured page channel in [`DEFAULT_PAGE_ORDER`].
+/// page), else every configured page channel by latency and priority.
 fn page_channels(ctx: &RouteContext) -> Result<Vec<String>, PlanError> {
     let pages = |name: &str| ctx.channels.get(name).is_some_and(|c| c.pages);
     let out: Vec<String> = match &ctx.page_order {
         Some(order) => {
             if let Some(bad) = order.iter().find(|n| !pages(n)) {
+                let pagers = ChannelSections::carrying(ParcelKind::Page).join(", ");
                 return Err(PlanError(format!(
-                    "[route] page lists {bad}, which is {} (page channels: sms, imessage, slack, discord, email)",
+                    "[route] page lists {bad}, which is {} (page channels: {pagers})",
                     if ctx.channels.contains_key(bad.as_str()) { "not a page channel" } else { "not configured" }
                 )));
             }
             order.clone()
         }
-        None => DEFAULT_PAGE_ORDER.iter().filter(|n| pages(n)).map(|n| n.to_string()).collect(),
+        None => {
+            let mut all: Vec<(&String, &Capability)> = ctx.channels.iter().filter(|(_, c)| c.pages).collect();
+            all.sort_by(|(an, a), (bn, b)| {
+                a.latency.cmp(&b.latency).then(b.priority.cmp(&a.priority)).then(an.cmp(bn))
+            });
+            all.into_iter().map(|(n, _)| n.clone()).collect()
+        }
     };
     if out.is_empty() {
-        return Err(PlanError(
-            "--urgent pages a human, but no page channel is configured: add [sms] (with TWILIO_SID / TWILIO_TOKEN in the environment), [imessage], [slack] or [discord]".into(),
-        ));
+        return Err(PlanError(format!(
+            "--urgent pages a human, but no page channel is configured: add {}",
+            sections(ParcelKind::Page, " or ")
+        )));
     }
     Ok(out)
 }
 
-/// The channels to try for one item: `via` alone if given (and able), else the preference order
-/// filtered to what is configured and able to take it.
+/// `[a], [b] or [c]`: the sections of this build's channels that carry `kind`.
+fn sections(kind: ParcelKind, last_sep: &str) -> String {
+    let names: Vec<String> = ChannelSections::carrying(kind).iter().map(|n| format!("[{n}]")).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{}{last_sep}{last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => "a channel that takes it (this build has none: rebuild with its feature)".into(),
+    }
+}
+
+/// The channels to try for one item: `via` alone if given (and able), else [`candidates`].
 fn pick(
     kind: ParcelKind,
     size: u64,
     via: Option<&str>,
-    order: &[&str],
+    keep: bool,
     ctx: &RouteContext,
 ) -> Result<Vec<String>, PlanError> {
     let what = match kind {
@@ -234,14 +268,13 @@ fn pick(
             Err(PlanError(format!("--via {v}: the {v} channel cannot take {what} of {size} bytes")))
         };
     }
-    let out: Vec<String> = order
-        .iter()
-        .filter(|c| ctx.channels.get(**c).is_some_and(|cap| cap.accepts(kind, size)))
-        .map(|c| c.to_string())
-        .collect();
+    let out = candidates(kind, size, keep, ctx);
     if out.is_empty() {
-        let wanted: Vec<String> = order.iter().filter(|c| **c != "local").map(|c| format!("[{c}]")).collect();
-        return Err(PlanError(format!("sending {what} needs {} configured; none is", wanted.join(" or "))));
+        let lasting = if keep { "a lasting place for " } else { "" };
+        return Err(PlanError(format!(
+            "sending {lasting}{what} of {size} bytes needs {} configured; none that takes it is",
+            sections(kind, " or ")
+        )));
     }
     Ok(out)
 }
@@ -266,9 +299,11 @@ impl Plan {
             ));
         }
         match self.bus {
-            BusPart::Inline { size } => {
-                out.push_str(&format!("message ({size} bytes) -> bus, inline, to {}\n", req.to))
-            }
+            BusPart::Inline { size } => out.push_str(&format!(
+                "message ({size} bytes) -> {}, inline, to {}\n",
+                self.text_via.as_deref().unwrap_or(handoff_channels::bus::NAME),
+                req.to
+            )),
             BusPart::Pointer { with_note } => out.push_str(&format!(
                 "pointer -> bus, to {}{}\n",
                 req.to,
@@ -291,35 +326,44 @@ mod tests {
     use super::*;
     use handoff_channels::LatencyClass;
 
-    fn cap(text: bool, documents: bool, files: bool, pages: bool, max: Option<u64>) -> Capability {
-        Capability {
-            max_size: max,
-            latency: LatencyClass::Seconds,
-            can_receive: false,
-            text,
-            documents,
-            files,
-            pages,
-            lasting: true,
+    /// The capabilities the real channels declare (their own defaults).
+    fn real(name: &str) -> Capability {
+        use LatencyClass::*;
+        let base = Capability::NOTHING;
+        match name {
+            "bus" => Capability { max_size: Some(65536), text: true, lasting: true, ..base },
+            "git" => Capability {
+                latency: TensOfSeconds,
+                documents: true,
+                lasting: true,
+                priority: 10,
+                no_fallback: true,
+                ..base
+            },
+            "email" => Capability {
+                latency: TensOfSeconds,
+                max_size: Some(16 << 20),
+                text: true,
+                documents: true,
+                pages: true,
+                lasting: true,
+                ..base
+            },
+            "drive" => Capability::file_store(true, 0),
+            "droplet" => Capability { routed_max: Some(256 << 20), ..Capability::file_store(false, 10) },
+            "folder" => Capability { documents: true, ..Capability::file_store(true, -5) },
+            "local" => Capability { documents: true, ..Capability::file_store(true, -10) },
+            "sms" => Capability::pager(Some(1600), false, 40),
+            "imessage" => Capability::pager(Some(16 * 1024), false, 30),
+            "slack" => Capability::pager(None, true, 20),
+            "discord" => Capability::pager(None, true, 10),
+            _ => unreachable!(),
         }
     }
 
     fn ctx(names: &[&str]) -> RouteContext {
-        let mut channels = BTreeMap::new();
-        for n in names {
-            let c = match *n {
-                "bus" => cap(true, false, false, false, Some(65536)),
-                "git" => cap(false, true, false, false, None),
-                "drive" | "droplet" => cap(false, false, true, false, None),
-                "local" => cap(false, true, true, false, None),
-                "sms" => cap(false, false, false, true, Some(1600)),
-                "slack" | "imessage" => cap(true, false, false, true, None),
-                "folder" => cap(false, true, true, false, None),
-                _ => unreachable!(),
-            };
-            channels.insert(n.to_string(), c);
-        }
-        RouteContext { inline_max: 48 * 1024, droplet_max: 256 << 20, channels, page_order: None }
+        let channels = names.iter().map(|n| (n.to_string(), real(n))).collect();
+        RouteContext { inline_max: 48 * 1024, channels, page_order: None }
     }
 
     fn file(name: &str, size: u64) -> FileInfo {
@@ -365,13 +409,68 @@ mod tests {
         assert_eq!(plan(&r, &c).unwrap().payloads[0].channels, ["local"]);
         let c = ctx(&["bus"]);
         let e = plan(&r, &c).unwrap_err().0;
-        assert!(e.contains("[droplet] or [drive]"), "{e}");
-        let mut r = req(Some("x"));
-        r.doc = true;
-        assert!(plan(&r, &c).unwrap_err().0.contains("[git]"));
-        let mut r = req(Some("x"));
-        r.urgent = true;
-        assert!(plan(&r, &c).unwrap_err().0.contains("[sms]"));
+        assert!(e.contains("needs") && e.contains("none that takes it"), "{e}");
+        let mut d = req(Some("x"));
+        d.doc = true;
+        let mut u = req(Some("x"));
+        u.urgent = true;
+        if cfg!(all(feature = "drive", feature = "droplet", feature = "folder", feature = "git", feature = "sms")) {
+            assert!(e.contains("[drive], [droplet] or [folder]"), "{e}");
+            assert!(plan(&d, &c).unwrap_err().0.contains("[git]"));
+            assert!(plan(&u, &c).unwrap_err().0.contains("[sms]"));
+        } else {
+            assert!(plan(&d, &c).is_err() && plan(&u, &c).is_err());
+        }
+    }
+
+    #[test]
+    fn the_order_comes_from_capabilities_and_priorities() {
+        // documents: git (no fallback after it), else email, then the shared folder, then local
+        let mut d = req(Some("x"));
+        d.doc = true;
+        assert_eq!(plan(&d, &ctx(&["bus", "git", "email", "folder"])).unwrap().payloads[0].channels, ["git"]);
+        assert_eq!(
+            plan(&d, &ctx(&["bus", "email", "folder", "local"])).unwrap().payloads[0].channels,
+            ["email", "folder", "local"]
+        );
+        // files: droplet, drive, folder; --keep only lasting ones
+        let mut f = req(None);
+        f.files = vec![file("a.bin", 10)];
+        let c = ctx(&["bus", "drive", "droplet", "folder"]);
+        assert_eq!(plan(&f, &c).unwrap().payloads[0].channels, ["droplet", "drive", "folder"]);
+        f.keep = true;
+        assert_eq!(plan(&f, &c).unwrap().payloads[0].channels, ["drive", "folder"]);
+        f.keep = false;
+        // `priority = N` in a section reorders channels of the same latency
+        let mut c = c;
+        c.channels.get_mut("folder").unwrap().priority = 50;
+        assert_eq!(plan(&f, &c).unwrap().payloads[0].channels, ["folder", "droplet", "drive"]);
+        // the droplet's own max_size sends a larger file elsewhere unless --via asks for the droplet
+        c.channels.get_mut("droplet").unwrap().routed_max = Some(5);
+        let p = plan(&f, &c).unwrap();
+        assert_eq!(p.payloads[0].channels, ["folder", "drive"]);
+        assert!(p.payloads[0].reason.contains("droplet takes at most 5 bytes"), "{}", p.payloads[0].reason);
+        f.via = Some("droplet".into());
+        assert_eq!(plan(&f, &c).unwrap().payloads[0].channels, ["droplet"]);
+        // a hard limit is one even with --via
+        c.channels.get_mut("droplet").unwrap().max_size = Some(5);
+        assert!(plan(&f, &c).unwrap_err().0.contains("cannot take a file of 10 bytes"));
+    }
+
+    #[test]
+    fn a_short_message_can_go_through_a_chat_channel_but_not_a_pager_that_takes_no_text() {
+        let c = ctx(&["bus", "slack", "discord", "sms"]);
+        let mut r = req(Some("build is green"));
+        for via in ["slack", "discord"] {
+            r.via = Some(via.into());
+            let p = plan(&r, &c).unwrap();
+            assert_eq!((p.bus.clone(), p.text_via.as_deref()), (BusPart::Inline { size: 14 }, Some(via)));
+            assert!(p.payloads.is_empty() && p.describe(&r).contains(&format!("-> {via}, inline")));
+        }
+        r.via = Some("sms".into());
+        assert!(plan(&r, &c).unwrap_err().0.contains("cannot take a short message"), "an SMS is a page only");
+        r.via = Some("bus".into());
+        assert_eq!(plan(&r, &c).unwrap().text_via, None);
     }
 
     #[test]
@@ -384,6 +483,9 @@ mod tests {
         assert_eq!(plan(&r, &c).unwrap().page_via, ["slack", "sms"]);
         c.page_order = Some(vec!["discord".into()]);
         assert!(plan(&r, &c).unwrap_err().0.contains("discord, which is not configured"));
+        // without [route] page: fastest first, then each channel's priority (email's drafts come last)
+        let all = ctx(&["bus", "email", "discord", "slack", "imessage", "sms"]);
+        assert_eq!(plan(&r, &all).unwrap().page_via, ["sms", "imessage", "slack", "discord", "email"]);
         c.page_order = Some(vec!["bus".into()]);
         assert!(plan(&r, &c).unwrap_err().0.contains("not a page channel"));
         r.urgent = false;

@@ -1,9 +1,11 @@
-//! The urgent flow's page (issue 6, SPEC §3.3): the message goes to the bus first, then an SMS names the
+//! The urgent flow's page (issue 6, SPEC §3.3): the message goes to the bus first, then a page names the
 //! sender, a summary and the bus message id. When the bus message is not there (bus down, or refused),
-//! the page carries the text itself and says so. The SMS channel enforces the page budget and sends each
-//! page at most once per number, however often the outbox retries it.
+//! the page carries the text itself and says so. This module says what the page is about
+//! ([`PageNote`]); each page channel words it (the SMS wording lives in the SMS channel) and enforces
+//! its own limits, budget and once-per-key sending.
 
 use crate::outbox::{Job, Role};
+use handoff_channels::{BusState, PageNote};
 
 /// What became of the job's bus message, as the page should tell it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,15 +31,15 @@ pub fn bus_outcome(job: &Job) -> BusOutcome {
     }
 }
 
-/// The text of the job's page: `<machine>: <summary> (bus msg <id>)`, or — with no bus message to point
-/// at — the message text itself (the inline text when there is one, else the summary), cut to stay short.
-pub fn page_body(job: &Job, summary: &str) -> String {
-    let outcome = bus_outcome(job);
-    let standalone = || {
-        if job.sealed_to.is_some() {
-            // an encrypted send's text never goes out in the clear, not even by SMS
-            return summary.to_string();
-        }
+/// What the job's page says: the sender, the summary and where the bus message is, or, with no bus
+/// message to point at, the message text itself (the inline text when there is one, else the summary;
+/// never the plaintext of an encrypted send). Each page channel words it its own way
+/// ([`handoff_channels::Channel::render_page`]).
+pub fn page_note(job: &Job, summary: &str) -> PageNote {
+    let standalone = if job.sealed_to.is_some() {
+        // an encrypted send's text never goes out in the clear, not even by SMS
+        summary.to_string()
+    } else {
         job.steps
             .iter()
             .find(|s| s.role == Role::Inline)
@@ -45,23 +47,12 @@ pub fn page_body(job: &Job, summary: &str) -> String {
             .filter(|t| !t.trim().is_empty())
             .unwrap_or_else(|| summary.to_string())
     };
-    #[cfg(feature = "sms")]
-    {
-        use handoff_channels::sms::{BusRef, page_text};
-        match &outcome {
-            BusOutcome::Posted(id) => page_text(&job.from, summary, BusRef::Posted(id)),
-            BusOutcome::Queued => page_text(&job.from, &standalone(), BusRef::Queued),
-            BusOutcome::Failed => page_text(&job.from, &standalone(), BusRef::Failed),
-        }
-    }
-    #[cfg(not(feature = "sms"))]
-    {
-        // Without the sms feature no page step is ever planned; keep a plain form for completeness.
-        match outcome {
-            BusOutcome::Posted(id) => format!("{}: {summary} (bus msg {id})", job.from),
-            _ => format!("{}: {}", job.from, standalone()),
-        }
-    }
+    let bus = match bus_outcome(job) {
+        BusOutcome::Posted(id) => BusState::Posted(id),
+        BusOutcome::Queued => BusState::Queued,
+        BusOutcome::Failed => BusState::Failed,
+    };
+    PageNote { from: job.from.clone(), summary: summary.to_string(), bus, standalone }
 }
 
 #[cfg(test)]
@@ -111,19 +102,25 @@ mod tests {
             detail: None,
             sha256: None,
         });
-        assert_eq!(page_body(&job(posted), "prod down"), "mac: prod down (bus msg 42)");
+        assert_eq!(page_note(&job(posted), "prod down").plain(), "mac: prod down (bus msg 42)");
 
         let queued = job(step(Role::Inline, ParcelKind::Text, text));
         assert_eq!(bus_outcome(&queued), BusOutcome::Queued);
-        let body = page_body(&queued, "prod down");
+        let note = page_note(&queued, "prod down");
+        assert_eq!((note.bus.clone(), note.standalone.as_str()), (BusState::Queued, text));
+        let body = note.plain();
         assert!(body.starts_with("mac: prod down the deploy of 1.4 stalled"), "{body}");
         assert!(!body.contains('\n'));
+
+        let mut sealed = job(step(Role::Inline, ParcelKind::Text, text));
+        sealed.sealed_to = Some(vec!["age1x".into()]);
+        assert_eq!(page_note(&sealed, "prod down").standalone, "prod down", "no plaintext of an encrypted send");
 
         let mut refused = step(Role::Inline, ParcelKind::Text, text);
         refused.failed = true;
         assert_eq!(bus_outcome(&job(refused)), BusOutcome::Failed);
 
         let pointer = step(Role::Pointer { note: None, title: Some("logs".into()) }, ParcelKind::Text, "");
-        assert_eq!(page_body(&job(pointer), "logs").split(" (").next(), Some("mac: logs"));
+        assert_eq!(page_note(&job(pointer), "logs").plain().split(" (").next(), Some("mac: logs"));
     }
 }

@@ -2,7 +2,10 @@
 //!
 //! A channel is a config struct, a constructor and an implementation of [`Channel`], with a plain
 //! [`Capability`] value describing what it can carry (modelled on opendal's services). Each channel other
-//! than the bus lives behind a cargo feature; adding a channel is one new module plus its config.
+//! than the bus lives behind a cargo feature; adding a channel is one new module whose config section
+//! implements [`registration::ChannelSection`], plus one line in the [`register_channels!`] list below.
+
+#![deny(missing_docs)]
 
 pub mod bus;
 pub mod context;
@@ -31,6 +34,7 @@ pub mod paths;
 pub mod pointer;
 pub mod private_file;
 pub mod receive;
+pub mod registration;
 pub mod secret_source;
 #[cfg(any(feature = "slack", feature = "discord", feature = "imessage"))]
 pub mod sent_ledger;
@@ -46,14 +50,37 @@ pub mod webhook;
 
 pub use context::{Context, Incoming, NoProgress, ProgressBar, ProgressSink, SyncReport};
 pub use error::{ChannelError, ErrorKind};
-pub use parcel::{Fetched, Parcel, ParcelKind, Receipt};
+pub use parcel::{BusState, Fetched, PageNote, Parcel, ParcelKind, Receipt};
 pub use pointer::{Pointer, PointerItem};
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-/// How quickly a channel usually delivers, used by the router and shown by `doctor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+// The one list of optional channels: one line each, under its cargo feature. The module's name is the
+// channel's name everywhere (config section, `--via`, receipts, pointers). See docs/architecture.md.
+register_channels! {
+    /// `[git]`: the git repo of handoff documents.
+    "git" => git::GitConfig,
+    /// `[drive]`: an rclone remote for payloads.
+    "drive" => drive::DriveConfig,
+    /// `[droplet]`: a directory on an SSH server for transient payloads.
+    "droplet" => droplet::DropletConfig,
+    /// `[sms]`: Twilio pages to a human.
+    "sms" => sms::SmsConfig,
+    /// `[email]`: drafts in an IMAP mailbox.
+    "email" => email::EmailConfig,
+    /// `[slack]`: a Slack incoming webhook.
+    "slack" => slack::SlackConfig,
+    /// `[discord]`: a Discord webhook.
+    "discord" => discord::DiscordConfig,
+    /// `[imessage]`: pages through the Mac's Messages app.
+    "imessage" => imessage::ImessageConfig,
+    /// `[folder]`: a shared directory (NAS, SMB/NFS mount, synced folder).
+    "folder" => folder::FolderConfig,
+}
+
+/// How quickly a channel usually delivers: the router tries faster channels first (declaration order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LatencyClass {
     /// Delivered within seconds (bus, SMS).
@@ -83,36 +110,49 @@ pub struct Capability {
     pub pages: bool,
     /// Holds items lastingly (drive, git) rather than for a while (droplet is pruned).
     pub lasting: bool,
+    /// Largest item the router sends here unasked (`None` = up to [`Capability::max_size`]); larger ones
+    /// go to the next channel, though `--via` may still send them (the droplet's `max_size`).
+    pub routed_max: Option<u64>,
+    /// Among channels of the same latency, the higher is tried first (`priority = N` in the channel's
+    /// config section replaces the channel's own default).
+    pub priority: i32,
+    /// Once this channel has taken an item, no other is tried for it: it keeps what it took and delivers it
+    /// on a retry (git commits locally, then pushes), so a fallback would make a second copy.
+    pub no_fallback: bool,
 }
 
 impl Capability {
+    /// Carries nothing; the base the channels' own capabilities start from (`..Capability::NOTHING`).
+    pub const NOTHING: Capability = Capability {
+        max_size: None,
+        latency: LatencyClass::Seconds,
+        can_receive: false,
+        text: false,
+        documents: false,
+        files: false,
+        pages: false,
+        lasting: false,
+        routed_max: None,
+        priority: 0,
+        no_fallback: false,
+    };
+
     /// A store for files only (drive, droplet): no size limit of its own, latency bound by the payload.
-    pub const fn file_store(lasting: bool) -> Self {
-        Capability {
-            max_size: None,
-            latency: LatencyClass::SizeBound,
-            can_receive: false,
-            text: false,
-            documents: false,
-            files: true,
-            pages: false,
-            lasting,
-        }
+    pub const fn file_store(lasting: bool, priority: i32) -> Self {
+        Capability { latency: LatencyClass::SizeBound, files: true, lasting, priority, ..Capability::NOTHING }
     }
 
     /// A channel that pages a human (SMS, iMessage, a chat webhook): seconds, nothing read back, nothing kept;
-    /// `text` when it also takes short messages for a log people follow.
-    pub const fn pager(max_size: Option<u64>, text: bool) -> Self {
-        Capability {
-            max_size,
-            latency: LatencyClass::Seconds,
-            can_receive: false,
-            text,
-            documents: false,
-            files: false,
-            pages: true,
-            lasting: false,
-        }
+    /// `text` when it also takes short messages for a log people follow; `priority` places it among the
+    /// other page channels when `[route] page` does not.
+    pub const fn pager(max_size: Option<u64>, text: bool, priority: i32) -> Self {
+        Capability { max_size, text, pages: true, priority, ..Capability::NOTHING }
+    }
+
+    /// Whether the router may pick this channel for a parcel of the given kind and size without being
+    /// asked (`--via`): it [`accepts`](Capability::accepts) it and it is within [`Capability::routed_max`].
+    pub fn routes(&self, kind: ParcelKind, size: u64) -> bool {
+        self.accepts(kind, size) && self.routed_max.is_none_or(|max| size <= max)
     }
 
     /// Whether this channel takes a parcel of the given kind and size.
@@ -136,9 +176,22 @@ pub struct Health {
     pub detail: Option<String>,
 }
 
+/// Lets a command reach a channel's own operations (`droplet prune`) through the registry:
+/// `channel.as_any().downcast_ref::<DropletChannel>()`. Implemented for every channel.
+pub trait AsAny {
+    /// The channel as [`std::any::Any`].
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<T: std::any::Any> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A place `handoff` can deliver parcels to (and, for some, fetch them back from).
 #[async_trait]
-pub trait Channel: Send + Sync {
+pub trait Channel: AsAny + Send + Sync {
     /// Short stable name used in config, `--via` and pointers: `bus`, `git`, `drive`, `droplet`, `sms`, `local`.
     fn name(&self) -> &'static str;
 
@@ -170,6 +223,12 @@ pub trait Channel: Send + Sync {
     async fn sync(&self, cursor: Option<&str>) -> Result<SyncReport, ChannelError> {
         let _ = cursor;
         Ok(SyncReport::default())
+    }
+
+    /// The words of an urgent page on this channel (channels with `pages: true`): by default
+    /// [`PageNote::plain`]; a channel with its own limits or wording (SMS) renders it its own way.
+    fn render_page(&self, note: &PageNote) -> String {
+        note.plain()
     }
 
     /// Checks that the channel is reachable and usable, without sending anything visible.

@@ -8,6 +8,9 @@ use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The embedded default's payload folder's channel name (registry, receipts, pointers).
+pub const NAME: &str = "local";
+
 /// A local directory holding payloads.
 pub struct LocalFiles {
     root: PathBuf,
@@ -60,6 +63,9 @@ pub const FOLDER_CAPABILITY: Capability = Capability {
     files: true,
     pages: false,
     lasting: true,
+    routed_max: None,
+    priority: -10,
+    no_fallback: false,
 };
 
 /// Streams `src` into `dest` through a temporary name and an fsync, returning (bytes, sha256 hex).
@@ -142,7 +148,7 @@ pub async fn store_parcel(parcel: &Parcel, dest: &Path, channel: &str) -> Result
 #[async_trait]
 impl Channel for LocalFiles {
     fn name(&self) -> &'static str {
-        "local"
+        NAME
     }
     fn capability(&self) -> Capability {
         FOLDER_CAPABILITY
@@ -151,7 +157,7 @@ impl Channel for LocalFiles {
         let rel = Self::relative_path(parcel);
         let stored_sha = store_parcel(parcel, &self.root.join(&rel), "local folder").await?;
         Ok(Receipt {
-            channel: "local".into(),
+            channel: NAME.into(),
             uri: Some(format!("local:{rel}")),
             message_id: None,
             detail: None,

@@ -60,6 +60,59 @@ pub struct Parcel {
     pub file: Option<FileRef>,
 }
 
+/// Where the bus message an urgent page is about stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "id")]
+pub enum BusState {
+    /// Posted, with this bus message id.
+    Posted(String),
+    /// Not posted yet (bus unreachable, or waiting for payloads): it waits in the outbox.
+    Queued,
+    /// The bus refused the message (it will not arrive).
+    Failed,
+}
+
+/// What an urgent page says (SPEC §3.3): who, a summary, and where the bus message is, or, when there is
+/// no bus message to point at, the text itself. Each page channel words it in its own way
+/// ([`crate::Channel::render_page`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageNote {
+    /// The sending machine.
+    pub from: String,
+    /// A one-line summary of the send.
+    pub summary: String,
+    /// Where the bus message is.
+    pub bus: BusState,
+    /// What to carry when the bus message is not there: the message text (never the plaintext of an
+    /// encrypted send: then the summary).
+    pub standalone: String,
+}
+
+impl PageNote {
+    /// Most characters of text a plain page carries.
+    pub const STANDALONE_MAX: usize = 1000;
+
+    /// The plain one-line wording: `<from>: <summary> (bus msg <id>)`, or the standalone text (at most
+    /// [`PageNote::STANDALONE_MAX`] characters) and why it stands alone.
+    pub fn plain(&self) -> String {
+        let one_line = |s: &str| {
+            let line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            if line.chars().count() <= Self::STANDALONE_MAX {
+                line
+            } else {
+                format!("{}…", line.chars().take(Self::STANDALONE_MAX - 1).collect::<String>())
+            }
+        };
+        match &self.bus {
+            BusState::Posted(id) => format!("{}: {} (bus msg {id})", self.from, one_line(&self.summary)),
+            BusState::Queued => {
+                format!("{}: {} (bus unreachable; message queued)", self.from, one_line(&self.standalone))
+            }
+            BusState::Failed => format!("{}: {} (bus refused the message)", self.from, one_line(&self.standalone)),
+        }
+    }
+}
+
 impl Parcel {
     /// Size in bytes that the channel must carry.
     pub fn size(&self) -> u64 {

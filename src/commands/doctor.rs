@@ -87,7 +87,7 @@ pub async fn run(o: &Overrides, a: DoctorArgs, json: bool) -> anyhow::Result<i32
                         // the embedded documents repository (no [git] configured) is made by the first document
                         Ok(Err(_))
                             if name == "git"
-                                && s.settings.file.git.is_none()
+                                && !s.settings.file.channels.configured("git")
                                 && !s.settings.dirs.data.join("handoffs.git").exists() =>
                         {
                             Check::new(

@@ -23,46 +23,27 @@ pub fn bus_env_file(s: &Settings) -> Option<PathBuf> {
 }
 
 /// Files that hold secrets and that this machine's setup reads.
-fn secret_paths(settings: Option<&Settings>) -> Vec<(&'static str, PathBuf)> {
+fn secret_paths(settings: Option<&Settings>) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     let Some(s) = settings else {
         if let Ok(d) = crate::config::Dirs::platform() {
             let p = default_bus_env_file(&d.home);
             if p.exists() {
-                out.push(("bus env file", p));
+                out.push(("bus env file".into(), p));
             }
         }
         return out;
     };
     if let Some(p) = bus_env_file(s) {
-        out.push(("bus env file", p));
+        out.push(("bus env file".into(), p));
     }
     let identity = crate::crypto::keys::identity_path(&s.dirs.data);
     if identity.exists() {
-        out.push(("encryption identity", identity));
+        out.push(("encryption identity".into(), identity));
     }
-    #[cfg(feature = "sms")]
-    if let Some(p) = s.file.sms.as_ref().and_then(|c| c.env_file.as_ref()) {
-        out.push(("Twilio env file", expand_home(p, &s.dirs.home)));
-    }
-    #[cfg(feature = "email")]
-    if let Some(p) = s.file.email.as_ref().and_then(|c| c.env_file.as_ref()) {
-        out.push(("IMAP env file", expand_home(p, &s.dirs.home)));
-    }
-    #[cfg(feature = "slack")]
-    if let Some(p) = s.file.slack.as_ref().and_then(|c| c.env_file.as_ref()) {
-        out.push(("Slack env file", expand_home(p, &s.dirs.home)));
-    }
-    #[cfg(feature = "discord")]
-    if let Some(p) = s.file.discord.as_ref().and_then(|c| c.env_file.as_ref()) {
-        out.push(("Discord env file", expand_home(p, &s.dirs.home)));
-    }
-    #[cfg(feature = "drive")]
-    if let Some(c) = &s.file.drive
-        && let Some(p) = handoff_channels::drive::rclone_conf::locate(c.rclone_config.as_deref())
-        && p.exists()
-    {
-        out.push(("rclone.conf", p));
+    // each configured channel's own (its registration's `secret_files`)
+    for f in s.file.channels.secret_files() {
+        out.push((f.label, f.path));
     }
     out
 }

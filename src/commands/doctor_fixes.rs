@@ -16,7 +16,7 @@ fn config_place(s: &Settings) -> String {
 /// `[droplet] host`, escaped (a placeholder in a build without the droplet).
 fn droplet_host(s: &Settings) -> String {
     #[cfg(feature = "droplet")]
-    return s.file.droplet.as_ref().map(|d| handoff_channels::untrusted::inline(&d.host)).unwrap_or_default();
+    return s.file.channels.droplet.as_ref().map(|d| handoff_channels::untrusted::inline(&d.host)).unwrap_or_default();
     #[cfg(not(feature = "droplet"))]
     return {
         let _ = s;
@@ -29,6 +29,7 @@ fn git_remote(s: &Settings) -> String {
     #[cfg(feature = "git")]
     return s
         .file
+        .channels
         .git
         .as_ref()
         .map(|g| handoff_channels::untrusted::inline(&handoff_channels::untrusted::redact_url(&g.remote)))
@@ -43,7 +44,7 @@ fn git_remote(s: &Settings) -> String {
 /// `[drive] remote`, escaped (a placeholder in a build without the drive).
 fn drive_remote(s: &Settings) -> String {
     #[cfg(feature = "drive")]
-    return s.file.drive.as_ref().map(|d| handoff_channels::untrusted::inline(&d.remote)).unwrap_or_default();
+    return s.file.channels.drive.as_ref().map(|d| handoff_channels::untrusted::inline(&d.remote)).unwrap_or_default();
     #[cfg(not(feature = "drive"))]
     return {
         let _ = s;

@@ -5,7 +5,7 @@ use crate::config::{ConfigError, Settings};
 #[cfg(feature = "droplet")]
 use crate::exit;
 #[cfg(feature = "droplet")]
-use handoff_channels::{Context, droplet::DropletChannel, pointer::human_size};
+use handoff_channels::{AsAny, Channel, droplet::DropletChannel, pointer::human_size};
 
 /// Runs `handoff droplet prune` in a build without the droplet channel: says so.
 #[cfg(not(feature = "droplet"))]
@@ -18,17 +18,18 @@ pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Resu
 /// Runs `handoff droplet prune`.
 #[cfg(feature = "droplet")]
 pub async fn prune(settings: Settings, a: PruneArgs, json: bool) -> anyhow::Result<i32> {
-    let cfg = settings.file.droplet.as_ref().ok_or_else(|| {
-        ConfigError(
+    if settings.file.channels.droplet.is_none() {
+        return Err(ConfigError(
             "no [droplet] section in the config: add host = \"user@host\" and dir = \"/path\" under [droplet]".into(),
         )
-    })?;
-    let ctx = Context {
-        machine: settings.machine.clone(),
-        data_dir: settings.dirs.data.clone(),
-        progress: crate::progress::sink(),
-    };
-    let ch = DropletChannel::new(cfg, ctx).map_err(|e| ConfigError(e.message))?;
+        .into());
+    }
+    // the droplet the registry built from [droplet], not a second one beside it
+    let session = super::Session::open(settings)?;
+    let registered: &dyn Channel = session.reg.get(handoff_channels::droplet::NAME)?.as_ref();
+    let ch = <dyn Channel as AsAny>::as_any(registered)
+        .downcast_ref::<DropletChannel>()
+        .ok_or_else(|| anyhow::anyhow!("the droplet channel in the registry is not the SSH droplet"))?;
     let report = ch.prune(a.older_than, a.dry_run).await?;
     if json {
         crate::output::json(

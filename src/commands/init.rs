@@ -145,8 +145,8 @@ fn q_list(items: &[String]) -> String {
 /// page order. A flag for a channel this build lacks is refused naming the feature.
 fn channel_sections(a: &InitArgs, home: &Path) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
-    let built = |name: &str, on: bool| -> anyhow::Result<()> {
-        if on {
+    let built = |name: &str| -> anyhow::Result<()> {
+        if handoff_channels::ChannelSections::built(name) {
             Ok(())
         } else {
             Err(ConfigError(format!(
@@ -156,7 +156,7 @@ fn channel_sections(a: &InitArgs, home: &Path) -> anyhow::Result<Vec<String>> {
         }
     };
     if let (Some(imap), Some(user)) = (&a.email_imap, &a.email_user) {
-        built("email", cfg!(feature = "email"))?;
+        built("email")?;
         let mut t = format!("[email]\nimap = {}\nuser = {}\ndrafts = {}\n", q(imap), q(user), q(&a.email_drafts));
         if !a.email_to.is_empty() {
             t.push_str(&format!("to = {}\n", q_list(&a.email_to)));
@@ -168,23 +168,23 @@ fn channel_sections(a: &InitArgs, home: &Path) -> anyhow::Result<Vec<String>> {
         out.push(t);
     }
     if a.slack {
-        built("slack", cfg!(feature = "slack"))?;
+        built("slack")?;
         out.push(
             "[slack]\n# the webhook URL: SLACK_WEBHOOK_URL in the environment or an env_file (never here)\n".into(),
         );
     }
     if a.discord {
-        built("discord", cfg!(feature = "discord"))?;
+        built("discord")?;
         out.push(
             "[discord]\n# the webhook URL: DISCORD_WEBHOOK_URL in the environment or an env_file (never here)\n".into(),
         );
     }
     if let Some(to) = &a.imessage_to {
-        built("imessage", cfg!(feature = "imessage"))?;
+        built("imessage")?;
         out.push(format!("[imessage]\nto = {}\n", q(to)));
     }
     if let Some(path) = &a.folder {
-        built("folder", cfg!(feature = "folder"))?;
+        built("folder")?;
         out.push(format!("[folder]\npath = {}\n", q(&tilde(&expand_home(path, home), home))));
     }
     if !a.page.is_empty() {
@@ -341,7 +341,37 @@ fn plan(a: &InitArgs, home: &Path, asker: &Asker) -> anyhow::Result<InitChoices>
         None => {}
     }
     p.sections = channel_sections(a, home)?;
+    drop_channels_not_built(&mut p, a)?;
     Ok(p)
+}
+
+/// A section of a channel this build lacks is never written (the config would not load): asked for by a
+/// flag, it is a clear error naming the feature; found on the machine, it is left out with a note.
+fn drop_channels_not_built(p: &mut InitChoices, a: &InitArgs) -> anyhow::Result<()> {
+    use handoff_channels::ChannelSections;
+    let present = [
+        ("git", "--git-remote", p.git.is_some(), a.git_remote.is_some()),
+        ("drive", "--drive-remote", p.drive.is_some(), a.drive_remote.is_some()),
+        ("droplet", "--droplet-host", p.droplet.is_some(), a.droplet_host.is_some()),
+    ];
+    for (name, flag, chosen, by_flag) in present {
+        if !chosen || ChannelSections::built(name) {
+            continue;
+        }
+        if by_flag {
+            return Err(ConfigError(format!(
+                "{flag}: this build of handoff has no {name} channel; rebuild it with `--features {name}` or leave {flag} out"
+            ))
+            .into());
+        }
+        match name {
+            "git" => p.git = None,
+            "drive" => p.drive = None,
+            _ => p.droplet = None,
+        }
+        p.notes.push(format!("a {name} setup was found, but this build of handoff has no {name} channel: left out"));
+    }
+    Ok(())
 }
 
 /// The annotated example config (every key, explained), built into the binary: `handoff config example`.
@@ -401,6 +431,43 @@ pub async fn run(o: &Overrides, a: InitArgs, json: bool) -> anyhow::Result<i32> 
 mod tests {
     use super::*;
 
+    /// The `InitArgs` of `handoff init <args>`.
+    fn init_args(args: &[&str]) -> InitArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([&["handoff", "init"], args].concat()).unwrap();
+        match cli.command {
+            crate::cli::Command::Day(crate::cli::DayCommand::Init(a)) => *a,
+            _ => unreachable!("init parses as init"),
+        }
+    }
+
+    #[test]
+    fn a_channel_this_build_lacks_is_an_error_by_flag_and_left_out_when_found() {
+        let a = init_args(&["--git-remote", "file:///srv/h.git", "--droplet-host", "box"]);
+        let mut p = InitChoices {
+            git: Some(GitChoice { remote: "file:///srv/h.git".into(), checkout: "~/h".into() }),
+            droplet: Some(DropletChoice { host: "box".into(), dir: "/d".into() }),
+            ..Default::default()
+        };
+        let r = drop_channels_not_built(&mut p, &a);
+        if cfg!(all(feature = "git", feature = "droplet")) {
+            r.unwrap();
+            assert!(p.git.is_some() && p.droplet.is_some());
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("this build of handoff has no") && e.contains("--features"), "{e}");
+        }
+        // found on the machine rather than asked for: left out with a note in a build without it
+        let a = init_args(&[]);
+        let mut p = InitChoices {
+            git: Some(GitChoice { remote: "file:///srv/h.git".into(), checkout: "~/h".into() }),
+            ..Default::default()
+        };
+        drop_channels_not_built(&mut p, &a).unwrap();
+        assert_eq!(p.git.is_some(), cfg!(feature = "git"));
+        assert_eq!(p.notes.is_empty(), cfg!(feature = "git"), "{:?}", p.notes);
+    }
+
     #[test]
     fn ssh_hosts_skip_patterns() {
         let t = "Host droplet bus-box\n  HostName 1.2.3.4\nHost *\n  ForwardAgent no\nhost=gh !bad\nMatch all\n";
@@ -418,7 +485,12 @@ mod tests {
         };
         let cfg = crate::config::parse(&render(&p)).unwrap();
         assert_eq!(cfg.machine.as_deref(), Some("mac-studio"));
-        assert!(cfg.email.is_none() && cfg.route.page.is_none());
-        assert!(cfg.bus.is_some() && cfg.git.is_some() && cfg.droplet.is_some() && cfg.drive.is_none());
+        assert!(cfg.channels.email.is_none() && cfg.route.page.is_none());
+        assert!(
+            cfg.bus.is_some()
+                && cfg.channels.git.is_some()
+                && cfg.channels.droplet.is_some()
+                && cfg.channels.drive.is_none()
+        );
     }
 }

@@ -95,7 +95,7 @@ pub async fn check(text: &str, home: &Path, data_dir: &Path, machine: &str) -> a
     #[cfg_attr(not(any(feature = "git", feature = "droplet")), allow(unused_mut))]
     let mut out = Vec::new();
     #[cfg(feature = "git")]
-    if let Some(g) = &file.git {
+    if let Some(g) = &file.channels.git {
         let shown = handoff_channels::untrusted::redact_url(&g.remote);
         if let Some(path) = local_git_path(&g.remote, home).filter(|p| !p.exists()) {
             return Err(ConfigError(format!(
@@ -110,7 +110,7 @@ pub async fn check(text: &str, home: &Path, data_dir: &Path, machine: &str) -> a
         out.push(probe("git", &ch).await?);
     }
     #[cfg(feature = "droplet")]
-    if let Some(d) = &file.droplet {
+    if let Some(d) = &file.channels.droplet {
         let ch = handoff_channels::droplet::DropletChannel::new(d, ctx.clone())
             .map_err(|e| refusal(&format!("droplet host {}", inline(&d.host)), &e))?;
         out.push(probe("droplet", &ch).await?);

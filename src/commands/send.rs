@@ -185,7 +185,6 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
     let session = Session::open(settings)?;
     let route = RouteContext {
         inline_max: session.settings.file.route.inline_max.as_u64(),
-        droplet_max: session.settings.file.route.droplet_max.as_u64(),
         channels: session.reg.capabilities(),
         page_order: session.settings.file.route.page.clone(),
     };
@@ -271,7 +270,7 @@ fn mark_urgent(req: &mut SendRequest, settings: &Settings) {
     };
     add(URGENT_TAG.to_string());
     #[cfg(feature = "sms")]
-    if let Some(sms) = &settings.file.sms {
+    if let Some(sms) = &settings.file.channels.sms {
         sms.to.iter().take(MAX_PAGED_TAGS).for_each(|n| add(paged_tag(n)));
     }
     #[cfg(not(feature = "sms"))]

@@ -1,9 +1,9 @@
-//! The secret values handoff itself has loaded, gathered for the scanner: the bus password, Twilio's
-//! token, rclone passwords and keys of the configured remote, and the secret-holding variables of the
-//! environment. None of them may leave the machine in content.
+//! The secret values handoff itself has loaded, gathered for the scanner: the bus password, what each
+//! configured channel declares it loaded (its registration's `secrets`), and the secret-holding variables
+//! of the environment. None of them may leave the machine in content.
 
 use super::KnownSecret;
-use crate::config::{Settings, expand_home};
+use crate::config::Settings;
 
 /// Environment variables that hold secrets handoff (or a tool it drives) uses.
 pub const SECRET_VARS: [&str; 11] = [
@@ -18,20 +18,6 @@ pub const SECRET_VARS: [&str; 11] = [
     "HANDOFF_IMAP_PASSWORD",
     "SLACK_WEBHOOK_URL",
     "DISCORD_WEBHOOK_URL",
-];
-
-/// rclone.conf keys that hold secrets (`pass`/`password2` are obscured and revealed first).
-#[cfg(feature = "drive")]
-const RCLONE_SECRET_KEYS: [&str; 9] = [
-    "pass",
-    "password",
-    "password2",
-    "secret_access_key",
-    "client_secret",
-    "token",
-    "key",
-    "account_key",
-    "session_token",
 ];
 
 /// Every secret value `settings` and the environment hold. Lookup failures are ignored: a channel that
@@ -55,43 +41,10 @@ pub fn gather(settings: &Settings) -> Vec<KnownSecret> {
             out.push(KnownSecret { value: v, label: format!("the value of ${var}") });
         }
     }
-    #[cfg(feature = "sms")]
-    if let Some(sms) = &settings.file.sms {
-        let env_file = sms.env_file.as_deref().map(|p| expand_home(p, &settings.dirs.home));
-        if let Ok(c) = handoff_channels::sms::Credentials::from_env(env_file.as_deref(), sms.account_sid.as_deref()) {
-            out.push(KnownSecret { value: c.secret().to_string(), label: "the Twilio token".into() });
-        }
+    // what each configured channel loaded (Twilio's token, rclone's keys, webhook URLs, the IMAP password)
+    for secret in settings.file.channels.secrets() {
+        out.push(KnownSecret { value: secret.value, label: secret.label });
     }
-    #[cfg(feature = "drive")]
-    if let Some(drive) = &settings.file.drive {
-        let explicit = drive.rclone_config.as_deref().map(|p| expand_home(p, &settings.dirs.home));
-        let conf = handoff_channels::drive::rclone_conf::RcloneConf::load(explicit.as_deref()).ok();
-        if let Some(remote) = conf.as_ref().and_then(|c| c.remote(&drive.remote).ok()) {
-            for k in RCLONE_SECRET_KEYS {
-                let v = if matches!(k, "pass" | "password2") {
-                    remote.revealed(k).ok().flatten()
-                } else {
-                    remote.get(k).map(str::to_string)
-                };
-                if let Some(v) = v {
-                    out.push(KnownSecret { value: v, label: format!("rclone's `{k}` of remote {}", drive.remote) });
-                }
-            }
-        }
-    }
-    #[cfg(feature = "email")]
-    if let Some(v) = settings.file.email.as_ref().and_then(|c| c.secret()) {
-        out.push(KnownSecret { value: v, label: "the IMAP password (HANDOFF_IMAP_PASSWORD)".into() });
-    }
-    #[cfg(feature = "slack")]
-    if let Some(v) = settings.file.slack.as_ref().and_then(|c| c.secret()) {
-        out.push(KnownSecret { value: v, label: "the Slack webhook URL (SLACK_WEBHOOK_URL)".into() });
-    }
-    #[cfg(feature = "discord")]
-    if let Some(v) = settings.file.discord.as_ref().and_then(|c| c.secret()) {
-        out.push(KnownSecret { value: v, label: "the Discord webhook URL (DISCORD_WEBHOOK_URL)".into() });
-    }
-    let _ = expand_home;
     out
 }
 

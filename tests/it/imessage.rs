@@ -34,7 +34,8 @@ fn hostile_text_reaches_osascript_as_one_argument_byte_for_byte() {
         "it's \"quoted\" \\ back\"; do shell script \"touch {}\"\nsecond line\t😀 ünïcödé $(id) `id` -e x",
         pwned.display()
     );
-    let cfg = ImessageConfig { to: "+15552223333".into(), osascript: Some(env.path().join("bin/osascript")) };
+    let cfg =
+        ImessageConfig { to: "+15552223333".into(), osascript: Some(env.path().join("bin/osascript")), priority: None };
     let ch = ImessageChannel::from_config(&cfg, &Context::quiet("m", env.path().join("data"))).unwrap();
     let parcel = Parcel {
         key: "page-1".into(),

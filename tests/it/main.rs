@@ -27,6 +27,7 @@ mod git_ssh;
 #[cfg(feature = "imessage")]
 mod imessage;
 mod inbox;
+mod layout;
 mod mcp;
 mod original_bus;
 mod pg;

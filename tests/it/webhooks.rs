@@ -173,7 +173,7 @@ fn discord_text_over_2000_characters_is_shortened_naming_the_bus_id() {
     assert_eq!(r.json::<Value>().unwrap()["code"], 50035);
     let env = Env::new();
     let env_file = env.write_secret_file("discord.env", &format!("DISCORD_WEBHOOK_URL={}\n", stub.discord_url()));
-    let cfg = DiscordConfig { env_file: Some(env_file), username: None };
+    let cfg = DiscordConfig { env_file: Some(env_file), username: None, priority: None };
     let ch = DiscordChannel::from_config(&cfg, &Context::quiet("m", env.path().join("data"))).unwrap();
     let long = "é".repeat(4000);
     let parcel = Parcel {
@@ -225,4 +225,40 @@ fn an_urgent_page_escalates_from_a_failing_sms_to_slack_once() {
     assert_eq!(flush(&env).code(), 0);
     assert_eq!(stub.posts().len(), 1);
     assert!(twilio.sent().is_empty());
+}
+
+/// `send --via slack|discord TEXT`: the short message goes to the chat channel instead of the bus (the
+/// router used to refuse it), escaped as any text for that service, once.
+#[cfg(all(feature = "slack", feature = "discord"))]
+#[test]
+fn a_short_message_can_be_sent_via_slack_or_discord_instead_of_the_bus() {
+    let stub = WebhookStub::start();
+    let mut env = Env::new();
+    env.write_config("[slack]\n\n[discord]\n");
+    env.var("SLACK_WEBHOOK_URL", stub.slack_url());
+    env.var("DISCORD_WEBHOOK_URL", stub.discord_url());
+    for (via, n) in [("slack", 1), ("discord", 2)] {
+        let mut c = env.handoff("mac-studio");
+        c.args(["--json", "send", "--via", via, "--to", "linux-box", "<!here> build 812 is green"]);
+        let o = run(c);
+        assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+        let j = o.json();
+        let inline = step(&j, "inline");
+        assert_eq!(inline["receipt"]["channel"].as_str(), Some(via), "{j:#}");
+        assert!(inline["receipt"]["message_id"].is_null(), "nothing went on the bus: {j:#}");
+        let posts = stub.posts();
+        assert_eq!(posts.len(), n, "{posts:?}");
+        assert_eq!(posts[n - 1].service, via);
+        assert!(posts[n - 1].text.contains("build 812 is green"), "{}", posts[n - 1].text);
+    }
+    assert!(stub.posts()[0].text.starts_with("&lt;!here&gt;"), "mrkdwn escaped: {}", stub.posts()[0].text);
+    // a document still cannot go to a chat channel: refused before anything is posted
+    let mut c = env.handoff("mac-studio");
+    c.args(["send", "--via", "slack", "--doc", "--to", "linux-box", "# notes"]);
+    let o = run(c);
+    assert_eq!(o.code(), 78, "{}\n{}", o.out(), o.err());
+    assert!(o.err().contains("cannot take a document"), "{}", o.err());
+    assert_eq!(stub.posts().len(), 2);
+    assert_eq!(flush(&env).code(), 0);
+    assert_eq!(stub.posts().len(), 2, "a later flush posts nothing again");
 }

@@ -7,7 +7,7 @@ pub mod local;
 pub mod store;
 pub mod tags;
 
-use crate::{Capability, Channel, ChannelError, Health, LatencyClass, Parcel, ParcelKind, Receipt};
+use crate::{Capability, Channel, ChannelError, Health, LatencyClass, Parcel, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Largest `body` the original bus accepts, in bytes.
 pub const MAX_BODY: usize = 64 * 1024;
+/// The bus channel's name (in the registry, receipts and `--via`); the bus is always there.
+pub const NAME: &str = "bus";
 /// The recipient that means "every machine".
 pub const BROADCAST: &str = "any";
 /// Header carrying the client-generated idempotency key (ignored by the original, honoured by ours).
@@ -243,7 +245,7 @@ impl BusChannel {
 #[async_trait]
 impl Channel for BusChannel {
     fn name(&self) -> &'static str {
-        "bus"
+        NAME
     }
     fn capability(&self) -> Capability {
         Capability {
@@ -255,12 +257,12 @@ impl Channel for BusChannel {
             files: false,
             pages: false,
             lasting: true,
+            routed_max: None,
+            priority: 0,
+            no_fallback: false,
         }
     }
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
-        if parcel.kind != ParcelKind::Text {
-            return Err(ChannelError::permanent(format!("the bus carries text, not {:?}", parcel.kind)));
-        }
         let msg = NewMessage {
             from: parcel.from.clone(),
             to: parcel.to.clone(),
@@ -269,7 +271,7 @@ impl Channel for BusChannel {
         };
         let saved = self.api.post(&msg, &parcel.key).await?;
         Ok(Receipt {
-            channel: "bus".into(),
+            channel: NAME.into(),
             uri: None,
             message_id: Some(saved.id.0),
             detail: Some(self.api.location()),

@@ -29,6 +29,40 @@ pub struct DiscordConfig {
     /// The name the messages are posted under (default: the webhook's own name).
     #[serde(default)]
     pub username: Option<String>,
+    /// Among page channels `[route] page` does not order, the higher priority is paged first (default [`PRIORITY`]).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// The channel's name (config section, `--via`, receipts).
+pub const NAME: &str = "discord";
+/// This channel's own priority among channels of its latency.
+pub const PRIORITY: i32 = 10;
+
+impl crate::registration::ChannelSection for DiscordConfig {
+    const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Text, crate::ParcelKind::Page];
+
+    fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(DiscordChannel::from_config(self, ctx)?))
+    }
+
+    fn secrets(&self) -> Vec<crate::registration::LoadedSecret> {
+        self.secret()
+            .map(|value| crate::registration::LoadedSecret {
+                value,
+                label: format!("the Discord webhook URL ({URL_VAR})"),
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn secret_files(&self) -> Vec<crate::registration::SecretFile> {
+        crate::registration::env_file_entry("Discord env file", self.env_file.as_deref())
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
+    }
 }
 
 impl DiscordConfig {
@@ -111,11 +145,11 @@ fn with_wait(url: &WebhookUrl) -> Result<WebhookUrl, ChannelError> {
 #[async_trait]
 impl Channel for DiscordChannel {
     fn name(&self) -> &'static str {
-        "discord"
+        NAME
     }
 
     fn capability(&self) -> Capability {
-        Capability::pager(None, true)
+        Capability::pager(None, true, PRIORITY)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
@@ -125,7 +159,7 @@ impl Channel for DiscordChannel {
         if let Some(u) = &self.username {
             payload["username"] = u.clone().into();
         }
-        crate::sent_ledger::once(&self.ledger, "discord", parcel, || async {
+        crate::sent_ledger::once(&self.ledger, NAME, parcel, || async {
             let a = webhook::post_json(&self.client, &url, "Discord", &payload, retry_after).await?;
             if a.status != 200 {
                 return Err(PostError::NotSent(refusal(&a, url.host())));

@@ -14,7 +14,7 @@ mod sftp;
 pub mod transfer;
 
 use crate::names::{safe_file_name, stays_inside};
-use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, ParcelKind, Receipt};
+use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, Receipt};
 use async_trait::async_trait;
 use rclone_cli::Rclone;
 use rclone_conf::RcloneConf;
@@ -42,52 +42,73 @@ pub struct DriveConfig {
     /// Bytes, or a string such as `"64MiB"`. Default 64 MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_request_max: Option<SizeValue>,
+    /// Among file channels of the same latency, the higher priority is tried first (default
+    /// [`PRIORITY`]: after the droplet, before a shared folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
 }
 
-/// A size in config: a number of bytes or a string like `64MiB`, `1.5GB`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SizeValue {
-    /// Bytes.
-    Bytes(u64),
-    /// Text with a unit.
-    Text(String),
-}
+/// The channel's name (config section, `--via`, receipts, pointers).
+pub const NAME: &str = "drive";
+/// Drive's own priority among file stores.
+pub const PRIORITY: i32 = 0;
 
-impl SizeValue {
-    /// The size in bytes, or an error naming the bad value.
-    pub fn bytes(&self) -> Result<u64, ChannelError> {
-        match self {
-            SizeValue::Bytes(b) => Ok(*b),
-            SizeValue::Text(t) => parse_size(t).ok_or_else(|| {
-                ChannelError::permanent(format!(
-                    "[drive] single_request_max = {t:?} is not a size: write e.g. \"64MiB\" or a number of bytes"
-                ))
-            }),
+/// rclone.conf keys that hold secrets (`pass`/`password2` are obscured and revealed first).
+const RCLONE_SECRET_KEYS: [&str; 9] = [
+    "pass",
+    "password",
+    "password2",
+    "secret_access_key",
+    "client_secret",
+    "token",
+    "key",
+    "account_key",
+    "session_token",
+];
+
+impl crate::registration::ChannelSection for DriveConfig {
+    const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::File];
+
+    fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(DriveChannel::new(self.clone(), ctx.clone())))
+    }
+
+    /// The passwords and keys of the configured remote in rclone.conf.
+    fn secrets(&self) -> Vec<crate::registration::LoadedSecret> {
+        let explicit = self.rclone_config.as_deref().map(crate::paths::expand_tilde);
+        let Ok(conf) = RcloneConf::load(explicit.as_deref()) else { return Vec::new() };
+        let Ok(remote) = conf.remote(&self.remote) else { return Vec::new() };
+        let mut out = Vec::new();
+        for k in RCLONE_SECRET_KEYS {
+            let v = if matches!(k, "pass" | "password2") {
+                remote.revealed(k).ok().flatten()
+            } else {
+                remote.get(k).map(str::to_string)
+            };
+            if let Some(value) = v {
+                out.push(crate::registration::LoadedSecret {
+                    value,
+                    label: format!("rclone's `{k}` of remote {}", self.remote),
+                });
+            }
         }
+        out
+    }
+
+    fn secret_files(&self) -> Vec<crate::registration::SecretFile> {
+        rclone_conf::locate(self.rclone_config.as_deref())
+            .filter(|p| p.exists())
+            .map(|path| crate::registration::SecretFile { label: "rclone.conf".into(), path })
+            .into_iter()
+            .collect()
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
     }
 }
 
-/// Parses `64MiB`, `1.5 GB`, `512k`, `1000`.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        _ => return None,
-    };
-    Some((n * mult as f64) as u64)
-}
+pub use crate::registration::{SizeValue, parse_size};
 
 fn default_folder() -> String {
     "claude-handoffs".into()
@@ -142,7 +163,11 @@ impl DriveChannel {
     }
 
     fn single_request_max(&self) -> Result<u64, ChannelError> {
-        self.cfg.single_request_max.as_ref().map(SizeValue::bytes).unwrap_or(Ok(DEFAULT_SINGLE_REQUEST_MAX))
+        self.cfg
+            .single_request_max
+            .as_ref()
+            .map(|v| v.bytes("[drive] single_request_max"))
+            .unwrap_or(Ok(DEFAULT_SINGLE_REQUEST_MAX))
     }
 
     /// Where a parcel is stored inside the remote: `<folder>/<date>/<key>/<safe name>`. Deterministic for a
@@ -242,24 +267,19 @@ fn key_date(key: &str) -> Option<String> {
 #[async_trait]
 impl Channel for DriveChannel {
     fn name(&self) -> &'static str {
-        "drive"
+        NAME
     }
 
     fn capability(&self) -> Capability {
-        Capability::file_store(true)
+        Capability::file_store(true, PRIORITY)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
-        let f = match (parcel.kind, &parcel.file) {
-            (ParcelKind::File, Some(f)) => f,
-            (kind, _) => {
-                return Err(ChannelError::permanent(format!("the drive channel carries files, not {kind:?}")));
-            }
-        };
+        let f = parcel.file.as_ref().ok_or_else(|| ChannelError::permanent("a file parcel without its file"))?;
         let conf = self.load_conf()?;
         let uri = DriveUri { remote: self.cfg.remote.clone(), path: self.object_path(parcel)? };
         let receipt = |detail: &str, sha256: Option<String>| Receipt {
-            channel: "drive".into(),
+            channel: NAME.into(),
             uri: Some(uri.to_uri()),
             message_id: None,
             detail: Some(detail.to_string()),
@@ -443,7 +463,7 @@ mod tests {
             key: key.into(),
             from: "a".into(),
             to: "b".into(),
-            kind: ParcelKind::File,
+            kind: crate::ParcelKind::File,
             title: None,
             body: String::new(),
             tags: vec![],
@@ -457,6 +477,7 @@ mod tests {
             folder: "claude-handoffs".into(),
             rclone_config: None,
             single_request_max: None,
+            priority: None,
         };
         DriveChannel::new(cfg, Context::quiet("m", std::env::temp_dir()))
     }
@@ -520,6 +541,12 @@ mod tests {
         assert_eq!(parse_size("1.5 GB"), Some(1_500_000_000));
         assert_eq!(parse_size("1000"), Some(1000));
         assert_eq!(parse_size("lots"), None);
-        assert!(SizeValue::Text("x".into()).bytes().unwrap_err().message.contains("single_request_max"));
+        assert!(
+            SizeValue::Text("x".into())
+                .bytes("[drive] single_request_max")
+                .unwrap_err()
+                .message
+                .contains("single_request_max")
+        );
     }
 }

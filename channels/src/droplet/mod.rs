@@ -18,7 +18,7 @@ mod transport;
 pub use crate::ssh::errors as ssh_errors;
 
 use crate::names::safe_file_name;
-use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, ParcelKind, Receipt};
+use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -34,6 +34,34 @@ pub struct DropletConfig {
     pub host: String,
     /// Directory on the server.
     pub dir: String,
+    /// Largest file the router sends to the droplet unasked (bytes, or a string such as `"256MiB"`);
+    /// larger files go to the next channel that takes them (drive), though `--via droplet` still sends
+    /// them. Default 256 MiB. Replaces `[route] droplet_max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<crate::registration::SizeValue>,
+    /// Among file channels of the same latency, the higher priority is tried first (default
+    /// [`PRIORITY`]: the droplet, fast and short-lived, before drive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+}
+
+/// The channel's name (config section, `--via`, receipts, pointers).
+pub const NAME: &str = "droplet";
+/// Default `[droplet] max_size`: 256 MiB.
+pub const DEFAULT_MAX_SIZE: u64 = 256 << 20;
+/// The droplet's own priority among file stores: before drive.
+pub const PRIORITY: i32 = 10;
+
+impl crate::registration::ChannelSection for DropletConfig {
+    const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::File];
+
+    fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(DropletChannel::new(self, ctx.clone())?))
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
+    }
 }
 
 /// Start of every payload name handoff stores; `prune` removes nothing else.
@@ -74,6 +102,8 @@ pub struct DropletChannel {
     host: String,
     dir: String,
     ctx: Context,
+    /// Largest file routed here unasked, in bytes (`[droplet] max_size`).
+    max_size: u64,
 }
 
 /// Normalises the configured directory: `~/x` → `x` (SFTP paths are relative to the login directory),
@@ -121,7 +151,11 @@ impl DropletChannel {
                 cfg.dir
             )));
         }
-        Ok(Self { host: host.to_string(), dir, ctx })
+        let max_size = match &cfg.max_size {
+            Some(v) => v.bytes("[droplet] max_size")?,
+            None => DEFAULT_MAX_SIZE,
+        };
+        Ok(Self { host: host.to_string(), dir, ctx, max_size })
     }
 
     /// The ssh destination.
@@ -223,7 +257,7 @@ impl DropletChannel {
         let name = Self::stored_name(parcel);
         let (dest, tmp) = (self.remote_path(&name), self.remote_path(&format!(".{name}.part")));
         let receipt = |detail: &str, sha256: Option<String>| Receipt {
-            channel: "droplet".into(),
+            channel: NAME.into(),
             uri: Some(self.uri_for(&name)),
             message_id: None,
             detail: Some(format!("{detail} {}:{}", self.host, self.dir)),
@@ -262,20 +296,14 @@ impl DropletChannel {
 #[async_trait]
 impl Channel for DropletChannel {
     fn name(&self) -> &'static str {
-        "droplet"
+        NAME
     }
 
     fn capability(&self) -> Capability {
-        Capability::file_store(false)
+        Capability { routed_max: Some(self.max_size), ..Capability::file_store(false, PRIORITY) }
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
-        if parcel.kind != ParcelKind::File || parcel.file.is_none() {
-            return Err(ChannelError::permanent(format!(
-                "the droplet takes files only, not {:?}; send text or documents without --via droplet",
-                parcel.kind
-            )));
-        }
         let remote = self.connect().await?;
         let result = self.upload(&remote, parcel).await;
         remote.close().await;
@@ -357,7 +385,7 @@ mod tests {
     use crate::parcel::FileRef;
 
     fn channel(dir: &str) -> DropletChannel {
-        let cfg = DropletConfig { host: "me@example.org".into(), dir: dir.into() };
+        let cfg = DropletConfig { host: "me@example.org".into(), dir: dir.into(), max_size: None, priority: None };
         DropletChannel::new(&cfg, Context::quiet("m", std::env::temp_dir())).unwrap()
     }
 
@@ -366,7 +394,7 @@ mod tests {
             key: key.into(),
             from: "a".into(),
             to: "b".into(),
-            kind: ParcelKind::File,
+            kind: crate::ParcelKind::File,
             title: None,
             body: String::new(),
             tags: vec![],
@@ -412,7 +440,7 @@ mod tests {
     #[test]
     fn bad_config_is_refused_with_a_fix() {
         for (host, dir) in [("", "/d"), ("-oProxyCommand=x", "/d"), ("a b", "/d"), ("h", "  ")] {
-            let cfg = DropletConfig { host: host.into(), dir: dir.into() };
+            let cfg = DropletConfig { host: host.into(), dir: dir.into(), max_size: None, priority: None };
             let e = DropletChannel::new(&cfg, Context::quiet("m", std::env::temp_dir())).err().expect("refused");
             assert!(e.message.contains("[droplet]"), "{e}");
         }

@@ -52,6 +52,42 @@ pub struct EmailConfig {
     /// environment (default: the bus's env file, `~/.secrets/claude-bus.env`, when it exists).
     #[serde(default)]
     pub env_file: Option<PathBuf>,
+    /// Among channels of the same latency, the higher priority is tried first (default [`PRIORITY`]:
+    /// after git for documents, after the chat channels for pages).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// The channel's name (config section, `--via`, receipts, pointers).
+pub const NAME: &str = "email";
+/// The email channel's own priority.
+pub const PRIORITY: i32 = 0;
+
+impl crate::registration::ChannelSection for EmailConfig {
+    const CARRIES: &'static [crate::ParcelKind] =
+        &[crate::ParcelKind::Text, crate::ParcelKind::Document, crate::ParcelKind::Page];
+
+    fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn crate::Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(EmailChannel::from_config(self, ctx)?))
+    }
+
+    fn secrets(&self) -> Vec<crate::registration::LoadedSecret> {
+        self.secret()
+            .map(|value| crate::registration::LoadedSecret {
+                value,
+                label: format!("the IMAP password ({PASSWORD_VAR})"),
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn secret_files(&self) -> Vec<crate::registration::SecretFile> {
+        crate::registration::env_file_entry("IMAP env file", self.env_file.as_deref())
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
+    }
 }
 
 fn default_drafts() -> String {
@@ -193,19 +229,22 @@ async fn logout(s: &mut ImapSession) {
 #[async_trait]
 impl Channel for EmailChannel {
     fn name(&self) -> &'static str {
-        "email"
+        NAME
     }
 
+    /// A draft is seen when someone opens the mailbox: tens of seconds at best, so the router tries git
+    /// first for documents and the chat channels first for pages.
     fn capability(&self) -> Capability {
         Capability {
             max_size: Some(MAX_SIZE),
-            latency: LatencyClass::Seconds,
+            latency: LatencyClass::TensOfSeconds,
             can_receive: true,
             text: true,
             documents: true,
-            files: false,
             pages: true,
             lasting: true,
+            priority: PRIORITY,
+            ..Capability::NOTHING
         }
     }
 
@@ -218,7 +257,7 @@ impl Channel for EmailChannel {
         let result = async {
             self.open_drafts(&mut s, true).await?;
             let receipt = |detail: &str| Receipt {
-                channel: "email".into(),
+                channel: NAME.into(),
                 uri: Some(format!("{SCHEME}{}", parcel.key)),
                 message_id: None,
                 detail: Some(format!("{detail} in {} on {}", self.drafts, self.server)),
@@ -298,7 +337,7 @@ impl Channel for EmailChannel {
                     continue;
                 }
                 report.items.push(Incoming {
-                    channel: "email".into(),
+                    channel: NAME.into(),
                     title: d.subject.strip_prefix("handoff: ").unwrap_or(&d.subject).to_string(),
                     from: Some(d.from.clone()),
                     ts: d.date.clone(),

@@ -20,6 +20,26 @@ pub struct FolderConfig {
     /// This machine's mount point of the shared directory (`/Volumes/nas/handoff`, `/mnt/nas/handoff`,
     /// `~/Dropbox/handoff`). Every machine names its own; what is stored under it is the same.
     pub path: PathBuf,
+    /// Among document and file channels of the same latency, the higher priority is tried first (default [`PRIORITY`]).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// The channel's name (config section, `--via`, receipts).
+pub const NAME: &str = "folder";
+/// This channel's own priority among channels of its latency.
+pub const PRIORITY: i32 = -5;
+
+impl crate::registration::ChannelSection for FolderConfig {
+    const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Document, crate::ParcelKind::File];
+
+    fn build(&self, _ctx: &crate::Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(FolderChannel::from_config(self)?))
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
+    }
 }
 
 /// The URI scheme of items in the folder.
@@ -113,11 +133,11 @@ async fn remove_stale_parts(dir: &Path) {
 #[async_trait]
 impl Channel for FolderChannel {
     fn name(&self) -> &'static str {
-        "folder"
+        NAME
     }
 
     fn capability(&self) -> Capability {
-        crate::local_files::FOLDER_CAPABILITY
+        Capability { priority: PRIORITY, ..crate::local_files::FOLDER_CAPABILITY }
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
@@ -127,7 +147,7 @@ impl Channel for FolderChannel {
         let dir = dest.parent().expect("dated dir").to_path_buf();
         remove_stale_parts(&dir).await;
         let receipt = |sha256| Receipt {
-            channel: "folder".into(),
+            channel: NAME.into(),
             uri: Some(format!("{SCHEME}{rel}")),
             message_id: None,
             detail: None,
@@ -179,7 +199,7 @@ mod tests {
         std::fs::write(d.path().join("secret"), b"x").unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(d.path().join("secret"), root.join("day/link")).unwrap();
-        let ch = FolderChannel::from_config(&FolderConfig { path: root.clone() }).unwrap();
+        let ch = FolderChannel::from_config(&FolderConfig { path: root.clone(), priority: None }).unwrap();
         let out = d.path().join("out");
         for uri in
             ["folder:../secret", "folder:/etc/passwd", "local:day/x", "folder:day/link", "folder:day/../../secret"]
@@ -195,14 +215,14 @@ mod tests {
         assert!(!out.exists(), "nothing kept of an item larger than claimed");
         let got = ch.fetch("folder:day/a.bin", &out, 10).await.unwrap();
         assert_eq!((got.size, std::fs::read(&out).unwrap()), (10, b"0123456789".to_vec()));
-        assert!(FolderChannel::from_config(&FolderConfig { path: "rel/dir".into() }).is_err());
+        assert!(FolderChannel::from_config(&FolderConfig { path: "rel/dir".into(), priority: None }).is_err());
     }
 
     #[tokio::test]
     async fn an_unmounted_share_is_never_created() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("not-mounted");
-        let ch = FolderChannel::from_config(&FolderConfig { path: root.clone() }).unwrap();
+        let ch = FolderChannel::from_config(&FolderConfig { path: root.clone(), priority: None }).unwrap();
         let p = Parcel {
             key: "k1".into(),
             from: "a".into(),

@@ -29,9 +29,7 @@ mod remote;
 mod ssh;
 mod sync;
 
-use crate::{
-    Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, ParcelKind, Receipt, SyncReport,
-};
+use crate::{Capability, Channel, ChannelError, Context, Health, LatencyClass, Parcel, Receipt, SyncReport};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -48,6 +46,32 @@ pub struct GitConfig {
     /// Branch to commit to.
     #[serde(default = "default_branch")]
     pub branch: String,
+    /// Among document channels, the higher priority is tried first (default [`PRIORITY`]; git takes no
+    /// fallback, so a lower one only lets another channel go first).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// The channel's name (config section, `--via`, receipts, pointers).
+pub const NAME: &str = "git";
+/// Git's own priority among document channels: first.
+pub const PRIORITY: i32 = 10;
+
+impl crate::registration::ChannelSection for GitConfig {
+    const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Document];
+
+    fn build(&self, ctx: &Context) -> Result<Arc<dyn Channel>, ChannelError> {
+        Ok(Arc::new(GitChannel::new(self, ctx)?))
+    }
+
+    /// SPEC §4: with nothing configured, a local git repo under the data dir serves documents.
+    fn embedded(ctx: &Context) -> Option<Arc<dyn Channel>> {
+        Some(Arc::new(GitChannel::embedded(ctx)))
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
+    }
 }
 
 fn default_branch() -> String {
@@ -215,7 +239,7 @@ pub fn parse_uri(uri: &str) -> Option<(&str, &str)> {
 #[async_trait]
 impl Channel for GitChannel {
     fn name(&self) -> &'static str {
-        "git"
+        NAME
     }
 
     fn capability(&self) -> Capability {
@@ -223,19 +247,17 @@ impl Channel for GitChannel {
             max_size: Some(64 * 1024 * 1024),
             latency: LatencyClass::TensOfSeconds,
             can_receive: true,
-            text: false,
             documents: true,
-            files: false,
-            pages: false,
             lasting: true,
+            priority: PRIORITY,
+            // a commit that is queued gets pushed later anyway: a fallback would make a second copy
+            no_fallback: true,
+            ..Capability::NOTHING
         }
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         Self::set_timeouts();
-        if parcel.kind != ParcelKind::Document {
-            return Err(ChannelError::permanent(format!("the git channel takes documents, not {:?}", parcel.kind)));
-        }
         let parcel = parcel.clone();
         self.blocking(move |s| publish::deliver(s, &parcel)).await
     }

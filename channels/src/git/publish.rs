@@ -84,7 +84,7 @@ fn fetch_and_integrate(repo: &Repository, s: &GitSettings) -> Result<Result<Opti
 
 fn receipt(s: &GitSettings, meta: &DocMeta, id: Oid, note: &str) -> Receipt {
     Receipt {
-        channel: "git".into(),
+        channel: super::NAME.into(),
         uri: Some(format!("git:{}@{id}", meta.path)),
         message_id: None,
         detail: Some(format!("commit {} on {} of {} ({note})", short(id), s.branch, s.remote_shown())),

@@ -92,7 +92,7 @@ pub(crate) fn sync(s: &GitSettings, cursor: Option<&str>) -> Result<SyncReport, 
                 return None;
             }
             Some(Incoming {
-                channel: "git".into(),
+                channel: super::NAME.into(),
                 title: m.map(|m| m.title.clone()).filter(|t| !t.is_empty()).unwrap_or_else(|| title_of(&path)),
                 from: m.map(|m| m.from.clone()).filter(|f| !f.is_empty()),
                 ts: m.map(|m| m.date.clone()),
@@ -123,7 +123,7 @@ pub(crate) fn sync(s: &GitSettings, cursor: Option<&str>) -> Result<SyncReport, 
             match same {
                 Some(item) => item.content = Some(content),
                 None => report.items.push(Incoming {
-                    channel: "git".into(),
+                    channel: super::NAME.into(),
                     title: by.as_ref().map(|m| m.title.clone()).unwrap_or_else(|| LATEST.into()),
                     from: by.as_ref().map(|m| m.from.clone()),
                     ts: by.as_ref().map(|m| m.date.clone()),

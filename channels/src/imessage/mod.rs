@@ -32,6 +32,26 @@ pub struct ImessageConfig {
     /// The `osascript` to run (default: the one found on `PATH`, `/usr/bin/osascript` on macOS).
     #[serde(default)]
     pub osascript: Option<PathBuf>,
+    /// Among page channels `[route] page` does not order, the higher priority is paged first (default [`PRIORITY`]).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// The channel's name (config section, `--via`, receipts).
+pub const NAME: &str = "imessage";
+/// This channel's own priority among channels of its latency.
+pub const PRIORITY: i32 = 30;
+
+impl crate::registration::ChannelSection for ImessageConfig {
+    const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Page];
+
+    fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(ImessageChannel::from_config(self, ctx)?))
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
+    }
 }
 
 /// Pages through Messages.
@@ -159,11 +179,11 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
 #[async_trait]
 impl Channel for ImessageChannel {
     fn name(&self) -> &'static str {
-        "imessage"
+        NAME
     }
 
     fn capability(&self) -> Capability {
-        Capability::pager(Some(16 * 1024), false)
+        Capability::pager(Some(16 * 1024), false, PRIORITY)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
@@ -171,7 +191,7 @@ impl Channel for ImessageChannel {
         if parcel.body.contains('\0') {
             return Err(ChannelError::permanent("a page cannot hold a NUL character"));
         }
-        crate::sent_ledger::once(&self.ledger, "imessage", parcel, || self.run(&osascript, &parcel.body)).await
+        crate::sent_ledger::once(&self.ledger, NAME, parcel, || self.run(&osascript, &parcel.body)).await
     }
 
     /// Finds `osascript`; sends nothing.
@@ -199,10 +219,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let ctx = Context::quiet("m", d.path().into());
         for ok in ["+15552223333", "me@icloud.com"] {
-            ImessageChannel::from_config(&ImessageConfig { to: ok.into(), osascript: None }, &ctx).unwrap();
+            ImessageChannel::from_config(&ImessageConfig { to: ok.into(), osascript: None, priority: None }, &ctx)
+                .unwrap();
         }
         for bad in ["5552223333", "me", "+1 555", "a@b\nc"] {
-            assert!(ImessageChannel::from_config(&ImessageConfig { to: bad.into(), osascript: None }, &ctx).is_err());
+            assert!(
+                ImessageChannel::from_config(&ImessageConfig { to: bad.into(), osascript: None, priority: None }, &ctx)
+                    .is_err()
+            );
         }
         assert_eq!(mask("+15552223333"), "+1…33");
     }

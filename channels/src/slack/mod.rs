@@ -25,6 +25,40 @@ pub struct SlackConfig {
     /// the variable is not in the environment.
     #[serde(default)]
     pub env_file: Option<PathBuf>,
+    /// Among page channels `[route] page` does not order, the higher priority is paged first (default [`PRIORITY`]).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// The channel's name (config section, `--via`, receipts).
+pub const NAME: &str = "slack";
+/// This channel's own priority among channels of its latency.
+pub const PRIORITY: i32 = 20;
+
+impl crate::registration::ChannelSection for SlackConfig {
+    const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Text, crate::ParcelKind::Page];
+
+    fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(SlackChannel::from_config(self, ctx)?))
+    }
+
+    fn secrets(&self) -> Vec<crate::registration::LoadedSecret> {
+        self.secret()
+            .map(|value| crate::registration::LoadedSecret {
+                value,
+                label: format!("the Slack webhook URL ({URL_VAR})"),
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn secret_files(&self) -> Vec<crate::registration::SecretFile> {
+        crate::registration::env_file_entry("Slack env file", self.env_file.as_deref())
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
+    }
 }
 
 impl SlackConfig {
@@ -96,18 +130,18 @@ fn refusal(a: &Answer, host: &str) -> ChannelError {
 #[async_trait]
 impl Channel for SlackChannel {
     fn name(&self) -> &'static str {
-        "slack"
+        NAME
     }
 
     fn capability(&self) -> Capability {
-        Capability::pager(None, true)
+        Capability::pager(None, true, PRIORITY)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         let url = self.url()?;
         let text = webhook::shorten(&escape_mrkdwn(&parcel.body), MAX_CHARS, "Slack", webhook::bus_id(parcel));
         let payload = serde_json::json!({ "text": text, "mrkdwn": true });
-        crate::sent_ledger::once(&self.ledger, "slack", parcel, || async {
+        crate::sent_ledger::once(&self.ledger, NAME, parcel, || async {
             let a = webhook::post_json(&self.client, url, "Slack", &payload, retry_after).await?;
             if a.status == 200 {
                 Ok(format!("posted to Slack via {}", url.host()))

@@ -14,10 +14,10 @@ pub mod validate;
 
 pub use creds::Credentials;
 pub use ledger::{Ledger, OverBudget, Reservation};
-pub use page::{BusRef, STANDALONE_CHARS, SUMMARY_CHARS, page_text};
+pub use page::{BusRef, STANDALONE_CHARS, SUMMARY_CHARS, page_text, render};
 pub use twilio::{RetryPolicy, Sender, TwilioClient};
 
-use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, ParcelKind, Receipt};
+use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -51,6 +51,43 @@ pub struct SmsConfig {
     /// Page budget: at most this many pages per hour from this machine.
     #[serde(default = "default_max_pages")]
     pub max_pages_per_hour: u32,
+    /// Among page channels `[route] page` does not order, the higher priority is paged first (default
+    /// [`PRIORITY`]).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// The channel's name (config section, `--via`, receipts).
+pub const NAME: &str = "sms";
+/// The SMS channel's own priority among page channels: the first tried by default.
+pub const PRIORITY: i32 = 40;
+
+impl crate::registration::ChannelSection for SmsConfig {
+    const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Page];
+
+    fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(SmsChannel::from_config(self, ctx)?))
+    }
+
+    /// The Twilio token, read as the channel reads it (environment, then `env_file`).
+    fn secrets(&self) -> Vec<crate::registration::LoadedSecret> {
+        let env_file = self.env_file.as_deref().map(crate::paths::expand_tilde);
+        match Credentials::from_env(env_file.as_deref(), self.account_sid.as_deref()) {
+            Ok(c) => vec![crate::registration::LoadedSecret {
+                value: c.secret().to_string(),
+                label: "the Twilio token".into(),
+            }],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn secret_files(&self) -> Vec<crate::registration::SecretFile> {
+        crate::registration::env_file_entry("Twilio env file", self.env_file.as_deref())
+    }
+
+    fn priority(&self) -> Option<i32> {
+        self.priority
+    }
 }
 
 fn default_base_url() -> String {
@@ -285,27 +322,26 @@ fn combine(failed: Vec<ChannelError>, done: &[Delivered]) -> ChannelError {
 #[async_trait]
 impl Channel for SmsChannel {
     fn name(&self) -> &'static str {
-        "sms"
+        NAME
     }
 
     fn capability(&self) -> Capability {
-        Capability::pager(Some(validate::MAX_BODY_CHARS as u64), false)
+        Capability::pager(Some(validate::MAX_BODY_CHARS as u64), false, PRIORITY)
+    }
+
+    /// The SMS wording: one line within Twilio's limit ([`page::render`]).
+    fn render_page(&self, note: &crate::PageNote) -> String {
+        page::render(note)
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
-        if parcel.kind != ParcelKind::Page {
-            return Err(ChannelError::permanent(format!(
-                "the sms channel carries one-line pages, not {:?}",
-                parcel.kind
-            )));
-        }
         let done = self.page(&parcel.key, &parcel.body).await?;
         let detail = done
             .iter()
             .map(|d| format!("{} to {}{}", d.sid, validate::mask(&d.to), if d.earlier { " (earlier)" } else { "" }))
             .collect::<Vec<_>>()
             .join(", ");
-        Ok(Receipt { channel: "sms".into(), uri: None, message_id: None, detail: Some(detail), sha256: None })
+        Ok(Receipt { channel: NAME.into(), uri: None, message_id: None, detail: Some(detail), sha256: None })
     }
 
     async fn health(&self) -> Result<Health, ChannelError> {

@@ -16,6 +16,16 @@ pub enum BusRef<'a> {
     Failed,
 }
 
+/// The SMS wording of a page: [`page_text`] with the summary when the bus message is posted, else with
+/// the standalone text.
+pub fn render(note: &crate::PageNote) -> String {
+    match &note.bus {
+        crate::BusState::Posted(id) => page_text(&note.from, &note.summary, BusRef::Posted(id)),
+        crate::BusState::Queued => page_text(&note.from, &note.standalone, BusRef::Queued),
+        crate::BusState::Failed => page_text(&note.from, &note.standalone, BusRef::Failed),
+    }
+}
+
 /// How much text a page carries when there is no bus message to point at (two SMS segments).
 pub const STANDALONE_CHARS: usize = 300;
 
@@ -67,6 +77,26 @@ mod tests {
         let long = "x".repeat(500);
         let t = page_text("m", &long, BusRef::Posted("7"));
         assert!(t.ends_with("… (bus msg 7)") && t.chars().count() == 3 + SUMMARY_CHARS + " (bus msg 7)".len(), "{t}");
+    }
+
+    #[test]
+    fn a_page_note_is_worded_for_sms() {
+        let mut note = crate::PageNote {
+            from: "mac".into(),
+            summary: "prod down".into(),
+            bus: crate::BusState::Posted("42".into()),
+            standalone: "prod down\nthe deploy stalled at migration 17".into(),
+        };
+        assert_eq!(render(&note), "mac: prod down (bus msg 42)");
+        note.bus = crate::BusState::Queued;
+        assert_eq!(
+            render(&note),
+            "mac: prod down the deploy stalled at migration 17 (bus unreachable; message queued)"
+        );
+        note.bus = crate::BusState::Failed;
+        note.standalone = "y".repeat(2000);
+        let t = render(&note);
+        assert!(t.ends_with("… (bus refused the message)") && t.chars().count() < 400, "{t}");
     }
 
     #[test]
