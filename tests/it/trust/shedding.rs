@@ -25,7 +25,6 @@ fn health_within(bus: &BusServer, budget: Duration) -> Duration {
 fn eleven_hundred_idle_connections_cannot_lock_out_a_real_client() {
     let bus = BusServer::start();
     let addr = bus.url.trim_start_matches("http://").to_string();
-    let started = Instant::now();
     // 1,000 connections that never send a byte, 100 that trickle half a request head and stop
     let mut held: Vec<TcpStream> = Vec::with_capacity(1100);
     for i in 0..1100 {
@@ -35,13 +34,15 @@ fn eleven_hundred_idle_connections_cannot_lock_out_a_real_client() {
         }
         held.push(s);
     }
-    // held for 15 s; a real client is answered within 3 s all along
-    let mut times = Vec::new();
-    while started.elapsed() < Duration::from_secs(15) {
-        times.push(health_within(&bus, Duration::from_secs(3)));
-        std::thread::sleep(Duration::from_secs(3));
-    }
-    assert!(times.len() >= 4, "{times:?}");
+    // held for 15 s from the last one (however long opening them took on a loaded machine); a real client
+    // is answered within 3 s all along
+    let times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let took = health_within(&bus, Duration::from_secs(3));
+            std::thread::sleep(Duration::from_secs(3));
+            took
+        })
+        .collect();
     println!("GET /health under 1,100 idle connections: {times:?}");
     // after the 10 s head timeout the server has closed every one of them
     let mut open = 0;
