@@ -272,7 +272,11 @@ pub async fn run_job(
             worst = handoff_channels::ErrorKind::most_serious(worst.into_iter().chain([kind]));
             s.last_error = Some(errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "));
         }
-        locked.save()?;
+        // a job with nothing left to do is written once more only by `finish` (into the history, before
+        // its job file goes): the same crash window as saving here, one durable write fewer
+        if !locked.job.done() {
+            locked.save()?;
+        }
     }
     let mut report = report_of(&locked.job, worst);
     report.refused = if attempt == Attempt::Implicit { refused } else { 0 };

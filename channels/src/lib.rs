@@ -202,6 +202,12 @@ pub trait Channel: AsAny + Send + Sync {
     /// must not create a second copy.
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError>;
 
+    /// Starts, ahead of [`Channel::deliver`], what the delivery will need first and which takes long (a
+    /// network connection), without sending anything: `handoff send` calls it for the first payload's
+    /// channel before it writes the job to the outbox. The delivery uses it, or it is dropped. Nothing
+    /// is reported from here: a connection that fails is the delivery's to report. Default: nothing.
+    fn preconnect(&self) {}
+
     /// Downloads the item at `uri` (as written in a pointer by this channel) into `dest`, streaming, and
     /// reports its size and sha256 (hashed on the way, not by reading `dest` again).
     ///

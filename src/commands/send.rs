@@ -199,6 +199,11 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         let described = plan.describe(&req);
         return Ok(SendOutcome::Planned { plan, described, encrypted_to: sealing.as_ref().map(|s| s.len()) });
     }
+    // the first payload's channel starts what takes long (ssh's handshake to a git remote) now, while the
+    // outbox is written; nothing is sent before the job is in the outbox
+    if let Some(ch) = plan.payloads.first().and_then(|p| p.channels.first()).and_then(|c| session.reg.channels.get(c)) {
+        ch.preconnect();
+    }
     // earlier work first, so order is kept; all of it within the send deadline
     let limit = session.settings.file.budget.send;
     // the deadline is for sends that should be quick (text, documents, pages); a file upload is bound by

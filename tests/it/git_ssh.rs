@@ -96,3 +96,52 @@ fn a_remote_path_with_shell_syntax_runs_nothing_on_the_server() {
     assert!(o.out().contains("would be read by ssh as an option"), "{}", o.out());
     assert!(!std::path::Path::new(&format!("{canary}d")).exists());
 }
+
+/// How many ssh logins the server has accepted so far.
+fn logins(server: &Sshd) -> usize {
+    server.log_text().matches("Accepted publickey").count()
+}
+
+#[test]
+fn a_send_pushes_on_the_one_connection_started_ahead_and_a_refused_one_connects_nowhere() {
+    let server = Sshd::start();
+    let bus = BusServer::start();
+    let mut env = Env::new();
+    bus.write_env_file(&env);
+    server.setup_client(&mut env, "gitsrv");
+    let bare = crate::git::bare_repo(&env, &server.server_dir("repos").join("handoffs.git"));
+    let url = format!("gitsrv:{}", bare.display());
+    let checkout = env.home().join("claude-handoffs");
+    env.write_config(&format!("[git]\nremote = {url:?}\ncheckout = {:?}\n", checkout.display().to_string()));
+    send_doc(&env, "mac", "first", "one\n").ok();
+
+    // a quiet repository: the connection started while the outbox was written is the push's, not a second
+    let before = logins(&server);
+    let sent = send_doc(&env, "mac", "second", "two\n");
+    sent.ok();
+    assert_eq!(logins(&server) - before, 1, "one ssh connection per push; the server's log:\n{}", server.log_text());
+    let (path, commit) = receipt_uri(&sent);
+    let clone = cli_clone(&env, &url);
+    assert_document_committed(&env, &clone, "mac", "second", "two\n", &path, &commit);
+
+    // the secret scanner refuses before anything is planned: no connection is started for it
+    let before = logins(&server);
+    let o = send_doc(&env, "mac", "keys", "aws_access_key_id = AKIAZ7Q3PLMN4RST5UVW\n");
+    assert_eq!(o.code(), 65, "{}\n{}", o.out(), o.err());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(logins(&server), before, "a refused send connected to the server:\n{}", server.log_text());
+
+    // another machine moved the branch: the connection started ahead shows it, and the document goes the
+    // long way (fetch, commit on top, push), once
+    std::fs::write(clone.join("notes.txt"), "from the git CLI\n").unwrap();
+    crate::git::git_ok(&env, &clone, &["add", "notes.txt"]);
+    crate::git::git_ok(&env, &clone, &["commit", "-q", "-m", "cli"]);
+    crate::git::git_ok(&env, &clone, &["push", "-q"]);
+    let sent = send_doc(&env, "mac", "third", "three\n");
+    sent.ok();
+    crate::git::git_ok(&env, &clone, &["pull", "-q", "--ff-only"]);
+    assert_eq!(crate::git::git_ok(&env, &clone, &["show", "HEAD:latest.md"]), "three\n");
+    assert_eq!(std::fs::read_to_string(clone.join("notes.txt")).unwrap(), "from the git CLI\n");
+    let log = crate::git::git_ok(&env, &clone, &["log", "--format=%s"]);
+    assert_eq!(log.lines().filter(|l| l.contains("third")).count(), 1, "one commit for the document:\n{log}");
+}

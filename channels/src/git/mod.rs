@@ -24,6 +24,7 @@
 mod clone;
 mod doc;
 mod http;
+mod preconnect;
 mod publish;
 mod remote;
 mod ssh;
@@ -260,6 +261,14 @@ impl Channel for GitChannel {
         Self::set_timeouts();
         let parcel = parcel.clone();
         self.blocking(move |s| publish::deliver(s, &parcel)).await
+    }
+
+    fn preconnect(&self) {
+        // over ssh the handshake is most of a push: start it now (see `preconnect`); file:// and https
+        // remotes gain nothing worth a connection that may go unused
+        if remote::local_path(&self.s.remote).is_none() && ssh::SshRemote::parse(&self.s.remote).is_ok() {
+            preconnect::start(&self.s.remote, Some(&self.s.checkout.join(".git")));
+        }
     }
 
     async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<crate::Fetched, ChannelError> {

@@ -99,6 +99,14 @@ fn commit_document(
     parcel: &Parcel,
     tip: Option<Oid>,
 ) -> Result<(Oid, DocMeta), ChannelError> {
+    let (id, meta) = build_commit(repo, parcel, tip)?;
+    clone::advance(repo, s, tip, id)?;
+    Ok((id, meta))
+}
+
+/// Writes the objects of the commit for `parcel` on top of `tip`, without moving any branch (an
+/// unused one is garbage `git gc` removes).
+fn build_commit(repo: &Repository, parcel: &Parcel, tip: Option<Oid>) -> Result<(Oid, DocMeta), ChannelError> {
     let base = tip.map(|t| repo.find_commit(t)).transpose().map_err(|e| perm("commit", e))?;
     let base_tree = base.as_ref().map(|b| b.tree()).transpose().map_err(|e| perm("commit", e))?;
     let taken = |p: &str| base_tree.as_ref().is_some_and(|t| t.get_path(std::path::Path::new(p)).is_ok());
@@ -106,7 +114,6 @@ fn commit_document(
     let blob = repo.blob(parcel.body.as_bytes()).map_err(|e| perm("store the document", e))?;
     let author = meta.author().map_err(|e| perm("author", e))?;
     let id = doc::build(repo, base.as_ref(), &meta, blob, &author).map_err(|e| perm("commit", e))?;
-    clone::advance(repo, s, tip, id)?;
     Ok((id, meta))
 }
 
@@ -130,6 +137,13 @@ fn refused(s: &GitSettings, local: Oid, why: &str) -> ChannelError {
 
 /// Delivers one document (see the module docs of `git` for the whole story).
 pub(crate) fn deliver(s: &GitSettings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+    let delivered = deliver_locked(s, parcel);
+    // a connection started ahead (`Channel::preconnect`) that this delivery did not use is hung up
+    super::preconnect::discard();
+    delivered
+}
+
+fn deliver_locked(s: &GitSettings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
     if remote::local_path(&s.remote).is_none()
@@ -164,26 +178,30 @@ fn deliver_on_one_connection(
     {
         return Ok(None);
     }
-    let mut made: Option<(Oid, DocMeta)> = None;
+    // the commit's objects are written while the server has not answered yet (over ssh the handshake is
+    // still running); the branch moves to it only once the server shows it still has what was fetched
+    let (id, meta) = build_commit(repo, parcel, local)?;
+    let mut made = false;
     let outcome = remote::push_connected(repo, s, |head| {
         if head != upstream {
             return Ok(false);
         }
-        made = Some(commit_document(repo, s, parcel, local)?);
+        clone::advance(repo, s, local, id)?;
+        made = true;
         Ok(true)
     });
     match (outcome, made) {
-        (Ok(Some(Push::Pushed)), Some((id, meta))) => {
+        (Ok(Some(Push::Pushed)), true) => {
             clone::set_remote_tip(repo, s, id)?;
             Ok(Some(receipt(s, &meta, id, "pushed")))
         }
-        (Ok(Some(Push::Refused(why))), Some((id, _))) => Err(refused(s, id, &why)),
-        (Err(e), None) if e.is_transient() => {
+        (Ok(Some(Push::Refused(why))), true) => Err(refused(s, id, &why)),
+        (Err(e), false) if e.is_transient() => {
             // Offline: commit now, push later (one connection attempt, not two).
-            let (id, _) = commit_document(repo, s, parcel, local)?;
+            clone::advance(repo, s, local, id)?;
             Err(queued_offline(s, id, &e))
         }
-        (Err(e), Some((id, _))) if e.is_transient() => Err(queued_offline(s, id, &e)),
+        (Err(e), true) if e.is_transient() => Err(queued_offline(s, id, &e)),
         (Err(e), _) => Err(e),
         _ => Ok(None),
     }

@@ -151,6 +151,9 @@ fn open_local(s: &GitSettings, path: &std::path::Path) -> Result<Repository, Cha
 /// Fetches the branch into `refs/remotes/origin/<branch>`; returns its new value (`None` while the
 /// remote has no such branch).
 pub(crate) fn fetch(repo: &Repository, s: &GitSettings) -> Result<Option<Oid>, ChannelError> {
+    // a connection started ahead shows the refs as they were before this fetch: a push on it would be
+    // refused as stale, so the push after a fetch makes its own
+    super::preconnect::discard();
     if let Some(path) = local_path(&s.remote) {
         open_local(s, &path)?;
     }

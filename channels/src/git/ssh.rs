@@ -280,42 +280,15 @@ impl SshTransport {
 
 impl SmartSubtransport for SshTransport {
     fn action(&self, url: &str, action: Service) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
-        let remote = SshRemote::parse(url)?;
         let service = match action {
             Service::UploadPackLs | Service::UploadPack => "git-upload-pack",
             Service::ReceivePackLs | Service::ReceivePack => "git-receive-pack",
         };
-        let mut cmd = command(&remote, service, self.repo.as_deref());
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        tracing::debug!(host = %remote.host, service, "starting ssh");
-        let mut child = cmd.spawn().map_err(|e| {
-            git2::Error::new(
-                ErrorCode::GenericError,
-                ErrorClass::Ssh,
-                format!(
-                    "the `ssh` program could not be started ({e}); install the OpenSSH client{}",
-                    if cfg!(windows) { " (Settings → Optional features → OpenSSH Client)" } else { "" }
-                ),
-            )
-        })?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let reader = child.stderr.take().map(|mut err| {
-            let sink = stderr.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = err.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut kept = sink.lock().unwrap_or_else(|p| p.into_inner());
-                    let room = STDERR_KEPT.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-            })
-        });
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        Ok(Box::new(SshStream { child, stdin, stdout, stderr, reader, host: remote.host, done: false }))
+        if let Some(started) = super::preconnect::take(url, service) {
+            tracing::debug!(service, "using the ssh connection started ahead");
+            return Ok(Box::new(started));
+        }
+        Ok(Box::new(connect(url, service, self.repo.as_deref())?))
     }
 
     fn close(&self) -> Result<(), git2::Error> {
@@ -323,8 +296,45 @@ impl SmartSubtransport for SshTransport {
     }
 }
 
+/// Starts `ssh` to the remote at `url` running `service` (`git-upload-pack` or `git-receive-pack`), with
+/// its standard error kept for the error message.
+pub(crate) fn connect(url: &str, service: &str, repo: Option<&std::path::Path>) -> Result<SshStream, git2::Error> {
+    let remote = SshRemote::parse(url)?;
+    let mut cmd = command(&remote, service, repo);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    tracing::debug!(host = %remote.host, service, "starting ssh");
+    let mut child = cmd.spawn().map_err(|e| {
+        git2::Error::new(
+            ErrorCode::GenericError,
+            ErrorClass::Ssh,
+            format!(
+                "the `ssh` program could not be started ({e}); install the OpenSSH client{}",
+                if cfg!(windows) { " (Settings → Optional features → OpenSSH Client)" } else { "" }
+            ),
+        )
+    })?;
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let reader = child.stderr.take().map(|mut err| {
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut kept = sink.lock().unwrap_or_else(|p| p.into_inner());
+                let room = STDERR_KEPT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        })
+    });
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    Ok(SshStream { child, stdin, stdout, stderr, reader, host: remote.host, done: false })
+}
+
 /// The running ssh: libgit2 writes to its stdin and reads its stdout.
-struct SshStream {
+pub(crate) struct SshStream {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Option<ChildStdout>,
