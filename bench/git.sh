@@ -146,6 +146,8 @@ on loopback (handoff's smart-HTTP transport on rustls, git's on curl), the token
 = store\` for both. Ratio = handoff median / CLI median (target ≤ 1.0×). "git channel" is the
 channel's own share of each send (lock, clone check, commit, checkout, push; from handoff's own log
 timestamps); the rest of the command is start-up, the outbox and the bus pointer, shared by every send.
+Over ssh, handoff starts the push's connection as soon as it knows the document goes to git, so the
+handshake overlaps writing the outbox: part of it falls before the git channel's window.
 
 | remote | handoff send --doc (median) | of which the git channel | git add+commit+push (median) | ratio (whole command) | ratio (git channel) |
 |---|---|---|---|---|---|
