@@ -108,6 +108,20 @@ pub enum BusPart {
 #[error("{0}")]
 pub struct PlanError(pub String);
 
+/// Whether the request's text travels as a document (a payload) rather than as a bus message: `--doc`,
+/// over `inline_max`, or `--via` a channel that takes documents and no files ride along.
+pub fn text_is_a_document(req: &SendRequest, ctx: &RouteContext) -> bool {
+    let Some(text) = &req.text else { return false };
+    let size = text.len() as u64;
+    let via_takes_documents = req
+        .via
+        .as_deref()
+        .filter(|v| *v != handoff_channels::bus::NAME)
+        .and_then(|v| ctx.channels.get(v))
+        .is_some_and(|c| c.accepts(ParcelKind::Document, size));
+    req.doc || size > ctx.inline_max || (req.files.is_empty() && via_takes_documents)
+}
+
 /// Makes the plan.
 pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
     if req.text.is_none() && req.files.is_empty() {
@@ -132,10 +146,7 @@ pub fn plan(req: &SendRequest, ctx: &RouteContext) -> Result<Plan, PlanError> {
 
     if let Some(text) = &req.text {
         let size = text.len() as u64;
-        let as_document = req.doc
-            || size > ctx.inline_max
-            || (req.files.is_empty() && via_cap(ParcelKind::Document, size) == Some(true));
-        if as_document {
+        if text_is_a_document(req, ctx) {
             let channels = pick(ParcelKind::Document, size, other_via, false, ctx)?;
             let reason = if req.doc {
                 "--doc".to_string()

@@ -149,14 +149,6 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
             anyhow::anyhow!("nothing to send: give a message, `-` for stdin, or --file PATH"),
         ));
     }
-    let inline_max = settings.file.route.inline_max.as_u64();
-    if req.title.is_none()
-        && let Some(t) = req.text.as_deref().filter(|t| t.len() as u64 > inline_max)
-    {
-        // text too long for the bus becomes a document: its first line names it, not "handoff"
-        let first = t.lines().map(|l| l.trim().trim_start_matches('#').trim()).find(|l| !l.is_empty());
-        req.title = first.map(|l| crate::executor::truncate_chars(l, 80));
-    }
     // before anything is planned, queued or sent: nothing with a secret in it reaches the outbox
     if !a.allow_secret {
         let findings = find_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)))?;
@@ -188,6 +180,15 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         channels: session.reg.capabilities(),
         page_order: session.settings.file.route.page.clone(),
     };
+    if req.title.is_none()
+        && crate::router::text_is_a_document(&req, &route)
+        && let Some(t) = req.text.as_deref()
+    {
+        // text that becomes a document (too long for the bus, --doc, --via a document channel): its first
+        // line names it, not "handoff"
+        let first = t.lines().map(|l| l.trim().trim_start_matches('#').trim()).find(|l| !l.is_empty());
+        req.title = first.map(|l| crate::executor::truncate_chars(l, 80));
+    }
     // the router plans on what travels: with encryption, the ciphertext and its size
     let travelling = match &sealing {
         Some(s) => s.request(&req)?,

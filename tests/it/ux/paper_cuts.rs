@@ -227,3 +227,19 @@ fn every_example_in_every_help_page_runs() {
         }
     }
 }
+
+#[test]
+fn short_text_sent_as_a_document_is_named_by_its_first_line() {
+    let env = Env::new();
+    // --via a document channel makes even a short text a document: its first line names it, as a long
+    // text's does (before, it was "handoff")
+    let o = handoff(&env, "desk", &["send", "-t", "laptop", "--via", "local", "# Parser notes for Tuesday\nthe rest"]);
+    assert!(o.ok().out().contains("Parser_notes_for_Tuesday.md"), "{}", o.out());
+    let sync = handoff(&env, "laptop", &["sync"]).ok().out();
+    assert!(sync.contains("via local: Parser notes for Tuesday.md"), "{sync}");
+    // a title given is kept; a short text for the bus gets none
+    let o = handoff(&env, "desk", &["send", "-t", "laptop", "--via", "local", "--title", "Mine", "body line"]);
+    assert!(o.ok().out().contains("-Mine.md"), "{}", o.out());
+    let o = handoff(&env, "desk", &["send", "-j", "-t", "laptop", "just a note"]);
+    assert!(o.json()["receipt"]["steps"].as_array().unwrap().iter().all(|s| s["step"] != "payload"), "{}", o.out());
+}
