@@ -110,9 +110,12 @@ pub struct ReplyArgs {
     /// The message replied to (instead of the first positional argument).
     #[arg(short = 'm', long = "message", value_name = "ID", add = crate::complete::message_ids())]
     pub message: Option<String>,
-    /// `ID TEXT`, or just `TEXT` with -m; `-` reads the text from stdin.
-    #[arg(value_name = "ID TEXT", num_args = 1..=2, required = true)]
-    pub args: Vec<String>,
+    /// The message replied to (completed from received messages); with -m, the TEXT.
+    #[arg(value_name = "ID", add = crate::complete::message_ids())]
+    pub first: String,
+    /// The reply; `-` reads it from stdin.
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
     /// Also page a human (as `send --urgent`).
     #[arg(long)]
     pub urgent: bool,

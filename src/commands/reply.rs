@@ -8,11 +8,11 @@ use handoff_channels::untrusted::inline;
 
 /// Runs `handoff reply`.
 pub async fn run(settings: Settings, a: ReplyArgs, json: bool) -> anyhow::Result<i32> {
-    let (id, text) = match (&a.message, a.args.as_slice()) {
-        (Some(id), [text]) => (id.clone(), text.clone()),
-        (None, [id, text]) => (id.clone(), text.clone()),
-        (Some(_), _) => return Err(usage("with -m ID, give only the TEXT: handoff reply -m ID TEXT")),
-        (None, _) => return Err(usage("give the message id and the text: handoff reply ID TEXT")),
+    let (id, text) = match (a.message, a.first, a.text) {
+        (Some(id), text, None) => (id, text),
+        (None, id, Some(text)) => (id, text),
+        (Some(_), _, Some(_)) => return Err(usage("with -m ID, give only the TEXT: handoff reply -m ID TEXT")),
+        (None, _, None) => return Err(usage("give the message id and the text: handoff reply ID TEXT")),
     };
     let state = crate::state::State::open(&settings.dirs.data)?;
     let Some(m) = state.find(&settings.machine, &id)? else {

@@ -44,6 +44,7 @@ fn bash_completes_machine_names_and_message_ids_from_local_state() {
     // message ids: what this machine received
     assert!(complete(&env, &["handoff", "show", ""]).contains(&id), "show completes the id {id}");
     assert!(complete(&env, &["handoff", "reply", "-m", ""]).contains(&id), "reply -m completes the id {id}");
+    assert!(complete(&env, &["handoff", "reply", ""]).contains(&id), "reply completes the positional id {id}");
     // a machine that knows nothing completes only `any`, and nothing for ids (no error, no noise)
     let fresh = Env::new();
     let to = complete(&fresh, &["handoff", "send", "--to", ""]);
