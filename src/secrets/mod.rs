@@ -133,8 +133,8 @@ impl Scanner {
         if PEM_BEGIN.is_match(line) {
             state.pem_begin = Some(n);
         }
-        for rule in rules::RULES.iter() {
-            if let Some(c) = rule.re.captures_iter(line).find(|c| (rule.check)(c, line)) {
+        for rule in rules::RULE_SET.matches(line).iter().map(|i| &rules::RULES[i]) {
+            if let Some(c) = rule.re().captures_iter(line).find(|c| (rule.check)(c, line)) {
                 let _ = c;
                 found(rule.kind.to_string());
                 if rule.kind == "private key" {

@@ -1,14 +1,29 @@
 //! The detectors: one regular expression (plus a few plausibility checks) per kind of secret.
 
-use regex::Regex;
-use std::sync::LazyLock;
+use regex::{Regex, RegexSet};
+use std::sync::{LazyLock, OnceLock};
 
 /// A detector: a kind name and a pattern; `check` rejects lookalikes of a match.
 pub(super) struct Rule {
     pub kind: &'static str,
-    pub re: Regex,
+    pattern: &'static str,
+    /// Compiled on first use: only for a line [`RULE_SET`] says it matches.
+    re: OnceLock<Regex>,
     pub check: fn(&regex::Captures<'_>, &str) -> bool,
 }
+
+impl Rule {
+    /// The rule's compiled pattern.
+    pub fn re(&self) -> &Regex {
+        self.re.get_or_init(|| Regex::new(self.pattern).expect("valid secret pattern"))
+    }
+}
+
+/// Every rule's pattern in one set, in [`RULES`]' order: which rules match a line, found in one pass.
+/// Compiling the set costs a fraction of compiling each rule, and most text matches none, so a send
+/// pays for one compiled set instead of thirty-odd regexes (about 5 ms less per command).
+pub(super) static RULE_SET: LazyLock<RegexSet> =
+    LazyLock::new(|| RegexSet::new(RULES.iter().map(|r| r.pattern)).expect("valid secret patterns"));
 
 fn always(_: &regex::Captures<'_>, _: &str) -> bool {
     true
@@ -30,7 +45,7 @@ fn has_key_material(c: &regex::Captures<'_>, _: &str) -> bool {
 }
 
 pub(super) static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    let r = |kind, pat: &str, check| Rule { kind, re: Regex::new(pat).expect("valid secret pattern"), check };
+    let r = |kind, pattern, check| Rule { kind, pattern, re: OnceLock::new(), check };
     vec![
         // one line, including the `\n`-escaped form inside JSON (GCP service-account files)
         r(

@@ -154,3 +154,21 @@ fn utf16_files_and_archive_members_are_scanned() {
         }
     }
 }
+
+#[test]
+fn the_rule_set_picks_exactly_the_rules_that_match_each_line() {
+    let corpus = [
+        include_str!("../../tests/fixtures/secrets/true_positives.txt"),
+        include_str!("../../tests/fixtures/secrets/lookalikes.txt"),
+        include_str!("../../tests/fixtures/secrets/formats.txt"),
+        include_str!("../../tests/fixtures/secrets/formats_lookalikes.txt"),
+    ];
+    let mut lines_with_a_rule = 0;
+    for line in corpus.iter().flat_map(|t| t.lines()) {
+        let by_set: Vec<usize> = rules::RULE_SET.matches(line).iter().collect();
+        let by_rule: Vec<usize> = (0..rules::RULES.len()).filter(|&i| rules::RULES[i].re().is_match(line)).collect();
+        assert_eq!(by_set, by_rule, "line {line:?}");
+        lines_with_a_rule += usize::from(!by_rule.is_empty());
+    }
+    assert!(lines_with_a_rule >= 30, "the corpus exercises the rules: {lines_with_a_rule} lines match one");
+}
