@@ -352,9 +352,9 @@ macro_rules! suite {
 suite! {
     local from rigs: items;
     #[cfg(feature = "drive")] drive_local from rigs: items;
-    #[cfg(feature = "drive")] drive_webdav from rigs: items;
-    #[cfg(feature = "drive")] drive_s3 from rigs: items;
-    #[cfg(feature = "drive")] drive_sftp from rigs: items;
+    #[cfg(feature = "drive")] drive_webdav from rigs: items, outage;
+    #[cfg(feature = "drive")] drive_s3 from rigs: items, outage;
+    #[cfg(feature = "drive")] drive_sftp from rigs: items, outage;
     #[cfg(feature = "droplet")] droplet from rigs: items, outage;
     #[cfg(feature = "folder")] folder from rigs: items, outage;
     #[cfg(feature = "git")] git_file from rigs_docs: items, outage;

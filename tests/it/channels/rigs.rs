@@ -62,12 +62,17 @@ pub fn drive_local() -> Rig {
     rig
 }
 
-/// drive over a server made by `rclone serve <kind>`; `folder` inside the served root.
+/// drive over a server made by `rclone serve <kind>`, reached through a gate (the outage closes it: the
+/// port refuses connections, as a server that went away); `folder` inside the served root. For sftp the
+/// host key is recorded (first contact, as rclone does) under the gate's port, which stays the same
+/// across the outage.
 #[cfg(feature = "drive")]
 fn drive_served(kind: crate::support::rclone::Kind, folder: &str) -> Rig {
+    use crate::support::gate::Gate;
     use crate::support::rclone::{Kind, Server};
     let server = Server::start(kind);
-    let env = drive_env(&server.section("served", true), "served", folder);
+    let gate = Gate::start(server.port);
+    let env = drive_env(&server.section_via("served", true, gate.port), "served", folder);
     let store = server.root.join(folder);
     std::fs::create_dir_all(&store).unwrap();
     let outside_folder = match kind {
@@ -80,7 +85,8 @@ fn drive_served(kind: crate::support::rclone::Kind, folder: &str) -> Rig {
     std::fs::create_dir_all(outside_path.parent().unwrap()).unwrap();
     std::fs::write(&outside_path, &outside_bytes).unwrap();
     let uri = format!("drive:served:{outside_folder}");
-    let mut rig = file_rig("drive", env, FILES, store, (uri, outside_bytes));
+    let mut rig = file_rig("drive", env, Can { go_down: true, ..FILES }, store, (uri, outside_bytes));
+    rig.set_up = Some(Box::new(move |up| gate.set_open(up)));
     rig._keep = vec![Box::new(server)];
     rig
 }
