@@ -371,6 +371,45 @@ fn drive_sync_fetch_downloads_pointers_under_the_size_cap_only() {
     assert_eq!(std::fs::read(small_path).unwrap(), small);
 }
 
+#[test]
+fn drive_on_an_unmounted_local_disk_doctor_and_fetch_say_so_and_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("usb");
+    let away = tmp.path().join("unplugged");
+    std::fs::create_dir_all(&disk).unwrap();
+    // an alias of the disk's directory, as `rclone config` makes for a USB disk; the folder inside it does
+    // not exist yet (drive creates it on first send)
+    let conf = format!("[usb]\ntype = alias\nremote = {}\n", disk.display());
+    let (env, _) = drive_env("usb", "handoffs", &conf);
+    let bytes = payload(5_000, 9);
+    send(&env, &write_file(&env, "first.bin", &bytes), &[]).0.ok();
+    let id = pointer_id(&env);
+
+    std::fs::rename(&disk, &away).unwrap();
+    let mut c = env.handoff("a");
+    c.args(["--json", "doctor"]);
+    let o = run(c);
+    assert_ne!(o.code(), 0, "doctor passed with the disk unmounted: {}", o.out());
+    let j = o.json();
+    let drive = j["checks"].as_array().unwrap().iter().find(|c| c["check"] == "drive").unwrap().clone();
+    assert_eq!(drive["ok"], false, "{drive:#}");
+    assert!(drive.to_string().contains("is its disk mounted"), "{drive:#}");
+    let got = env.path().join("got");
+    let f = fetch(&env, &id, &got, false);
+    // nothing is queued by a fetch: 69, unavailable (as for an unreachable server), not "not on the remote"
+    assert_eq!(f.code(), 69, "{}{}", f.out(), f.err());
+    assert!(f.err().contains("is its disk mounted"), "{}", f.err());
+    // (without --via the file would fall back to the embedded local store)
+    let (out, _) = send(&env, &write_file(&env, "second.bin", &payload(100, 10)), &["--via", "drive"]);
+    assert_eq!(out.code(), 75, "{}{}", out.out(), out.err());
+    assert!(!disk.exists(), "drive created the unmounted disk's directory");
+    assert!(!got.join("first.bin").exists());
+
+    std::fs::rename(&away, &disk).unwrap();
+    fetch(&env, &id, &got, false).ok();
+    assert_eq!(std::fs::read(got.join("first.bin")).unwrap(), bytes);
+}
+
 /// Runs a command, sampling its peak RSS (`VmHWM`, which only grows) from /proc until it exits.
 fn run_measuring_peak_rss(mut c: std::process::Command) -> (std::process::Output, u64) {
     c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());

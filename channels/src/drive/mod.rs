@@ -6,6 +6,7 @@
 //! the parcel's idempotency key, so a payload can never overwrite an earlier one, and a retry of the same
 //! parcel finds its own upload and does not send it twice. Its URI in pointers is `drive:<remote>:<path>`.
 
+mod local_disk;
 pub mod rclone_cli;
 pub mod rclone_conf;
 pub mod services;
@@ -238,6 +239,20 @@ impl DriveChannel {
         })
     }
 
+    /// For a remote on this machine (`local`, or an alias of a local path): a transient error when the
+    /// directory holding the configured folder is missing (an unmounted disk; see [`local_disk`]).
+    fn check_local_disk(&self, conf: &RcloneConf) -> Result<(), ChannelError> {
+        let folder = DriveUri { remote: self.cfg.remote.clone(), path: self.cfg.folder.clone() };
+        // a remote that cannot be planned fails on the transfer's own plan, with its own message
+        match self.plan(conf, &folder, None) {
+            Ok(TransferRoute::Opendal(plan)) => match local_disk::folder_on_this_machine(&plan) {
+                Some(path) => local_disk::check_mounted(&self.cfg.remote, &path),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
     fn rclone(&self, conf: &RcloneConf, reason: &str) -> Result<Rclone, ChannelError> {
         Rclone::find(conf.path.clone().filter(|p| p.exists()), reason)
     }
@@ -277,6 +292,7 @@ impl Channel for DriveChannel {
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         let f = parcel.file.as_ref().ok_or_else(|| ChannelError::permanent("a file parcel without its file"))?;
         let conf = self.load_conf()?;
+        self.check_local_disk(&conf)?;
         let uri = DriveUri { remote: self.cfg.remote.clone(), path: self.object_path(parcel)? };
         let receipt = |detail: &str, sha256: Option<String>| Receipt {
             channel: NAME.into(),
@@ -340,6 +356,7 @@ impl Channel for DriveChannel {
     async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<crate::Fetched, ChannelError> {
         let uri = self.confine(uri)?;
         let conf = self.load_conf()?;
+        self.check_local_disk(&conf)?;
         let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(dir).await?;
         let tmp = dir.join(format!(".handoff-fetch-{}.part", uuid::Uuid::new_v4().simple()));
@@ -398,6 +415,7 @@ impl Channel for DriveChannel {
 
     async fn health(&self) -> Result<Health, ChannelError> {
         let conf = self.load_conf()?;
+        self.check_local_disk(&conf)?;
         let uri = DriveUri { remote: self.cfg.remote.clone(), path: self.cfg.folder.clone() };
         let remote = conf.remote(&uri.remote)?;
         let kind = remote.kind().to_string();

@@ -45,7 +45,8 @@ pub struct Can {
     pub documents: bool,
     /// Pages a human (`send --urgent`).
     pub pages: bool,
-    /// Its server (or share) can be taken away and brought back (the outage case).
+    /// Its server, share or disk can be taken away and brought back (the outage case): every channel
+    /// that stores through something besides handoff's own data directory.
     pub go_down: bool,
 }
 
@@ -350,11 +351,14 @@ macro_rules! suite {
 }
 
 suite! {
+    // no outage for `local`: its store is handoff's own data directory, which handoff creates (the embedded
+    // default); no server or share stands between them to go away. drive over a `local` remote can: its
+    // folder's disk can be unmounted (the channel then queues, as `folder` does).
     local from rigs: items;
-    #[cfg(feature = "drive")] drive_local from rigs: items;
-    #[cfg(feature = "drive")] drive_webdav from rigs: items;
-    #[cfg(feature = "drive")] drive_s3 from rigs: items;
-    #[cfg(feature = "drive")] drive_sftp from rigs: items;
+    #[cfg(feature = "drive")] drive_local from rigs: items, outage;
+    #[cfg(feature = "drive")] drive_webdav from rigs: items, outage;
+    #[cfg(feature = "drive")] drive_s3 from rigs: items, outage;
+    #[cfg(feature = "drive")] drive_sftp from rigs: items, outage;
     #[cfg(feature = "droplet")] droplet from rigs: items, outage;
     #[cfg(feature = "folder")] folder from rigs: items, outage;
     #[cfg(feature = "git")] git_file from rigs_docs: items, outage;

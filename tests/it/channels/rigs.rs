@@ -45,29 +45,42 @@ fn drive_env(section: &str, remote: &str, folder: &str) -> Env {
     env
 }
 
-/// drive over rclone's `local` remote type (opendal's fs service); the outage moves the folder's parent
-/// away (as an unmounted disk).
+/// drive over rclone's `local` remote type (opendal's fs service), its folder on a "disk" (`drive/`); the
+/// outage unmounts the disk (moves it away) and mounts it back. The channel creates its folder but never
+/// the disk's mount point, so the send queues instead of filling the local disk.
 #[cfg(feature = "drive")]
 pub fn drive_local() -> Rig {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("drive").join("payloads");
+    let disk = tmp.path().join("drive");
+    let store = disk.join("payloads");
     std::fs::create_dir_all(&store).unwrap();
     let env = drive_env("[here]\ntype = local\n\n", "here", store.to_str().unwrap());
-    let outside = tmp.path().join("drive").join("elsewhere.bin");
+    let outside = disk.join("elsewhere.bin");
     let outside_bytes = b"not a payload".to_vec();
     std::fs::write(&outside, &outside_bytes).unwrap();
     let uri = format!("drive:here:{}", outside.display());
-    let mut rig = file_rig("drive", env, FILES, store, (uri, outside_bytes));
+    let mut rig = file_rig("drive", env, Can { go_down: true, ..FILES }, store, (uri, outside_bytes));
+    let away = tmp.path().join("unmounted");
+    rig.set_up = Some(Box::new(move |up| {
+        assert!(!up || !disk.exists(), "the channel created the unmounted disk's mount point {}", disk.display());
+        let (from, to) = if up { (&away, &disk) } else { (&disk, &away) };
+        std::fs::rename(from, to).unwrap();
+    }));
     rig._keep = vec![Box::new(tmp)];
     rig
 }
 
-/// drive over a server made by `rclone serve <kind>`; `folder` inside the served root.
+/// drive over a server made by `rclone serve <kind>`, reached through a gate (the outage closes it: the
+/// port refuses connections, as a server that went away); `folder` inside the served root. For sftp the
+/// host key is recorded (first contact, as rclone does) under the gate's port, which stays the same
+/// across the outage.
 #[cfg(feature = "drive")]
 fn drive_served(kind: crate::support::rclone::Kind, folder: &str) -> Rig {
+    use crate::support::gate::Gate;
     use crate::support::rclone::{Kind, Server};
     let server = Server::start(kind);
-    let env = drive_env(&server.section("served", true), "served", folder);
+    let gate = Gate::start(server.port);
+    let env = drive_env(&server.section_via("served", true, gate.port), "served", folder);
     let store = server.root.join(folder);
     std::fs::create_dir_all(&store).unwrap();
     let outside_folder = match kind {
@@ -80,7 +93,8 @@ fn drive_served(kind: crate::support::rclone::Kind, folder: &str) -> Rig {
     std::fs::create_dir_all(outside_path.parent().unwrap()).unwrap();
     std::fs::write(&outside_path, &outside_bytes).unwrap();
     let uri = format!("drive:served:{outside_folder}");
-    let mut rig = file_rig("drive", env, FILES, store, (uri, outside_bytes));
+    let mut rig = file_rig("drive", env, Can { go_down: true, ..FILES }, store, (uri, outside_bytes));
+    rig.set_up = Some(Box::new(move |up| gate.set_open(up)));
     rig._keep = vec![Box::new(server)];
     rig
 }

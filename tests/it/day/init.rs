@@ -10,6 +10,8 @@ fn init_from_an_env_file_and_rclone_conf_writes_a_config_doctor_accepts() {
     let env = Env::new();
     let env_file = bus.write_env_file(&env);
     let drive_root = env.path().join("drive-root");
+    // the alias's directory exists (drive never creates the directory holding its folder: an unmounted disk)
+    std::fs::create_dir_all(&drive_root).unwrap();
     crate::support::rclone::write_conf(
         &env,
         &format!("[usb]\ntype = local\n\n[box]\ntype = alias\nremote = {}\n", drive_root.display()),

@@ -132,25 +132,31 @@ impl Server {
     /// An rclone.conf section named `name` that reaches this server. For sftp, `with_key` picks key login
     /// (through the system ssh) instead of the password (through the rclone binary).
     pub fn section(&self, name: &str, with_key: bool) -> String {
+        self.section_via(name, with_key, self.port)
+    }
+
+    /// Like [`Server::section`], reaching the server through `port` on loopback instead of its own (a
+    /// [`super::gate::Gate`] in front of it). An sftp client then records the host key under that port.
+    pub fn section_via(&self, name: &str, with_key: bool, port: u16) -> String {
         match self.kind {
             Kind::Webdav => format!(
                 "[{name}]\ntype = webdav\nurl = http://127.0.0.1:{}/\nvendor = other\nuser = {USER}\npass = {}\n\n",
-                self.port,
+                port,
                 obscure(PASS)
             ),
             Kind::Sftp if with_key => format!(
                 "[{name}]\ntype = sftp\nhost = 127.0.0.1\nport = {}\nuser = {USER}\nkey_file = {}\nshell_type = none\n\n",
-                self.port,
+                port,
                 self.client_key.display()
             ),
             Kind::Sftp => format!(
                 "[{name}]\ntype = sftp\nhost = 127.0.0.1\nport = {}\nuser = {USER}\npass = {}\nshell_type = none\n\n",
-                self.port,
+                port,
                 obscure(PASS)
             ),
             Kind::S3 => format!(
                 "[{name}]\ntype = s3\nprovider = Rclone\naccess_key_id = {S3_KEY_ID}\nsecret_access_key = {S3_SECRET}\nendpoint = http://127.0.0.1:{}\n\n",
-                self.port
+                port
             ),
         }
     }
