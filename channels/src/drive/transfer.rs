@@ -2,11 +2,10 @@
 //! Memory stays flat: the file is read in fixed chunks, the writer holds one part, the reader `CONCURRENT`.
 
 use super::services::OpendalPlan;
-use crate::receive::LimitedWriter;
+use crate::hashing::Hashing;
 use crate::{ChannelError, ProgressBar};
-use futures::StreamExt;
+use futures::TryStreamExt;
 use opendal::Operator;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -127,39 +126,36 @@ pub async fn upload(
         op.writer_with(&write_path).chunk(PART).await
     };
     let mut writer = writer.map_err(|e| map_err(&format!("starting the upload of {path}"), e))?;
-    let mut input =
+    let input =
         tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    let mut gathered: Vec<u8> = Vec::with_capacity(if one_shot { expected.0 as usize } else { 0 });
+    let mut input = Hashing::new(input).showing(bar);
+    // A loop rather than `tokio::io::copy`: opendal's writer takes each buffer by value (no copy), where its
+    // `AsyncWrite` adapter would copy every byte into a buffer of its own.
     let result: Result<(), ChannelError> = async {
+        if one_shot {
+            let mut gathered: Vec<u8> = Vec::with_capacity(expected.0 as usize);
+            input.read_to_end(&mut gathered).await?;
+            return writer.write(gathered).await.map_err(|e| map_err(&format!("uploading {path}"), e));
+        }
         loop {
             let mut buf = vec![0u8; READ];
             let n = input.read(&mut buf).await?;
             if n == 0 {
-                break;
+                return Ok(());
             }
             buf.truncate(n);
-            hasher.update(&buf);
-            total += n as u64;
-            if one_shot {
-                gathered.extend_from_slice(&buf);
-            } else {
-                writer.write(buf).await.map_err(|e| map_err(&format!("uploading {path}"), e))?;
-            }
-            bar.advance(n as u64);
+            writer.write(buf).await.map_err(|e| map_err(&format!("uploading {path}"), e))?;
         }
-        if one_shot {
-            writer.write(std::mem::take(&mut gathered)).await.map_err(|e| map_err(&format!("uploading {path}"), e))?;
-        }
-        Ok(())
     }
     .await;
-    let sha = hex::encode(hasher.finalize());
-    if let Err(e) = result {
-        let _ = writer.abort().await;
-        return Err(e);
-    }
+    let hashed = result.and_then(|()| input.finish().map_err(ChannelError::from));
+    let (total, sha) = match hashed {
+        Ok((_, total, sha)) => (total, sha),
+        Err(e) => {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+    };
     if total != expected.0 || (!expected.1.is_empty() && sha != expected.1) {
         let _ = writer.abort().await;
         if via_temp {
@@ -192,12 +188,12 @@ pub async fn download(
         .concurrent(CONCURRENT)
         .await
         .map_err(|e| map_err(&format!("opening {path}"), e))?;
-    let mut stream = reader.into_bytes_stream(..).await.map_err(|e| map_err(&format!("reading {path}"), e))?;
-    let mut out = LimitedWriter::create(dest, max, path).await?;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ChannelError::transient(format!("reading {path}: {e}")))?;
-        out.write(&chunk).await?;
-        bar.advance(chunk.len() as u64);
-    }
-    out.finish().await
+    let stream = reader.into_bytes_stream(..).await.map_err(|e| map_err(&format!("reading {path}"), e))?;
+    // The ranges' buffers are written as they come (no copy); a failed read is worth retrying.
+    let mut input = tokio_util::io::StreamReader::new(
+        stream.map_err(|e| std::io::Error::other(ChannelError::transient(format!("reading {path}: {e}")))),
+    );
+    let mut out = crate::receive::create(dest, max, path).await?.showing(bar);
+    tokio::io::copy_buf(&mut input, &mut out).await?;
+    crate::receive::finish(out).await
 }
