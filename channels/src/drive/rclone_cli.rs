@@ -220,6 +220,8 @@ fn classify(what: &str, code: Option<i32>, stderr: &str) -> ChannelError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NoProgress;
+    use crate::hashing::sha256sum;
 
     #[test]
     fn classifies_rclone_failures() {
@@ -229,5 +231,38 @@ mod tests {
         assert_eq!(classify("x", Some(7), "fatal: account suspended").kind, crate::ErrorKind::Permanent);
         let long = classify("x", Some(1), "a\nb\nc\nd\ne");
         assert!(long.message.ends_with("c | d | e"), "{}", long.message);
+    }
+
+    #[tokio::test]
+    async fn rclone_pipes_hash_what_sha256sum_reports_and_refuse_a_short_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("rclone.conf");
+        std::fs::write(&conf, "").unwrap();
+        let rc = Rclone::find(Some(conf), "the rclone fallback's tests").unwrap_or_else(|e| panic!("{e}"));
+        let (src, store) = (dir.path().join("src"), dir.path().join("store"));
+        std::fs::create_dir(&store).unwrap();
+        // past several of the 1 MiB pipe reads
+        let bytes: Vec<u8> = (0..3 * CHUNK as u64 + 7).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(&src, &bytes).unwrap();
+        let (len, want) = (bytes.len() as u64, sha256sum(&src));
+        let target = |name: &str| store.join(name).display().to_string();
+
+        let sent = rc.upload(&src, &target("up"), (len, &want), &NoProgress).await.unwrap();
+        assert_eq!(sent, (len, want.clone()));
+        assert_eq!(sha256sum(&store.join("up")), want, "rclone stored the file");
+        // A file that no longer matches its hash: rclone is stopped and nothing is left under the name.
+        let e = rc.upload(&src, &target("changed"), (len, &"0".repeat(64)), &NoProgress).await.unwrap_err();
+        assert!(e.message.contains("changed while it was being sent"), "{}", e.message);
+        assert!(!store.join("changed").exists());
+
+        let back = dir.path().join("back");
+        let got = rc.download(&target("up"), &back, len, &NoProgress).await.unwrap();
+        assert_eq!((got.size, got.sha256.as_str()), (len, want.as_str()));
+        assert_eq!(sha256sum(&back), want);
+        // More than the pointer claims: refused, rclone stopped, no byte past the claim written.
+        let short = dir.path().join("short");
+        let e = rc.download(&target("up"), &short, len - 1, &NoProgress).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "{}", e.message);
+        assert!(std::fs::metadata(&short).unwrap().len() < len);
     }
 }

@@ -197,3 +197,60 @@ pub async fn download(
     tokio::io::copy_buf(&mut input, &mut out).await?;
     crate::receive::finish(out).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoProgress;
+    use crate::hashing::sha256sum;
+
+    /// Bytes that repeat in no buffer size used here.
+    fn data(len: usize) -> Vec<u8> {
+        (0..len as u64).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn opendal_transfers_hash_what_sha256sum_reports_and_refuse_a_short_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, store) = (dir.path().join("src"), dir.path().join("store"));
+        std::fs::create_dir(&store).unwrap();
+        // past one read and one part boundary of the chunked writer
+        let bytes = data(PART + READ + 3);
+        std::fs::write(&src, &bytes).unwrap();
+        let (len, want) = (bytes.len() as u64, sha256sum(&src));
+        let plan = OpendalPlan {
+            scheme: "fs",
+            options: super::super::services::Options(vec![("root".into(), store.display().to_string())]),
+            path: String::new(),
+            one_shot: false,
+        };
+        let op = operator(&plan).unwrap();
+        for (name, one_shot) in [("chunked", false), ("one-shot", true)] {
+            let sent = upload(&op, &src, name, (len, ""), false, one_shot, &NoProgress).await.unwrap();
+            assert_eq!(sent, (len, want.clone()), "{name}");
+            assert_eq!(sha256sum(&store.join(name)), want, "{name}: the store holds the file");
+        }
+        // A file that no longer matches its hash is not committed, under its name or a temporary one.
+        let e = upload(&op, &src, "changed", (len, &"0".repeat(64)), true, false, &NoProgress).await.unwrap_err();
+        assert!(e.message.contains("changed while it was being sent"), "{}", e.message);
+        assert_eq!(names_in(&store), ["chunked", "one-shot"]);
+
+        let back = dir.path().join("back");
+        let got = download(&op, "chunked", &back, len, &NoProgress).await.unwrap();
+        assert_eq!((got.size, got.sha256.as_str()), (len, want.as_str()));
+        assert_eq!(sha256sum(&back), want);
+        // A store holding more than the pointer claims: refused, and no byte past the claim is written.
+        let short = dir.path().join("short");
+        let e = download(&op, "chunked", &short, len - 1, &NoProgress).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "{}", e.message);
+        assert_eq!(e.message, ChannelError::over_claimed("chunked", len - 1).message);
+        assert!(std::fs::metadata(&short).unwrap().len() < len);
+    }
+}
