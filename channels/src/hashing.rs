@@ -106,16 +106,6 @@ impl<'a, T> Hashing<'a, T> {
         matches!(self.failure, Some(Failure::Inner(..)))
     }
 
-    /// The wrapped reader or writer.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
-
-    /// The wrapped reader or writer, mutably (bytes moved through it directly are not hashed).
-    pub fn get_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-
     /// The wrapped reader or writer, bytes hashed and their sha256 (hex); an error instead when the stream
     /// failed or was refused on the way, so a hash of part of a stream is never reported.
     pub fn finish(self) -> io::Result<(T, u64, String)> {
