@@ -298,7 +298,7 @@ fn record_file_hash(step: &mut Step, receipt: &handoff_channels::Receipt) -> any
         f.sha256 = match &receipt.sha256 {
             Some(sha) => sha.clone(),
             None => {
-                handoff_channels::fsutil::sha256_file(&f.path)
+                handoff_channels::hashing::sha256_file(&f.path)
                     .with_context(|| format!("hashing {}", f.path.display()))?
                     .0
             }
@@ -328,7 +328,7 @@ fn prepare(job: &mut Job, i: usize) -> Result<(), String> {
                         let name = if title.ends_with(".md") { title } else { format!("{title}.md") };
                         (
                             s.parcel.body.len() as u64,
-                            handoff_channels::fsutil::sha256_hex(s.parcel.body.as_bytes()),
+                            handoff_channels::hashing::sha256_hex(s.parcel.body.as_bytes()),
                             name,
                         )
                     }

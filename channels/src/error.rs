@@ -81,9 +81,16 @@ impl ChannelError {
     }
 }
 
+/// An I/O error becomes transient when the connection or the pipe went away, permanent otherwise; one that
+/// carries a [`ChannelError`] (a refusal raised inside a reader or writer, such as
+/// [`crate::hashing::Hashing::at_most`]'s) becomes that error again.
 impl From<std::io::Error> for ChannelError {
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind as K;
+        let e = match e.downcast::<ChannelError>() {
+            Ok(carried) => return carried,
+            Err(e) => e,
+        };
         match e.kind() {
             K::ConnectionRefused
             | K::ConnectionReset

@@ -1,10 +1,9 @@
-//! Local file helpers shared by the channels and the app: atomic private writes, directory fsync, and
-//! streaming sha256 of a file. The one home of each (the outbox, `init`, the key files, the droplet's
-//! upload check and `fetch` all use these).
+//! Local file helpers shared by the channels and the app: atomic private writes and directory fsync. The
+//! one home of each (the outbox, `init` and the key files use these); hashing a file is in
+//! [`crate::hashing`].
 
-use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// Writes `bytes` to `path` via a temporary file (mode 0600 on Unix), fsync and rename, then an fsync of
@@ -44,30 +43,6 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Hex sha256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Hex sha256 and size of a file, read in 256 KiB chunks (memory stays flat however large the file).
-pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((hex::encode(h.finalize()), total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,19 +69,5 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 2, "only job.json and sub: {names:?}");
-    }
-
-    #[test]
-    fn file_hashes_match_the_bytes_across_chunk_boundaries() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f");
-        std::fs::write(&p, b"").unwrap();
-        assert_eq!(sha256_file(&p).unwrap(), (sha256_hex(b""), 0));
-        // one byte past a chunk: the last short read is counted too
-        let big = vec![7u8; 256 * 1024 + 1];
-        std::fs::write(&p, &big).unwrap();
-        assert_eq!(sha256_file(&p).unwrap(), (sha256_hex(&big), big.len() as u64));
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert!(sha256_file(&d.path().join("missing")).is_err());
     }
 }

@@ -25,6 +25,7 @@ pub mod folder;
 pub mod fsutil;
 #[cfg(feature = "git")]
 pub mod git;
+pub mod hashing;
 #[cfg(feature = "imessage")]
 pub mod imessage;
 pub mod local_files;

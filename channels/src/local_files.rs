@@ -2,11 +2,10 @@
 //! into a local directory. Used when no drive or droplet is configured, and by tests.
 
 use crate::names::{safe_file_name, stays_inside};
-use crate::receive::LimitedWriter;
 use crate::{Capability, Channel, ChannelError, Health, LatencyClass, Parcel, ParcelKind, Receipt};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// The embedded default's payload folder's channel name (registry, receipts, pointers).
 pub const NAME: &str = "local";
@@ -68,6 +67,9 @@ pub const FOLDER_CAPABILITY: Capability = Capability {
     no_fallback: false,
 };
 
+/// Read size of a local copy.
+const COPY_BUFFER: usize = 256 * 1024;
+
 /// Streams `src` into `dest` through a temporary name and an fsync, returning (bytes, sha256 hex).
 pub async fn copy_hashed(src: &Path, dest: &Path) -> Result<(u64, String), ChannelError> {
     copy_at_most(src, dest, u64::MAX).await
@@ -79,18 +81,11 @@ pub async fn copy_at_most(src: &Path, dest: &Path, max: u64) -> Result<(u64, Str
     tokio::fs::create_dir_all(dir).await?;
     let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
     let result = async {
-        let mut input =
+        let input =
             tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
-        let mut out = LimitedWriter::create(&tmp, max, &src.display().to_string()).await?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = input.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            out.write(&buf[..n]).await?;
-        }
-        let got = out.finish().await?;
+        let mut out = crate::receive::create(&tmp, max, &src.display().to_string()).await?;
+        tokio::io::copy_buf(&mut tokio::io::BufReader::with_capacity(COPY_BUFFER, input), &mut out).await?;
+        let got = crate::receive::finish(out).await?;
         Ok::<_, ChannelError>((got.size, got.sha256))
     }
     .await;
@@ -219,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src.bin");
         std::fs::write(&src, b"0123456789").unwrap();
-        let sha = crate::fsutil::sha256_hex(b"0123456789");
+        let sha = crate::hashing::sha256_hex(b"0123456789");
         let parcel = |kind, file: Option<crate::parcel::FileRef>| Parcel {
             key: "k".into(),
             from: "a".into(),

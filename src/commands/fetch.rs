@@ -161,7 +161,7 @@ pub async fn fetch_pointer(
         if dest.exists() && !force {
             // the same content already there is what was asked for: success, nothing downloaded
             let want = item.plain.as_ref().map(|p| p.sha256.as_str()).unwrap_or(&item.sha256);
-            if let Ok((sha, size)) = handoff_channels::fsutil::sha256_file(&dest)
+            if let Ok((sha, size)) = handoff_channels::hashing::sha256_file(&dest)
                 && sha == want
             {
                 done.push(FetchedFile { name: item.name.clone(), path: dest, size, sha256: sha });

@@ -59,7 +59,7 @@ fn item_states(settings: &Settings, id: &str, p: &Pointer) -> Vec<ItemState> {
         .map(|i| {
             let path = dir.join(handoff_channels::names::safe_file_name(&i.name));
             let want = i.plain.as_ref().map(|p| p.sha256.as_str()).unwrap_or(&i.sha256);
-            let have = handoff_channels::fsutil::sha256_file(&path).ok().is_some_and(|(sha, _)| sha == want);
+            let have = handoff_channels::hashing::sha256_file(&path).ok().is_some_and(|(sha, _)| sha == want);
             ItemState { name: i.name.clone(), channel: i.channel.clone(), size: i.size, fetched: have.then_some(path) }
         })
         .collect()

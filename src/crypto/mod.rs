@@ -8,6 +8,7 @@ pub mod keys;
 pub mod seal;
 
 use age::x25519::{Identity, Recipient};
+use handoff_channels::hashing::Hashing;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::str::FromStr;
@@ -116,43 +117,6 @@ pub struct SealedFile {
     pub size: u64,
 }
 
-/// Counts and hashes what passes through (a reader or a writer).
-struct Hashing<T> {
-    inner: T,
-    hash: sha2::Sha256,
-    n: u64,
-}
-
-impl<T> Hashing<T> {
-    fn new(inner: T) -> Self {
-        Self { inner, hash: sha2::Digest::new(), n: 0 }
-    }
-    fn done(self) -> (T, String, u64) {
-        (self.inner, hex::encode(sha2::Digest::finalize(self.hash)), self.n)
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut self.hash, &buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        sha2::Digest::update(&mut self.hash, &buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Encrypts the file at `src` into a new file at `dest` (binary age, mode 0600), streaming, hashing the
 /// plaintext as it is read and the ciphertext as it is written.
 pub fn seal_file(src: &Path, dest: &Path, recipients: &[Recipient]) -> std::io::Result<SealedFile> {
@@ -164,10 +128,10 @@ pub fn seal_file(src: &Path, dest: &Path, recipients: &[Recipient]) -> std::io::
     let out = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, opts.open(dest)?));
     let mut w = encryptor(recipients)?.wrap_output(out)?;
     std::io::copy(&mut input, &mut w)?;
-    let (out, sha256, size) = w.finish()?.done();
+    let (out, size, sha256) = w.finish()?.finish()?;
     let f = out.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
-    let (_, plain_sha256, plain_size) = input.done();
+    let (_, plain_size, plain_sha256) = input.finish()?;
     Ok(SealedFile { plain_sha256, plain_size, sha256, size })
 }
 
@@ -183,7 +147,7 @@ pub fn open_file(src: &Path, dest: &Path, identity: &Identity) -> Result<(String
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut out = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, opts.open(dest)?));
         open_stream(input, &mut out, identity)?;
-        let (w, sha, n) = out.done();
+        let (w, n, sha) = out.finish()?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         Ok((sha, n))
     })();
@@ -254,13 +218,13 @@ mod tests {
             let sealed = seal_file(&src, &enc, &rs).unwrap();
             let bound = sealed_len(len as u64, recips);
             assert!(sealed.size <= bound && bound - sealed.size <= GREASE_MAX, "len {len}, {recips} recipients");
-            assert_eq!((sealed.sha256, sealed.size), handoff_channels::fsutil::sha256_file(&enc).unwrap());
+            assert_eq!((sealed.sha256, sealed.size), handoff_channels::hashing::sha256_file(&enc).unwrap());
             assert_eq!(
                 (sealed.plain_sha256, sealed.plain_size),
-                (handoff_channels::fsutil::sha256_hex(&plain), len as u64)
+                (handoff_channels::hashing::sha256_hex(&plain), len as u64)
             );
             let out = d.path().join("out");
-            assert_eq!(open_file(&enc, &out, &b).unwrap(), (handoff_channels::fsutil::sha256_hex(&plain), len as u64));
+            assert_eq!(open_file(&enc, &out, &b).unwrap(), (handoff_channels::hashing::sha256_hex(&plain), len as u64));
             assert_eq!(std::fs::read(&out).unwrap(), plain);
         }
         let enc = d.path().join("p.age");

@@ -97,7 +97,7 @@ impl Sealing {
                         step.sealed = Some(SealedItem {
                             name,
                             size: text.len() as u64,
-                            sha256: handoff_channels::fsutil::sha256_hex(text.as_bytes()),
+                            sha256: handoff_channels::hashing::sha256_hex(text.as_bytes()),
                         });
                         step.parcel.title = Some(SEALED_TITLE.into());
                     }

@@ -461,7 +461,7 @@ impl LockedJob {
                 File::open(&dest)?.sync_all()?;
                 if f.sha256.is_empty() {
                     // a queued file keeps the content it had when it was queued
-                    f.sha256 = handoff_channels::fsutil::sha256_file(&dest)?.0;
+                    f.sha256 = handoff_channels::hashing::sha256_file(&dest)?.0;
                 }
                 f.path = dest;
             }

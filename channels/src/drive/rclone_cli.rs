@@ -4,11 +4,11 @@
 //! progress as it goes); downloads pipe `rclone cat` into the destination. No secret is ever put on rclone's
 //! command line: rclone reads the config (and `RCLONE_CONFIG_PASS`) itself.
 
+use crate::hashing::Hashing;
 use crate::{ChannelError, ProgressBar};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::BufReader;
 use tokio::process::Command;
 
 /// Read size for streaming through rclone's pipes.
@@ -97,26 +97,22 @@ impl Rclone {
         cmd.stdin(Stdio::piped());
         let mut child = self.spawn(cmd)?;
         let mut stdin = child.stdin.take().expect("piped stdin");
-        let mut input =
+        let input =
             tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut total = 0u64;
-        let mut pipe_broken = false;
-        loop {
-            let n = input.read(&mut buf).await?;
-            if n == 0 {
-                break;
+        let mut input = BufReader::with_capacity(CHUNK, Hashing::new(input).showing(bar));
+        let copied = tokio::io::copy_buf(&mut input, &mut stdin).await;
+        let input = input.into_inner();
+        let pipe_broken = match copied {
+            Ok(_) => false,
+            Err(e) if input.inner_failed() => {
+                // The file could not be read: stop rclone before it sees the end of its input.
+                let _ = child.kill().await;
+                return Err(e.into());
             }
-            hasher.update(&buf[..n]);
-            total += n as u64;
-            bar.advance(n as u64);
-            if stdin.write_all(&buf[..n]).await.is_err() {
-                pipe_broken = true;
-                break;
-            }
-        }
-        let sha = hex::encode(hasher.finalize());
+            // rclone stopped reading: its exit status and message say why.
+            Err(_) => true,
+        };
+        let (_, total, sha) = input.finish()?;
         if !pipe_broken && (total != expected.0 || (!expected.1.is_empty() && sha != expected.1)) {
             // Kill rclone before it sees the end of its input, so it does not commit a wrong payload.
             let _ = child.kill().await;
@@ -131,6 +127,15 @@ impl Rclone {
         if !out.status.success() {
             return Err(classify("rclone rcat", out.status.code(), &String::from_utf8_lossy(&out.stderr)));
         }
+        if pipe_broken {
+            // rclone took part of the file and said nothing: what it stored is not the file.
+            let _ = self.command(&["deletefile", target]).output().await;
+            return Err(ChannelError::transient(format!(
+                "rclone rcat stopped reading {} after {total} of {} bytes and reported no error; send it again",
+                src.display(),
+                expected.0
+            )));
+        }
         Ok((total, sha))
     }
 
@@ -143,21 +148,13 @@ impl Rclone {
         bar: &dyn ProgressBar,
     ) -> Result<crate::Fetched, ChannelError> {
         let mut child = self.spawn(self.command(&["cat", target]))?;
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let mut out = crate::receive::LimitedWriter::create(dest, max, target).await?;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = stdout.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            if let Err(e) = out.write(&buf[..n]).await {
-                let _ = child.kill().await;
-                return Err(e);
-            }
-            bar.advance(n as u64);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut out = crate::receive::create(dest, max, target).await?.showing(bar);
+        if let Err(e) = tokio::io::copy_buf(&mut BufReader::with_capacity(CHUNK, stdout), &mut out).await {
+            let _ = child.kill().await;
+            return Err(e.into());
         }
-        let got = out.finish().await?;
+        let got = crate::receive::finish(out).await?;
         let status = child.wait_with_output().await.map_err(ChannelError::from)?;
         if !status.status.success() {
             return Err(classify("rclone cat", status.status.code(), &String::from_utf8_lossy(&status.stderr)));
@@ -223,6 +220,8 @@ fn classify(what: &str, code: Option<i32>, stderr: &str) -> ChannelError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NoProgress;
+    use crate::hashing::sha256sum;
 
     #[test]
     fn classifies_rclone_failures() {
@@ -232,5 +231,38 @@ mod tests {
         assert_eq!(classify("x", Some(7), "fatal: account suspended").kind, crate::ErrorKind::Permanent);
         let long = classify("x", Some(1), "a\nb\nc\nd\ne");
         assert!(long.message.ends_with("c | d | e"), "{}", long.message);
+    }
+
+    #[tokio::test]
+    async fn rclone_pipes_hash_what_sha256sum_reports_and_refuse_a_short_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("rclone.conf");
+        std::fs::write(&conf, "").unwrap();
+        let rc = Rclone::find(Some(conf), "the rclone fallback's tests").unwrap_or_else(|e| panic!("{e}"));
+        let (src, store) = (dir.path().join("src"), dir.path().join("store"));
+        std::fs::create_dir(&store).unwrap();
+        // past several of the 1 MiB pipe reads
+        let bytes: Vec<u8> = (0..3 * CHUNK as u64 + 7).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(&src, &bytes).unwrap();
+        let (len, want) = (bytes.len() as u64, sha256sum(&src));
+        let target = |name: &str| store.join(name).display().to_string();
+
+        let sent = rc.upload(&src, &target("up"), (len, &want), &NoProgress).await.unwrap();
+        assert_eq!(sent, (len, want.clone()));
+        assert_eq!(sha256sum(&store.join("up")), want, "rclone stored the file");
+        // A file that no longer matches its hash: rclone is stopped and nothing is left under the name.
+        let e = rc.upload(&src, &target("changed"), (len, &"0".repeat(64)), &NoProgress).await.unwrap_err();
+        assert!(e.message.contains("changed while it was being sent"), "{}", e.message);
+        assert!(!store.join("changed").exists());
+
+        let back = dir.path().join("back");
+        let got = rc.download(&target("up"), &back, len, &NoProgress).await.unwrap();
+        assert_eq!((got.size, got.sha256.as_str()), (len, want.as_str()));
+        assert_eq!(sha256sum(&back), want);
+        // More than the pointer claims: refused, rclone stopped, no byte past the claim written.
+        let short = dir.path().join("short");
+        let e = rc.download(&target("up"), &short, len - 1, &NoProgress).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "{}", e.message);
+        assert!(std::fs::metadata(&short).unwrap().len() < len);
     }
 }

@@ -2,11 +2,10 @@
 //! Memory stays flat: the file is read in fixed chunks, the writer holds one part, the reader `CONCURRENT`.
 
 use super::services::OpendalPlan;
-use crate::receive::LimitedWriter;
+use crate::hashing::Hashing;
 use crate::{ChannelError, ProgressBar};
-use futures::StreamExt;
+use futures::TryStreamExt;
 use opendal::Operator;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -127,39 +126,36 @@ pub async fn upload(
         op.writer_with(&write_path).chunk(PART).await
     };
     let mut writer = writer.map_err(|e| map_err(&format!("starting the upload of {path}"), e))?;
-    let mut input =
+    let input =
         tokio::fs::File::open(src).await.map_err(|e| ChannelError::permanent(format!("{}: {e}", src.display())))?;
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    let mut gathered: Vec<u8> = Vec::with_capacity(if one_shot { expected.0 as usize } else { 0 });
+    let mut input = Hashing::new(input).showing(bar);
+    // A loop rather than `tokio::io::copy`: opendal's writer takes each buffer by value (no copy), where its
+    // `AsyncWrite` adapter would copy every byte into a buffer of its own.
     let result: Result<(), ChannelError> = async {
+        if one_shot {
+            let mut gathered: Vec<u8> = Vec::with_capacity(expected.0 as usize);
+            input.read_to_end(&mut gathered).await?;
+            return writer.write(gathered).await.map_err(|e| map_err(&format!("uploading {path}"), e));
+        }
         loop {
             let mut buf = vec![0u8; READ];
             let n = input.read(&mut buf).await?;
             if n == 0 {
-                break;
+                return Ok(());
             }
             buf.truncate(n);
-            hasher.update(&buf);
-            total += n as u64;
-            if one_shot {
-                gathered.extend_from_slice(&buf);
-            } else {
-                writer.write(buf).await.map_err(|e| map_err(&format!("uploading {path}"), e))?;
-            }
-            bar.advance(n as u64);
+            writer.write(buf).await.map_err(|e| map_err(&format!("uploading {path}"), e))?;
         }
-        if one_shot {
-            writer.write(std::mem::take(&mut gathered)).await.map_err(|e| map_err(&format!("uploading {path}"), e))?;
-        }
-        Ok(())
     }
     .await;
-    let sha = hex::encode(hasher.finalize());
-    if let Err(e) = result {
-        let _ = writer.abort().await;
-        return Err(e);
-    }
+    let hashed = result.and_then(|()| input.finish().map_err(ChannelError::from));
+    let (total, sha) = match hashed {
+        Ok((_, total, sha)) => (total, sha),
+        Err(e) => {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+    };
     if total != expected.0 || (!expected.1.is_empty() && sha != expected.1) {
         let _ = writer.abort().await;
         if via_temp {
@@ -192,12 +188,69 @@ pub async fn download(
         .concurrent(CONCURRENT)
         .await
         .map_err(|e| map_err(&format!("opening {path}"), e))?;
-    let mut stream = reader.into_bytes_stream(..).await.map_err(|e| map_err(&format!("reading {path}"), e))?;
-    let mut out = LimitedWriter::create(dest, max, path).await?;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ChannelError::transient(format!("reading {path}: {e}")))?;
-        out.write(&chunk).await?;
-        bar.advance(chunk.len() as u64);
+    let stream = reader.into_bytes_stream(..).await.map_err(|e| map_err(&format!("reading {path}"), e))?;
+    // The ranges' buffers are written as they come (no copy); a failed read is worth retrying.
+    let mut input = tokio_util::io::StreamReader::new(
+        stream.map_err(|e| std::io::Error::other(ChannelError::transient(format!("reading {path}: {e}")))),
+    );
+    let mut out = crate::receive::create(dest, max, path).await?.showing(bar);
+    tokio::io::copy_buf(&mut input, &mut out).await?;
+    crate::receive::finish(out).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoProgress;
+    use crate::hashing::sha256sum;
+
+    /// Bytes that repeat in no buffer size used here.
+    fn data(len: usize) -> Vec<u8> {
+        (0..len as u64).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
     }
-    out.finish().await
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn opendal_transfers_hash_what_sha256sum_reports_and_refuse_a_short_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, store) = (dir.path().join("src"), dir.path().join("store"));
+        std::fs::create_dir(&store).unwrap();
+        // past one read and one part boundary of the chunked writer
+        let bytes = data(PART + READ + 3);
+        std::fs::write(&src, &bytes).unwrap();
+        let (len, want) = (bytes.len() as u64, sha256sum(&src));
+        let plan = OpendalPlan {
+            scheme: "fs",
+            options: super::super::services::Options(vec![("root".into(), store.display().to_string())]),
+            path: String::new(),
+            one_shot: false,
+        };
+        let op = operator(&plan).unwrap();
+        for (name, one_shot) in [("chunked", false), ("one-shot", true)] {
+            let sent = upload(&op, &src, name, (len, ""), false, one_shot, &NoProgress).await.unwrap();
+            assert_eq!(sent, (len, want.clone()), "{name}");
+            assert_eq!(sha256sum(&store.join(name)), want, "{name}: the store holds the file");
+        }
+        // A file that no longer matches its hash is not committed, under its name or a temporary one.
+        let e = upload(&op, &src, "changed", (len, &"0".repeat(64)), true, false, &NoProgress).await.unwrap_err();
+        assert!(e.message.contains("changed while it was being sent"), "{}", e.message);
+        assert_eq!(names_in(&store), ["chunked", "one-shot"]);
+
+        let back = dir.path().join("back");
+        let got = download(&op, "chunked", &back, len, &NoProgress).await.unwrap();
+        assert_eq!((got.size, got.sha256.as_str()), (len, want.as_str()));
+        assert_eq!(sha256sum(&back), want);
+        // A store holding more than the pointer claims: refused, and no byte past the claim is written.
+        let short = dir.path().join("short");
+        let e = download(&op, "chunked", &short, len - 1, &NoProgress).await.unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "{}", e.message);
+        assert_eq!(e.message, ChannelError::over_claimed("chunked", len - 1).message);
+        assert!(std::fs::metadata(&short).unwrap().len() < len);
+    }
 }

@@ -111,10 +111,10 @@ fn staging_path(what: &str) -> Result<PathBuf, ChannelError> {
     }
 }
 
-/// Size and sha256 of a local file ([`crate::fsutil::sha256_file`] on a blocking thread).
+/// Size and sha256 of a local file ([`crate::hashing::sha256_file`] on a blocking thread).
 async fn hash_file(path: &Path) -> Result<(u64, String), ChannelError> {
     let p = path.to_path_buf();
-    let (sha, size) = tokio::task::spawn_blocking(move || crate::fsutil::sha256_file(&p))
+    let (sha, size) = tokio::task::spawn_blocking(move || crate::hashing::sha256_file(&p))
         .await
         .map_err(|e| ChannelError::permanent(format!("hashing {} stopped: {e}", path.display())))?
         .map_err(|e| ChannelError::permanent(format!("cannot read {}: {e}", path.display())))?;

@@ -21,7 +21,6 @@ use crate::names::safe_file_name;
 use crate::{Capability, Channel, ChannelError, Context, Health, Parcel, Receipt};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use transport::{Remote, Transport};
@@ -171,7 +170,7 @@ impl DropletChannel {
     /// The name a parcel's file is stored under: `handoff-<id from key>-<safe name>`. The same key always
     /// gives the same name, different keys different names.
     pub fn stored_name(parcel: &Parcel) -> String {
-        let id = hex::encode(Sha256::digest(parcel.key.as_bytes()));
+        let id = crate::hashing::sha256_hex(parcel.key.as_bytes());
         let given = parcel.file.as_ref().map(|f| f.name.as_str()).unwrap_or("file");
         format!("{NAME_PREFIX}{}-{}", &id[..ID_LEN], safe_file_name(given))
     }

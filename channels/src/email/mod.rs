@@ -18,7 +18,6 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use imap::{ImapSession, Server, timed};
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 use std::path::{Path, PathBuf};
 
 /// The environment variable holding the IMAP password.
@@ -310,7 +309,7 @@ impl Channel for EmailChannel {
         let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
         tokio::fs::write(&tmp, &d.content).await?;
         tokio::fs::rename(&tmp, dest).await?;
-        Ok(Fetched { size: d.content.len() as u64, sha256: hex::encode(sha2::Sha256::digest(&d.content)) })
+        Ok(Fetched { size: d.content.len() as u64, sha256: crate::hashing::sha256_hex(&d.content) })
     }
 
     /// Drafts written by handoff for this machine (or for any) by another machine, newer than `cursor`

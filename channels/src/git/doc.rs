@@ -4,7 +4,6 @@
 use super::{ARCHIVE_DIR, LATEST};
 use crate::Parcel;
 use git2::{Commit, Oid, Repository, Signature, Time, Tree};
-use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The first line of an ASCII-armored age message (an encrypted document's body).
@@ -66,7 +65,7 @@ impl DocMeta {
         let title =
             if title.is_empty() { first_heading(&parcel.body).unwrap_or_else(|| "handoff".into()) } else { title };
         let machine = crate::names::safe_file_name(&parcel.from);
-        let tag = &hex::encode(Sha256::digest(parcel.key.as_bytes()))[..6];
+        let tag = &crate::hashing::sha256_hex(parcel.key.as_bytes())[..6];
         // 2026-11-24T05:30:12.345Z → handoffs/2026/11/2026-11-24T05-30-12Z-<machine>-<slug>-<tag>.md
         let stamp = format!("{}Z", date[..19].replace(':', "-"));
         let base = format!("{ARCHIVE_DIR}/{}/{}/{stamp}-{machine}-{}-{tag}", &date[..4], &date[5..7], slug(&title));

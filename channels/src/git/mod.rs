@@ -185,8 +185,7 @@ impl GitChannel {
         ctx: &Context,
         embedded_bare: Option<PathBuf>,
     ) -> Self {
-        use sha2::{Digest, Sha256};
-        let id = hex::encode(&Sha256::digest(checkout.display().to_string().as_bytes())[..8]);
+        let id = &crate::hashing::sha256_hex(checkout.display().to_string().as_bytes())[..16];
         let lock_path = ctx.data_dir.join("locks").join(format!("git-{id}.lock"));
         Self {
             s: Arc::new(GitSettings {

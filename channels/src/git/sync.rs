@@ -181,7 +181,7 @@ pub(crate) fn fetch(
         let _ = std::fs::remove_file(&tmp);
         return Err(e.into());
     }
-    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(blob.content()));
+    let sha256 = crate::hashing::sha256_hex(blob.content());
     Ok(crate::Fetched { size: blob.content().len() as u64, sha256 })
 }
 

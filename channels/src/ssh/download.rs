@@ -2,7 +2,7 @@
 //!
 //! SFTP answers each read separately, so one request at a time waits a round trip per 20-255 KiB: each
 //! stream keeps up to [`READ_IN_FLIGHT`] bytes of read requests outstanding and hands the answers, gathered
-//! into 1 MiB batches, to a blocking thread that writes and hashes them ([`HashingWriter`]).
+//! into 1 MiB batches, to a blocking thread that writes and hashes them ([`OffsetWriter`]).
 //!
 //! A large file is read by [`STREAMS`] streams at once, each on its own SFTP channel of the same ssh
 //! master (no further login), taking [`REGION`]-sized parts of the file in turn and opening its own handle
@@ -12,7 +12,7 @@
 //! and leaves a core idle; `rclone copyto` reads large files with four streams for the same reason.
 
 use super::sftp::{MAX_READS, SftpSession, from_sftp};
-use super::writer::HashingWriter;
+use super::writer::OffsetWriter;
 use crate::{ChannelError, ProgressBar};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
@@ -55,7 +55,7 @@ impl SftpSession {
         dest: &Path,
         bar: &dyn ProgressBar,
     ) -> Result<(u64, String), ChannelError> {
-        let out = HashingWriter::create(dest)
+        let out = OffsetWriter::create(dest)
             .map_err(|e| ChannelError::permanent(format!("cannot write {}: {e}", dest.display())))?;
         let read = if size <= 2 * REGION {
             let only = Source { sftp: self.sftp(), label: self.label(), path: src };
@@ -75,7 +75,7 @@ impl SftpSession {
 
     /// Reads `src` over up to [`STREAMS`] channels, each taking the next unread region in turn; the last
     /// region is read to the end of the file, wherever that now is.
-    async fn read_striped(&self, src: &str, size: u64, out: &HashingWriter, bar: &dyn ProgressBar) -> Result<(), Stop> {
+    async fn read_striped(&self, src: &str, size: u64, out: &OffsetWriter, bar: &dyn ProgressBar) -> Result<(), Stop> {
         let mut channels = Vec::new();
         for _ in 1..STREAMS {
             match self.open_channel().await {
@@ -127,7 +127,7 @@ async fn read_region(
     start: u64,
     end: Option<u64>,
     in_flight: usize,
-    out: &HashingWriter,
+    out: &OffsetWriter,
     bar: &dyn ProgressBar,
 ) -> Result<(), Stop> {
     let err = |what: &str| {

@@ -1,8 +1,13 @@
 //! Reading a local file for upload on one blocking thread, hashing as it goes, handing chunks over a
 //! small bounded channel: memory stays at a few chunks however large the file, and reading overlaps with
 //! sending.
+//!
+//! The chunks are hashed with [`StreamHash`] rather than read through [`crate::hashing::Hashing`]: each
+//! chunk is a fresh `Vec` that `read_to_end` fills from the file straight into its spare capacity, which
+//! std does only for the file itself; through a wrapping reader it would zero every chunk first
+//! (`Read::read_buf` is not stable), a cost on every byte of every upload.
 
-use sha2::{Digest, Sha256};
+use crate::hashing::StreamHash;
 use std::io::Read;
 use std::path::Path;
 
@@ -10,27 +15,25 @@ use std::path::Path;
 const IN_FLIGHT: usize = 3;
 
 /// A file being read ahead on a blocking thread.
-pub(crate) struct HashingReader {
+pub(crate) struct ReadAhead {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
     task: tokio::task::JoinHandle<(u64, String)>,
 }
 
-impl HashingReader {
+impl ReadAhead {
     /// Opens `path` and starts reading it in chunks of `chunk` bytes.
     pub fn open(path: &Path, chunk: usize) -> std::io::Result<Self> {
         let mut file = std::fs::File::open(path)?;
         let (tx, rx) = tokio::sync::mpsc::channel(IN_FLIGHT);
         let task = tokio::task::spawn_blocking(move || {
-            let mut hasher = Sha256::new();
-            let mut total = 0u64;
+            let mut hash = StreamHash::new();
             loop {
                 // read_to_end fills the spare capacity without zeroing it first
                 let mut buf = Vec::with_capacity(chunk);
                 match (&mut file).take(chunk as u64).read_to_end(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => {
-                        hasher.update(&buf);
-                        total += n as u64;
+                    Ok(_) => {
+                        hash.update(&buf);
                         if tx.blocking_send(Ok(buf)).is_err() {
                             break;
                         }
@@ -42,7 +45,7 @@ impl HashingReader {
                     }
                 }
             }
-            (total, hex::encode(hasher.finalize()))
+            hash.finish()
         });
         Ok(Self { rx, task })
     }
@@ -52,7 +55,7 @@ impl HashingReader {
         self.rx.recv().await
     }
 
-    /// Bytes read and their sha256 (hex), once [`HashingReader::next`] returned `None`.
+    /// Bytes read and their sha256 (hex), once [`ReadAhead::next`] returned `None`.
     pub async fn finish(self) -> std::io::Result<(u64, String)> {
         drop(self.rx);
         self.task.await.map_err(std::io::Error::other)
@@ -69,7 +72,7 @@ mod tests {
         let p = dir.path().join("f");
         let data: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &data).unwrap();
-        let mut r = HashingReader::open(&p, 4096).unwrap();
+        let mut r = ReadAhead::open(&p, 4096).unwrap();
         let mut got = Vec::new();
         while let Some(chunk) = r.next().await {
             let chunk = chunk.unwrap();
@@ -78,6 +81,6 @@ mod tests {
         let (n, sha) = r.finish().await.unwrap();
         assert_eq!(got, data);
         assert_eq!(n, data.len() as u64);
-        assert_eq!(sha, hex::encode(Sha256::digest(&data)));
+        assert_eq!(sha, crate::hashing::sha256sum(&p));
     }
 }

@@ -12,7 +12,7 @@
 #![cfg_attr(not(all(feature = "droplet", feature = "drive")), allow(dead_code))]
 
 use super::errors;
-use super::reader::HashingReader;
+use super::reader::ReadAhead;
 use crate::{ChannelError, ProgressBar};
 use bytes::{Buf, Bytes};
 use futures::StreamExt;
@@ -301,7 +301,7 @@ impl SftpSession {
     /// Streams the local file `src` to `dest` (created or truncated), synced on the server when it offers
     /// fsync; returns bytes sent and their sha256 (hex).
     pub async fn upload(&self, src: &Path, dest: &str, bar: &dyn ProgressBar) -> Result<(u64, String), ChannelError> {
-        let mut input = HashingReader::open(src, CHUNK)
+        let mut input = ReadAhead::open(src, CHUNK)
             .map_err(|e| ChannelError::permanent(format!("cannot read {}: {e}", src.display())))?;
         let mut file = self
             .sftp

@@ -5,8 +5,11 @@
 //! must still see the bytes in file order: a chunk that continues what is hashed so far is hashed from
 //! memory; one that arrives ahead of that is only written, and read back from the file once everything
 //! before it has been hashed.
+//!
+//! That is why the bytes go through [`StreamHash`] here and not a [`crate::hashing::Hashing`] writer: they
+//! reach the file out of order, and the hash must take them in order.
 
-use sha2::{Digest, Sha256};
+use crate::hashing::StreamHash;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -16,16 +19,15 @@ use std::path::Path;
 const QUEUED: usize = 8;
 
 /// A local file being written on a blocking thread.
-pub(crate) struct HashingWriter {
+pub(crate) struct OffsetWriter {
     tx: Option<tokio::sync::mpsc::Sender<(u64, Vec<u8>)>>,
     task: tokio::task::JoinHandle<std::io::Result<(u64, String)>>,
 }
 
 /// The hash of a file written in pieces, possibly out of order.
 struct OrderedHash {
-    hasher: Sha256,
-    /// Bytes from the start of the file hashed so far.
-    hashed: u64,
+    /// The bytes from the start of the file hashed so far.
+    hash: StreamHash,
     /// Pieces written beyond `hashed`, by offset: their length.
     ahead: BTreeMap<u64, usize>,
     /// Buffer for reading pieces back.
@@ -34,25 +36,23 @@ struct OrderedHash {
 
 impl OrderedHash {
     fn new() -> Self {
-        Self { hasher: Sha256::new(), hashed: 0, ahead: BTreeMap::new(), buf: Vec::new() }
+        Self { hash: StreamHash::new(), ahead: BTreeMap::new(), buf: Vec::new() }
     }
 
     /// Takes in the piece `chunk` just written at `at` in `file`.
     fn add(&mut self, file: &File, at: u64, chunk: &[u8]) -> std::io::Result<()> {
-        if at != self.hashed {
-            if at < self.hashed || self.ahead.insert(at, chunk.len()).is_some() {
+        if at != self.hash.bytes() {
+            if at < self.hash.bytes() || self.ahead.insert(at, chunk.len()).is_some() {
                 return Err(std::io::Error::other(format!("bytes at offset {at} arrived twice")));
             }
             return Ok(());
         }
-        self.hasher.update(chunk);
-        self.hashed += chunk.len() as u64;
+        self.hash.update(chunk);
         // What arrived ahead and now continues the hashed part is read back from the file.
-        while let Some(len) = self.ahead.remove(&self.hashed) {
+        while let Some(len) = self.ahead.remove(&self.hash.bytes()) {
             self.buf.resize(len, 0);
-            file.read_exact_at(&mut self.buf, self.hashed)?;
-            self.hasher.update(&self.buf);
-            self.hashed += len as u64;
+            file.read_exact_at(&mut self.buf, self.hash.bytes())?;
+            self.hash.update(&self.buf);
         }
         Ok(())
     }
@@ -62,14 +62,14 @@ impl OrderedHash {
         if let Some(at) = self.ahead.keys().next() {
             return Err(std::io::Error::other(format!(
                 "bytes {}..{at} never arrived (the remote file shrank while it was read?)",
-                self.hashed
+                self.hash.bytes()
             )));
         }
-        Ok((self.hashed, hex::encode(self.hasher.finalize())))
+        Ok(self.hash.finish())
     }
 }
 
-impl HashingWriter {
+impl OffsetWriter {
     /// Creates (or truncates) `path` and starts the writing thread.
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
@@ -88,7 +88,7 @@ impl HashingWriter {
     }
 
     /// Queues `chunk` to be written at offset `at`. Returns false when the thread has stopped (on a write
-    /// error, which [`HashingWriter::finish`] returns).
+    /// error, which [`OffsetWriter::finish`] returns).
     pub async fn write_at(&self, at: u64, chunk: Vec<u8>) -> bool {
         match &self.tx {
             Some(tx) => tx.send((at, chunk)).await.is_ok(),
@@ -116,14 +116,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         let data = data();
-        let w = HashingWriter::create(&p).unwrap();
+        let w = OffsetWriter::create(&p).unwrap();
         for (i, piece) in data.chunks(4096).enumerate() {
             assert!(w.write_at((i * 4096) as u64, piece.to_vec()).await);
         }
         let (n, sha) = w.finish().await.unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), data);
         assert_eq!(n, data.len() as u64);
-        assert_eq!(sha, hex::encode(Sha256::digest(&data)));
+        assert_eq!(sha, crate::hashing::sha256sum(&p));
     }
 
     #[tokio::test]
@@ -134,7 +134,7 @@ mod tests {
         // Two interleaved streams: the second half's pieces arrive among the first half's.
         let half = data.len() / 2;
         let (first, second) = data.split_at(half);
-        let w = HashingWriter::create(&p).unwrap();
+        let w = OffsetWriter::create(&p).unwrap();
         let mut a = first.chunks(7000).scan(0usize, |at, c| Some((std::mem::replace(at, *at + c.len()), c)));
         let mut b = second.chunks(5000).scan(half, |at, c| Some((std::mem::replace(at, *at + c.len()), c)));
         loop {
@@ -149,14 +149,14 @@ mod tests {
         let (n, sha) = w.finish().await.unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), data);
         assert_eq!(n, data.len() as u64);
-        assert_eq!(sha, hex::encode(Sha256::digest(&data)));
+        assert_eq!(sha, crate::hashing::sha256sum(&p));
     }
 
     #[tokio::test]
     async fn a_missing_part_is_an_error_not_a_hash() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let w = HashingWriter::create(&p).unwrap();
+        let w = OffsetWriter::create(&p).unwrap();
         assert!(w.write_at(0, vec![1; 100]).await);
         assert!(w.write_at(200, vec![2; 100]).await);
         let err = w.finish().await.unwrap_err().to_string();
