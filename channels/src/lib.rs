@@ -27,6 +27,7 @@ pub mod fsutil;
 pub mod git;
 #[cfg(feature = "imessage")]
 pub mod imessage;
+pub mod init;
 pub mod local_files;
 pub mod names;
 pub mod parcel;
