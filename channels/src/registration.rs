@@ -167,7 +167,7 @@ macro_rules! register_channels {
         impl ChannelInitFlags {
             /// What each built channel's flags (and what the machine has, and the answers on a terminal)
             /// choose, in registration order: the order `init` asks in and writes the sections in.
-            #[allow(unused_variables, unused_mut)]
+            #[allow(unused_variables, unused_mut, clippy::vec_init_then_push)]
             pub fn choose(
                 &self,
                 place: &$crate::init::InitPlace<'_>,
