@@ -14,6 +14,7 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
+            let e = with_not_built_tip(e, handoff_channels::ChannelSections::built);
             let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
             if code != exit::OK && wants_json(std::env::args_os()) {
                 let text = e.render().to_string();
@@ -49,6 +50,34 @@ pub fn main() -> i32 {
     };
     crate::output::flush();
     code
+}
+
+/// A flag of a channel this build lacks (`init --git-remote` without the git feature) is unknown to
+/// clap: the error gets a tip naming the cargo feature that has it. `built` says whether a channel is.
+fn with_not_built_tip(mut e: clap::Error, built: impl Fn(&str) -> bool) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use handoff_channels::ChannelSections;
+    if e.kind() != ErrorKind::UnknownArgument {
+        return e;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else { return e };
+    let flag = arg.strip_prefix("--").unwrap_or("").split('=').next().unwrap_or("");
+    let Some(name) =
+        ChannelSections::NAMES.iter().find(|n| !built(n) && (flag == **n || flag.starts_with(&format!("{n}-"))))
+    else {
+        return e;
+    };
+    let tip = format!(
+        "this build of handoff has no {name} channel; rebuild it with `--features {}`",
+        ChannelSections::feature(name).unwrap_or(name)
+    );
+    let mut tips = match e.get(ContextKind::Suggested) {
+        Some(ContextValue::StyledStrs(tips)) => tips.clone(),
+        _ => Vec::new(),
+    };
+    tips.push(tip.into());
+    e.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
+    e
 }
 
 /// True when the raw command line asks for JSON (`--json` or `-j`), for errors clap found before it
@@ -116,5 +145,31 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Outbox(c) => crate::commands::outbox::run(Settings::load(&overrides)?, c, cli.json).await,
         Command::Keys(a) => crate::commands::keys::run(Settings::load(&overrides)?, a, cli.json).await,
         Command::Day(d) => crate::commands::day(d, &overrides, cli.json).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tip_for(args: &[&str], built: impl Fn(&str) -> bool) -> String {
+        let e = Cli::try_parse_from([&["handoff"], args].concat()).unwrap_err();
+        with_not_built_tip(e, built).render().to_string()
+    }
+
+    #[test]
+    fn a_flag_of_a_channel_not_built_gets_a_tip_naming_its_feature() {
+        let name = handoff_channels::ChannelSections::NAMES[0];
+        let flag = format!("--{name}-no-such-flag");
+        let shown = tip_for(&["init", &flag], |_| false);
+        assert!(shown.contains("unexpected argument") && shown.contains(&flag), "{shown}");
+        assert!(shown.contains(&format!("tip: this build of handoff has no {name} channel")), "{shown}");
+        assert!(shown.contains(&format!("--features {name}")), "{shown}");
+        let shown = tip_for(&["init", &format!("--{name}=x")], |_| false);
+        assert!(shown.contains("rebuild"), "{shown}");
+        // a built channel, a flag of no channel, a look-alike name: clap's own error, untouched
+        assert!(!tip_for(&["init", &flag], |_| true).contains("rebuild"));
+        assert!(!tip_for(&["init", "--bogus"], |_| false).contains("rebuild"));
+        assert!(!tip_for(&["init", &format!("--{name}x")], |_| false).contains("rebuild"));
     }
 }

@@ -612,54 +612,10 @@ pub struct InitArgs {
     /// No bus: the embedded local store.
     #[arg(long)]
     pub no_bus: bool,
-    /// rclone remote for files (one of rclone.conf's remotes).
-    #[arg(long, value_name = "REMOTE")]
-    pub drive_remote: Option<String>,
-    /// Folder on the drive remote.
-    #[arg(long, value_name = "FOLDER", default_value = "claude-handoffs")]
-    pub drive_folder: String,
-    /// rclone.conf to read (default: where rclone looks).
-    #[arg(long, value_name = "PATH")]
-    pub rclone_config: Option<PathBuf>,
-    /// SSH host (or ~/.ssh/config alias) of the droplet.
-    #[arg(long, value_name = "HOST")]
-    pub droplet_host: Option<String>,
-    /// Directory on the droplet.
-    #[arg(long, value_name = "DIR", default_value = "/opt/claude-bus-files")]
-    pub droplet_dir: String,
-    /// Git remote of the handoff documents repo.
-    #[arg(long, value_name = "URL")]
-    pub git_remote: Option<String>,
-    /// Local checkout of that repo.
-    #[arg(long, value_name = "DIR", default_value = "~/claude-handoffs")]
-    pub git_checkout: String,
-    /// IMAP server for email drafts, e.g. imaps://imap.gmail.com:993 (password: HANDOFF_IMAP_PASSWORD).
-    #[arg(long, value_name = "URL", requires = "email_user")]
-    pub email_imap: Option<String>,
-    /// IMAP login for email drafts (your address).
-    #[arg(long, value_name = "USER", requires = "email_imap")]
-    pub email_user: Option<String>,
-    /// Drafts folder ("[Gmail]/Drafts" on Gmail).
-    #[arg(long, value_name = "FOLDER", default_value = "Drafts")]
-    pub email_drafts: String,
-    /// To: of each draft (repeatable).
-    #[arg(long, value_name = "ADDRESS")]
-    pub email_to: Vec<String>,
-    /// Cc: of each draft (repeatable).
-    #[arg(long, value_name = "ADDRESS")]
-    pub email_cc: Vec<String>,
-    /// Post to a Slack incoming webhook (its URL: SLACK_WEBHOOK_URL).
-    #[arg(long)]
-    pub slack: bool,
-    /// Post to a Discord webhook (its URL: DISCORD_WEBHOOK_URL).
-    #[arg(long)]
-    pub discord: bool,
-    /// Page this phone number or Apple ID through iMessage (macOS).
-    #[arg(long, value_name = "TO")]
-    pub imessage_to: Option<String>,
-    /// This machine's mount point of a shared folder (NAS, SMB/NFS mount, synced folder).
-    #[arg(long, value_name = "PATH")]
-    pub folder: Option<PathBuf>,
+    /// Each built channel's own flags (`--git-remote`, `--drive-remote`, `--slack`, ...), declared in its
+    /// module and listed by the registration in the channels crate.
+    #[command(flatten)]
+    pub channels: handoff_channels::ChannelInitFlags,
     /// Page channels for --urgent, in order (repeatable: --page sms --page slack).
     #[arg(long, value_name = "CHANNEL")]
     pub page: Vec<String>,

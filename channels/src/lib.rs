@@ -28,6 +28,7 @@ pub mod git;
 pub mod hashing;
 #[cfg(feature = "imessage")]
 pub mod imessage;
+pub mod init;
 pub mod local_files;
 pub mod names;
 pub mod parcel;

@@ -1,7 +1,8 @@
 //! How a channel registers itself: the [`ChannelSection`] its config section implements, and the
 //! [`register_channels!`](crate::register_channels) list that turns one line per channel into the config
 //! fields, the "built without this channel" error, the registry's constructors, the secrets the scanner
-//! must know, the files `doctor` checks and the default order pages are tried in.
+//! must know, the files `doctor` checks, the default order pages are tried in and the channels' flags of
+//! `handoff init` (see [`crate::init`]).
 //!
 //! Adding a channel (docs/architecture.md has the whole checklist): write its module with a config struct
 //! implementing [`ChannelSection`], then add one line to the list in `channels/src/lib.rs`.
@@ -67,6 +68,17 @@ pub trait ChannelSection: serde::de::DeserializeOwned + std::fmt::Debug + Clone 
     /// The `priority = N` the section sets, if any: it replaces the channel's own
     /// [`crate::Capability::priority`] (among channels of the same latency, the higher is tried first).
     fn priority(&self) -> Option<i32>;
+
+    /// The channel's own flags of `handoff init` (a `clap::Args` struct in its module;
+    /// [`crate::init::NoInitFlags`] when it has none): flattened into `init` when the channel is built.
+    type InitFlags: crate::init::InitFlags;
+
+    /// What `init` checks before writing this section (read back from the text it is about to write):
+    /// `None` checks nothing.
+    fn init_probe(&self, home: &std::path::Path) -> Option<crate::init::InitProbe> {
+        let _ = home;
+        None
+    }
 }
 
 /// The secret-file entry for an env file named in a config section (`doctor` reports it missing too).
@@ -134,10 +146,44 @@ impl<'de> serde::Deserialize<'de> for NotBuilt {
 /// feature, the module (whose name is the channel's name: config section, `--via`, receipts, pointers)
 /// and its config type implementing [`ChannelSection`]. The macro generates `ChannelSections`: one
 /// `Option` field per channel (a [`NotBuilt`] placeholder when the feature is off), the parser of a
-/// section by name, the "built without" check, the constructors, priorities, secrets and secret files.
+/// section by name, the "built without" check, the constructors, priorities, secrets and secret files;
+/// and `ChannelInitFlags`: every built channel's [`ChannelSection::InitFlags`] flattened into
+/// `handoff init`, with what they choose and what `init` checks.
 #[macro_export]
 macro_rules! register_channels {
     ($( $(#[$doc:meta])* $feature:literal => $module:ident :: $Section:ident, )*) => {
+        /// The channels' own flags of `handoff init`: each built channel's
+        /// [`ChannelSection::InitFlags`](crate::registration::ChannelSection::InitFlags), flattened in
+        /// registration order (a build without a channel has none of its flags).
+        #[derive(Debug, Clone, clap::Args)]
+        pub struct ChannelInitFlags {
+            $(
+                #[cfg(feature = $feature)]
+                #[command(flatten)]
+                $module: <$module::$Section as $crate::registration::ChannelSection>::InitFlags,
+            )*
+        }
+
+        impl ChannelInitFlags {
+            /// What each built channel's flags (and what the machine has, and the answers on a terminal)
+            /// choose, in registration order: the order `init` asks in and writes the sections in.
+            #[allow(unused_variables, unused_mut, clippy::vec_init_then_push)]
+            pub fn choose(
+                &self,
+                place: &$crate::init::InitPlace<'_>,
+            ) -> Result<Vec<$crate::init::ChannelInitChoice>, $crate::ChannelError> {
+                let mut out = Vec::new();
+                $(
+                    #[cfg(feature = $feature)]
+                    out.push($crate::init::ChannelInitChoice {
+                        name: stringify!($module),
+                        listed_in_plan: <<$module::$Section as $crate::registration::ChannelSection>::InitFlags as $crate::init::InitFlags>::LISTED_IN_PLAN,
+                        choice: $crate::init::InitFlags::choose(&self.$module, place)?,
+                    });
+                )*
+                Ok(out)
+            }
+        }
         /// The config sections of every optional channel (absent = not configured), one per registration.
         #[derive(Debug, Default, Clone)]
         pub struct ChannelSections {
@@ -279,6 +325,37 @@ macro_rules! register_channels {
                     }
                 )*
                 out
+            }
+
+            /// What `init` checks for each configured channel before writing (see
+            /// [`ChannelSection::init_probe`](crate::registration::ChannelSection::init_probe)), in
+            /// registration order.
+            #[allow(unused_variables, unused_mut)]
+            pub fn init_probes(&self, home: &std::path::Path) -> Vec<(&'static str, $crate::init::InitProbe)> {
+                let mut out = Vec::new();
+                $(
+                    #[cfg(feature = $feature)]
+                    if let Some(probe) = self.$module.as_ref().and_then(|s| $crate::registration::ChannelSection::init_probe(s, home)) {
+                        out.push((stringify!($module), probe));
+                    }
+                )*
+                out
+            }
+
+            /// Builds the named channel from its section; `None` when it is not configured (or not built).
+            #[allow(unused_variables)]
+            pub fn build_one(
+                &self,
+                name: &str,
+                ctx: &$crate::Context,
+            ) -> Option<Result<std::sync::Arc<dyn $crate::Channel>, $crate::ChannelError>> {
+                match name {
+                    $(
+                        #[cfg(feature = $feature)]
+                        stringify!($module) => self.$module.as_ref().map(|s| $crate::registration::ChannelSection::build(s, ctx)),
+                    )*
+                    _ => None,
+                }
             }
 
             /// The secret-holding files every configured channel reads, for `doctor`.

@@ -39,7 +39,30 @@ pub const NAME: &str = "discord";
 /// This channel's own priority among channels of its latency.
 pub const PRIORITY: i32 = 10;
 
+/// The Discord channel's flag of `handoff init`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiscordInitFlags {
+    /// Post to a Discord webhook (its URL: DISCORD_WEBHOOK_URL).
+    #[arg(long)]
+    pub discord: bool,
+}
+
+impl crate::init::InitFlags for DiscordInitFlags {
+    /// `[discord]` with a note where the webhook URL goes (never in the config).
+    fn choose(&self, _place: &crate::init::InitPlace<'_>) -> Result<crate::init::InitChoice, ChannelError> {
+        Ok(if self.discord {
+            crate::init::InitChoice::text(format!(
+                "[{NAME}]\n# the webhook URL: {URL_VAR} in the environment or an env_file (never here)\n"
+            ))
+        } else {
+            crate::init::InitChoice::default()
+        })
+    }
+}
+
 impl crate::registration::ChannelSection for DiscordConfig {
+    type InitFlags = DiscordInitFlags;
+
     const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Text, crate::ParcelKind::Page];
 
     fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {

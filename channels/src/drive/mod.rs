@@ -6,6 +6,7 @@
 //! the parcel's idempotency key, so a payload can never overwrite an earlier one, and a retry of the same
 //! parcel finds its own upload and does not send it twice. Its URI in pointers is `drive:<remote>:<path>`.
 
+pub mod init;
 mod local_disk;
 pub mod rclone_cli;
 pub mod rclone_conf;
@@ -107,6 +108,8 @@ impl crate::registration::ChannelSection for DriveConfig {
     fn priority(&self) -> Option<i32> {
         self.priority
     }
+
+    type InitFlags = init::DriveInitFlags;
 }
 
 pub use crate::registration::{SizeValue, parse_size};

@@ -13,6 +13,7 @@
 //! batch mode ([`cli`]).
 
 mod cli;
+pub mod init;
 mod transport;
 
 pub use crate::ssh::errors as ssh_errors;
@@ -60,6 +61,12 @@ impl crate::registration::ChannelSection for DropletConfig {
 
     fn priority(&self) -> Option<i32> {
         self.priority
+    }
+
+    type InitFlags = init::DropletInitFlags;
+
+    fn init_probe(&self, _home: &std::path::Path) -> Option<crate::init::InitProbe> {
+        Some(init::probe(self))
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod draft;
 pub mod imap;
+pub mod init;
 
 use crate::{
     Capability, Channel, ChannelError, Context, Fetched, Health, Incoming, LatencyClass, Parcel, Receipt, SyncReport,
@@ -63,6 +64,8 @@ pub const NAME: &str = "email";
 pub const PRIORITY: i32 = 0;
 
 impl crate::registration::ChannelSection for EmailConfig {
+    type InitFlags = init::EmailInitFlags;
+
     const CARRIES: &'static [crate::ParcelKind] =
         &[crate::ParcelKind::Text, crate::ParcelKind::Document, crate::ParcelKind::Page];
 

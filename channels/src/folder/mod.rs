@@ -30,7 +30,30 @@ pub const NAME: &str = "folder";
 /// This channel's own priority among channels of its latency.
 pub const PRIORITY: i32 = -5;
 
+/// The folder channel's flag of `handoff init`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FolderInitFlags {
+    /// This machine's mount point of a shared folder (NAS, SMB/NFS mount, synced folder).
+    #[arg(long, value_name = "PATH")]
+    pub folder: Option<PathBuf>,
+}
+
+impl crate::init::InitFlags for FolderInitFlags {
+    /// `[folder] path`, written `~/...` when under home.
+    fn choose(&self, place: &crate::init::InitPlace<'_>) -> Result<crate::init::InitChoice, ChannelError> {
+        Ok(match &self.folder {
+            Some(path) => crate::init::InitChoice::text(format!(
+                "[{NAME}]\npath = {}\n",
+                crate::init::toml_string(&place.written_path(path))
+            )),
+            None => crate::init::InitChoice::default(),
+        })
+    }
+}
+
 impl crate::registration::ChannelSection for FolderConfig {
+    type InitFlags = FolderInitFlags;
+
     const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Document, crate::ParcelKind::File];
 
     fn build(&self, _ctx: &crate::Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {

@@ -24,6 +24,7 @@
 mod clone;
 mod doc;
 mod http;
+pub mod init;
 mod preconnect;
 mod publish;
 mod remote;
@@ -72,6 +73,12 @@ impl crate::registration::ChannelSection for GitConfig {
 
     fn priority(&self) -> Option<i32> {
         self.priority
+    }
+
+    type InitFlags = init::GitInitFlags;
+
+    fn init_probe(&self, home: &std::path::Path) -> Option<crate::init::InitProbe> {
+        Some(init::probe(self, home))
     }
 }
 

@@ -42,7 +42,26 @@ pub const NAME: &str = "imessage";
 /// This channel's own priority among channels of its latency.
 pub const PRIORITY: i32 = 30;
 
+/// The iMessage channel's flag of `handoff init`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImessageInitFlags {
+    /// Page this phone number or Apple ID through iMessage (macOS).
+    #[arg(long, value_name = "TO")]
+    pub imessage_to: Option<String>,
+}
+
+impl crate::init::InitFlags for ImessageInitFlags {
+    fn choose(&self, _place: &crate::init::InitPlace<'_>) -> Result<crate::init::InitChoice, ChannelError> {
+        Ok(match &self.imessage_to {
+            Some(to) => crate::init::InitChoice::text(format!("[{NAME}]\nto = {}\n", crate::init::toml_string(to))),
+            None => crate::init::InitChoice::default(),
+        })
+    }
+}
+
 impl crate::registration::ChannelSection for ImessageConfig {
+    type InitFlags = ImessageInitFlags;
+
     const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Page];
 
     fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {

@@ -35,7 +35,30 @@ pub const NAME: &str = "slack";
 /// This channel's own priority among channels of its latency.
 pub const PRIORITY: i32 = 20;
 
+/// The Slack channel's flag of `handoff init`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SlackInitFlags {
+    /// Post to a Slack incoming webhook (its URL: SLACK_WEBHOOK_URL).
+    #[arg(long)]
+    pub slack: bool,
+}
+
+impl crate::init::InitFlags for SlackInitFlags {
+    /// `[slack]` with a note where the webhook URL goes (never in the config).
+    fn choose(&self, _place: &crate::init::InitPlace<'_>) -> Result<crate::init::InitChoice, ChannelError> {
+        Ok(if self.slack {
+            crate::init::InitChoice::text(format!(
+                "[{NAME}]\n# the webhook URL: {URL_VAR} in the environment or an env_file (never here)\n"
+            ))
+        } else {
+            crate::init::InitChoice::default()
+        })
+    }
+}
+
 impl crate::registration::ChannelSection for SlackConfig {
+    type InitFlags = SlackInitFlags;
+
     const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Text, crate::ParcelKind::Page];
 
     fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {

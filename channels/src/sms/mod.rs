@@ -63,6 +63,8 @@ pub const NAME: &str = "sms";
 pub const PRIORITY: i32 = 40;
 
 impl crate::registration::ChannelSection for SmsConfig {
+    type InitFlags = crate::init::NoInitFlags;
+
     const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Page];
 
     fn build(&self, ctx: &Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {

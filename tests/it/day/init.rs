@@ -153,3 +153,119 @@ fn init_flags_write_the_email_slack_imessage_and_folder_sections_and_the_page_or
     let folder = j["checks"].as_array().unwrap().iter().find(|c| c["check"] == "folder").unwrap().clone();
     assert_eq!(folder["ok"], true, "{j:#}");
 }
+
+/// Each channel's own flags of `init`, as its module declares them (`handoff_channels::<name>::init`).
+const CHANNEL_FLAGS: [(&str, bool, &[&str]); 8] = [
+    ("git", cfg!(feature = "git"), &["--git-remote <URL>", "--git-checkout <DIR>"]),
+    (
+        "drive",
+        cfg!(feature = "drive"),
+        &["--drive-remote <REMOTE>", "--drive-folder <FOLDER>", "--rclone-config <PATH>"],
+    ),
+    ("droplet", cfg!(feature = "droplet"), &["--droplet-host <HOST>", "--droplet-dir <DIR>"]),
+    (
+        "email",
+        cfg!(feature = "email"),
+        &["--email-imap <URL>", "--email-user <USER>", "--email-drafts <FOLDER>", "--email-to", "--email-cc"],
+    ),
+    ("slack", cfg!(feature = "slack"), &["--slack "]),
+    ("discord", cfg!(feature = "discord"), &["--discord "]),
+    ("imessage", cfg!(feature = "imessage"), &["--imessage-to <TO>"]),
+    ("folder", cfg!(feature = "folder"), &["--folder <PATH>"]),
+];
+
+#[test]
+fn init_help_lists_the_flags_each_built_channel_declares_with_their_defaults_and_requirements() {
+    let env = Env::new();
+    let mut c = env.handoff("x");
+    c.args(["init", "--help"]);
+    let help = run(c).ok().out();
+    for (name, built, flags) in CHANNEL_FLAGS {
+        for flag in flags {
+            assert_eq!(help.contains(flag), built, "{name}: {flag} listed iff built:\n{help}");
+        }
+    }
+    // the defaults and the flags every build has, around the channels' own
+    for want in ["[default: claude-handoffs]", "[default: /opt/claude-bus-files]", "[default: ~/claude-handoffs]"] {
+        assert!(help.contains(want), "{want}:\n{help}");
+    }
+    for common in ["--no-bus", "--page <CHANNEL>", "--no-check"] {
+        assert!(help.contains(common), "{common}:\n{help}");
+    }
+    // a channel's `requires` holds across the flattening: --email-imap without --email-user is a usage error
+    if cfg!(feature = "email") {
+        let mut c = env.handoff("x");
+        c.args(["init", "--yes", "--no-bus", "--email-imap", "imaps://imap.example.com:993"]);
+        let o = run(c);
+        assert_eq!(o.code(), 2, "{}", o.err());
+        assert!(o.err().contains("--email-user"), "{}", o.err());
+    }
+}
+
+#[cfg(all(
+    feature = "git",
+    feature = "drive",
+    feature = "droplet",
+    feature = "email",
+    feature = "discord",
+    feature = "imessage",
+    feature = "folder"
+))]
+#[test]
+fn init_writes_hostile_flag_values_of_every_channel_as_one_toml_value_each() {
+    let env = Env::new();
+    crate::support::rclone::write_conf(&env, "[usb]\ntype = local\n");
+    let out = env.path().join("c.toml");
+    // quotes, backslashes, newlines and would-be section headers in every kind of value
+    let remote = "file:///srv/h\"x.git\n[evil]\nx = 1";
+    let drive_folder = "hand\\offs\"\n[sms]";
+    let host = "box\r\n[droplet2]";
+    let dir = "/srv/\"drop\"";
+    let user = "me\"@example.com\n";
+    let to = "A \"B\" <a@b.example>";
+    let imessage = "+1555\"\n[slack]";
+    let folder = env.path().join("nas \"x\"\n[y]");
+    let page = "imessage\"]";
+    let mut c = env.handoff("x");
+    c.args(["--json", "init", "--name", "laptop", "--no-bus", "--yes", "--no-check", "--out"])
+        .arg(&out)
+        .args(["--git-remote", remote, "--drive-remote", "usb", "--drive-folder", drive_folder])
+        .args(["--droplet-host", host, "--droplet-dir", dir, "--email-imap", "imaps://imap.example.com:993"])
+        .args([
+            "--email-user",
+            user,
+            "--email-to",
+            to,
+            "--email-cc",
+            "\u{7}bell",
+            "--discord",
+            "--imessage-to",
+            imessage,
+        ])
+        .arg("--folder")
+        .arg(&folder)
+        .args(["--page", page]);
+    let o = run(c);
+    assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    let plan = o.json()["plan"].clone();
+    assert_eq!((plan["git"]["remote"].as_str(), plan["drive"]["folder"].as_str()), (Some(remote), Some(drive_folder)));
+    assert_eq!(plan["droplet"]["host"].as_str(), Some(host));
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let cfg: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut sections: Vec<&str> = cfg.keys().map(String::as_str).collect();
+    sections.sort();
+    assert_eq!(
+        sections,
+        ["discord", "drive", "droplet", "email", "folder", "git", "imessage", "machine", "route"],
+        "no value opened a section of its own:\n{text}"
+    );
+    let s = |table: &str, key: &str| cfg[table][key].as_str().unwrap_or_else(|| panic!("[{table}] {key}:\n{text}"));
+    assert_eq!((s("git", "remote"), s("drive", "folder"), s("drive", "remote")), (remote, drive_folder, "usb"));
+    assert_eq!((s("droplet", "host"), s("droplet", "dir")), (host, dir));
+    assert_eq!((s("email", "user"), cfg["email"]["to"][0].as_str()), (user, Some(to)));
+    assert_eq!(cfg["email"]["cc"][0].as_str(), Some("\u{7}bell"));
+    assert_eq!((s("imessage", "to"), s("folder", "path")), (imessage, folder.to_str().unwrap()));
+    assert_eq!(cfg["route"]["page"][0].as_str(), Some(page));
+    assert!(cfg["discord"].as_table().is_some_and(|t| t.is_empty()), "the webhook URL is never written:\n{text}");
+}
