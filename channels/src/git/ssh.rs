@@ -350,10 +350,15 @@ impl SshStream {
         self.done = true;
         drop(self.stdin.take());
         let deadline = Instant::now() + grace;
+        // ssh usually exits within a millisecond or two of its input ending: look often at first
+        let mut nap = Duration::from_micros(250);
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(st)) => break Some(st),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(20));
+                }
                 _ => {
                     let _ = self.child.kill();
                     break self.child.wait().ok();
