@@ -474,10 +474,24 @@ fn a_push_refused_by_a_pre_receive_hook_is_a_failure_and_stays_queued() {
 
 #[test]
 fn an_ssh_key_the_server_refuses_is_an_auth_failure_naming_what_was_tried() {
-    let (_sshd, _bus, env, _bare, _url) = ssh_setup();
-    // replace the authorised key with an unrelated one
+    let (_sshd, _bus, env, bare, url) = ssh_setup();
+    let checkout = env.home().join("claude-handoffs");
+    // replace the authorised key with an unrelated one (the good one kept aside for later)
     let wrong = env.home().join(".ssh/id_handoff_test");
+    let good = env.home().join("good-keys");
+    std::fs::create_dir(&good).unwrap();
+    let keys = |from: &Path, to: &Path| {
+        for name in ["id_handoff_test", "id_handoff_test.pub"] {
+            let _ = std::fs::remove_file(to.join(name));
+            if from.join(name).exists() {
+                std::fs::copy(from.join(name), to.join(name)).unwrap();
+            }
+        }
+    };
+    let ssh_dir = env.home().join(".ssh");
+    keys(&ssh_dir, &good);
     std::fs::remove_file(&wrong).unwrap();
+    let _ = std::fs::remove_file(ssh_dir.join("id_handoff_test.pub"));
     let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&wrong).output().unwrap();
     assert!(out.status.success());
     let o = send_doc(&env, "mac", "denied", "x\n");
@@ -486,6 +500,33 @@ fn an_ssh_key_the_server_refuses_is_an_auth_failure_naming_what_was_tried() {
         o.out().contains("authentication") && o.out().contains("~/.ssh/id_handoff_test") && o.out().contains("gitsrv"),
         "{}",
         o.out()
+    );
+    // the document is committed while ssh's handshake runs (as `git commit` precedes `git push`); refused
+    // for good, that commit is taken back: no branch, no files, so no later send can publish it
+    assert_eq!(git(&env, &checkout, &["rev-parse", "--verify", "-q", "refs/heads/main"]).code(), 1);
+    assert!(!checkout.join("latest.md").exists() && !checkout.join("handoffs").exists());
+
+    // the same on a branch with history: it goes back to the last pushed commit, files included
+    let denied = env.home().join("denied-keys");
+    std::fs::create_dir(&denied).unwrap();
+    keys(&ssh_dir, &denied);
+    keys(&good, &ssh_dir);
+    send_doc(&env, "mac", "first", "one\n").ok();
+    let pushed = git_ok(&env, &checkout, &["rev-parse", "HEAD"]);
+    keys(&denied, &ssh_dir);
+    assert_eq!(send_doc(&env, "mac", "denied again", "two\n").code(), 77);
+    assert_eq!(git_ok(&env, &checkout, &["rev-parse", "HEAD"]), pushed);
+    assert_eq!(std::fs::read_to_string(checkout.join("latest.md")).unwrap(), "one\n");
+    assert_eq!(git_ok(&env, &checkout, &["status", "--porcelain"]), "", "no file of the failed send is left");
+
+    keys(&good, &ssh_dir);
+    send_doc(&env, "mac", "third", "three\n").ok();
+    let clone = cli_clone(&env, &url);
+    assert_eq!(
+        git_ok(&env, &clone, &["log", "--format=%s"]).lines().collect::<Vec<_>>(),
+        ["handoff from mac: third", "handoff from mac: first"],
+        "the refused sends never reach {}",
+        bare.display()
     );
 }
 

@@ -184,6 +184,27 @@ pub(crate) fn advance(repo: &Repository, s: &GitSettings, old: Option<Oid>, new:
     Ok(())
 }
 
+/// Takes back [`advance`]`(old, new)` made moments ago: the files and the branch go back to `old`, or, when
+/// the branch was unborn, the branch is removed with the files the commit added. Files the user changed
+/// since are kept (then the error names them), and nothing moves when the branch is no longer at `new`.
+pub(crate) fn retreat(repo: &Repository, s: &GitSettings, new: Oid, old: Option<Oid>) -> Result<(), ChannelError> {
+    if let Some(old) = old {
+        return advance(repo, s, Some(new), old);
+    }
+    let mut branch = repo.find_reference(&s.branch_ref()).map_err(|e| perm("retreat", e))?;
+    if branch.target() != Some(new) {
+        return Ok(());
+    }
+    let empty = repo.treebuilder(None).and_then(|b| b.write()).map_err(|e| perm("retreat", e))?;
+    let empty = repo.find_tree(empty).map_err(|e| perm("retreat", e))?;
+    let mut co = git2::build::CheckoutBuilder::new();
+    co.safe();
+    repo.checkout_tree(empty.as_object(), Some(&mut co))
+        .map_err(|e| perm(&format!("cannot take back the files in {}", s.checkout.display()), e))?;
+    branch.delete().map_err(|e| perm(&format!("cannot remove {}", s.branch), e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,11 @@
 //!   error) is answered by fetching, replaying handoff's own unpushed commits on top, and pushing again, a
 //!   bounded number of times. Archive paths never collide; `latest.md` resolves to the newer document.
 //!   Nothing is force-pushed.
+//! * Over the network, when the clone is in step with what was last fetched, the document is committed
+//!   and checked out first (while ssh's handshake runs), then pushed on the one connection whose
+//!   advertisement shows the server still has that; if it moved, the commit is replayed onto what moved.
+//!   A connection refused for good (credentials, no such repository) takes the commit back, so a later
+//!   send never publishes a document this one reported failed.
 //! * For a local remote (a path or `file://` URL) handoff writes the objects itself and moves the branch
 //!   with a compare-and-swap, because libgit2's local transport overwrites the ref unconditionally (two
 //!   concurrent pushes could lose a commit). Server-side hooks only run for remotes reached over ssh or

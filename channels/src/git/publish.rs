@@ -164,9 +164,10 @@ fn deliver_locked(s: &GitSettings, parcel: &Parcel) -> Result<Receipt, ChannelEr
     push_with_retries(&repo, s, &meta)
 }
 
-/// The common case over the network, as cheap as `git push`: the clone is in step with what was last
-/// fetched and the server still has exactly that, so commit and push on one connection, no fetch.
-/// `Ok(None)` = something moved (or this is a retry): take the full fetch-integrate-push path.
+/// The common case over the network, as cheap as `git commit && git push`: the clone is in step with
+/// what was last fetched and the server still has exactly that, so commit and push on one connection, no
+/// fetch. `Ok(None)` = something moved (or this is a retry): take the full fetch-integrate-push path, which
+/// replays the commit made here onto what moved.
 fn deliver_on_one_connection(
     repo: &Repository,
     s: &GitSettings,
@@ -178,32 +179,25 @@ fn deliver_on_one_connection(
     {
         return Ok(None);
     }
-    // the commit's objects are written while the server has not answered yet (over ssh the handshake is
-    // still running); the branch moves to it only once the server shows it still has what was fetched
-    let (id, meta) = build_commit(repo, parcel, local)?;
-    let mut made = false;
-    let outcome = remote::push_connected(repo, s, |head| {
-        if head != upstream {
-            return Ok(false);
-        }
-        clone::advance(repo, s, local, id)?;
-        made = true;
-        Ok(true)
-    });
-    match (outcome, made) {
-        (Ok(Some(Push::Pushed)), true) => {
+    // committed (and checked out) before the server answers, as `git commit` comes before `git push`: over
+    // ssh this runs while the handshake started ahead does
+    let (id, meta) = commit_document(repo, s, parcel, local)?;
+    match remote::push_connected(repo, s, |head| head == upstream) {
+        Ok(Some(Push::Pushed)) => {
             clone::set_remote_tip(repo, s, id)?;
             Ok(Some(receipt(s, &meta, id, "pushed")))
         }
-        (Ok(Some(Push::Refused(why))), true) => Err(refused(s, id, &why)),
-        (Err(e), false) if e.is_transient() => {
-            // Offline: commit now, push later (one connection attempt, not two).
-            clone::advance(repo, s, local, id)?;
-            Err(queued_offline(s, id, &e))
+        Ok(Some(Push::Refused(why))) => Err(refused(s, id, &why)),
+        Ok(Some(Push::Stale(_)) | None) => Ok(None),
+        Err(e) if e.is_transient() => Err(queued_offline(s, id, &e)),
+        Err(e) => {
+            // refused for good before anything was pushed (credentials, no such repository): the commit
+            // goes, so a later send cannot publish a document this one reported failed
+            if let Err(undo) = clone::retreat(repo, s, id, local) {
+                tracing::warn!(error = %undo, "could not take back the local commit of a failed send");
+            }
+            Err(e)
         }
-        (Err(e), true) if e.is_transient() => Err(queued_offline(s, id, &e)),
-        (Err(e), _) => Err(e),
-        _ => Ok(None),
     }
 }
 

@@ -178,16 +178,16 @@ pub(crate) fn push(repo: &Repository, s: &GitSettings, tip: Oid, expected: Optio
 }
 
 fn push_network(repo: &Repository, s: &GitSettings) -> Result<Push, ChannelError> {
-    Ok(push_connected(repo, s, |_| Ok(true))?.unwrap_or(Push::Stale("not pushed".into())))
+    Ok(push_connected(repo, s, |_| true)?.unwrap_or(Push::Stale("not pushed".into())))
 }
 
 /// Pushes over ONE connection: connects for push, reads the branch's commit as the server advertises it,
-/// lets `prepare` decide with it (it may build the commit to push; `false` = stop, nothing pushed, `None`
-/// returned), then pushes on the same connection. Saves the separate fetch when nothing moved.
+/// lets `go_ahead` decide with it (`false` = stop, nothing pushed, `None` returned), then pushes on the
+/// same connection. Saves the separate fetch when nothing moved.
 pub(crate) fn push_connected(
     repo: &Repository,
     s: &GitSettings,
-    prepare: impl FnOnce(Option<Oid>) -> Result<bool, ChannelError>,
+    go_ahead: impl FnOnce(Option<Oid>) -> bool,
 ) -> Result<Option<Push>, ChannelError> {
     let mut remote = network_remote(repo, s)?;
     let rejected: RefCell<Option<String>> = RefCell::new(None);
@@ -196,7 +196,7 @@ pub(crate) fn push_connected(
     let mut conn =
         remote.connect_auth(git2::Direction::Push, Some(callbacks()), None).map_err(|e| classify(e, "connect", s))?;
     let head = conn.list().map_err(|e| classify(e, "list", s))?.iter().find(|h| h.name() == branch).map(|h| h.oid());
-    if !prepare(head)? {
+    if !go_ahead(head) {
         return Ok(None);
     }
     let result = {
