@@ -129,6 +129,12 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Each short-lived process (every `handoff send` on the embedded default) would otherwise
+        // checkpoint and delete the WAL when it closes, and the next recreate it: four fsyncs around the
+        // post's one. The WAL stays (bounded by the checkpoint a commit runs past 256 pages, 1 MiB) and
+        // a committed post is still on disk before `post` returns.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
     }
