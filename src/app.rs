@@ -26,6 +26,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if matches!(cli.command, Command::Send(_) | Command::Reply(_)) {
+        // the secret scan comes first in a send: its detectors compile while the config is read
+        crate::secrets::warm_up();
+    }
     init_logging(cli.verbose);
     crate::output::set_quiet(cli.quiet);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -183,6 +183,16 @@ struct LineState {
     pem_begin: Option<usize>,
 }
 
+/// Compiles the detectors on a thread of their own, so that a command which scans before anything
+/// else (a send) finds them ready instead of paying for them (a few milliseconds) on its way.
+pub fn warm_up() {
+    std::thread::spawn(|| {
+        std::sync::LazyLock::force(&rules::RULE_SET);
+        std::sync::LazyLock::force(&rules::ASSIGNMENT);
+        std::sync::LazyLock::force(&PEM_BEGIN);
+    });
+}
+
 static PEM_BEGIN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----\s*$")
         .expect("valid pattern")
