@@ -349,15 +349,16 @@ impl SshStream {
     fn finish(&mut self, grace: Duration) -> Option<ExitStatus> {
         self.done = true;
         drop(self.stdin.take());
-        let deadline = Instant::now() + grace;
-        // ssh usually exits within a millisecond or two of its input ending: look often at first
-        let mut nap = Duration::from_micros(250);
+        let start = Instant::now();
+        let deadline = start + grace;
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(st)) => break Some(st),
                 Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(nap);
-                    nap = (nap * 2).min(Duration::from_millis(20));
+                    // ssh usually exits within a millisecond or two of its input ending: look every
+                    // 0.25 ms for the first 20 ms (a wait that ends up to 0.25 ms late), then every 20 ms
+                    let nap = if start.elapsed() < Duration::from_millis(20) { 250 } else { 20_000 };
+                    std::thread::sleep(Duration::from_micros(nap));
                 }
                 _ => {
                     let _ = self.child.kill();
