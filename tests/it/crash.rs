@@ -143,3 +143,67 @@ fn sync_killed_at_random_moments_loses_nothing_and_a_finished_sync_never_shows_a
     let v: serde_json::Value = bus.get("/messages?to=beta&unread_by=beta&limit=500").json().unwrap();
     assert_eq!(v["messages"].as_array().unwrap().len(), 0, "everything was acked in the end");
 }
+
+/// Server-side count of commits whose subject names `title`.
+#[cfg(feature = "git")]
+fn commits_titled(env: &Env, bare: &std::path::Path, title: &str) -> usize {
+    let log = crate::git::git(env, bare, &["log", "--format=%s", "main"]);
+    String::from_utf8_lossy(&log.stdout).lines().filter(|s| s.ends_with(&format!(": {title}"))).count()
+}
+
+#[cfg(feature = "git")]
+#[test]
+fn send_doc_over_ssh_killed_at_random_moments_commits_and_points_to_each_accepted_document_once() {
+    // the one-connection path: ssh started ahead, the commit made and checked out while it connects, the
+    // payload step written with the pointer's; a kill anywhere in it, then a flush, must leave each
+    // accepted document committed once and pointed to once, and nothing of one that was never accepted
+    let iterations: usize =
+        std::env::var("HANDOFF_CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).map_or(14, |n: usize| n / 4 + 1);
+    let (_sshd, bus, env, bare, _url) = crate::git::ssh_setup();
+    let t0 = Instant::now();
+    crate::git::send_doc(&env, "alpha", "warm-up", "warm\n").ok();
+    let span = t0.elapsed().as_micros() as u64;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let (mut accepted, mut not_accepted) = (0, 0);
+    for i in 0..iterations {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let title = format!("crash-doc-{i}");
+        let doc = env.path().join(format!("{title}.md"));
+        std::fs::write(&doc, format!("# {title}\n\nbody {i}\n")).unwrap();
+        let mut c = env.handoff("alpha");
+        c.args(["send", "--doc"]).arg(&doc).args(["--title", &title]);
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng % (span * 11 / 10)));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let pointers = || bodies_from(&bus, "alpha").iter().filter(|b| b.contains(&title)).count();
+        let (committed, pointed) = (commits_titled(&env, &bare, &title), pointers());
+        assert!(
+            committed <= 1 && pointed <= 1,
+            "iteration {i}: {committed} commits, {pointed} pointers before a retry"
+        );
+        let was_accepted = committed == 1 || pointed == 1 || queued_with(&env, &title);
+        let mut f = env.handoff("alpha");
+        f.arg("flush");
+        let flushed = run(f);
+        let (committed, pointed) = (commits_titled(&env, &bare, &title), pointers());
+        if was_accepted {
+            accepted += 1;
+            assert_eq!((committed, pointed), (1, 1), "iteration {i}: {}\n{}", flushed.out(), flushed.err());
+        } else {
+            not_accepted += 1;
+            assert_eq!(
+                (committed, pointed),
+                (0, 0),
+                "iteration {i}: a document that never reached the outbox appeared"
+            );
+        }
+    }
+    println!("crash (git over ssh): {iterations} kills over {span} µs: {accepted} accepted, {not_accepted} not");
+    assert!(accepted > 0, "no kill landed after the outbox write");
+    let status = crate::git::git(&env, &crate::git::checkout(&env), &["status", "--porcelain"]);
+    assert!(status.stdout.is_empty(), "the clone is left clean: {}", String::from_utf8_lossy(&status.stdout));
+}

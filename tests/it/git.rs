@@ -174,6 +174,61 @@ fn file_remote_document_is_committed_pushed_and_pointed_to() {
 }
 
 #[test]
+fn an_update_of_the_clone_a_killed_run_left_half_done_is_taken_back_and_the_users_files_stay() {
+    let env0 = Env::new();
+    let bare = bare_repo(&env0, &env0.path().join("srv/handoffs.git"));
+    let url = format!("file://{}", bare.display());
+    let bus = BusServer::start();
+    let env = env_with_git(&url, &bus);
+    let co = checkout(&env);
+    // a file of the user's in the shared repository, then one handoff document
+    let other = cli_clone(&env, &url);
+    std::fs::write(other.join("user.md"), "u1\n").unwrap();
+    git_ok(&env, &other, &["add", "user.md"]);
+    git_ok(&env, &other, &["commit", "-qm", "the user's notes"]);
+    git_ok(&env, &other, &["push", "-q", "origin", "HEAD:main"]);
+    send_doc(&env, "mac", "one", "one\n").ok();
+    let from = git_ok(&env, &co, &["rev-parse", "HEAD"]).trim().to_string();
+
+    // the update a killed run was making: latest.md and user.md change, handoffs/x.md is added
+    git_ok(&env, &co, &["switch", "-q", "-c", "scratch"]);
+    std::fs::create_dir_all(co.join("handoffs")).unwrap();
+    std::fs::write(co.join("latest.md"), "the killed run's document, long enough to be cut short\n").unwrap();
+    std::fs::write(co.join("user.md"), "u2\n").unwrap();
+    std::fs::write(co.join("handoffs/x.md"), "x\n").unwrap();
+    git_ok(&env, &co, &["add", "-A"]);
+    git_ok(&env, &co, &["commit", "-qm", "scratch"]);
+    let to = git_ok(&env, &co, &["rev-parse", "HEAD"]).trim().to_string();
+    git_ok(&env, &co, &["switch", "-q", "main"]);
+    git_ok(&env, &co, &["branch", "-q", "-D", "scratch"]);
+    // ...killed part way: latest.md cut short, x.md written and staged, user.md meanwhile edited by the
+    // user, git's index lock left behind, the note naming the update
+    std::fs::write(co.join("latest.md"), "the killed run's doc").unwrap();
+    std::fs::write(co.join("handoffs/x.md"), "x\n").unwrap();
+    git_ok(&env, &co, &["add", "handoffs/x.md"]);
+    std::fs::write(co.join("user.md"), "the user's own edit\n").unwrap();
+    std::fs::write(co.join(".git/index.lock"), "").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options().write(true).open(co.join(".git/index.lock")).unwrap().set_modified(old).unwrap();
+    std::fs::write(co.join(".git/handoff-advancing"), format!("{from} {to}\n")).unwrap();
+
+    let sent = send_doc(&env, "mac", "after the crash", "two\n");
+    sent.ok();
+    assert_eq!(std::fs::read_to_string(co.join("latest.md")).unwrap(), "two\n");
+    assert!(!co.join("handoffs/x.md").exists(), "the killed run's file is taken back");
+    assert!(!co.join(".git/handoff-advancing").exists() && !co.join(".git/index.lock").exists());
+    assert_eq!(std::fs::read_to_string(co.join("user.md")).unwrap(), "the user's own edit\n", "the user's edit stays");
+    let status = git_ok(&env, &co, &["status", "--porcelain=v1"]);
+    assert_eq!(status.trim(), "M user.md", "only the user's edit differs: {status}");
+    let log = git_ok(&env, &cli_clone(&env, &url), &["log", "--format=%s"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["handoff from mac: after the crash", "handoff from mac: one", "the user's notes"],
+        "nothing of the killed update was pushed"
+    );
+}
+
+#[test]
 fn embedded_default_hands_documents_between_two_machine_names() {
     let env = Env::new();
     let sent = send_doc(&env, "alpha", "Plan for beta", BODY);
@@ -400,7 +455,7 @@ fn a_clone_in_a_bad_state_gets_a_clear_error_and_keeps_the_users_changes() {
 }
 
 /// sshd serving git: a bare repo in its temp dir and a client env whose `~/.ssh/config` names it `gitsrv`.
-fn ssh_setup() -> (Sshd, BusServer, Env, PathBuf, String) {
+pub(crate) fn ssh_setup() -> (Sshd, BusServer, Env, PathBuf, String) {
     let sshd = Sshd::start();
     let bus = BusServer::start();
     let mut env = Env::new();

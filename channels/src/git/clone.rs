@@ -1,6 +1,7 @@
 //! The local clone: created when missing, checked for states handoff must not paper over (wrong remote,
 //! detached HEAD, another branch, a merge in progress), and moved forward without discarding user changes.
 
+use super::interrupted::Update;
 use super::{GitSettings, remote};
 use crate::ChannelError;
 use git2::{Oid, Repository, RepositoryState};
@@ -64,6 +65,7 @@ pub(crate) fn open(s: &GitSettings) -> Result<Repository, ChannelError> {
             Err(e) => return Err(perm(&format!("cannot open the clone {}", dir.display()), e)),
         }
     };
+    super::interrupted::recover(&repo, s)?;
     check(&repo, s)?;
     Ok(repo)
 }
@@ -151,6 +153,7 @@ pub(crate) fn advance(repo: &Repository, s: &GitSettings, old: Option<Oid>, new:
         return Ok(());
     }
     let target = repo.find_commit(new).map_err(|e| perm("advance", e))?;
+    let update = Update::begin(repo, old, Some(new))?;
     let mut conflicts: Vec<String> = Vec::new();
     let result = {
         let mut co = git2::build::CheckoutBuilder::new();
@@ -167,6 +170,8 @@ pub(crate) fn advance(repo: &Repository, s: &GitSettings, old: Option<Oid>, new:
         return Err(if conflicts.is_empty() {
             perm(&format!("cannot update the files in {dir}"), e)
         } else {
+            // a conflict stops the checkout before it writes anything
+            update.done();
             ChannelError::transient(format!(
                 "the clone {dir} has local changes that the update would overwrite ({}): nothing was changed; \
                  commit or stash them (`git -C {dir} stash`), then retry (`handoff flush`)",
@@ -181,6 +186,7 @@ pub(crate) fn advance(repo: &Repository, s: &GitSettings, old: Option<Oid>, new:
         None => repo.reference(&name, new, false, msg),
     };
     moved.map_err(|e| perm(&format!("cannot move {}", s.branch), e))?;
+    update.done();
     Ok(())
 }
 
@@ -197,11 +203,13 @@ pub(crate) fn retreat(repo: &Repository, s: &GitSettings, new: Oid, old: Option<
     }
     let empty = repo.treebuilder(None).and_then(|b| b.write()).map_err(|e| perm("retreat", e))?;
     let empty = repo.find_tree(empty).map_err(|e| perm("retreat", e))?;
+    let update = Update::begin(repo, Some(new), None)?;
     let mut co = git2::build::CheckoutBuilder::new();
     co.safe();
     repo.checkout_tree(empty.as_object(), Some(&mut co))
         .map_err(|e| perm(&format!("cannot take back the files in {}", s.checkout.display()), e))?;
     branch.delete().map_err(|e| perm(&format!("cannot remove {}", s.branch), e))?;
+    update.done();
     Ok(())
 }
 

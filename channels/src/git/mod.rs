@@ -30,6 +30,7 @@ mod clone;
 mod doc;
 mod http;
 pub mod init;
+mod interrupted;
 mod preconnect;
 mod publish;
 mod remote;
