@@ -273,8 +273,13 @@ pub async fn run_job(
             s.last_error = Some(errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "));
         }
         // a job with nothing left to do is written once more only by `finish` (into the history, before
-        // its job file goes): the same crash window as saving here, one durable write fewer
-        if !locked.job.done() {
+        // its job file goes): the same crash window as saving here, one durable write fewer. A delivered
+        // step without a file is written with the next step: delivering it again after a crash in between
+        // makes no second copy (`Channel::deliver` is idempotent per key), so only a file's upload and the
+        // hash it recorded are worth a durable write of their own.
+        let later = locked.job.steps[i + 1..].iter().any(|s| s.receipt.is_none() && !s.failed);
+        let written_with_next = errors.is_empty() && locked.job.steps[i].parcel.file.is_none() && later;
+        if !locked.job.done() && !written_with_next {
             locked.save()?;
         }
     }
