@@ -16,8 +16,9 @@ pub struct LocalBus {
 impl LocalBus {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: PathBuf) -> Result<Self, ChannelError> {
-        let store =
-            SqliteStore::open(&path).map_err(|e| store_error(e).context(format!("opening {}", path.display())))?;
+        let store = SqliteStore::open(&path)
+            .and_then(|s| s.keep_wal_between_processes().map(|()| s))
+            .map_err(|e| store_error(e).context(format!("opening {}", path.display())))?;
         Ok(Self { path, store: Arc::new(Mutex::new(store)) })
     }
 

@@ -13,6 +13,10 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 /// Longest accepted `from`/`to`/`reader` name, in bytes.
 pub const MAX_NAME: usize = 128;
+/// How long a writer waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest WAL a store opened per process keeps ([`SqliteStore::keep_wal_between_processes`]).
+pub const WAL_KEPT: u64 = 256 * 1024;
 /// Most tags per message, and longest tag.
 pub const MAX_TAGS: usize = 32;
 /// Longest tag, in bytes.
@@ -125,18 +129,30 @@ impl SqliteStore {
                 .map_err(|e| StoreError::BadRequest(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Each short-lived process (every `handoff send` on the embedded default) would otherwise
-        // checkpoint and delete the WAL when it closes, and the next recreate it: four fsyncs around the
-        // post's one. The WAL stays (bounded by the checkpoint a commit runs past 256 pages, 1 MiB) and
-        // a committed post is still on disk before `post` returns.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { conn })
+    }
+
+    /// For a store each short-lived process opens anew (the embedded default's, opened by every `handoff
+    /// send`): the WAL stays when the process closes it, instead of being checkpointed and deleted there and
+    /// recreated by the next process (four fsyncs around a post's one); a committed post is on disk before
+    /// `post` returns, as before. The next process to open the store reads the WAL back (and SQLite then
+    /// counts none of it as checkpointed), so the WAL is kept short: past [`WAL_KEPT`] bytes, opening
+    /// checkpoints it into the database and empties it.
+    pub fn keep_wal_between_processes(&self) -> Result<(), StoreError> {
+        self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        let wal = self.conn.path().map(|p| format!("{p}-wal"));
+        if wal.and_then(|w| std::fs::metadata(w).ok()).is_some_and(|m| m.len() > WAL_KEPT) {
+            // never waits: when another process is reading or writing, the next one to open does it
+            self.conn.busy_timeout(Duration::ZERO)?;
+            let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        }
+        Ok(())
     }
 
     /// The underlying connection, for the bus server's own read queries (the web inbox's search).
@@ -423,6 +439,25 @@ mod tests {
         let qc = MessageQuery { to: Some("c".into()), unread_by: Some("c".into()), ..Default::default() };
         assert_eq!(s.messages(&qc).unwrap().len(), 2);
         assert!(matches!(s.ack("999", "b"), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_store_opened_per_process_keeps_its_wal_bounded_and_every_post_readable_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.sqlite");
+        let body = "x".repeat(3000);
+        for i in 0..150 {
+            // one process per post, as `handoff send` on the embedded default
+            let mut s = SqliteStore::open(&path).unwrap();
+            s.keep_wal_between_processes().unwrap();
+            s.post(&msg("a", "b", &format!("{i} {body}")), Some(&format!("k{i}"))).unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("bus.sqlite-wal")).expect("the WAL stays between processes").len();
+        assert!(wal <= WAL_KEPT + 4 * 4096, "the WAL is emptied past {WAL_KEPT} bytes: {wal} bytes");
+        // a reader that knows nothing of this (another program, the bus server) sees every post
+        let plain = rusqlite::Connection::open(&path).unwrap();
+        let n: i64 = plain.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 150);
     }
 
     #[test]
