@@ -330,12 +330,12 @@ pub(crate) fn connect(url: &str, service: &str, repo: Option<&std::path::Path>) 
     });
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
-    Ok(SshStream { child, stdin, stdout, stderr, reader, host: remote.host, done: false })
+    Ok(SshStream { child: Some(child), stdin, stdout, stderr, reader, host: remote.host, done: false })
 }
 
 /// The running ssh: libgit2 writes to its stdin and reads its stdout.
 pub(crate) struct SshStream {
-    child: Child,
+    child: Option<Child>,
     stdin: Option<ChildStdin>,
     stdout: Option<ChildStdout>,
     stderr: Arc<Mutex<Vec<u8>>>,
@@ -349,23 +349,7 @@ impl SshStream {
     fn finish(&mut self, grace: Duration) -> Option<ExitStatus> {
         self.done = true;
         drop(self.stdin.take());
-        let start = Instant::now();
-        let deadline = start + grace;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => break Some(st),
-                Ok(None) if Instant::now() < deadline => {
-                    // ssh usually exits within a millisecond or two of its input ending: look every
-                    // 0.25 ms for the first 20 ms (a wait that ends up to 0.25 ms late), then every 20 ms
-                    let nap = if start.elapsed() < Duration::from_millis(20) { 250 } else { 20_000 };
-                    std::thread::sleep(Duration::from_micros(nap));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    break self.child.wait().ok();
-                }
-            }
-        };
+        let status = self.child.as_mut().and_then(|c| wait_bounded(c, grace));
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
@@ -437,9 +421,41 @@ impl Write for SshStream {
 impl Drop for SshStream {
     fn drop(&mut self) {
         if !self.done {
-            // the remote git exits once its input ends; a connection that hangs is killed
+            // libgit2 lets go of the stream once it has read the server's answer: the remote git exits as its
+            // input ends and ssh a few milliseconds later. Nothing is waiting for that, so a thread reaps
+            // ssh (and kills one that hangs); should handoff end first, ssh still ends on its own.
+            self.done = true;
             drop(self.stdout.take());
-            self.finish(Duration::from_secs(5));
+            drop(self.stdin.take());
+            let (child, reader) = (self.child.take(), self.reader.take());
+            std::thread::spawn(move || {
+                if let Some(mut c) = child {
+                    wait_bounded(&mut c, Duration::from_secs(5));
+                }
+                if let Some(r) = reader {
+                    let _ = r.join();
+                }
+            });
+        }
+    }
+}
+
+/// Waits up to `grace` for `child` to exit, then kills it.
+fn wait_bounded(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if start.elapsed() < grace => {
+                // ssh usually exits within a millisecond or two of its input ending: look every 0.25 ms for
+                // the first 20 ms (a wait that ends up to 0.25 ms late), then every 20 ms
+                let nap = if start.elapsed() < Duration::from_millis(20) { 250 } else { 20_000 };
+                std::thread::sleep(Duration::from_micros(nap));
+            }
+            _ => {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
         }
     }
 }
