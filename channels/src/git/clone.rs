@@ -153,10 +153,24 @@ pub(crate) fn advance(repo: &Repository, s: &GitSettings, old: Option<Oid>, new:
         return Ok(());
     }
     let target = repo.find_commit(new).map_err(|e| perm("advance", e))?;
+    // only the paths the update changes are looked at in the working tree, not every file of a clone that
+    // grows by a document per send (a first checkout looks at all)
+    let changed = match old {
+        Some(o) => Some(changed_paths(repo, o, &target).map_err(|e| perm("advance", e))?),
+        None => None,
+    };
     let update = Update::begin(repo, old, Some(new))?;
     let mut conflicts: Vec<String> = Vec::new();
-    let result = {
+    let result = if changed.as_ref().is_some_and(Vec::is_empty) {
+        Ok(())
+    } else {
         let mut co = git2::build::CheckoutBuilder::new();
+        if let Some(paths) = &changed {
+            co.disable_pathspec_match(true);
+            for p in paths {
+                co.path(p);
+            }
+        }
         co.safe().notify_on(git2::CheckoutNotificationType::CONFLICT).notify(|_, path, _, _, _| {
             if let Some(p) = path {
                 conflicts.push(p.display().to_string());
@@ -188,6 +202,20 @@ pub(crate) fn advance(repo: &Repository, s: &GitSettings, old: Option<Oid>, new:
     moved.map_err(|e| perm(&format!("cannot move {}", s.branch), e))?;
     update.done();
     Ok(())
+}
+
+/// Every path that differs between the trees of `old` and `new`.
+fn changed_paths(repo: &Repository, old: Oid, new: &git2::Commit) -> Result<Vec<std::path::PathBuf>, git2::Error> {
+    let old_tree = repo.find_commit(old)?.tree()?;
+    let diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new.tree()?), None)?;
+    let mut paths: Vec<std::path::PathBuf> = diff
+        .deltas()
+        .flat_map(|d| [d.old_file().path().map(Path::to_path_buf), d.new_file().path().map(Path::to_path_buf)])
+        .flatten()
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
 }
 
 /// Takes back [`advance`]`(old, new)` made moments ago: the files and the branch go back to `old`, or, when

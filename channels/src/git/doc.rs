@@ -211,9 +211,11 @@ pub(crate) fn build(
     let parts: Vec<&str> = meta.path.split('/').collect();
     let with_archive = tree_with(repo, base_tree.as_ref(), &parts, blob)?;
     let tree = repo.find_tree(with_archive)?;
+    // the same text already in latest.md gives the same tree whichever is newer (no need to look back)
+    let same_latest = base_tree.as_ref().and_then(|t| t.get_name(LATEST)).is_some_and(|e| e.id() == blob);
     let newer_there = match base {
-        Some(b) => latest_date(repo, b)?.is_some_and(|(date, _)| date > meta.date),
-        None => false,
+        Some(b) if !same_latest => latest_date(repo, b)?.is_some_and(|(date, _)| date > meta.date),
+        _ => false,
     };
     let tree_id = if newer_there { with_archive } else { tree_with(repo, Some(&tree), &[LATEST], blob)? };
     let tree = repo.find_tree(tree_id)?;
