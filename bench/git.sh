@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Git channel benchmark: `handoff send --doc` (fetch + commit latest.md and the archived copy + push + the
 # pointer on the embedded bus) side by side with the shell recipe users have today, run by the git CLI in
-# its own clone of the SAME bare repository:
+# its own clone of a second bare repository on the same server:
 #     write latest.md and an archived copy; git add -A && git commit && git push
 # over file://, over ssh:// to a real sshd on loopback (own host key, a generated client key), and over
 # https:// to `git http-backend` behind TLS and basic auth on loopback (tests/fixtures/git_http_server.py,
 # a CA made here by openssl; both clients get the token from the same `credential.helper = store`).
-# Median wall time of N runs each: N handoff sends in a row, then N CLI recipes in a row (each is the only
-# writer while it runs, as on a quiet repo; the CLI clone pulls once before its runs, untimed). Writes its
-# results into BENCHMARKS.md between the git-bench markers.
+# Median wall time of N runs each, taken in turn (a handoff send, then a CLI recipe, N times), so that a
+# machine that speeds up or slows down during the run weighs on both alike; each pushes to its own bare
+# repository, so each is the only writer of its repository, as on a quiet repo. Writes its results into
+# BENCHMARKS.md between the git-bench markers.
 #
 #   bash bench/git.sh          # N=30
 #   N=10 bash bench/git.sh
@@ -82,35 +83,36 @@ median() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x
 
 rows=()
 for kind in $KINDS; do
+  # one bare repository each on the same server: interleaved runs would otherwise see each other's pushes
   bare=$work/srv/$kind.git
+  cli_bare=$work/srv/cli-$kind.git
   git init -q --bare -b main "$bare"
+  git init -q --bare -b main "$cli_bare"
   case $kind in
-    file) url="file://$bare" ;;
-    ssh) url="benchsrv:$bare" ;;
-    https) url="https://localhost:$hport/$kind.git"; git --git-dir="$bare" config http.receivepack true ;;
+    file) url="file://$bare"; cli_url="file://$cli_bare" ;;
+    ssh) url="benchsrv:$bare"; cli_url="benchsrv:$cli_bare" ;;
+    https)
+      url="https://localhost:$hport/$kind.git"; cli_url="https://localhost:$hport/cli-$kind.git"
+      git --git-dir="$bare" config http.receivepack true
+      git --git-dir="$cli_bare" config http.receivepack true
+      ;;
   esac
   printf '[git]\nremote = "%s"\ncheckout = "%s"\n' "$url" "$work/handoff-$kind" > "$XDG_CONFIG_HOME/handoff/config.toml"
   "$handoff" send --doc "$doc" --title warmup >/dev/null
+  # the CLI's clone starts with one commit pushed, as handoff's has its warm-up
+  git clone -q "$cli_url" "$work/cli-$kind" 2>/dev/null
+  (
+    cd "$work/cli-$kind"
+    git checkout -q -b main 2>/dev/null || true
+    cp "$doc" latest.md && git add -A && git commit -q -m warmup && git push -q -u origin main
+  )
   h=(); g=(); c=()
   for i in $(seq "$N"); do
+    # one of each in turn, so a machine that speeds up or slows down during the run affects both alike
     t0=$(date +%s.%N)
-    RUST_LOG=handoff=info "$handoff" send --doc "$doc" --title "bench $i" >/dev/null 2>"$work/log"
+    "$handoff" send --doc "$doc" --title "bench $i" >/dev/null
     t1=$(date +%s.%N)
     h+=("$(python3 -c "print($t1-$t0)")")
-    # the git channel's own share: from "delivering ... channel=git" to the next step's start
-    c+=("$(python3 - "$work/log" <<'PY'
-import re, sys, datetime
-ts = {}
-for line in open(sys.argv[1]):
-    m = re.match(r"(\S+Z).*delivering.*channel=(\w+)", line)
-    if m:
-        ts.setdefault(m.group(2), datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")))
-print((ts["bus"] - ts["git"]).total_seconds())
-PY
-)")
-  done
-  git clone -q "$url" "$work/cli-$kind"
-  for i in $(seq "$N"); do
     t0=$(date +%s.%N)
     (
       cd "$work/cli-$kind"
@@ -122,8 +124,25 @@ PY
     t1=$(date +%s.%N)
     g+=("$(python3 -c "print($t1-$t0)")")
   done
-  count=$(git --git-dir="$bare" rev-list --count main)
-  [ "$count" = $((2 * N + 1)) ] || { echo "expected $((2 * N + 1)) commits in $bare, found $count" >&2; exit 1; }
+  for b in "$bare" "$cli_bare"; do
+    count=$(git --git-dir="$b" rev-list --count main)
+    [ "$count" = $((N + 1)) ] || { echo "expected $((N + 1)) commits in $b, found $count" >&2; exit 1; }
+  done
+  # the git channel's own share, from handoff's log (from "delivering ... channel=git" to the next step's
+  # start), in runs of their own: the timed ones above run without logging, as the CLI does
+  for i in $(seq "$(( (N + 2) / 3 ))"); do
+    RUST_LOG=handoff=info "$handoff" send --doc "$doc" --title "logged $i" >/dev/null 2>"$work/log"
+    c+=("$(python3 - "$work/log" <<'PY'
+import re, sys, datetime
+ts = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\S+Z).*delivering.*channel=(\w+)", line)
+    if m:
+        ts.setdefault(m.group(2), datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")))
+print((ts["bus"] - ts["git"]).total_seconds())
+PY
+)")
+  done
   hm=$(median "${h[@]}"); gm=$(median "${g[@]}"); cm=$(median "${c[@]}")
   ratio=$(python3 -c "print(f'{$hm/$gm:.2f}')")
   cratio=$(python3 -c "print(f'{$cm/$gm:.2f}')")
@@ -136,16 +155,17 @@ section=$(cat <<EOF
 ## git: \`handoff send --doc\` vs \`git add && git commit && git push\`
 
 Run by \`bash bench/git.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores ($cpu), $(git --version), release build,
-N=$N runs each into the same bare repository (handoff's N in a row, then the CLI's N in a row), ~6 KiB
-document. handoff's time is the whole command: start-up, config, outbox, the clone check, commit of
+N=$N runs each, taken in turn (handoff, CLI, handoff, ...), each into its own bare repository on the same
+server, ~6 KiB document. handoff's time is the whole command: start-up, config, outbox, the clone check, commit of
 latest.md + archived copy, push (over ssh on the one push connection, with no fetch when nothing moved),
 and the pointer on the (embedded) bus. The CLI's time is only the recipe (writing both files, add, commit,
 push). ssh:// is a real sshd on loopback (both run the system OpenSSH client: handoff's git transport
 starts \`ssh host git-receive-pack '/path'\` as git does); https:// is \`git http-backend\` behind a small Python TLS server with basic auth
 on loopback (handoff's smart-HTTP transport on rustls, git's on curl), the token from \`credential.helper
 = store\` for both. Ratio = handoff median / CLI median (target ≤ 1.0×). "git channel" is the
-channel's own share of each send (lock, clone check, commit, checkout, push; from handoff's own log
-timestamps); the rest of the command is start-up, the outbox and the bus pointer, shared by every send.
+channel's own share of a send (lock, clone check, commit, checkout, push; from handoff's own log
+timestamps, in $(( (N + 2) / 3 )) further sends with logging on: the timed sends run without it, as the CLI
+does); the rest of the command is start-up, the outbox and the bus pointer, shared by every send.
 Over ssh, handoff starts the push's connection as soon as it knows the document goes to git, so the
 handshake overlaps writing the outbox: part of it falls before the git channel's window.
 
