@@ -155,7 +155,25 @@ pub(crate) fn latest_commit<'r>(repo: &'r Repository, tip: &Commit<'r>) -> Resul
     }
 }
 
-/// Finds the commit carrying `Handoff-Key: key`, walking back from `tip` (newest first).
+/// How much older than its key a commit may look and still be searched for it: the clocks of the
+/// machines sharing the repository may disagree by this much.
+const KEY_CLOCK_SKEW_SECS: i64 = 7 * 24 * 3600;
+
+/// When a key handoff made was made (its job id is a UUIDv7: the first 48 bits are Unix milliseconds), in
+/// Unix seconds; `None` for any other key.
+fn key_made_at(key: &str) -> Option<i64> {
+    let id = key.split('-').next()?;
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    if id.len() != 32 || uuid.get_version_num() != 7 {
+        return None;
+    }
+    Some((u64::from_str_radix(&id[..12], 16).ok()? / 1000) as i64)
+}
+
+/// Finds the commit carrying `Handoff-Key: key`, walking back from `tip` (newest first). For one of
+/// handoff's own keys the walk stops at commits older than the key (less [`KEY_CLOCK_SKEW_SECS`]): its
+/// commit cannot be older than its job, and a send should not read the whole history of a repository that
+/// grows by a document per send.
 pub(crate) fn find_by_key(
     repo: &Repository,
     tip: Option<Oid>,
@@ -163,11 +181,16 @@ pub(crate) fn find_by_key(
 ) -> Result<Option<(Oid, DocMeta)>, git2::Error> {
     let Some(tip) = tip else { return Ok(None) };
     let needle = format!("\nHandoff-Key: {}\n", one_line(key, 200));
+    let oldest = key_made_at(key).map(|t| t - KEY_CLOCK_SKEW_SECS);
     let mut walk = repo.revwalk()?;
+    walk.set_sorting(git2::Sort::TIME)?;
     walk.push(tip)?;
     for id in walk {
         let id = id?;
         let commit = repo.find_commit(id)?;
+        if oldest.is_some_and(|o| commit.time().seconds() < o) {
+            break;
+        }
         let msg = String::from_utf8_lossy(commit.message_bytes());
         if msg.contains(&needle)
             && let Some(meta) = DocMeta::parse(&msg)
@@ -270,6 +293,16 @@ mod tests {
         let bumped = DocMeta::new(&parcel("k1", Some("Session recap: API!"), "x"), t, |p| p == m.path);
         assert_ne!(bumped.path, m.path);
         assert!(bumped.path.ends_with("-2.md"));
+    }
+
+    #[test]
+    fn only_handoffs_own_keys_bound_the_search_and_by_their_time() {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let at = key_made_at(&format!("{id}-0")).expect("a job's key");
+        assert!((at - now).abs() <= 1, "{at} vs {now}");
+        assert_eq!(key_made_at("k1"), None);
+        assert_eq!(key_made_at(&format!("{}-0", uuid::Uuid::new_v4().simple())), None, "not a v7");
     }
 
     #[test]
