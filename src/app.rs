@@ -53,6 +53,10 @@ pub fn main() -> i32 {
         }
     };
     crate::output::flush();
+    // Work the command gave up waiting for (a channel call cut short by the send deadline, blocking on a
+    // server that hangs) must not hold the process: the runtime's drop would wait for it however long it
+    // takes. After half a second it is left behind, as if killed, which every write of handoff survives.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
     code
 }
 

@@ -586,6 +586,35 @@ fn an_ssh_key_the_server_refuses_is_an_auth_failure_naming_what_was_tried() {
 }
 
 #[test]
+fn a_send_cut_short_by_its_deadline_returns_then_though_ssh_hangs_and_the_next_run_delivers_once() {
+    let (_sshd, _bus, env, bare, url) = ssh_setup();
+    let cfg = std::fs::read_to_string(env.path().join("config/handoff/config.toml")).unwrap();
+    env.write_config(&format!("{cfg}[budget]\nsend = \"2s\"\n"));
+    // an ssh that never answers (a server that accepted the connection and went silent)
+    let hang = env.path().join("hanging-ssh");
+    std::fs::write(&hang, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let t = std::time::Instant::now();
+    let mut c = env.handoff("mac");
+    c.args(["send", "--doc", "-", "--title", "stuck", "--json"])
+        .env("GIT_SSH_COMMAND", &hang)
+        .env("GIT_SSH_VARIANT", "ssh");
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"held up\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    assert_eq!(o.code(), 75, "{}\n{}", o.out(), o.err());
+    assert!(took < std::time::Duration::from_secs(10), "the process waited {took:?} for a 2 s deadline");
+    // with ssh working again, the queued document arrives, once
+    flush(&env, "mac").ok();
+    flush(&env, "mac").ok();
+    let clone = cli_clone(&env, &url);
+    assert_eq!(git_ok(&env, &clone, &["log", "--format=%s"]).trim(), "handoff from mac: stuck", "{}", bare.display());
+}
+
+#[test]
 fn concurrent_pushes_over_ssh_that_the_server_rejects_are_replayed_until_all_land() {
     let (sshd, bus, mut env_a, bare, url) = ssh_setup();
     // a slow pre-receive hook widens the window in which both pushes are in flight, so the server itself
