@@ -48,6 +48,17 @@ pub(crate) fn env_with_git(remote: &str, bus: &BusServer) -> Env {
     env
 }
 
+/// A bare repository reached over file://, a bus server, and a client env whose config names both (the
+/// first env only holds the repository).
+fn file_setup() -> (Env, BusServer, Env, PathBuf, String) {
+    let env0 = Env::new();
+    let bare = bare_repo(&env0, &env0.path().join("srv/handoffs.git"));
+    let url = format!("file://{}", bare.display());
+    let bus = BusServer::start();
+    let env = env_with_git(&url, &bus);
+    (env0, bus, env, bare, url)
+}
+
 pub(crate) fn checkout(env: &Env) -> PathBuf {
     env.home().join("claude-handoffs")
 }
@@ -140,11 +151,7 @@ pub(crate) const BODY: &str =
 
 #[test]
 fn file_remote_document_is_committed_pushed_and_pointed_to() {
-    let env0 = Env::new();
-    let bare = bare_repo(&env0, &env0.path().join("srv/handoffs.git"));
-    let url = format!("file://{}", bare.display());
-    let bus = BusServer::start();
-    let env = env_with_git(&url, &bus);
+    let (_env0, _bus, env, _bare, url) = file_setup();
 
     let sent = send_doc(&env, "mac-studio", "Session recap", BODY);
     sent.ok();
@@ -175,11 +182,7 @@ fn file_remote_document_is_committed_pushed_and_pointed_to() {
 
 #[test]
 fn an_update_of_the_clone_a_killed_run_left_half_done_is_taken_back_and_the_users_files_stay() {
-    let env0 = Env::new();
-    let bare = bare_repo(&env0, &env0.path().join("srv/handoffs.git"));
-    let url = format!("file://{}", bare.display());
-    let bus = BusServer::start();
-    let env = env_with_git(&url, &bus);
+    let (_env0, _bus, env, _bare, url) = file_setup();
     let co = checkout(&env);
     // a file of the user's in the shared repository, then one handoff document
     let other = cli_clone(&env, &url);
@@ -338,11 +341,7 @@ fn two_machines_sending_twenty_documents_each_at_once_lose_nothing() {
 
 #[test]
 fn unreachable_remote_queues_with_exit_75_then_delivers_exactly_once() {
-    let env0 = Env::new();
-    let bare = bare_repo(&env0, &env0.path().join("srv/handoffs.git"));
-    let url = format!("file://{}", bare.display());
-    let bus = BusServer::start();
-    let env = env_with_git(&url, &bus);
+    let (env0, _bus, env, bare, url) = file_setup();
     send_doc(&env, "mac", "first", "one\n").ok();
 
     let away = env0.path().join("srv/unmounted.git");
@@ -396,11 +395,7 @@ fn concurrent_offline_commits_replay_on_top_and_the_newer_latest_wins() {
 
 #[test]
 fn a_clone_in_a_bad_state_gets_a_clear_error_and_keeps_the_users_changes() {
-    let env0 = Env::new();
-    let bare = bare_repo(&env0, &env0.path().join("srv/handoffs.git"));
-    let url = format!("file://{}", bare.display());
-    let bus = BusServer::start();
-    let env = env_with_git(&url, &bus);
+    let (env0, _bus, env, _bare, url) = file_setup();
     let co = checkout(&env);
     send_doc(&env, "mac", "first", "one\n").ok();
 
