@@ -349,7 +349,7 @@ impl SshStream {
     fn finish(&mut self, grace: Duration) -> Option<ExitStatus> {
         self.done = true;
         drop(self.stdin.take());
-        let status = self.child.as_mut().and_then(|c| wait_bounded(c, grace));
+        let status = self.child.as_mut().and_then(|c| wait_bounded(c, grace, Duration::from_micros(250)));
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
@@ -430,7 +430,9 @@ impl Drop for SshStream {
             let (child, reader) = (self.child.take(), self.reader.take());
             std::thread::spawn(move || {
                 if let Some(mut c) = child {
-                    wait_bounded(&mut c, Duration::from_secs(5));
+                    // nobody waits for this one: looking every 10 ms keeps the thread off the CPU while the
+                    // send records its delivery
+                    wait_bounded(&mut c, Duration::from_secs(5), Duration::from_millis(10));
                 }
                 if let Some(r) = reader {
                     let _ = r.join();
@@ -440,17 +442,19 @@ impl Drop for SshStream {
     }
 }
 
-/// Waits up to `grace` for `child` to exit, then kills it.
-fn wait_bounded(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+/// Waits up to `grace` for `child` to exit, then kills it; looks every `nap` for the first 20 ms (ssh
+/// usually exits within a millisecond or two of its input ending), then every 20 ms.
+fn wait_bounded(child: &mut Child, grace: Duration, nap: Duration) -> Option<ExitStatus> {
     let start = Instant::now();
     loop {
         match child.try_wait() {
             Ok(Some(st)) => return Some(st),
             Ok(None) if start.elapsed() < grace => {
-                // ssh usually exits within a millisecond or two of its input ending: look every 0.25 ms for
-                // the first 20 ms (a wait that ends up to 0.25 ms late), then every 20 ms
-                let nap = if start.elapsed() < Duration::from_millis(20) { 250 } else { 20_000 };
-                std::thread::sleep(Duration::from_micros(nap));
+                std::thread::sleep(if start.elapsed() < Duration::from_millis(20) {
+                    nap
+                } else {
+                    Duration::from_millis(20)
+                });
             }
             _ => {
                 let _ = child.kill();
