@@ -210,6 +210,10 @@ pub trait Channel: AsAny + Send + Sync {
     /// is reported from here: a connection that fails is the delivery's to report. Default: nothing.
     fn preconnect(&self) {}
 
+    /// Hangs up what [`Channel::preconnect`] started and no delivery took (a send refused, or ended by an
+    /// error, before it delivered anything), cleanly and without waiting. Default: nothing.
+    fn hang_up_preconnect(&self) {}
+
     /// Downloads the item at `uri` (as written in a pointer by this channel) into `dest`, streaming, and
     /// reports its size and sha256 (hashed on the way, not by reading `dest` again).
     ///

@@ -20,6 +20,7 @@ pub mod mcp;
 pub mod outbox;
 pub mod reply;
 pub mod send;
+pub mod send_scan;
 pub mod show;
 pub mod status;
 pub mod sync;

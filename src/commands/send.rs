@@ -1,12 +1,13 @@
 //! `handoff send`: plan, write the job to the outbox, deliver it, report.
 
+use super::send_scan::ScanInFlight;
 use super::{Session, describe_report};
 use crate::cli::SendArgs;
 use crate::config::Settings;
 use crate::executor::{Attempt, FlushOutcome, job_for, run_job};
 use crate::exit;
 use crate::router::{FileInfo, RouteContext, SendRequest, plan};
-use crate::secrets::{FileScan, Scanner};
+use crate::secrets::Scanner;
 use anyhow::Context as _;
 use std::io::Read;
 use std::path::Path;
@@ -142,69 +143,48 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
         crate::config::validate_machine(&a.to)
             .map_err(|e| exit::with_code(exit::USAGE, anyhow::anyhow!("--to: {e}")))?;
     }
-    let mut req = request_from_args(a)?;
+    let req = request_from_args(a)?;
     if req.text.is_none() && req.files.is_empty() {
         return Err(exit::with_code(
             exit::USAGE,
             anyhow::anyhow!("nothing to send: give a message, `-` for stdin, or --file PATH"),
         ));
     }
-    // before anything is planned, queued or sent: nothing with a secret in it reaches the outbox
-    if !a.allow_secret {
-        let findings = find_secrets(&req, &Scanner::new(crate::secrets::known::gather(&settings)))?;
+    // Nothing with a secret in it reaches the outbox or connects anywhere, and a refusal wins over every
+    // other error. The scan runs on a thread of its own while the send is checked and planned; its verdict
+    // comes before anything is printed, started, queued or sent.
+    let scan =
+        (!a.allow_secret).then(|| ScanInFlight::start(&req, Scanner::new(crate::secrets::known::gather(&settings))));
+    let prepared = prepare(settings, a, req);
+    if let Some(scan) = scan {
+        let findings = scan.verdict()?;
         if !findings.is_empty() {
             return Ok(SendOutcome::Refused { message: crate::secrets::refusal(&findings), findings });
         }
     }
-    // after the scan: a refused send must not say where it would have gone
-    if !a.new_machine && !a.dry_run {
-        check_recipient(&settings, &req.to)?;
+    let Prepared { session, req, travelling, plan, sealing, recipient_note } = prepared?;
+    if let Some(note) = recipient_note {
+        eprintln!("{note}");
     }
-    if req.urgent {
-        mark_urgent(&mut req, &settings);
-    }
-    let encrypt = !a.no_encrypt && (a.encrypt || settings.file.encrypt == crate::config::EncryptMode::Always);
-    // before anything is planned or queued: a missing key is a clear error, nothing is sent
-    let sealing = if encrypt {
-        let s = crate::crypto::seal::Sealing::prepare(&settings, &req.to)?;
+    if let Some(s) = &sealing {
         for w in &s.warnings {
             eprintln!("handoff: warning: {w}");
         }
-        Some(s)
-    } else {
-        None
-    };
-    let session = Session::open(settings)?;
-    let route = RouteContext {
-        inline_max: session.settings.file.route.inline_max.as_u64(),
-        channels: session.reg.capabilities(),
-        page_order: session.settings.file.route.page.clone(),
-    };
-    if req.title.is_none()
-        && crate::router::text_is_a_document(&req, &route)
-        && let Some(t) = req.text.as_deref()
-    {
-        // text that becomes a document (too long for the bus, --doc, --via a document channel): its first
-        // line names it, not "handoff"
-        let first = t.lines().map(|l| l.trim().trim_start_matches('#').trim()).find(|l| !l.is_empty());
-        req.title = first.map(|l| crate::executor::truncate_chars(l, 80));
     }
-    // the router plans on what travels: with encryption, the ciphertext and its size
-    let travelling = match &sealing {
-        Some(s) => s.request(&req)?,
-        None => req.clone(),
-    };
-    let plan = plan(&travelling, &route)
-        .map_err(|e| exit::with_code(exit::CONFIG, anyhow::anyhow!("{}", routing_error(&req, &route, &e.0))))?;
+    let encrypt = sealing.is_some();
     if a.dry_run {
         let described = plan.describe(&req);
         return Ok(SendOutcome::Planned { plan, described, encrypted_to: sealing.as_ref().map(|s| s.len()) });
     }
     // the first payload's channel starts what takes long (ssh's handshake to a git remote) now, while the
-    // outbox is written; nothing is sent before the job is in the outbox
-    if let Some(ch) = plan.payloads.first().and_then(|p| p.channels.first()).and_then(|c| session.reg.channels.get(c)) {
-        ch.preconnect();
-    }
+    // outbox is written; nothing is sent before the job is in the outbox, and what the delivery does not
+    // take is hung up when this goes
+    let _started_ahead = plan
+        .payloads
+        .first()
+        .and_then(|p| p.channels.first())
+        .and_then(|c| session.reg.channels.get(c))
+        .map(|ch| StartedAhead::start(ch.clone()));
     // earlier work first, so order is kept; all of it within the send deadline
     let limit = session.settings.file.budget.send;
     // the deadline is for sends that should be quick (text, documents, pages); a file upload is bound by
@@ -265,6 +245,71 @@ pub async fn execute(settings: Settings, a: &SendArgs) -> anyhow::Result<SendOut
     Ok(SendOutcome::Ran { code, encrypted: encrypt, report, earlier: earlier.jobs, trouble: earlier.trouble })
 }
 
+/// A send checked and planned, not yet queued.
+struct Prepared {
+    session: Session,
+    /// The request as the user gave it (plus handoff's own tags and a document's title).
+    req: SendRequest,
+    /// What travels: the request, encrypted when the send is.
+    travelling: SendRequest,
+    plan: crate::router::Plan,
+    sealing: Option<crate::crypto::seal::Sealing>,
+    /// Said once the send is not refused: the recipient is a machine not seen yet.
+    recipient_note: Option<String>,
+}
+
+/// Checks the recipient, prepares encryption, opens the channels and plans `req`, while the secret scan
+/// runs: everything here stays in this process.
+fn prepare(settings: Settings, a: &SendArgs, mut req: SendRequest) -> anyhow::Result<Prepared> {
+    let recipient_note = if !a.new_machine && !a.dry_run { check_recipient(&settings, &req.to)? } else { None };
+    if req.urgent {
+        mark_urgent(&mut req, &settings);
+    }
+    let encrypt = !a.no_encrypt && (a.encrypt || settings.file.encrypt == crate::config::EncryptMode::Always);
+    // before anything is planned or queued: a missing key is a clear error, nothing is sent
+    let sealing = if encrypt { Some(crate::crypto::seal::Sealing::prepare(&settings, &req.to)?) } else { None };
+    let session = Session::open(settings)?;
+    let route = RouteContext {
+        inline_max: session.settings.file.route.inline_max.as_u64(),
+        channels: session.reg.capabilities(),
+        page_order: session.settings.file.route.page.clone(),
+    };
+    if req.title.is_none()
+        && crate::router::text_is_a_document(&req, &route)
+        && let Some(t) = req.text.as_deref()
+    {
+        // text that becomes a document (too long for the bus, --doc, --via a document channel): its first
+        // line names it, not "handoff"
+        let first = t.lines().map(|l| l.trim().trim_start_matches('#').trim()).find(|l| !l.is_empty());
+        req.title = first.map(|l| crate::executor::truncate_chars(l, 80));
+    }
+    // the router plans on what travels: with encryption, the ciphertext and its size
+    let travelling = match &sealing {
+        Some(s) => s.request(&req)?,
+        None => req.clone(),
+    };
+    let plan = plan(&travelling, &route)
+        .map_err(|e| exit::with_code(exit::CONFIG, anyhow::anyhow!("{}", routing_error(&req, &route, &e.0))))?;
+    Ok(Prepared { session, req, travelling, plan, sealing, recipient_note })
+}
+
+/// A channel's connection started ahead ([`handoff_channels::Channel::preconnect`]); whatever the
+/// delivery did not take is hung up when this is dropped.
+struct StartedAhead(std::sync::Arc<dyn handoff_channels::Channel>);
+
+impl StartedAhead {
+    fn start(ch: std::sync::Arc<dyn handoff_channels::Channel>) -> Self {
+        ch.preconnect();
+        Self(ch)
+    }
+}
+
+impl Drop for StartedAhead {
+    fn drop(&mut self) {
+        self.0.hang_up_preconnect();
+    }
+}
+
 /// Tags an urgent send's bus message `urgent`, plus one page record per number the page goes to
 /// (`paged:<hash>`), so the bus server can route a person's SMS answer back to this machine's message.
 fn mark_urgent(req: &mut SendRequest, settings: &Settings) {
@@ -285,14 +330,14 @@ fn mark_urgent(req: &mut SendRequest, settings: &Settings) {
 
 /// Refuses a recipient that is probably a typo of a known machine (differs only in case, or by an edit or
 /// two): "did you mean X?", exit 2, nothing posted. A name that resembles nothing known is accepted with a
-/// note. `--new-machine` skips the check.
-fn check_recipient(settings: &Settings, to: &str) -> anyhow::Result<()> {
+/// note (returned, for the caller to print once the send is not refused). `--new-machine` skips the check.
+fn check_recipient(settings: &Settings, to: &str) -> anyhow::Result<Option<String>> {
     if to == handoff_channels::bus::BROADCAST {
-        return Ok(());
+        return Ok(None);
     }
     let known = crate::known::machines(settings);
     if known.contains(to) {
-        return Ok(());
+        return Ok(None);
     }
     if let Some(k) = crate::known::did_you_mean(to, &known) {
         return Err(exit::with_code(
@@ -302,10 +347,9 @@ fn check_recipient(settings: &Settings, to: &str) -> anyhow::Result<()> {
             ),
         ));
     }
-    eprintln!(
+    Ok(Some(format!(
         "handoff: note: no machine named {to} has been seen yet; it gets the message when it first runs `handoff sync`"
-    );
-    Ok(())
+    )))
 }
 
 /// A routing error that says what the user asked for and the one command that makes it possible.
@@ -420,28 +464,4 @@ pub async fn run(settings: Settings, a: SendArgs, json: bool) -> anyhow::Result<
         }
     }
     Ok(outcome.code())
-}
-
-/// Scans everything of `req` that leaves the machine as text and returns what was found (kind and line,
-/// never the value); anything found refuses the send with exit 65.
-fn find_secrets(req: &SendRequest, scanner: &Scanner) -> anyhow::Result<Vec<crate::secrets::Finding>> {
-    let mut findings = Vec::new();
-    if let Some(t) = &req.text {
-        findings.extend(scanner.scan_text(t, if req.doc { "the document" } else { "the message text" }));
-    }
-    if let Some(t) = &req.title {
-        findings.extend(scanner.scan_text(t, "--title"));
-    }
-    for t in &req.tags {
-        findings.extend(scanner.scan_text(t, "--tag"));
-    }
-    for f in &req.files {
-        let source = format!("--file {}", f.name);
-        match scanner.scan_file(&f.path, &source) {
-            Ok(FileScan::Text(found)) => findings.extend(found),
-            Ok(FileScan::Binary) => {}
-            Err(e) => return Err(exit::with_code(exit::DATA, anyhow::anyhow!("{}: {e}", f.path.display()))),
-        }
-    }
-    Ok(findings)
 }

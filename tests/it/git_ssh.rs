@@ -145,3 +145,47 @@ fn a_send_pushes_on_the_one_connection_started_ahead_and_a_refused_one_connects_
     let log = crate::git::git_ok(&env, &clone, &["log", "--format=%s"]);
     assert_eq!(log.lines().filter(|l| l.contains("third")).count(), 1, "one commit for the document:\n{log}");
 }
+
+/// A send that fails after its connection was started ahead (here: its outbox cannot be written) hangs
+/// that connection up as `git push` does when it has nothing to send: the server's git gets one flush
+/// packet and the end of its input, nothing else, and the next send goes through on a connection of its
+/// own.
+#[test]
+fn a_send_that_fails_after_starting_its_connection_hangs_it_up_having_sent_nothing() {
+    let (_sshd, _bus, env, bare, _url) = crate::git::ssh_setup();
+    // what handoff writes to ssh, kept by `tee` on the way (GIT_SSH_COMMAND, as git runs it: through sh)
+    let to_ssh = env.path().join("to-ssh.bytes");
+    let blocker = env.path().join("data/handoff/outbox");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, "a file where the outbox folder goes\n").unwrap();
+    let mut c = env.handoff("mac");
+    c.env("GIT_SSH_COMMAND", format!("tee {:?} | ssh", to_ssh.display().to_string()))
+        .args(["send", "--doc", "-", "--title", "blocked"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"never queued\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    assert!(o.err().contains("the outbox") && o.err().contains(&blocker.display().to_string()), "{}", o.err());
+    // ssh outlives handoff by its handshake: wait for what it was given, then make sure nothing follows
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read(&to_ssh).map(|b| b.is_empty()).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "ssh was never started for the send, or given nothing");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(std::fs::read(&to_ssh).unwrap(), b"0000", "handoff sent the server more than a hang-up");
+    let refs = crate::git::git_ok(&env, env.path(), &["--git-dir", &bare.display().to_string(), "for-each-ref"]);
+    assert_eq!(refs, "", "the server's repository changed");
+
+    std::fs::remove_file(&blocker).unwrap();
+    send_doc(&env, "mac", "after", "delivered\n").ok();
+    let count = crate::git::git_ok(
+        &env,
+        env.path(),
+        &["--git-dir", &bare.display().to_string(), "rev-list", "--count", "main"],
+    );
+    assert_eq!(count.trim(), "1");
+}

@@ -283,6 +283,10 @@ impl Channel for GitChannel {
         }
     }
 
+    fn hang_up_preconnect(&self) {
+        preconnect::discard();
+    }
+
     async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<crate::Fetched, ChannelError> {
         Self::set_timeouts();
         // Only a file of the configured clone: a relative path inside the tree at a commit named by its hash.

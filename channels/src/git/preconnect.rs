@@ -69,15 +69,14 @@ pub(crate) fn discard() {
     }
 }
 
-/// Ends an unused receive-pack connection the way `git push` ends one with nothing to push (a flush
-/// packet, then end of input), on a thread of its own so the caller never waits for ssh's handshake.
-/// Should the process end first, ssh still sees the end of its input and closes the connection.
+/// Ends an unused receive-pack connection the way `git push` ends one with nothing to push: a flush
+/// packet, then end of input. Four bytes into a pipe nothing has written to do not block, so the caller
+/// never waits for ssh's handshake; should the process end right after, ssh still delivers them and the
+/// end of its input, and the server's git exits cleanly.
 fn hang_up(mut stream: SshStream) {
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stream.write_all(b"0000").and_then(|()| stream.flush());
-        drop(stream);
-    });
+    use std::io::Write;
+    let _ = stream.write_all(b"0000").and_then(|()| stream.flush());
+    drop(stream);
 }
 
 #[cfg(test)]
