@@ -9,6 +9,11 @@ use clap::Parser;
 /// Runs handoff and returns the process exit code.
 pub fn main() -> i32 {
     quiet_on_closed_stdout();
+    if matches!(subcommand_word(std::env::args_os()).as_deref(), Some("send" | "reply")) {
+        // the secret scan comes first in a send: its detectors compile while the command line and the
+        // config are read (a guess from the first word: one that misses costs a send a few milliseconds)
+        crate::secrets::warm_up();
+    }
     // `COMPLETE=bash handoff` prints the dynamic completion script; the shell then calls back here
     clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = match Cli::try_parse() {
@@ -26,10 +31,6 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    if matches!(cli.command, Command::Send(_) | Command::Reply(_)) {
-        // the secret scan comes first in a send: its detectors compile while the config is read
-        crate::secrets::warm_up();
-    }
     init_logging(cli.verbose);
     crate::output::set_quiet(cli.quiet);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -97,6 +98,21 @@ fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
     })
 }
 
+/// The subcommand's word as it stands on the command line: the first argument that is neither an option
+/// nor the value of `--config` / `--machine`.
+fn subcommand_word(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    let mut args = args.skip(1);
+    while let Some(a) = args.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" || a == "--machine" {
+            args.next();
+        } else if !a.starts_with('-') {
+            return Some(a.into_owned());
+        }
+    }
+    None
+}
+
 /// A last guard for output written outside [`crate::output`] (a library printing on its own): a panic
 /// about a closed stdout ends the process quietly instead of with a stack trace.
 fn quiet_on_closed_stdout() {
@@ -123,6 +139,10 @@ fn init_logging(verbose: u8) {
         1 => "info,handoff=info",
         _ => "debug",
     };
+    if verbose == 0 && std::env::var_os("RUST_LOG").is_none_or(|v| v.is_empty()) {
+        // nothing is logged: no subscriber at all (building one costs a command about half a millisecond)
+        return;
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -179,5 +199,16 @@ mod tests {
         assert!(!tip_for(&["init", &flag], |_| true).contains("rebuild"));
         assert!(!tip_for(&["init", "--bogus"], |_| false).contains("rebuild"));
         assert!(!tip_for(&["init", &format!("--{name}x")], |_| false).contains("rebuild"));
+    }
+
+    #[test]
+    fn the_subcommand_word_skips_options_and_the_values_of_config_and_machine() {
+        let word =
+            |args: &[&str]| subcommand_word(std::iter::once("handoff").chain(args.iter().copied()).map(Into::into));
+        assert_eq!(word(&["send", "hi"]).as_deref(), Some("send"));
+        assert_eq!(word(&["-v", "--json", "reply", "--to", "x"]).as_deref(), Some("reply"));
+        assert_eq!(word(&["--config", "send", "sync"]).as_deref(), Some("sync"));
+        assert_eq!(word(&["--machine", "reply", "--config=c.toml", "send"]).as_deref(), Some("send"));
+        assert_eq!(word(&["-q", "--config"]), None);
     }
 }
