@@ -191,7 +191,8 @@ if "<!-- git-bench:start -->" in text and sorted(kinds) != ["file", "https", "ss
             new = re.sub(r"^\| " + m.group(1) + r":// \|.*$", lambda _: line, new, flags=re.M)
     head = re.search(r"^Run by .*$", section, flags=re.M).group(0)
     note = "Rerun of the " + ", ".join(k + "://" for k in kinds) + " row(s) only (`KINDS=" + " ".join(kinds) + " bash bench/git.sh`): " + head[len("Run by "):]
-    new = re.sub(r"\n<!-- git-bench:rerun -->.*?\n(?=\n)", "", new, flags=re.S)
+    # the previous rerun's note (one line) goes; the blank line before the table stays
+    new = re.sub(r"\n<!-- git-bench:rerun -->\n[^\n]*", "", new)
     new = new.replace("\n\n| remote |", "\n<!-- git-bench:rerun -->\n" + note + "\n\n| remote |", 1)
     text = text.replace(old, new)
 elif "<!-- git-bench:start -->" in text:
