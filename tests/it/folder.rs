@@ -141,7 +141,7 @@ fn a_writer_killed_mid_copy_leaves_no_partial_file_under_the_final_name() {
     assert_eq!(hidden_files(share.path()), [live], "the stale temporary file was cleaned, the live one kept");
 }
 
-/// Every hidden (temporary) file under `dir`.
+/// Every hidden (temporary) file under `dir`: all but the share's marker.
 fn hidden_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else { return out };
@@ -149,9 +149,50 @@ fn hidden_files(dir: &Path) -> Vec<PathBuf> {
         let p = e.path();
         if p.is_dir() {
             out.extend(hidden_files(&p));
-        } else if e.file_name().to_string_lossy().starts_with('.') {
+        } else if e.file_name().to_string_lossy().starts_with('.')
+            && e.file_name() != handoff_channels::folder::marker::MARKER
+        {
             out.push(p);
         }
     }
     out
+}
+
+/// The share is unmounted after it was used: its mount point is still there, empty, on the local disk.
+/// Nothing is written into it; the send queues (exit 75) and goes out once, into the share, when it is
+/// mounted again.
+#[test]
+fn the_empty_mount_point_of_an_unmounted_share_gets_nothing_and_the_send_waits_for_the_share() {
+    let bus = BusServer::start();
+    let disks = tempfile::tempdir().unwrap();
+    let (share, mount) = (disks.path().join("nas-share"), disks.path().join("mnt-nas"));
+    std::fs::create_dir_all(&share).unwrap();
+    // mounted = the mount point leads to the share (a symlink stands in for the mount)
+    std::os::unix::fs::symlink(&share, &mount).unwrap();
+    let a = env(&bus, &mount);
+    let send = |title: &str| {
+        let mut c = a.handoff("mac-studio");
+        c.args(["--json", "send", "--to", "linux-box", "--via", "folder", "--doc", "--title", title, "# notes\n"]);
+        run(c)
+    };
+    let o = send("first");
+    assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    assert!(share.join(handoff_channels::folder::marker::MARKER).exists());
+    // unmounted: an empty directory where the share was
+    std::fs::remove_file(&mount).unwrap();
+    std::fs::create_dir(&mount).unwrap();
+    let o = send("while unmounted");
+    assert_eq!(o.code(), 75, "{}\n{}", o.out(), o.err());
+    assert!(o.out().contains("not mounted"), "{}", o.out());
+    assert_eq!(std::fs::read_dir(&mount).unwrap().count(), 0, "nothing written to the mount point");
+    // mounted again: the queued send goes into the share, once
+    std::fs::remove_dir(&mount).unwrap();
+    std::os::unix::fs::symlink(&share, &mount).unwrap();
+    let mut c = a.handoff("mac-studio");
+    c.args(["--json", "flush"]);
+    let o = run(c);
+    assert_eq!(o.code(), 0, "{}\n{}", o.out(), o.err());
+    let docs = visible_files(&share);
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    assert_eq!(docs.iter().filter(|p| p.to_string_lossy().contains("while")).count(), 1, "{docs:?}");
 }

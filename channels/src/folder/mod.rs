@@ -4,7 +4,10 @@
 //! on another machine reads the same file under its own mount point. Writes are atomic: a temporary
 //! name, fsync, rename, fsync of the directory, so a reader (or a crash) never sees a partial file
 //! under the final name. The channel never creates the share's root: an unmounted share is an error,
-//! not a folder quietly filling the local disk.
+//! not a folder quietly filling the local disk; nor does it write into the empty mount point of a share
+//! it has seen mounted before (see [`marker`]).
+
+pub mod marker;
 
 use crate::local_files::{LocalFiles, store_parcel};
 use crate::names::stays_inside;
@@ -56,8 +59,8 @@ impl crate::registration::ChannelSection for FolderConfig {
 
     const CARRIES: &'static [crate::ParcelKind] = &[crate::ParcelKind::Document, crate::ParcelKind::File];
 
-    fn build(&self, _ctx: &crate::Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
-        Ok(std::sync::Arc::new(FolderChannel::from_config(self)?))
+    fn build(&self, ctx: &crate::Context) -> Result<std::sync::Arc<dyn Channel>, ChannelError> {
+        Ok(std::sync::Arc::new(FolderChannel::from_config(self, &ctx.data_dir)?))
     }
 
     fn priority(&self) -> Option<i32> {
@@ -71,11 +74,13 @@ pub const SCHEME: &str = "folder:";
 /// A shared directory.
 pub struct FolderChannel {
     root: PathBuf,
+    marker: marker::ShareMarker,
 }
 
 impl FolderChannel {
-    /// Builds the channel; the path must be absolute (after `~` expansion). Nothing is touched yet.
-    pub fn from_config(cfg: &FolderConfig) -> Result<Self, ChannelError> {
+    /// Builds the channel; the path must be absolute (after `~` expansion). Nothing is touched yet;
+    /// `data_dir` keeps this machine's record of the shares it saw marked.
+    pub fn from_config(cfg: &FolderConfig, data_dir: &Path) -> Result<Self, ChannelError> {
         let root = crate::paths::expand_tilde(&cfg.path);
         if !root.is_absolute() {
             return Err(ChannelError::permanent(format!(
@@ -83,23 +88,12 @@ impl FolderChannel {
                 root.display()
             )));
         }
-        Ok(Self { root })
+        Ok(Self { marker: marker::ShareMarker::new(&root, data_dir), root })
     }
 
     /// The share's root on this machine.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    fn mounted(&self) -> Result<(), ChannelError> {
-        if self.root.is_dir() {
-            Ok(())
-        } else {
-            Err(ChannelError::transient(format!(
-                "the shared folder {} is not there (is the share mounted?); [folder] path names it",
-                self.root.display()
-            )))
-        }
     }
 
     /// The file an item uri names, refusing anything outside the folder (`..`, absolute paths, and
@@ -164,7 +158,7 @@ impl Channel for FolderChannel {
     }
 
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
-        self.mounted()?;
+        self.marker.check(true)?;
         let rel = LocalFiles::relative_path(parcel);
         let dest = self.root.join(&rel);
         let dir = dest.parent().expect("dated dir").to_path_buf();
@@ -184,7 +178,7 @@ impl Channel for FolderChannel {
     }
 
     async fn fetch(&self, uri: &str, dest: &Path, max: u64) -> Result<Fetched, ChannelError> {
-        self.mounted()?;
+        self.marker.check(false)?;
         let src = self.resolve(uri)?;
         let shown = crate::untrusted::inline(uri);
         let meta = tokio::fs::metadata(&src).await?;
@@ -199,7 +193,7 @@ impl Channel for FolderChannel {
     /// The folder is there and is a directory this user can write (checked with a hidden probe file that
     /// is removed at once).
     async fn health(&self) -> Result<Health, ChannelError> {
-        self.mounted()?;
+        self.marker.check(false)?;
         let probe = self.root.join(format!(".handoff-probe-{}", uuid::Uuid::new_v4().simple()));
         tokio::fs::write(&probe, b"").await.map_err(|e| {
             ChannelError::permanent(format!("the shared folder {} is not writable: {e}", self.root.display()))
@@ -222,7 +216,9 @@ mod tests {
         std::fs::write(d.path().join("secret"), b"x").unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(d.path().join("secret"), root.join("day/link")).unwrap();
-        let ch = FolderChannel::from_config(&FolderConfig { path: root.clone(), priority: None }).unwrap();
+        let ch =
+            FolderChannel::from_config(&FolderConfig { path: root.clone(), priority: None }, &d.path().join("data"))
+                .unwrap();
         let out = d.path().join("out");
         for uri in
             ["folder:../secret", "folder:/etc/passwd", "local:day/x", "folder:day/link", "folder:day/../../secret"]
@@ -238,14 +234,18 @@ mod tests {
         assert!(!out.exists(), "nothing kept of an item larger than claimed");
         let got = ch.fetch("folder:day/a.bin", &out, 10).await.unwrap();
         assert_eq!((got.size, std::fs::read(&out).unwrap()), (10, b"0123456789".to_vec()));
-        assert!(FolderChannel::from_config(&FolderConfig { path: "rel/dir".into(), priority: None }).is_err());
+        assert!(
+            FolderChannel::from_config(&FolderConfig { path: "rel/dir".into(), priority: None }, d.path()).is_err()
+        );
     }
 
     #[tokio::test]
     async fn an_unmounted_share_is_never_created() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("not-mounted");
-        let ch = FolderChannel::from_config(&FolderConfig { path: root.clone(), priority: None }).unwrap();
+        let ch =
+            FolderChannel::from_config(&FolderConfig { path: root.clone(), priority: None }, &d.path().join("data"))
+                .unwrap();
         let p = Parcel {
             key: "k1".into(),
             from: "a".into(),
