@@ -495,9 +495,7 @@ pub enum DayCommand {
     #[command(after_help = "Examples:\n  handoff man | man -l -\n  handoff man > ~/.local/share/man/man1/handoff.1")]
     Man,
     /// Write a config file from what this machine already has (bus env file, rclone.conf, ssh config, git remote).
-    #[command(
-        after_help = "Examples:\n  handoff init                     # asks on a terminal\n  handoff init --env-file ~/.secrets/claude-bus.env --drive-remote gdrive --droplet-host droplet --yes\n  handoff init --git-remote git@github.com:you/claude-handoffs.git --force"
-    )]
+    #[command(after_help = init_examples(handoff_channels::ChannelSections::built))]
     Init(Box<InitArgs>),
     /// The config file's reference.
     #[command(subcommand)]
@@ -622,4 +620,38 @@ pub struct InitArgs {
     /// Write without checking that the git remote exists and the droplet host answers (an offline set-up).
     #[arg(long)]
     pub no_check: bool,
+}
+
+/// `handoff init --help`'s examples, naming only the flags of channels this build has (`built`).
+fn init_examples(built: impl Fn(&str) -> bool) -> String {
+    let mut from_machine = vec!["handoff init --env-file ~/.secrets/claude-bus.env"];
+    if built("drive") {
+        from_machine.push("--drive-remote gdrive");
+    }
+    if built("droplet") {
+        from_machine.push("--droplet-host droplet");
+    }
+    from_machine.push("--yes");
+    let mut out =
+        format!("Examples:\n  handoff init                     # asks on a terminal\n  {}", from_machine.join(" "));
+    if built("git") {
+        out.push_str("\n  handoff init --git-remote git@github.com:you/claude-handoffs.git --force");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn init_examples_name_only_the_flags_of_channels_this_build_has() {
+        let none = super::init_examples(|_| false);
+        assert!(none.contains("handoff init --env-file ~/.secrets/claude-bus.env --yes"), "{none}");
+        assert!(["--drive-remote", "--droplet-host", "--git-remote"].iter().all(|f| !none.contains(f)), "{none}");
+        let all = super::init_examples(|_| true);
+        for flag in ["--drive-remote gdrive", "--droplet-host droplet", "--git-remote git@"] {
+            assert!(all.contains(flag), "{all}");
+        }
+        let only_git = super::init_examples(|c| c == "git");
+        assert!(only_git.contains("--git-remote") && !only_git.contains("--drive-remote"), "{only_git}");
+    }
 }
