@@ -235,7 +235,13 @@ pub async fn run_job(
                 continue;
             }
             tracing::info!(step = i, channel = %name, "delivering");
-            match ch.deliver(&parcel).await {
+            // a job this process just wrote: no channel has seen its keys (each channel is tried once here)
+            let delivered = if locked.fresh && step.attempts == 0 {
+                ch.deliver_new(&parcel).await
+            } else {
+                ch.deliver(&parcel).await
+            };
+            match delivered {
                 Ok(mut r) => {
                     // receipts (and the pointers built from them) carry the registry's name
                     r.channel = name.clone();
@@ -496,11 +502,19 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A file channel that fails with a fixed kind (or succeeds when `None`), counting calls.
+    /// A file channel that fails with a fixed kind (or succeeds when `None`), counting calls (and those
+    /// of them for a parcel never handed out before).
     struct Scripted {
         name: &'static str,
         fail: Option<handoff_channels::ErrorKind>,
         calls: AtomicUsize,
+        new_calls: AtomicUsize,
+    }
+
+    impl Scripted {
+        fn new(name: &'static str, fail: Option<handoff_channels::ErrorKind>) -> Self {
+            Self { name, fail, calls: AtomicUsize::new(0), new_calls: AtomicUsize::new(0) }
+        }
     }
 
     #[async_trait]
@@ -524,6 +538,10 @@ mod tests {
                 Some(kind) => Err(ChannelError { kind, message: format!("{} says no", self.name) }),
             }
         }
+        async fn deliver_new(&self, p: &Parcel) -> Result<Receipt, ChannelError> {
+            self.new_calls.fetch_add(1, Ordering::SeqCst);
+            self.deliver(p).await
+        }
         async fn health(&self) -> Result<Health, ChannelError> {
             Ok(Health { check: self.name.into(), detail: None })
         }
@@ -537,9 +555,8 @@ mod tests {
         let bus: Arc<dyn BusApi> = Arc::new(LocalBus::open(dir.path().join("bus.sqlite")).unwrap());
         let mut channels: std::collections::BTreeMap<String, Arc<dyn Channel>> = Default::default();
         channels.insert("bus".into(), Arc::new(BusChannel::new(bus.clone())));
-        channels
-            .insert("droplet".into(), Arc::new(Scripted { name: "droplet", fail: first, calls: AtomicUsize::new(0) }));
-        channels.insert("drive".into(), Arc::new(Scripted { name: "drive", fail: second, calls: AtomicUsize::new(0) }));
+        channels.insert("droplet".into(), Arc::new(Scripted::new("droplet", first)));
+        channels.insert("drive".into(), Arc::new(Scripted::new("drive", second)));
         let reg = Registry {
             bus,
             channels,
@@ -622,7 +639,7 @@ mod tests {
     async fn a_channel_that_cannot_take_the_parcel_is_never_called_and_receipts_carry_the_registry_name() {
         let (_d, mut reg, outbox, mut job) = setup(None, None);
         // registered as "drive" by a channel that calls itself something else: the receipt says "drive"
-        let impostor = Arc::new(Scripted { name: "not-drive", fail: None, calls: AtomicUsize::new(0) });
+        let impostor = Arc::new(Scripted::new("not-drive", None));
         reg.channels.insert("drive".into(), impostor.clone());
         job.steps[0].channels = vec!["droplet".into(), "drive".into()];
         // a document routed to file stores: refused by their capability, deliver never runs
@@ -639,5 +656,29 @@ mod tests {
         let r = run_job(&reg, &outbox, outbox.create(job).unwrap(), Attempt::Explicit).await.unwrap();
         assert_eq!(impostor.calls.load(Ordering::SeqCst), 1);
         assert_eq!(r.steps[0].receipt.as_ref().unwrap().channel, "drive");
+    }
+
+    #[tokio::test]
+    async fn only_a_job_this_process_just_wrote_is_handed_out_as_new_and_only_on_its_first_try() {
+        let (_d, mut reg, outbox, job) = setup(Some(handoff_channels::ErrorKind::Transient), None);
+        let droplet = Arc::new(Scripted::new("droplet", Some(handoff_channels::ErrorKind::Transient)));
+        let drive = Arc::new(Scripted::new("drive", Some(handoff_channels::ErrorKind::Transient)));
+        reg.channels.insert("droplet".into(), droplet.clone());
+        reg.channels.insert("drive".into(), drive.clone());
+        let id = job.id.clone();
+        let created = outbox.create(job).unwrap();
+        assert!(created.fresh);
+        let r = run_job(&reg, &outbox, created, Attempt::Explicit).await.unwrap();
+        assert_eq!(r.queued, 2, "{r:?}");
+        for ch in [&droplet, &drive] {
+            assert_eq!((ch.calls.load(Ordering::SeqCst), ch.new_calls.load(Ordering::SeqCst)), (1, 1), "{}", ch.name);
+        }
+        // a later run takes it from the outbox: an earlier try may have left a copy, so it is not new
+        let taken = outbox.try_lock(&id).unwrap().unwrap();
+        assert!(!taken.fresh);
+        run_job(&reg, &outbox, taken, Attempt::Implicit).await.unwrap();
+        for ch in [&droplet, &drive] {
+            assert_eq!((ch.calls.load(Ordering::SeqCst), ch.new_calls.load(Ordering::SeqCst)), (2, 1), "{}", ch.name);
+        }
     }
 }

@@ -204,6 +204,13 @@ pub trait Channel: AsAny + Send + Sync {
     /// must not create a second copy.
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError>;
 
+    /// Delivers a parcel no channel has been handed before (its job was written by this process just now
+    /// and this is its first delivery), so nothing can carry its key yet: a channel may skip looking for
+    /// an earlier copy. Anything else goes to [`Channel::deliver`]. Default: [`Channel::deliver`].
+    async fn deliver_new(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+        self.deliver(parcel).await
+    }
+
     /// Starts, ahead of [`Channel::deliver`], what the delivery will need first and which takes long (a
     /// network connection), without sending anything: `handoff send` calls it for the first payload's
     /// channel before it writes the job to the outbox. The delivery uses it, or it is dropped. Nothing

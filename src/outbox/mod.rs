@@ -213,6 +213,9 @@ pub const QUARANTINE: &str = "quarantine";
 pub struct LockedJob {
     /// The job.
     pub job: Job,
+    /// Written by this process just now ([`Outbox::create`]), not taken from the outbox: no earlier run
+    /// handed any of its parcels to a channel.
+    pub fresh: bool,
     dir: PathBuf,
     _lock: File,
 }
@@ -240,7 +243,7 @@ impl Outbox {
         crate::config::private_dir(&dir)?;
         let lock = private_file(&dir.join("lock"))?;
         lock.lock()?;
-        let locked = LockedJob { job, dir, _lock: lock };
+        let locked = LockedJob { job, fresh: true, dir, _lock: lock };
         locked.save()?;
         sync_dir(&self.dir)?;
         Ok(locked)
@@ -286,7 +289,7 @@ impl Outbox {
             Err(e) => return Ok(Taken::Quarantined(self.quarantine(id, &format!("cannot read it: {e}"))?)),
         };
         match serde_json::from_slice::<Job>(&text) {
-            Ok(job) => Ok(Taken::Job(LockedJob { job, dir, _lock: lock })),
+            Ok(job) => Ok(Taken::Job(LockedJob { job, fresh: false, dir, _lock: lock })),
             Err(e) => {
                 drop(lock);
                 Ok(Taken::Quarantined(self.quarantine(id, &format!("it is not a job handoff can read ({e})"))?))

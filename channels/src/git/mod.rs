@@ -272,7 +272,14 @@ impl Channel for GitChannel {
     async fn deliver(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
         Self::set_timeouts();
         let parcel = parcel.clone();
-        self.blocking(move |s| publish::deliver(s, &parcel)).await
+        self.blocking(move |s| publish::deliver(s, &parcel, false)).await
+    }
+
+    async fn deliver_new(&self, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+        Self::set_timeouts();
+        let parcel = parcel.clone();
+        // a key never handed out before: no commit can carry it, so the history is not searched for one
+        self.blocking(move |s| publish::deliver(s, &parcel, true)).await
     }
 
     fn preconnect(&self) {

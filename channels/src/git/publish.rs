@@ -135,25 +135,32 @@ fn refused(s: &GitSettings, local: Oid, why: &str) -> ChannelError {
     ))
 }
 
-/// Delivers one document (see the module docs of `git` for the whole story).
-pub(crate) fn deliver(s: &GitSettings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
-    let delivered = deliver_locked(s, parcel);
+/// Delivers one document (see the module docs of `git` for the whole story). `new`: the key was never
+/// handed out before ([`crate::Channel::deliver_new`]), so the history is not searched for a commit
+/// carrying it (a week of commits, read one by one).
+pub(crate) fn deliver(s: &GitSettings, parcel: &Parcel, new: bool) -> Result<Receipt, ChannelError> {
+    let delivered = deliver_locked(s, parcel, new);
     // a connection started ahead (`Channel::preconnect`) that this delivery did not use is hung up
     super::preconnect::discard();
     delivered
 }
 
-fn deliver_locked(s: &GitSettings, parcel: &Parcel) -> Result<Receipt, ChannelError> {
+fn deliver_locked(s: &GitSettings, parcel: &Parcel, new: bool) -> Result<Receipt, ChannelError> {
     let _lock = s.lock()?;
     let repo = clone::open(s)?;
+    // a key never handed out has no commit, until this delivery makes one
+    let mut unseen = new;
     if remote::local_path(&s.remote).is_none()
-        && let Some(receipt) = deliver_on_one_connection(&repo, s, parcel)?
+        && let Some(receipt) = deliver_on_one_connection(&repo, s, parcel, &mut unseen)?
     {
         return Ok(receipt);
     }
     let offline = fetch_and_integrate(&repo, s)?.err();
     let tip = clone::local_tip(&repo, s);
-    let existing = doc::find_by_key(&repo, tip, &parcel.key).map_err(|e| perm("look for an earlier copy", e))?;
+    let existing = match unseen {
+        true => None,
+        false => doc::find_by_key(&repo, tip, &parcel.key).map_err(|e| perm("look for an earlier copy", e))?,
+    };
     let (id, meta) = match existing {
         Some(found) => found,
         None => commit_document(&repo, s, parcel, tip)?,
@@ -172,16 +179,20 @@ fn deliver_on_one_connection(
     repo: &Repository,
     s: &GitSettings,
     parcel: &Parcel,
+    unseen: &mut bool,
 ) -> Result<Option<Receipt>, ChannelError> {
     let (local, upstream) = (clone::local_tip(repo, s), clone::remote_tip(repo, s));
     if local != upstream
-        || doc::find_by_key(repo, local, &parcel.key).map_err(|e| perm("look for an earlier copy", e))?.is_some()
+        || (!*unseen
+            && doc::find_by_key(repo, local, &parcel.key).map_err(|e| perm("look for an earlier copy", e))?.is_some())
     {
         return Ok(None);
     }
     // committed (and checked out) before the server answers, as `git commit` comes before `git push`: over
     // ssh this runs while the handshake started ahead does
     let (id, meta) = commit_document(repo, s, parcel, local)?;
+    // from here on the key has a commit: the long way below searches for it
+    *unseen = false;
     match remote::push_connected(repo, s, |head| head == upstream) {
         Ok(Some(Push::Pushed)) => {
             clone::set_remote_tip(repo, s, id)?;
