@@ -157,11 +157,7 @@ fn deliver_locked(s: &GitSettings, parcel: &Parcel, new: bool) -> Result<Receipt
     }
     let offline = fetch_and_integrate(&repo, s)?.err();
     let tip = clone::local_tip(&repo, s);
-    let existing = match unseen {
-        true => None,
-        false => doc::find_by_key(&repo, tip, &parcel.key).map_err(|e| perm("look for an earlier copy", e))?,
-    };
-    let (id, meta) = match existing {
+    let (id, meta) = match earlier_copy(&repo, tip, parcel, unseen)? {
         Some(found) => found,
         None => commit_document(&repo, s, parcel, tip)?,
     };
@@ -175,6 +171,20 @@ fn deliver_locked(s: &GitSettings, parcel: &Parcel, new: bool) -> Result<Receipt
 /// what was last fetched and the server still has exactly that, so commit and push on one connection, no
 /// fetch. `Ok(None)` = something moved (or this is a retry): take the full fetch-integrate-push path, which
 /// replays the commit made here onto what moved.
+/// The commit an earlier try left for `parcel`'s key, looked for from `tip`; none is looked for while the
+/// key is `unseen` (never handed out, and not committed by this delivery yet).
+fn earlier_copy(
+    repo: &Repository,
+    tip: Option<Oid>,
+    parcel: &Parcel,
+    unseen: bool,
+) -> Result<Option<(Oid, DocMeta)>, ChannelError> {
+    if unseen {
+        return Ok(None);
+    }
+    doc::find_by_key(repo, tip, &parcel.key).map_err(|e| perm("look for an earlier copy", e))
+}
+
 fn deliver_on_one_connection(
     repo: &Repository,
     s: &GitSettings,
@@ -182,10 +192,7 @@ fn deliver_on_one_connection(
     unseen: &mut bool,
 ) -> Result<Option<Receipt>, ChannelError> {
     let (local, upstream) = (clone::local_tip(repo, s), clone::remote_tip(repo, s));
-    if local != upstream
-        || (!*unseen
-            && doc::find_by_key(repo, local, &parcel.key).map_err(|e| perm("look for an earlier copy", e))?.is_some())
-    {
+    if local != upstream || earlier_copy(repo, local, parcel, *unseen)?.is_some() {
         return Ok(None);
     }
     // committed (and checked out) before the server answers, as `git commit` comes before `git push`: over
